@@ -1,0 +1,194 @@
+//! The HTTP surface: `/metrics`, `/healthz`, `/readyz`. The only module that knows axum.
+//! Every request is bounded in body size, time and concurrency.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower::limit::ConcurrencyLimitLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tracing::error;
+
+use crate::metrics::{Format, Metrics};
+use crate::model::SnapshotStore;
+
+/// Largest request body accepted, in bytes (Alertmanager batches stay well below).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+/// Longest a request may take before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests served at once; more wait their turn.
+pub const CONCURRENCY_LIMIT: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub metrics: Arc<Metrics>,
+    pub store: Arc<SnapshotStore>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    REQUEST_TIMEOUT,
+                ))
+                .layer(ConcurrencyLimitLayer::new(CONCURRENCY_LIMIT))
+                .layer(RequestBodyLimitLayer::new(BODY_LIMIT)),
+        )
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept);
+    let metrics = Arc::clone(&state.metrics);
+    // Rendering a thousand endpoints takes milliseconds of CPU: keep it off the
+    // threads that serve I/O.
+    match tokio::task::spawn_blocking(move || metrics.render(format)).await {
+        Ok(Ok(body)) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            )],
+            body,
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            error!(error = %e, "rendering /metrics failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+        }
+        Err(e) => {
+            error!(error = %e, "rendering /metrics panicked");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+        }
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let all = state.store.all();
+    let done = all.iter().filter(|s| s.last_round.is_some()).count();
+    if done == all.len() {
+        (
+            StatusCode::OK,
+            format!("ready: {done} endpoints collected\n"),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: waiting for the first collection round ({done} of {} endpoints done)\n",
+                all.len()
+            ),
+        )
+            .into_response()
+    }
+}
+
+async fn not_found() -> (StatusCode, &'static str) {
+    (
+        StatusCode::NOT_FOUND,
+        "not found; this agent serves /metrics, /healthz and /readyz\n",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use crate::model::{EndpointKey, EndpointStatus};
+
+    fn state() -> AppState {
+        let store = Arc::new(SnapshotStore::new());
+        store.register(EndpointStatus::new(
+            EndpointKey::new("cache", "east"),
+            1,
+            "127.0.0.1:1".into(),
+            Duration::from_secs(5),
+        ));
+        AppState {
+            metrics: Arc::new(Metrics::new(Arc::clone(&store))),
+            store,
+        }
+    }
+
+    async fn get(state: AppState, uri: &str, accept: Option<&str>) -> (StatusCode, String, String) {
+        let mut req = Request::get(uri);
+        if let Some(a) = accept {
+            req = req.header(header::ACCEPT, a);
+        }
+        let resp = router(state)
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let ctype = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, ctype, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn readyz_waits_for_the_first_round() {
+        let (status, _, body) = get(state(), "/readyz", None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("0 of 1"), "{body}");
+        let (status, _, _) = get(state(), "/healthz", None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn metrics_negotiates_the_format() {
+        let (status, ctype, body) = get(state(), "/metrics", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
+        assert!(
+            body.contains("# TYPE redis_agent_collection_rounds_total counter"),
+            "{body}"
+        );
+        assert!(
+            body.contains("redis_up{redis_instance=\"cache\",datacenter=\"east\"} 0"),
+            "{body}"
+        );
+        assert!(!body.contains("# EOF"));
+
+        let om = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+        let (_, ctype, body) = get(state(), "/metrics", Some(om)).await;
+        assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
+        assert!(
+            body.contains("# TYPE redis_agent_collection_rounds counter"),
+            "{body}"
+        );
+        assert!(body.ends_with("# EOF\n"));
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_say_what_exists() {
+        let (status, _, body) = get(state(), "/nope", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("/metrics"));
+    }
+}

@@ -1,0 +1,143 @@
+//! Wiring: the store, the collector, the registry and the HTTP listener, then signals.
+//! SIGTERM or Ctrl-C drains and stops; SIGHUP reloads the configuration file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::api::{self, AppState};
+use crate::collector::Collector;
+use crate::config::{self, Config, ConfigError};
+use crate::metrics::Metrics;
+use crate::model::SnapshotStore;
+
+/// How long shutdown waits for the listener and the collection tasks.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The file to reload on SIGHUP; `None` for the embedded default.
+    pub config_path: Option<PathBuf>,
+    /// Overrides `api.host` and `api.port`.
+    pub listen: Option<SocketAddr>,
+    /// Monitor only, whatever `auto_failover` says.
+    pub no_failover: bool,
+}
+
+type Reloads = Family<Vec<(String, String)>, Counter>;
+
+pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let store = Arc::new(SnapshotStore::new());
+    let collector = Collector::new(Arc::clone(&store), tracker.clone(), cancel.clone());
+
+    let mut metrics = Metrics::new(Arc::clone(&store));
+    let reloads = Reloads::default();
+    metrics.registry_mut().register(
+        "redis_agent_config_reloads",
+        "Configuration reloads on SIGHUP, by result",
+        reloads.clone(),
+    );
+    let metrics = Arc::new(metrics);
+
+    let listen = match options.listen {
+        Some(addr) => addr,
+        None => format!("{}:{}", config.api.host, config.api.port)
+            .parse()
+            .with_context(|| format!("api.host {:?} is not an address", config.api.host))?,
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener.local_addr().unwrap_or(listen);
+
+    let changes = collector.apply(&config);
+    let failover = if options.no_failover || !config.failover.auto {
+        "off (monitor only)"
+    } else {
+        "automatic"
+    };
+    info!(listen = %local, endpoints = changes.started, interval = %config::show_duration(config.collector.interval),
+        failover, "agent started");
+
+    let state = AppState {
+        metrics,
+        store: Arc::clone(&store),
+    };
+    let server = axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(cancel.clone().cancelled_owned());
+    let server_cancel = cancel.clone();
+    tracker.spawn(async move {
+        if let Err(e) = server.await {
+            error!(error = %e, "HTTP server failed");
+            server_cancel.cancel();
+        }
+    });
+
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
+            _ = tokio::signal::ctrl_c() => { info!("interrupted: shutting down"); break; }
+            _ = cancel.cancelled() => break,
+            _ = sighup.recv() => reload(&options, &collector, &reloads),
+        }
+    }
+
+    cancel.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!(unfinished_tasks = tracker.len(), grace = ?SHUTDOWN_GRACE,
+            "shutdown grace period over; some tasks did not finish");
+    } else {
+        info!("stopped");
+    }
+    Ok(())
+}
+
+fn reload(options: &Options, collector: &Collector, reloads: &Reloads) {
+    let Some(path) = &options.config_path else {
+        info!("SIGHUP: running on the embedded default, nothing to reload");
+        return;
+    };
+    let result = |r: &str| vec![("result".to_owned(), r.to_owned())];
+    match config::load_file(path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                warn!(config = %path.display(), "{w}");
+            }
+            let changes = collector.apply(&loaded.config);
+            reloads.get_or_create(&result("success")).inc();
+            info!(config = %path.display(), started = changes.started, stopped = changes.stopped,
+                restarted = changes.restarted, unchanged = changes.unchanged,
+                "configuration reloaded");
+        }
+        Err(e) => {
+            reloads.get_or_create(&result("failure")).inc();
+            match e {
+                ConfigError::Invalid { problems, .. } => {
+                    for p in problems {
+                        error!(config = %path.display(), problem = %p, "reload refused; keeping the running configuration");
+                    }
+                }
+                other => error!(config = %path.display(), error = %other,
+                    "reload refused; keeping the running configuration"),
+            }
+        }
+    }
+}

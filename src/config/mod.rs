@@ -1,0 +1,307 @@
+//! The configuration: YAML (JSON is YAML too, so the seed's `config.json` loads as it is),
+//! read in two stages. Stage one ([`raw`]) reads the file into permissive serde structs;
+//! stage two ([`validate`]) checks everything and builds the typed [`Config`], reporting
+//! every problem with the key and value that cause it.
+
+mod duration;
+mod expand;
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::model::{Datacenter, DatacenterId, Instance, Secret};
+
+pub use duration::show as show_duration;
+
+/// The configuration used when no `--config` is given: one Redis on the local machine.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
+
+pub const fn default_monitoring_interval() -> Duration {
+    Duration::from_secs(30)
+}
+pub const fn default_connect_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+pub const fn default_command_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+pub const fn default_reconnect_max_backoff() -> Duration {
+    Duration::from_secs(30)
+}
+pub const fn default_anomaly_threshold() -> f64 {
+    0.8
+}
+pub const fn default_failover_confidence_threshold() -> f64 {
+    0.95
+}
+pub const fn default_failover_consecutive_threshold() -> u32 {
+    3
+}
+pub const fn default_ai_failover_confidence() -> f64 {
+    0.85
+}
+pub const fn default_ai_consecutive_recommendations() -> u32 {
+    2
+}
+pub const fn default_api_port() -> u16 {
+    8080
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Redis instances, each with one endpoint per datacenter.
+    pub instances: Vec<Instance>,
+    /// Datacenters by key.
+    pub datacenters: BTreeMap<DatacenterId, Datacenter>,
+    pub collector: CollectorSettings,
+    /// Directory for state that must survive a restart (anomaly training windows).
+    /// Key `model_path`; default `./models`.
+    pub model_path: PathBuf,
+    /// Anomaly score above which a sample counts as anomalous, in [0, 1]. Default 0.8.
+    pub anomaly_threshold: f64,
+    pub failover: FailoverSettings,
+    /// Azure OpenAI advice (`use_azure_openai` + `azure_openai`), when enabled.
+    pub azure_openai: Option<AzureOpenAiSettings>,
+    /// Client error rates from Elasticsearch (`use_elk` + `elk`), when enabled.
+    pub elk: Option<ElkSettings>,
+    /// DNS changes (`dns_provider` + `dns_config`), when configured.
+    pub dns: Option<DnsSettings>,
+    pub api: ApiSettings,
+}
+
+impl Config {
+    /// Number of endpoints (instance x datacenter) to collect from.
+    pub fn endpoint_count(&self) -> usize {
+        self.instances.iter().map(|i| i.endpoints.len()).sum()
+    }
+}
+
+/// How often and how patiently endpoints are read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CollectorSettings {
+    /// Time between two rounds of one endpoint (`monitoring_interval`, seconds or
+    /// `"500ms"`). Default 30 s.
+    pub interval: Duration,
+    /// Time allowed to open a connection, TLS and AUTH included (`timeouts.connect`).
+    /// Default 2 s.
+    pub connect_timeout: Duration,
+    /// Time allowed for each command (`timeouts.command`). Default 2 s.
+    pub command_timeout: Duration,
+    /// Longest wait between two reconnection attempts to an endpoint that keeps
+    /// failing (`reconnect_max_backoff`). Default 30 s.
+    pub reconnect_max_backoff: Duration,
+}
+
+impl Default for CollectorSettings {
+    fn default() -> Self {
+        Self {
+            interval: default_monitoring_interval(),
+            connect_timeout: default_connect_timeout(),
+            command_timeout: default_command_timeout(),
+            reconnect_max_backoff: default_reconnect_max_backoff(),
+        }
+    }
+}
+
+/// When the agent may move traffic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailoverSettings {
+    /// `auto_failover`: act on confirmed alerts without a person. Default false.
+    pub auto: bool,
+    /// `failover_confidence_threshold`, in [0, 1]. Default 0.95.
+    pub confidence_threshold: f64,
+    /// `failover_consecutive_threshold`: rounds of fresh probes that must agree.
+    /// Default 3.
+    pub consecutive_threshold: u32,
+    /// `ai_failover_confidence`, in [0, 1]. Default 0.85.
+    pub ai_confidence: f64,
+    /// `ai_consecutive_recommendations`. Default 2.
+    pub ai_consecutive_recommendations: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AzureOpenAiSettings {
+    pub endpoint: String,
+    pub api_key: Secret,
+    /// Default `2024-02-01`.
+    pub api_version: String,
+    /// The deployment name. Default `gpt-4`.
+    pub model: String,
+    /// Default 1000.
+    pub max_tokens: u32,
+    /// Default 0.2.
+    pub temperature: f64,
+    /// Default 30 s.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ElkSettings {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Default `logstash-*`.
+    pub index_pattern: String,
+    /// Default true.
+    pub verify_tls: bool,
+    /// Default 30 s.
+    pub timeout: Duration,
+    /// Default 300 s.
+    pub cache_ttl: Duration,
+    /// Default true.
+    pub client_logs_only: bool,
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsSettings {
+    /// `route53` or `dry-run`.
+    pub provider: String,
+    pub zone_id: String,
+    pub region: String,
+    pub access_key: Option<Secret>,
+    pub secret_key: Option<Secret>,
+    /// Another Route53 API address (a test server); default AWS's.
+    pub endpoint_url: Option<String>,
+    pub records: Vec<DnsRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsRecord {
+    /// The `name` of the instance this record sends clients to.
+    pub instance_name: String,
+    pub name: String,
+    pub record_type: String,
+    pub ttl: u32,
+}
+
+/// The HTTP listener and the operator API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiSettings {
+    /// `api.enabled`: serve `/api/*`. `/metrics` and the probes are always served.
+    pub enabled: bool,
+    /// `api.host`: address to listen on. Default `0.0.0.0`.
+    pub host: String,
+    /// `api.port`. Default 8080.
+    pub port: u16,
+    /// `api.api_key` or `api.api_key_file`: the `X-API-Key` the API demands.
+    pub api_key: Option<Secret>,
+}
+
+/// One thing wrong with the configuration, named by its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{source_name} has {} problem(s):\n{}", problems.len(), list(problems))]
+    Invalid {
+        source_name: String,
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A valid configuration and the warnings it drew.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+/// Reads and validates a file. Relative `*_file` paths are relative to the file.
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, &path.display().to_string(), base, &|name| {
+        std::env::var(name).ok()
+    })
+}
+
+/// The embedded default configuration.
+pub fn embedded_default() -> Loaded {
+    parse(
+        EMBEDDED_DEFAULT,
+        "embedded default",
+        Path::new("."),
+        &|_| None,
+    )
+    .expect("the embedded default configuration is valid")
+}
+
+/// Parses and validates configuration text. `env` looks up `${VAR}`s.
+pub fn parse(
+    text: &str,
+    source_name: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    let invalid = |problems| ConfigError::Invalid {
+        source_name: source_name.to_owned(),
+        problems,
+    };
+    let mut tree: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+        invalid(vec![Problem::new(
+            "",
+            format!("not valid YAML or JSON: {e}"),
+        )])
+    })?;
+    if !tree.is_mapping() {
+        return Err(invalid(vec![Problem::new(
+            "",
+            "the configuration must be a mapping of keys to values",
+        )]));
+    }
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    expand::expand_tree(&mut tree, "", env, &mut problems, &mut warnings);
+    let raw: raw::RawConfig =
+        serde_yaml::from_value(tree).map_err(|e| invalid(vec![Problem::new("", e.to_string())]))?;
+    let config = validate::validate(raw, base_dir, &mut problems, &mut warnings);
+    match config {
+        Some(config) if problems.is_empty() => Ok(Loaded { config, warnings }),
+        _ => Err(invalid(problems)),
+    }
+}

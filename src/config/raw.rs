@@ -1,0 +1,322 @@
+//! Stage one: the file as serde reads it, before anything is checked.
+//!
+//! Every field is a [`Raw`] and every struct keeps the keys it does not know, so that
+//! reading never stops at the first problem: stage two (`validate`) reports them all.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_yaml::Value;
+
+/// A value as given: either it has the expected type, or it is kept with the reason it
+/// does not, so one bad value does not hide the others.
+#[derive(Debug, Clone)]
+pub enum Raw<T> {
+    Valid(T),
+    Invalid { given: Value, reason: String },
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Raw<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        match serde_yaml::from_value::<T>(value.clone()) {
+            Ok(v) => Ok(Raw::Valid(v)),
+            // A value that came from `${VAR}` is a string; read it again as YAML so
+            // that `port: ${REDIS_PORT}` is a number.
+            Err(first) => match &value {
+                Value::String(s) => match serde_yaml::from_str::<T>(s) {
+                    Ok(v) => Ok(Raw::Valid(v)),
+                    Err(_) => Ok(Raw::Invalid {
+                        given: value,
+                        reason: first.to_string(),
+                    }),
+                },
+                _ => Ok(Raw::Invalid {
+                    given: value,
+                    reason: first.to_string(),
+                }),
+            },
+        }
+    }
+}
+
+/// Keys that a struct does not know, kept for the error report.
+pub type Unknown = BTreeMap<String, Value>;
+
+#[derive(Debug, Deserialize)]
+pub struct RawConfig {
+    pub instances: Option<Raw<Vec<RawInstance>>>,
+    pub datacenters: Option<Raw<BTreeMap<String, RawDatacenter>>>,
+    pub monitoring_interval: Option<Raw<super::duration::Seconds>>,
+    pub decision_interval: Option<Value>,
+    pub timeouts: Option<Raw<RawTimeouts>>,
+    pub reconnect_max_backoff: Option<Raw<super::duration::Seconds>>,
+    pub model_path: Option<Raw<String>>,
+    pub anomaly_threshold: Option<Raw<f64>>,
+    pub auto_failover: Option<Raw<bool>>,
+    pub failover_provider: Option<Raw<String>>,
+    pub failover_confidence_threshold: Option<Raw<f64>>,
+    pub failover_consecutive_threshold: Option<Raw<i64>>,
+    pub use_azure_openai: Option<Raw<bool>>,
+    pub azure_openai: Option<Raw<RawAzureOpenAi>>,
+    pub ai_failover_confidence: Option<Raw<f64>>,
+    pub ai_consecutive_recommendations: Option<Raw<i64>>,
+    pub use_elk: Option<Raw<bool>>,
+    pub elk: Option<Raw<RawElk>>,
+    pub dns_provider: Option<Raw<String>>,
+    pub dns_config: Option<Raw<RawDnsConfig>>,
+    pub alert_endpoints: Option<Value>,
+    pub api: Option<Raw<RawApi>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawConfig {
+    pub const KEYS: &'static [&'static str] = &[
+        "instances",
+        "datacenters",
+        "monitoring_interval",
+        "decision_interval",
+        "timeouts",
+        "reconnect_max_backoff",
+        "model_path",
+        "anomaly_threshold",
+        "auto_failover",
+        "failover_provider",
+        "failover_confidence_threshold",
+        "failover_consecutive_threshold",
+        "use_azure_openai",
+        "azure_openai",
+        "ai_failover_confidence",
+        "ai_consecutive_recommendations",
+        "use_elk",
+        "elk",
+        "dns_provider",
+        "dns_config",
+        "alert_endpoints",
+        "api",
+    ];
+}
+
+/// Credentials and TLS, given on an instance (for all its endpoints) or on one endpoint.
+#[derive(Debug, Deserialize, Default)]
+pub struct RawAuth {
+    pub username: Option<Raw<String>>,
+    pub password: Option<Raw<String>>,
+    pub password_file: Option<Raw<String>>,
+    pub tls: Option<Raw<RawTls>>,
+}
+
+impl RawAuth {
+    pub const KEYS: &'static [&'static str] = &["username", "password", "password_file", "tls"];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawInstance {
+    pub name: Option<Raw<String>>,
+    pub uid: Option<Raw<String>>,
+    pub endpoints: Option<Raw<BTreeMap<String, RawEndpoint>>>,
+    pub active_dc: Option<Raw<String>>,
+    #[serde(flatten)]
+    pub auth: RawAuth,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawInstance {
+    pub const KEYS: &'static [&'static str] = &["name", "uid", "endpoints", "active_dc"];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawEndpoint {
+    pub host: Option<Raw<String>>,
+    pub port: Option<Raw<i64>>,
+    #[serde(flatten)]
+    pub auth: RawAuth,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawEndpoint {
+    pub const KEYS: &'static [&'static str] = &["host", "port"];
+}
+
+/// `tls: true`, or a block with the files to use.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawTls {
+    Enabled(bool),
+    Settings(Box<RawTlsSettings>),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawTlsSettings {
+    pub enabled: Option<Raw<bool>>,
+    pub ca_file: Option<Raw<String>>,
+    pub cert_file: Option<Raw<String>>,
+    pub key_file: Option<Raw<String>>,
+    pub insecure_skip_verify: Option<Raw<bool>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawTlsSettings {
+    pub const KEYS: &'static [&'static str] = &[
+        "enabled",
+        "ca_file",
+        "cert_file",
+        "key_file",
+        "insecure_skip_verify",
+    ];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawDatacenter {
+    pub name: Option<Raw<String>>,
+    /// Redis Enterprise REST API: read by the predecessor, not by this agent.
+    pub api_url: Option<Value>,
+    pub api_user: Option<Value>,
+    pub api_password: Option<Value>,
+    pub api_password_file: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawDatacenter {
+    pub const KEYS: &'static [&'static str] = &[
+        "name",
+        "api_url",
+        "api_user",
+        "api_password",
+        "api_password_file",
+    ];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawTimeouts {
+    pub connect: Option<Raw<super::duration::Seconds>>,
+    pub command: Option<Raw<super::duration::Seconds>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawTimeouts {
+    pub const KEYS: &'static [&'static str] = &["connect", "command"];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawApi {
+    pub enabled: Option<Raw<bool>>,
+    pub api_key: Option<Raw<String>>,
+    pub api_key_file: Option<Raw<String>>,
+    pub host: Option<Raw<String>>,
+    pub port: Option<Raw<i64>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawApi {
+    pub const KEYS: &'static [&'static str] =
+        &["enabled", "api_key", "api_key_file", "host", "port"];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawAzureOpenAi {
+    pub api_key: Option<Raw<String>>,
+    pub api_key_file: Option<Raw<String>>,
+    pub endpoint: Option<Raw<String>>,
+    pub api_version: Option<Raw<String>>,
+    pub model: Option<Raw<String>>,
+    pub max_tokens: Option<Raw<i64>>,
+    pub temperature: Option<Raw<f64>>,
+    pub timeout: Option<Raw<super::duration::Seconds>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawAzureOpenAi {
+    pub const KEYS: &'static [&'static str] = &[
+        "api_key",
+        "api_key_file",
+        "endpoint",
+        "api_version",
+        "model",
+        "max_tokens",
+        "temperature",
+        "timeout",
+    ];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawElk {
+    pub url: Option<Raw<String>>,
+    pub username: Option<Raw<String>>,
+    pub password: Option<Raw<String>>,
+    pub password_file: Option<Raw<String>>,
+    pub index_pattern: Option<Raw<String>>,
+    pub verify_ssl: Option<Raw<bool>>,
+    pub timeout: Option<Raw<super::duration::Seconds>>,
+    pub cache_ttl: Option<Raw<super::duration::Seconds>>,
+    pub client_logs_only: Option<Raw<bool>>,
+    pub headers: Option<Raw<BTreeMap<String, String>>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawElk {
+    pub const KEYS: &'static [&'static str] = &[
+        "url",
+        "username",
+        "password",
+        "password_file",
+        "index_pattern",
+        "verify_ssl",
+        "timeout",
+        "cache_ttl",
+        "client_logs_only",
+        "headers",
+    ];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawDnsConfig {
+    pub zone_id: Option<Raw<String>>,
+    pub aws_region: Option<Raw<String>>,
+    pub aws_access_key: Option<Raw<String>>,
+    pub aws_access_key_file: Option<Raw<String>>,
+    pub aws_secret_key: Option<Raw<String>>,
+    pub aws_secret_key_file: Option<Raw<String>>,
+    pub endpoint_url: Option<Raw<String>>,
+    pub records: Option<Raw<Vec<RawDnsRecord>>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawDnsConfig {
+    pub const KEYS: &'static [&'static str] = &[
+        "zone_id",
+        "aws_region",
+        "aws_access_key",
+        "aws_access_key_file",
+        "aws_secret_key",
+        "aws_secret_key_file",
+        "endpoint_url",
+        "records",
+    ];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawDnsRecord {
+    pub instance_name: Option<Raw<String>>,
+    pub name: Option<Raw<String>>,
+    #[serde(rename = "type")]
+    pub record_type: Option<Raw<String>>,
+    pub ttl: Option<Raw<i64>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawDnsRecord {
+    pub const KEYS: &'static [&'static str] = &["instance_name", "name", "type", "ttl"];
+}

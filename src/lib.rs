@@ -1,0 +1,24 @@
+//! redis-failover-agent watches Redis deployments spread over two or more datacenters,
+//! publishes what it sees to Prometheus, and, when Prometheus and Alertmanager say a
+//! datacenter is in trouble, confirms the problem before it moves client traffic by DNS.
+//!
+//! # Layout
+//!
+//! - [`config`]: the YAML/JSON configuration, `${VAR}` and `*_file` secrets, validation
+//!   that names every problem.
+//! - [`model`]: domain types (instance, datacenter, endpoint, snapshot) and the store of
+//!   the latest snapshots. No I/O.
+//! - [`collector`]: one task per endpoint: persistent connection, PING, INFO, CLUSTER
+//!   INFO, SENTINEL MASTERS, backoff and timeouts; INFO parsing as pure functions.
+//! - [`metrics`]: the prometheus-client registry and the collectors that render the
+//!   latest snapshots at scrape time.
+//! - [`api`]: the axum router (`/metrics`, `/healthz`, `/readyz`); the only module that
+//!   knows axum.
+//! - [`app`]: wiring, signals, reload and graceful shutdown.
+
+pub mod api;
+pub mod app;
+pub mod collector;
+pub mod config;
+pub mod metrics;
+pub mod model;

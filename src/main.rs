@@ -1,0 +1,141 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing::warn;
+use tracing_subscriber::EnvFilter;
+
+use redis_failover_agent::app::{self, Options};
+use redis_failover_agent::config::{self, ConfigError, Loaded};
+
+/// Exit status for a configuration that cannot be used (EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+/// Watches Redis in several datacenters, publishes what it sees to Prometheus, and
+/// moves traffic by DNS when a datacenter is confirmed to be in trouble.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Configuration file (YAML or JSON). Without it, the embedded default monitors
+    /// 127.0.0.1:6379 as instance `local` in datacenter `local`.
+    #[arg(long, short, global = true, env = "REDIS_FAILOVER_AGENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on, overriding api.host and api.port.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Monitor only: never change DNS, whatever auto_failover says.
+    #[arg(long)]
+    no_failover: bool,
+    /// Log at debug level.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the configuration, list every problem, exit 0 or 64.
+    CheckConfig,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    // One TLS crypto provider for every client in the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig) => check_config(cli.config),
+        None => serve(cli),
+    }
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Loaded, ConfigError> {
+    match path {
+        Some(path) => config::load_file(path),
+        None => Ok(config::embedded_default()),
+    }
+}
+
+fn check_config(path: Option<PathBuf>) -> ExitCode {
+    let name = path.as_ref().map_or_else(
+        || "embedded default".to_owned(),
+        |p| p.display().to_string(),
+    );
+    match load(path.as_ref()) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!(
+                "{name}: OK ({} instances, {} endpoints, {} datacenters)",
+                loaded.config.instances.len(),
+                loaded.config.endpoint_count(),
+                loaded.config.datacenters.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn serve(cli: Cli) -> ExitCode {
+    init_logging(cli.verbose, cli.log_format);
+    let loaded = match load(cli.config.as_ref()) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    for w in &loaded.warnings {
+        warn!("{w}");
+    }
+    let options = Options {
+        config_path: cli.config,
+        listen: cli.listen,
+        no_failover: cli.no_failover,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(app::run(loaded.config, options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "agent failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: bool, format: LogFormat) {
+    let default = if verbose { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},redis=warn,hyper=warn,h2=warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

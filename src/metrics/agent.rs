@@ -1,0 +1,89 @@
+//! The agent's own series about collection, per endpoint, rendered from the store so
+//! they disappear with the endpoint.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use super::encode::{Labels, family};
+use super::info_table::Kind;
+use crate::model::{ErrorKind, SnapshotStore};
+
+#[derive(Debug)]
+pub struct AgentCollector {
+    store: Arc<SnapshotStore>,
+}
+
+impl AgentCollector {
+    pub fn new(store: Arc<SnapshotStore>) -> Self {
+        Self { store }
+    }
+}
+
+impl Collector for AgentCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let all = self.store.all();
+        let e = &mut encoder;
+
+        let endpoints = ConstGauge::new(all.len() as i64);
+        endpoints.encode(e.encode_descriptor(
+            "redis_agent_endpoints",
+            "Endpoints (instance x datacenter) being collected.",
+            None,
+            endpoints.metric_type(),
+        )?)?;
+        family(
+            e,
+            "redis_agent_collection_rounds_total",
+            "Collection rounds finished, successful or not.",
+            Kind::Counter,
+            all.iter().map(|s| (Labels::of(&s.key), s.rounds as f64)),
+        )?;
+        family(
+            e,
+            "redis_agent_collection_duration_seconds_total",
+            "Time spent in collection rounds, in seconds; divide its rate by the rate of rounds for the mean.",
+            Kind::Counter,
+            all.iter()
+                .map(|s| (Labels::of(&s.key), s.total_duration.as_secs_f64())),
+        )?;
+        family(
+            e,
+            "redis_agent_last_collection_duration_seconds",
+            "Duration of the latest collection round, in seconds.",
+            Kind::Gauge,
+            all.iter().filter_map(|s| {
+                let round = s.last_round.as_ref()?;
+                Some((Labels::of(&s.key), round.duration.as_secs_f64()))
+            }),
+        )?;
+        family(
+            e,
+            "redis_agent_collection_errors_total",
+            "Failed collection steps by kind: connect, timeout, auth, tls, io, server, protocol.",
+            Kind::Counter,
+            all.iter().flat_map(|s| {
+                ErrorKind::ALL.iter().map(move |kind| {
+                    let labels = Labels::of(&s.key).with("kind", kind.as_str());
+                    (labels, s.errors.get(*kind) as f64)
+                })
+            }),
+        )?;
+        family(
+            e,
+            "redis_agent_last_success_timestamp_seconds",
+            "Unix time of the latest successful collection round.",
+            Kind::Gauge,
+            all.iter().filter_map(|s| {
+                let at = s.last_success.as_ref()?.taken_at;
+                let secs = at.duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
+                Some((Labels::of(&s.key), secs))
+            }),
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,60 @@
+//! prometheus-client writes OpenMetrics. Prometheus asks for that, but curl, promtool and
+//! older scrapers expect the classic text format (0.0.4): this converts one to the other.
+//!
+//! The differences that matter for what we write: a counter's HELP and TYPE name the
+//! sample (`x_total`, not `x`); there is no `# UNIT` and no `# EOF`; `info` is a gauge.
+
+use std::fmt::Write;
+
+pub fn openmetrics_to_text(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut help: Option<&str> = None;
+    for line in input.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = Some(rest);
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.rsplit_once(' ').unwrap_or((rest, "untyped"));
+            let (name, kind) = match kind {
+                "counter" => (format!("{name}_total"), "counter"),
+                "info" => (format!("{name}_info"), "gauge"),
+                "gauge" | "histogram" | "summary" => (name.to_owned(), kind),
+                _ => (name.to_owned(), "untyped"),
+            };
+            if let Some(text) = help.take() {
+                let text = text.split_once(' ').map_or("", |(_, t)| t);
+                let _ = writeln!(out, "# HELP {name} {text}");
+            }
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        // Exemplars are OpenMetrics only.
+        let sample = line.split_once(" # {").map_or(line, |(s, _)| s);
+        out.push_str(sample);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_info_units_and_eof_are_converted() {
+        let om = "# HELP a_seconds Time.\n# TYPE a_seconds gauge\n# UNIT a_seconds seconds\n\
+                  a_seconds{x=\"1\"} 0.5\n# HELP b Things.\n# TYPE b counter\nb_total 3 # {t=\"1\"} 1.0\n\
+                  # HELP c Build.\n# TYPE c info\nc_info{v=\"1\"} 1\n# EOF\n";
+        let text = openmetrics_to_text(om);
+        assert_eq!(
+            text,
+            "# HELP a_seconds Time.\n# TYPE a_seconds gauge\na_seconds{x=\"1\"} 0.5\n\
+             # HELP b_total Things.\n# TYPE b_total counter\nb_total 3\n\
+             # HELP c_info Build.\n# TYPE c_info gauge\nc_info{v=\"1\"} 1\n"
+        );
+    }
+}

@@ -1,0 +1,219 @@
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, Instant, SystemTime};
+
+/// What one successful collection round read from one endpoint.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Wall-clock time of the round, for timestamps shown to people.
+    pub taken_at: SystemTime,
+    /// Monotonic time the round finished, for freshness.
+    pub finished: Instant,
+    /// Round trip of `PING` on the established connection.
+    pub ping_latency: Duration,
+    pub info: Info,
+    /// `CLUSTER INFO`, read only when `INFO` says cluster mode is enabled.
+    pub cluster: Option<ClusterInfo>,
+    /// `SENTINEL MASTERS` (and `SENTINEL CKQUORUM`), read only from Sentinels.
+    pub sentinel_masters: Vec<SentinelMaster>,
+}
+
+/// The parsed text of `INFO ALL`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Info {
+    /// Every plain `field:value` line, whatever its section.
+    pub fields: HashMap<String, String>,
+    /// `dbN:keys=..,expires=..,avg_ttl=..`.
+    pub keyspace: Vec<KeyspaceDb>,
+    /// `cmdstat_<command>:calls=..,usec=..,rejected_calls=..,failed_calls=..`.
+    pub commands: Vec<CommandStat>,
+    /// `errorstat_<PREFIX>:count=..`, as (prefix, count).
+    pub errors: Vec<(String, u64)>,
+    /// `slaveN:ip=..,port=..,state=..,offset=..,lag=..` on a primary.
+    pub replicas: Vec<Replica>,
+    /// `masterN:name=..,status=..,address=..,slaves=..,sentinels=..` on a Sentinel.
+    pub sentinel_masters: Vec<SentinelMaster>,
+    /// `latency_percentiles_usec_<command>:p50=..,p99=..,p99.9=..` (Redis 7).
+    pub latency: Vec<LatencyPercentiles>,
+}
+
+impl Info {
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.fields.get(field).map(String::as_str)
+    }
+
+    /// A field as a number; `None` when absent or not numeric.
+    pub fn number(&self, field: &str) -> Option<f64> {
+        self.get(field)?.parse().ok()
+    }
+
+    pub fn role(&self) -> Option<&str> {
+        self.get("role")
+    }
+
+    pub fn is_cluster_enabled(&self) -> bool {
+        self.get("cluster_enabled") == Some("1")
+    }
+
+    pub fn is_sentinel(&self) -> bool {
+        self.get("redis_mode") == Some("sentinel")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyspaceDb {
+    pub db: u32,
+    pub keys: u64,
+    pub expires: u64,
+    /// Average time to live of the keys with an expiry, in milliseconds.
+    pub avg_ttl_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandStat {
+    /// Lower-case command name; subcommands as `config|get`.
+    pub command: String,
+    pub calls: u64,
+    /// Total time spent executing, in microseconds.
+    pub usec: u64,
+    /// Calls refused before execution (wrong arity, OOM, ...).
+    pub rejected_calls: u64,
+    /// Calls that failed during execution.
+    pub failed_calls: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replica {
+    pub ip: String,
+    pub port: u16,
+    pub state: String,
+    pub offset: u64,
+    /// Seconds since the replica last acknowledged.
+    pub lag: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencyPercentiles {
+    pub command: String,
+    /// (quantile as written by Redis, e.g. `99.9`; latency in microseconds).
+    pub percentiles: Vec<(String, f64)>,
+}
+
+/// One primary as a Sentinel sees it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SentinelMaster {
+    pub name: String,
+    /// `ip:port` of the current primary.
+    pub address: String,
+    /// `ok`, `sdown` or `odown`.
+    pub status: String,
+    pub slaves: u64,
+    /// Sentinels watching this primary, this one included.
+    pub sentinels: u64,
+    /// Configured quorum (from `SENTINEL MASTERS`).
+    pub quorum: Option<u64>,
+    /// `SENTINEL CKQUORUM`: enough Sentinels are reachable to authorise a failover.
+    pub quorum_ok: Option<bool>,
+}
+
+/// The parsed text of `CLUSTER INFO`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterInfo {
+    pub fields: HashMap<String, String>,
+}
+
+impl ClusterInfo {
+    pub fn number(&self, field: &str) -> Option<f64> {
+        self.fields.get(field)?.parse().ok()
+    }
+
+    pub fn state_ok(&self) -> Option<bool> {
+        self.fields.get("cluster_state").map(|s| s == "ok")
+    }
+}
+
+/// Why a collection round failed. The set is closed so it can be a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The TCP connection could not be made (refused, unreachable, name not resolved).
+    Connect,
+    /// A connect or a command took longer than its timeout.
+    Timeout,
+    /// The server refused the credentials, or demands some.
+    Auth,
+    /// The TLS handshake failed.
+    Tls,
+    /// An established connection broke.
+    Io,
+    /// The server answered with an error (`LOADING`, `NOPERM`, ...).
+    Server,
+    /// The answer could not be understood.
+    Protocol,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 7] = [
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::Auth,
+        ErrorKind::Tls,
+        ErrorKind::Io,
+        ErrorKind::Server,
+        ErrorKind::Protocol,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Io => "io",
+            ErrorKind::Server => "server",
+            ErrorKind::Protocol => "protocol",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed round: its kind, and a message that never contains a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl fmt::Display for CollectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for CollectError {}
+
+/// Failed rounds of one endpoint since the agent started, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ErrorCounts([u64; ErrorKind::ALL.len()]);
+
+impl ErrorCounts {
+    pub fn add(&mut self, kind: ErrorKind) {
+        self.0[kind.index()] += 1;
+    }
+
+    pub fn get(&self, kind: ErrorKind) -> u64 {
+        self.0[kind.index()]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
