@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -130,9 +131,10 @@ fn serve(cli: Cli) -> ExitCode {
 fn init_logging(verbose: bool, format: LogFormat) {
     let default = if verbose { "debug" } else { "info" };
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default},redis=warn,hyper=warn,h2=warn")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},hyper=info,h2=info")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

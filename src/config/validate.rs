@@ -45,11 +45,15 @@ impl Ctx<'_> {
         match raw? {
             Raw::Valid(v) => Some(v),
             Raw::Invalid { given, reason } => {
+                // One problem per key: an unset `${VAR}` was already reported.
+                if self.problems.iter().any(|p| p.key == key) {
+                    return None;
+                }
+                let reason = reason.split(" at line").next().unwrap_or(&reason);
                 let reason = reason
-                    .split(" at line")
-                    .next()
-                    .unwrap_or(&reason)
-                    .to_owned();
+                    .replace("expected i64", "expected a whole number")
+                    .replace("expected f64", "expected a number")
+                    .replace("invalid type: ", "");
                 self.problem(key, format!("{} is not valid: {reason}", shown(&given)));
                 None
             }
@@ -143,9 +147,10 @@ impl Ctx<'_> {
         file: Option<Raw<String>>,
     ) -> Option<Secret> {
         let file_key = format!("{key}_file");
-        let inline = match inline? {
-            Raw::Valid(v) => Some(v),
-            Raw::Invalid { .. } => {
+        let inline = match inline {
+            None => None,
+            Some(Raw::Valid(v)) => Some(v),
+            Some(Raw::Invalid { .. }) => {
                 self.problem(&join(path, key), "must be a string (value hidden)");
                 None
             }
@@ -317,10 +322,12 @@ fn collector_settings(
         reconnect_max_backoff,
         settings.reconnect_max_backoff,
     );
-    let round = settings.connect_timeout + settings.command_timeout * 3;
+    // A hung server accepts the connection and never answers: a round then takes a
+    // connect plus a command timeout.
+    let round = settings.connect_timeout + settings.command_timeout;
     if round > settings.interval {
         cx.warnings.push(format!(
-            "timeouts: a round against a dead endpoint may take up to {} (connect + 3 commands), \
+            "timeouts: a round against a hung endpoint takes up to {} (connect + command), \
              longer than monitoring_interval {}; that endpoint will be read less often",
             show(round),
             show(settings.interval)
@@ -476,6 +483,18 @@ fn instances(
         let raw_endpoints = cx
             .required(&endpoints_path, inst.endpoints)
             .unwrap_or_default();
+        if raw_endpoints.is_empty() {
+            cx.problem(
+                &endpoints_path,
+                "must list at least one datacenter's endpoint",
+            );
+        }
+        // Datacenters as written, valid or not, so one bad endpoint does not also
+        // make active_dc look wrong.
+        let named: BTreeSet<DatacenterId> = raw_endpoints
+            .keys()
+            .map(|dc| DatacenterId::new(dc))
+            .collect();
         let mut endpoints = BTreeMap::new();
         for (dc, ep) in raw_endpoints {
             let ep_path = join(&endpoints_path, &dc);
@@ -496,17 +515,9 @@ fn instances(
                 endpoints.insert(DatacenterId::new(&dc), ep);
             }
         }
-        if endpoints.is_empty() {
-            cx.problem(
-                &endpoints_path,
-                "must list at least one datacenter's endpoint",
-            );
-        }
         let active_path = join(&path, "active_dc");
         let active_dc = match cx.value(&active_path, inst.active_dc) {
-            Some(dc) if endpoints.contains_key(&DatacenterId::new(&dc)) => {
-                Some(DatacenterId::new(&dc))
-            }
+            Some(dc) if named.contains(&DatacenterId::new(&dc)) => Some(DatacenterId::new(&dc)),
             Some(dc) => {
                 cx.problem(
                     &active_path,
@@ -514,7 +525,7 @@ fn instances(
                 );
                 None
             }
-            None if endpoints.len() == 1 => endpoints.keys().next().cloned(),
+            None if named.len() <= 1 => named.iter().next().cloned(),
             None => {
                 cx.problem(
                     &active_path,

@@ -1,0 +1,153 @@
+//! The command line: `check-config`, bad configurations at start, the embedded default.
+
+use std::process::{Command, Output};
+
+fn agent(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_redis-failover-agent"))
+        .args(args)
+        .env_remove("REDIS_FAILOVER_AGENT_CONFIG")
+        .output()
+        .expect("the agent binary runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn the_seed_configuration_loads_unchanged() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed-000-config.json");
+    let out = agent(&["check-config", "--config", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("1 instances, 2 endpoints, 2 datacenters"),
+        "{said}"
+    );
+    assert!(said.contains("alert_endpoints: ignored"), "{said}");
+    assert!(
+        !said.contains("YOUR_REDIS_PASSWORD"),
+        "a secret was printed: {said}"
+    );
+}
+
+#[test]
+fn the_two_datacenter_example_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/two-datacenters.yaml");
+    let out = agent(&["check-config", "--config", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn every_problem_is_listed_and_the_exit_status_is_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "instances:\n\
+         \x20 - uid: cache\n\
+         \x20   endpoints:\n\
+         \x20     east: {host: 127.0.0.1, port: 70000, password: hunter2-secret}\n\
+         monitoring_intervall: 10\n\
+         monitoring_interval: 0\n",
+    )
+    .unwrap();
+    let out = agent(&["check-config", "--config", path.to_str().unwrap()]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(64), "{said}");
+    assert!(
+        said.contains("monitoring_intervall: unknown key (did you mean `monitoring_interval`?)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("monitoring_interval: 0 s is not allowed, use 1 s or more"),
+        "{said}"
+    );
+    assert!(
+        said.contains("instances[0].endpoints.east.port: 70000 is not a TCP port"),
+        "{said}"
+    );
+    assert!(said.contains("3 problem(s)"), "{said}");
+    assert!(
+        !said.contains("hunter2-secret"),
+        "a secret was printed: {said}"
+    );
+
+    // Running with it refuses to start, with the same list.
+    let out = agent(&["--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(text(&out).contains("70000 is not a TCP port"));
+}
+
+#[test]
+fn type_errors_unset_variables_and_secret_files_are_reported_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "instances:\n\
+         \x20 - uid: cache\n\
+         \x20   active_dc: nowhere\n\
+         \x20   password_file: missing-secret.txt\n\
+         \x20   endpoints:\n\
+         \x20     east: {host: 127.0.0.1, port: '${RFA_TEST_UNSET_PORT}'}\n\
+         \x20     west: {host: 127.0.0.1, port: lots}\n\
+         datacenters: {east: {name: East}}\n\
+         anomaly_threshold: 1.5\n\
+         auto_failover: maybe\n",
+    )
+    .unwrap();
+    let out = agent(&["check-config", "--config", path.to_str().unwrap()]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(64), "{said}");
+    for expected in [
+        "instances[0].endpoints.east.port: environment variable RFA_TEST_UNSET_PORT is not set",
+        "instances[0].endpoints.west.port: \"lots\" is not valid",
+        "instances[0].endpoints.west: datacenter \"west\" is not under datacenters (east)",
+        "instances[0].password_file: cannot read",
+        "instances[0].active_dc: \"nowhere\" is not one of this instance's endpoints",
+        "anomaly_threshold: 1.5 is outside 0 to 1",
+        "auto_failover: \"maybe\" is not valid",
+    ] {
+        assert!(said.contains(expected), "missing {expected:?} in:\n{said}");
+    }
+}
+
+#[test]
+fn secrets_come_from_files_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw.txt"), "from-a-file\n").unwrap();
+    let path = dir.path().join("ok.yaml");
+    std::fs::write(
+        &path,
+        "instances:\n\
+         \x20 - uid: cache\n\
+         \x20   password_file: pw.txt\n\
+         \x20   endpoints: {east: {host: '${RFA_TEST_HOST:-127.0.0.1}', port: '${RFA_TEST_PORT}'}}\n\
+         api: {api_key: '${RFA_TEST_KEY}'}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_redis-failover-agent"))
+        .args(["check-config", "--config", path.to_str().unwrap()])
+        .env("RFA_TEST_PORT", "6390")
+        .env("RFA_TEST_KEY", "k3y")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        !text(&out).contains("a secret is written"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn the_embedded_default_is_valid() {
+    let out = agent(&["check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("embedded default: OK (1 instances, 1 endpoints, 1 datacenters)"));
+}

@@ -1,0 +1,383 @@
+//! Black-box tests: the agent binary against real redis-server and redis-sentinel
+//! processes, read through its /metrics as Prometheus would.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Agent, Redis, assert_promtool_clean, config, wait_for};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+#[test]
+fn keyspace_counts_keys_and_expiring_keys() {
+    let redis = Redis::start(&[]);
+    let mut conn = redis.client();
+    let mut pipe = redis::pipe();
+    for i in 0..100 {
+        pipe.set(format!("key:{i}"), i).ignore();
+        if i < 40 {
+            pipe.expire(format!("key:{i}"), 3600).ignore();
+        }
+    }
+    pipe.exec(&mut conn).unwrap();
+
+    let agent = Agent::start(&config(&[("cache", &[("east", redis.port)])], ""));
+    let m = agent.wait_metrics(WAIT, "db0 keys", |m| {
+        m.get(
+            "redis_db_keys",
+            &[
+                ("redis_instance", "cache"),
+                ("datacenter", "east"),
+                ("db", "db0"),
+            ],
+        )
+        .is_some()
+    });
+    let db0 = [
+        ("redis_instance", "cache"),
+        ("datacenter", "east"),
+        ("db", "db0"),
+    ];
+    assert_eq!(m.get("redis_db_keys", &db0), Some(100.0));
+    assert_eq!(m.get("redis_db_keys_expiring", &db0), Some(40.0));
+    assert_eq!(m.of("redis_up", "cache", "east"), Some(1.0));
+    assert!(m.of("redis_ping_latency_seconds", "cache", "east").unwrap() > 0.0);
+    assert!(
+        m.of("redis_commands_processed_total", "cache", "east")
+            .unwrap()
+            >= 140.0
+    );
+    assert!(
+        m.get(
+            "redis_commands_total",
+            &[("redis_instance", "cache"), ("cmd", "set")]
+        )
+        .unwrap()
+            >= 100.0
+    );
+    assert_eq!(
+        m.get(
+            "redis_instance_info",
+            &[("redis_instance", "cache"), ("role", "master")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(agent.get("/readyz").unwrap().0, 200);
+    assert_promtool_clean(&m.text);
+}
+
+#[test]
+fn replica_link_follows_its_primary() {
+    let mut primary = Redis::start(&["--repl-diskless-sync-delay", "0"]);
+    let port = primary.port.to_string();
+    let replica = Redis::start(&["--replicaof", "127.0.0.1", &port]);
+
+    let agent = Agent::start(&config(
+        &[("cache", &[("east", primary.port), ("west", replica.port)])],
+        "",
+    ));
+    let m = agent.wait_metrics(WAIT, "the replica's link up", |m| {
+        m.get(
+            "redis_master_link_up",
+            &[("redis_instance", "cache"), ("datacenter", "west")],
+        ) == Some(1.0)
+            && m.of("redis_connected_slaves", "cache", "east") == Some(1.0)
+    });
+    assert_eq!(
+        m.get(
+            "redis_master_link_up",
+            &[("datacenter", "west"), ("master_port", &port)]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get(
+            "redis_connected_slave_lag_seconds",
+            &[("datacenter", "east"), ("slave_state", "online")]
+        )
+        .map(|lag| lag < 5.0),
+        Some(true)
+    );
+    assert_eq!(
+        m.get(
+            "redis_instance_info",
+            &[("datacenter", "west"), ("role", "slave")]
+        ),
+        Some(1.0)
+    );
+    assert_promtool_clean(&m.text);
+
+    primary.kill();
+    let m = agent.wait_metrics(WAIT, "the replica's link down", |m| {
+        m.get(
+            "redis_master_link_up",
+            &[("redis_instance", "cache"), ("datacenter", "west")],
+        ) == Some(0.0)
+    });
+    assert_eq!(m.of("redis_up", "cache", "east"), Some(0.0));
+    assert_eq!(m.of("redis_up", "cache", "west"), Some(1.0));
+    assert!(
+        m.of("redis_connected_slaves", "cache", "east").is_none(),
+        "no stale values of a dead primary"
+    );
+}
+
+#[test]
+fn cluster_state_and_slots() {
+    let nodes: Vec<Redis> = (0..3)
+        .map(|_| {
+            let bus = common::free_port().to_string();
+            Redis::start(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                &bus,
+                "--cluster-node-timeout",
+                "2000",
+            ])
+        })
+        .collect();
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let mut args = vec!["--cluster", "create"];
+    args.extend(addrs.iter().map(String::as_str));
+    args.push("--cluster-yes");
+    nodes[0].cli(&args);
+    wait_for(WAIT, "cluster_state:ok on every node", || {
+        nodes
+            .iter()
+            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+            .then_some(())
+    });
+
+    let agent = Agent::start(&config(
+        &[
+            ("shard-a", &[("east", nodes[0].port)]),
+            ("shard-b", &[("east", nodes[1].port)]),
+            ("shard-c", &[("east", nodes[2].port)]),
+        ],
+        "",
+    ));
+    let m = agent.wait_metrics(WAIT, "cluster state on all nodes", |m| {
+        ["shard-a", "shard-b", "shard-c"]
+            .iter()
+            .all(|s| m.of("redis_cluster_state", s, "east") == Some(1.0))
+    });
+    for shard in ["shard-a", "shard-b", "shard-c"] {
+        assert_eq!(
+            m.of("redis_cluster_slots_assigned", shard, "east"),
+            Some(16384.0)
+        );
+        assert_eq!(m.of("redis_cluster_slots_ok", shard, "east"), Some(16384.0));
+        assert_eq!(m.of("redis_cluster_known_nodes", shard, "east"), Some(3.0));
+        assert_eq!(m.of("redis_cluster_enabled", shard, "east"), Some(1.0));
+    }
+    assert_promtool_clean(&m.text);
+}
+
+#[test]
+fn sentinel_reports_its_primary_and_quorum() {
+    let primary = Redis::start(&[]);
+    let sentinel = Redis::sentinel(&primary);
+    let agent = Agent::start(&config(&[("sentinels", &[("east", sentinel.port)])], ""));
+    let address = format!("127.0.0.1:{}", primary.port);
+    let master = [
+        ("redis_instance", "sentinels"),
+        ("master_name", "mymaster"),
+        ("master_address", &address),
+    ];
+    let m = agent.wait_metrics(WAIT, "the sentinel's primary", |m| {
+        m.get("redis_sentinel_master_status", &master) == Some(1.0)
+    });
+    assert_eq!(
+        m.get(
+            "redis_sentinel_master_status",
+            &[("master_name", "mymaster"), ("master_status", "ok")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("redis_sentinel_master_setting_ckquorum", &master),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("redis_sentinel_master_ckquorum_status", &master),
+        Some(1.0)
+    );
+    assert_eq!(m.get("redis_sentinel_master_sentinels", &master), Some(1.0));
+    assert_eq!(
+        m.of("redis_sentinel_masters", "sentinels", "east"),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get(
+            "redis_instance_info",
+            &[("redis_instance", "sentinels"), ("redis_mode", "sentinel")]
+        ),
+        Some(1.0)
+    );
+    assert_promtool_clean(&m.text);
+}
+
+fn rounds(agent: &Agent, instance: &str) -> f64 {
+    agent
+        .metrics()
+        .of("redis_agent_collection_rounds_total", instance, "east")
+        .unwrap_or(0.0)
+}
+
+/// A killed endpoint goes down within two intervals and comes back without a restart of
+/// the agent; a hung one times out. Neither slows the healthy endpoint down.
+#[test]
+fn a_dead_or_hung_endpoint_does_not_delay_the_others() {
+    let mut dying = Redis::start(&[]);
+    let hung = Redis::start(&[]);
+    let healthy = Redis::start(&[]);
+    let agent = Agent::start(&config(
+        &[
+            ("dying", &[("east", dying.port)]),
+            ("hung", &[("east", hung.port)]),
+            ("healthy", &[("east", healthy.port)]),
+        ],
+        "",
+    ));
+    agent.wait_metrics(WAIT, "all up", |m| {
+        ["dying", "hung", "healthy"]
+            .iter()
+            .all(|i| m.of("redis_up", i, "east") == Some(1.0))
+    });
+
+    // Freeze one server (connections hang, commands time out) and kill another.
+    common::kill(hung.pid(), "STOP");
+    dying.kill();
+    let killed_at = std::time::Instant::now();
+    let m = agent.wait_metrics(
+        Duration::from_secs(5),
+        "the dead and hung endpoints down",
+        |m| {
+            m.of("redis_up", "dying", "east") == Some(0.0)
+                && m.of("redis_up", "hung", "east") == Some(0.0)
+        },
+    );
+    // Two intervals of 1 s, plus scheduling slack on a shared machine.
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(4),
+        "down only after {:?}",
+        killed_at.elapsed()
+    );
+    assert!(
+        m.get(
+            "redis_agent_collection_errors_total",
+            &[("redis_instance", "dying"), ("kind", "connect")]
+        )
+        .is_some()
+    );
+    assert!(
+        m.of("redis_memory_used_bytes", "dying", "east").is_none(),
+        "a dead endpoint's data is not shown as fresh"
+    );
+
+    // The healthy endpoint keeps its one-second cadence meanwhile.
+    let before = rounds(&agent, "healthy");
+    std::thread::sleep(Duration::from_secs(4));
+    let after = rounds(&agent, "healthy");
+    assert!(
+        after - before >= 3.0,
+        "healthy endpoint did only {} rounds in 4 s",
+        after - before
+    );
+    let m = agent.metrics();
+    assert_eq!(m.of("redis_up", "healthy", "east"), Some(1.0));
+    assert!(
+        m.get(
+            "redis_agent_collection_errors_total",
+            &[("redis_instance", "hung"), ("kind", "timeout")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+
+    // Both come back without restarting the agent.
+    common::kill(hung.pid(), "CONT");
+    dying.restart();
+    agent.wait_metrics(WAIT, "both back up", |m| {
+        m.of("redis_up", "dying", "east") == Some(1.0)
+            && m.of("redis_up", "hung", "east") == Some(1.0)
+    });
+}
+
+#[test]
+fn a_wrong_password_is_an_auth_error_and_never_shown() {
+    let redis = Redis::start(&["--requirepass", "right-horse-battery"]);
+    let yaml = format!(
+        "instances:\n\
+         - uid: wrong\n  endpoints: {{east: {{host: 127.0.0.1, port: {p}, password: W0ng-Pa55-qzx}}}}\n\
+         - uid: right\n  endpoints: {{east: {{host: 127.0.0.1, port: {p}, password: '${{REDIS_PW}}'}}}}\n\
+         monitoring_interval: 1\ntimeouts: {{connect: 300ms, command: 300ms}}\n",
+        p = redis.port
+    );
+    let agent = Agent::start_with_env(&yaml, &[("REDIS_PW", "right-horse-battery")]);
+    let m = agent.wait_metrics(WAIT, "an auth error", |m| {
+        m.get(
+            "redis_agent_collection_errors_total",
+            &[("redis_instance", "wrong"), ("kind", "auth")],
+        )
+        .is_some_and(|n| n >= 1.0)
+            && m.of("redis_up", "right", "east") == Some(1.0)
+    });
+    assert_eq!(m.of("redis_up", "wrong", "east"), Some(0.0));
+    for secret in ["W0ng-Pa55-qzx", "right-horse-battery"] {
+        assert!(!m.text.contains(secret), "a password is in /metrics");
+        assert!(
+            !agent.log().contains(secret),
+            "a password is in the log:\n{}",
+            agent.log()
+        );
+    }
+    assert!(agent.log().contains("kind=auth"), "{}", agent.log());
+}
+
+#[test]
+fn removed_endpoints_disappear_on_reload_and_sigterm_drains() {
+    let a = Redis::start(&[]);
+    let b = Redis::start(&[]);
+    let mut agent = Agent::start(&config(
+        &[("cache", &[("east", a.port), ("west", b.port)])],
+        "",
+    ));
+    agent.wait_metrics(WAIT, "both up", |m| {
+        m.of("redis_up", "cache", "east") == Some(1.0)
+            && m.of("redis_up", "cache", "west") == Some(1.0)
+    });
+
+    std::fs::write(&agent.config, config(&[("cache", &[("east", a.port)])], "")).unwrap();
+    common::kill(agent.pid(), "HUP");
+    let m = agent.wait_metrics(WAIT, "west gone", |m| {
+        m.of("redis_up", "cache", "west").is_none()
+    });
+    assert!(
+        !m.text.contains("datacenter=\"west\""),
+        "series of a removed endpoint remain:\n{}",
+        m.text
+    );
+    assert_eq!(m.of("redis_up", "cache", "east"), Some(1.0));
+    assert_eq!(
+        m.get("redis_agent_config_reloads_total", &[("result", "success")]),
+        Some(1.0)
+    );
+
+    // A broken file is refused and the running configuration kept.
+    std::fs::write(&agent.config, "monitoring_interval: 0\n").unwrap();
+    common::kill(agent.pid(), "HUP");
+    let m = agent.wait_metrics(WAIT, "the refused reload", |m| {
+        m.get("redis_agent_config_reloads_total", &[("result", "failure")]) == Some(1.0)
+    });
+    assert_eq!(m.of("redis_up", "cache", "east"), Some(1.0));
+
+    let status = agent.stop();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert!(agent.log().contains("stopped"), "{}", agent.log());
+}
