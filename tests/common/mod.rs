@@ -270,17 +270,16 @@ impl Agent {
         what: &str,
         check: impl Fn(&Metrics) -> bool,
     ) -> Metrics {
-        let mut last = String::new();
         let deadline = Instant::now() + timeout;
         loop {
             let m = self.metrics();
             if check(&m) {
                 return m;
             }
-            last = m.text.clone();
             if Instant::now() > deadline {
                 panic!(
-                    "timed out after {timeout:?} waiting for {what}\n--- last scrape ---\n{last}\n--- agent log ---\n{}",
+                    "timed out after {timeout:?} waiting for {what}\n--- last scrape ---\n{}\n--- agent log ---\n{}",
+                    m.text,
                     self.log()
                 );
             }
