@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Passes every test on a fresh machine: installs the real programs the tests start
+# (Redis, Sentinel, redis-cli, promtool) when they are missing, then checks formatting,
+# lints and runs the whole test suite. Safe to run again and again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "error: need root (or sudo) to install: $*" >&2; exit 1
+  fi
+}
+
+# apt-get, retried while another apt or dpkg holds the lock.
+apt_retry() {
+  local i
+  for i in $(seq 1 30); do
+    if as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 "$@"; then
+      return 0
+    fi
+    echo "apt-get $1 failed (attempt $i/30); retrying in 10 s (another apt may hold the lock)" >&2
+    sleep 10
+  done
+  echo "error: apt-get $* kept failing" >&2
+  return 1
+}
+
+# program -> Debian package
+declare -A packages=(
+  [redis-server]=redis-server
+  [redis-sentinel]=redis-sentinel
+  [redis-cli]=redis-tools
+  [promtool]=prometheus
+)
+missing=()
+for program in "${!packages[@]}"; do
+  command -v "$program" >/dev/null || missing+=("${packages[$program]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  apt_retry update -qq
+  apt_retry install -y -qq --no-install-recommends "${missing[@]}"
+fi
+for program in "${!packages[@]}"; do
+  if ! command -v "$program" >/dev/null; then
+    echo "error: $program is still missing after installing ${packages[$program]}" >&2
+    exit 1
+  fi
+done
+
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$component"
+  fi
+done
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --locked --all-targets
