@@ -94,3 +94,141 @@ impl Metrics {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant, SystemTime};
+
+    use super::*;
+    use crate::collector::info::{parse_cluster_info, parse_info};
+    use crate::model::{EndpointKey, EndpointStatus, Round, SentinelMaster, Snapshot};
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn publish(store: &SnapshotStore, instance: &str, info: &str, cluster: Option<&str>) {
+        let key = EndpointKey::new(instance, "east");
+        store.register(EndpointStatus::new(
+            key.clone(),
+            1,
+            "127.0.0.1:1".into(),
+            Duration::from_secs(5),
+        ));
+        let info = parse_info(&fixture(info));
+        let sentinel_masters = info
+            .sentinel_masters
+            .iter()
+            .map(|m| SentinelMaster {
+                quorum: Some(2),
+                quorum_ok: Some(false),
+                ..m.clone()
+            })
+            .collect();
+        let now = Instant::now();
+        let mut status = EndpointStatus::new(key, 1, "127.0.0.1:1".into(), Duration::from_secs(5));
+        status.rounds = 3;
+        status.last_round = Some(Round {
+            finished: now,
+            at: SystemTime::now(),
+            duration: Duration::from_millis(2),
+            error: None,
+        });
+        status.last_success = Some(Arc::new(Snapshot {
+            taken_at: SystemTime::now(),
+            finished: now,
+            ping_latency: Duration::from_micros(250),
+            info,
+            cluster: cluster.map(|c| parse_cluster_info(&fixture(c))),
+            sentinel_masters,
+        }));
+        store.publish(status);
+    }
+
+    fn rendered() -> String {
+        let store = Arc::new(SnapshotStore::new());
+        publish(&store, "primary", "info-master.txt", None);
+        publish(&store, "replica", "info-replica.txt", None);
+        publish(&store, "broken-replica", "info-replica-link-down.txt", None);
+        publish(
+            &store,
+            "node",
+            "info-cluster-node.txt",
+            Some("cluster-info.txt"),
+        );
+        publish(&store, "sentinel", "info-sentinel.txt", None);
+        Metrics::new(store).render(Format::Text).unwrap()
+    }
+
+    fn line(text: &str, prefix: &str) -> String {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line starting with {prefix}"))
+            .to_owned()
+    }
+
+    #[test]
+    fn every_role_renders_its_series() {
+        let text = rendered();
+        let l = |p: &str| line(&text, p);
+        assert_eq!(
+            l("redis_connected_slaves{redis_instance=\"primary\""),
+            "redis_connected_slaves{redis_instance=\"primary\",datacenter=\"east\"} 2.0"
+        );
+        assert!(l("redis_master_link_up{redis_instance=\"replica\"").ends_with("} 1.0"));
+        assert!(l("redis_master_link_up{redis_instance=\"broken-replica\"").ends_with("} 0.0"));
+        assert!(l("redis_cluster_state{redis_instance=\"node\"").ends_with("} 1.0"));
+        assert!(l("redis_cluster_slots_assigned{redis_instance=\"node\"").ends_with("} 16384.0"));
+        assert!(
+            l("redis_sentinel_master_status{redis_instance=\"sentinel\"")
+                .contains("master_status=\"ok\"} 1.0")
+        );
+        assert!(
+            l("redis_sentinel_master_ckquorum_status{redis_instance=\"sentinel\"")
+                .ends_with("} 0.0")
+        );
+        assert!(
+            l("redis_db_keys_expiring{redis_instance=\"primary\",datacenter=\"east\",db=\"db0\"}")
+                .ends_with(" 40.0")
+        );
+        assert!(
+            l("redis_commands_total{redis_instance=\"primary\",datacenter=\"east\",cmd=\"get\"}")
+                .ends_with(" 260.0")
+        );
+        assert!(
+            l("redis_errors_total{redis_instance=\"node\",datacenter=\"east\",err=\"MOVED\"}")
+                .ends_with(" 145.0")
+        );
+        assert!(l("redis_memory_max_bytes{redis_instance=\"primary\"").ends_with(" 104857600.0"));
+        assert_eq!(
+            l("redis_ping_latency_seconds{redis_instance=\"primary\""),
+            "redis_ping_latency_seconds{redis_instance=\"primary\",datacenter=\"east\"} 0.00025"
+        );
+        assert!(l("redis_agent_collection_rounds_total{redis_instance=\"node\"").ends_with(" 3.0"));
+        // Families appear once, with HELP and TYPE, counters named with _total.
+        assert_eq!(text.matches("# TYPE redis_up gauge").count(), 1);
+        assert!(text.contains("# TYPE redis_commands_processed_total counter"));
+    }
+
+    #[test]
+    fn the_readme_documents_every_family() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let text = rendered();
+        let names = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .chain(CLUSTER_METRICS.iter().map(|m| m.name));
+        for name in names {
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "README.md does not document {name}"
+            );
+        }
+    }
+}
