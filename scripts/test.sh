@@ -31,6 +31,7 @@ declare -A packages=(
   [redis-sentinel]=redis-sentinel
   [redis-cli]=redis-tools
   [promtool]=prometheus
+  [openssl]=openssl
 )
 missing=()
 for program in "${!packages[@]}"; do

@@ -381,3 +381,35 @@ fn removed_endpoints_disappear_on_reload_and_sigterm_drains() {
     assert!(status.success(), "exit status after SIGTERM: {status}");
     assert!(agent.log().contains("stopped"), "{}", agent.log());
 }
+
+#[test]
+fn json_logs_and_ctrl_c() {
+    let redis = Redis::start(&[]);
+    let dead = common::free_port();
+    let mut agent = Agent::start_full(
+        &config(&[("cache", &[("east", redis.port), ("west", dead)])], ""),
+        &[],
+        &["--log-format", "json"],
+    );
+    agent.wait_metrics(WAIT, "one up, one down", |m| {
+        m.of("redis_up", "cache", "east") == Some(1.0)
+            && m.of("redis_up", "cache", "west") == Some(0.0)
+    });
+    common::kill(agent.pid(), "INT");
+    let status = agent.stop_after_signal();
+    assert!(status.success(), "exit status after Ctrl-C: {status}");
+    let log = agent.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let failed = lines
+        .iter()
+        .find(|l| l["message"] == "collection failed")
+        .unwrap_or_else(|| panic!("no failure logged:\n{log}"));
+    assert_eq!(failed["level"], "WARN");
+    assert_eq!(failed["redis_instance"], "cache");
+    assert_eq!(failed["datacenter"], "west");
+    assert_eq!(failed["kind"], "connect");
+    assert!(lines.iter().any(|l| l["message"] == "stopped"), "{log}");
+}

@@ -209,6 +209,10 @@ impl Agent {
     }
 
     pub fn start_with_env(config_yaml: &str, env: &[(&str, &str)]) -> Agent {
+        Self::start_full(config_yaml, env, &["--verbose"])
+    }
+
+    pub fn start_full(config_yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("agent.yaml");
         std::fs::write(&config, config_yaml).unwrap();
@@ -217,7 +221,8 @@ impl Agent {
         let child = Command::new(env!("CARGO_BIN_EXE_redis-failover-agent"))
             .arg("--config")
             .arg(&config)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--verbose"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
             .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -289,8 +294,13 @@ impl Agent {
 
     /// SIGTERM, and the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
+        kill(self.pid(), "TERM");
+        self.stop_after_signal()
+    }
+
+    /// Waits for the agent to exit after a signal the test sent.
+    pub fn stop_after_signal(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        kill(child.id(), "TERM");
         wait_for(Duration::from_secs(15), "the agent to exit", || {
             child.try_wait().ok().flatten()
         })
