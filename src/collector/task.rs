@@ -174,20 +174,18 @@ async fn round(
     slot: &mut Option<RedisConnection>,
     backoff: &mut Backoff,
 ) -> Result<(Snapshot, Option<CollectError>), CollectError> {
-    if slot.is_none() {
-        match connect(endpoint, settings).await {
-            Ok(c) => {
+    let conn = match slot {
+        Some(conn) => conn,
+        None => match connect(endpoint, settings).await {
+            Ok(conn) => {
                 backoff.succeeded();
-                *slot = Some(c);
+                slot.insert(conn)
             }
             Err(e) => {
                 backoff.failed(Instant::now());
                 return Err(e);
             }
-        }
-    }
-    let Some(conn) = slot.as_mut() else {
-        unreachable!("connected above")
+        },
     };
     let result = read(conn).await;
     match &result {
