@@ -109,7 +109,7 @@ fn serve(cli: Cli) -> ExitCode {
         listen: cli.listen,
         no_failover: cli.no_failover,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

