@@ -1,21 +1,20 @@
 //! Parsers for the text Redis answers to `INFO ALL`, `CLUSTER INFO` and
 //! `SENTINEL MASTERS`. Pure functions: text in, our types out.
 
-use std::collections::HashMap;
+use std::ops::Range;
 
 use crate::model::{
-    ClusterInfo, CommandStat, Info, KeyspaceDb, LatencyPercentiles, Replica, SentinelMaster,
+    ClusterInfo, CommandStat, Fields, Info, KeyspaceDb, LatencyPercentiles, Replica, SentinelMaster,
 };
 
 /// Parses `INFO` text (any sections, `\r\n` or `\n` line ends). Lines that do not
-/// follow the `field:value` form are skipped: a newer Redis may add sections.
-pub fn parse_info(text: &str) -> Info {
-    let mut info = Info {
-        fields: HashMap::with_capacity(256),
-        ..Info::default()
-    };
-    for line in text.lines() {
-        let line = line.trim_end_matches('\r');
+/// follow the `field:value` form are skipped: a newer Redis may add sections. The text
+/// is kept, not copied field by field.
+pub fn parse_info(text: impl Into<String>) -> Info {
+    let text = text.into();
+    let mut info = Info::default();
+    let mut plain = Vec::with_capacity(256);
+    for (start, line) in lines(&text) {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -72,20 +71,53 @@ pub fn parse_info(text: &str) -> Info {
                 quorum_ok: None,
             });
         } else {
-            info.fields.insert(key.to_owned(), value.to_owned());
+            let value_start = start + key.len() + 1;
+            plain.push((
+                start..start + key.len(),
+                value_start..value_start + value.len(),
+            ));
         }
     }
+    info.fields = index(text, plain);
     info
 }
 
 /// Parses `CLUSTER INFO` text.
-pub fn parse_cluster_info(text: &str) -> ClusterInfo {
-    let fields = text
-        .lines()
-        .filter_map(|line| line.trim_end_matches('\r').split_once(':'))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+pub fn parse_cluster_info(text: impl Into<String>) -> ClusterInfo {
+    let text = text.into();
+    let plain = lines(&text)
+        .filter_map(|(start, line)| {
+            let (key, value) = line.split_once(':')?;
+            let value_start = start + key.len() + 1;
+            Some((
+                start..start + key.len(),
+                value_start..value_start + value.len(),
+            ))
+        })
         .collect();
-    ClusterInfo { fields }
+    ClusterInfo {
+        fields: index(text, plain),
+    }
+}
+
+type Pair = (Range<usize>, Range<usize>);
+
+fn index(text: String, plain: Vec<Pair>) -> Fields {
+    let mut fields = Fields::new(text, plain.len());
+    for (key, value) in plain {
+        fields.push(key, value);
+    }
+    fields
+}
+
+/// Lines without their `\r\n` or `\n`, each with its byte offset.
+fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut offset = 0;
+    text.split_inclusive('\n').map(move |raw| {
+        let start = offset;
+        offset += raw.len();
+        (start, raw.trim_end_matches(['\n', '\r']))
+    })
 }
 
 /// Builds a primary from one entry of `SENTINEL MASTERS` (alternating field names and
@@ -160,7 +192,7 @@ mod tests {
 
     #[test]
     fn master_with_two_replicas() {
-        let info = parse_info(&fixture("info-master.txt"));
+        let info = parse_info(fixture("info-master.txt"));
         assert_eq!(info.role(), Some("master"));
         assert_eq!(info.get("redis_version"), Some("7.0.15"));
         assert_eq!(info.number("connected_slaves"), Some(2.0));
@@ -193,22 +225,22 @@ mod tests {
 
     #[test]
     fn replica_with_link_up_and_down() {
-        let up = parse_info(&fixture("info-replica.txt"));
+        let up = parse_info(fixture("info-replica.txt"));
         assert_eq!(up.role(), Some("slave"));
         assert_eq!(up.get("master_link_status"), Some("up"));
         assert!(up.replicas.is_empty());
         assert!(up.number("slave_repl_offset").is_some());
-        let down = parse_info(&fixture("info-replica-link-down.txt"));
+        let down = parse_info(fixture("info-replica-link-down.txt"));
         assert_eq!(down.get("master_link_status"), Some("down"));
     }
 
     #[test]
     fn cluster_node_and_cluster_info() {
-        let info = parse_info(&fixture("info-cluster-node.txt"));
+        let info = parse_info(fixture("info-cluster-node.txt"));
         assert!(info.is_cluster_enabled());
         assert_eq!(info.get("redis_mode"), Some("cluster"));
         assert!(info.errors.iter().any(|(e, n)| e == "MOVED" && *n == 145));
-        let cluster = parse_cluster_info(&fixture("cluster-info.txt"));
+        let cluster = parse_cluster_info(fixture("cluster-info.txt"));
         assert_eq!(cluster.state_ok(), Some(true));
         assert_eq!(cluster.number("cluster_slots_assigned"), Some(16384.0));
         assert_eq!(cluster.number("cluster_known_nodes"), Some(3.0));
@@ -216,7 +248,7 @@ mod tests {
 
     #[test]
     fn sentinel_info() {
-        let info = parse_info(&fixture("info-sentinel.txt"));
+        let info = parse_info(fixture("info-sentinel.txt"));
         assert!(info.is_sentinel());
         assert_eq!(info.sentinel_masters.len(), 1);
         let m = &info.sentinel_masters[0];

@@ -199,11 +199,11 @@ async fn read(
     conn: &mut RedisConnection,
 ) -> Result<(Snapshot, Option<CollectError>), CollectError> {
     let ping_latency = conn.ping().await?;
-    let info = parse_info(&conn.info().await?);
+    let info = parse_info(conn.info().await?);
     let mut soft_error = None;
     let cluster = if info.is_cluster_enabled() {
         match conn.cluster_info().await {
-            Ok(text) => Some(parse_cluster_info(&text)),
+            Ok(text) => Some(parse_cluster_info(text)),
             Err(e) => {
                 soft_error = Some(e);
                 None

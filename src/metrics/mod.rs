@@ -149,7 +149,7 @@ mod tests {
             "127.0.0.1:1".into(),
             Duration::from_secs(5),
         ));
-        let info = parse_info(&fixture(info));
+        let info = parse_info(fixture(info));
         let sentinel_masters = info
             .sentinel_masters
             .iter()
@@ -173,7 +173,7 @@ mod tests {
             finished: now,
             ping_latency: Duration::from_micros(250),
             info,
-            cluster: cluster.map(|c| parse_cluster_info(&fixture(c))),
+            cluster: cluster.map(|c| parse_cluster_info(fixture(c))),
             sentinel_masters,
         }));
         store.publish(status);

@@ -3,6 +3,7 @@
 //!
 //! Nothing here does I/O.
 
+mod fields;
 mod secret;
 mod snapshot;
 mod store;
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+pub use fields::Fields;
 pub use secret::Secret;
 pub use snapshot::{
     ClusterInfo, CollectError, CommandStat, ErrorCounts, ErrorKind, Info, KeyspaceDb,

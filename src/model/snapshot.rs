@@ -1,6 +1,7 @@
-use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
+
+use super::Fields;
 
 /// What one successful collection round read from one endpoint.
 #[derive(Debug, Clone)]
@@ -22,7 +23,7 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Info {
     /// Every plain `field:value` line, whatever its section.
-    pub fields: HashMap<String, String>,
+    pub fields: Fields,
     /// `dbN:keys=..,expires=..,avg_ttl=..`.
     pub keyspace: Vec<KeyspaceDb>,
     /// `cmdstat_<command>:calls=..,usec=..,rejected_calls=..,failed_calls=..`.
@@ -39,7 +40,7 @@ pub struct Info {
 
 impl Info {
     pub fn get(&self, field: &str) -> Option<&str> {
-        self.fields.get(field).map(String::as_str)
+        self.fields.get(field)
     }
 
     /// A field as a number; `None` when absent or not numeric.
@@ -119,7 +120,7 @@ pub struct SentinelMaster {
 /// The parsed text of `CLUSTER INFO`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterInfo {
-    pub fields: HashMap<String, String>,
+    pub fields: Fields,
 }
 
 impl ClusterInfo {
