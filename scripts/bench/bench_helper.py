@@ -225,31 +225,52 @@ def cmd_scrape(a):
 
 
 def cmd_render(a):
+    """Sequential GETs of /metrics. Two figures: the wall time of each GET as curl sees
+    it (render, transfer of ~17 MB over loopback, and curl itself, all on the same two
+    cores), and the render time the agent reports in `redis_agent_metrics_render_seconds`
+    (each body carries the previous GET's render time)."""
     meter = CpuMeter(a.pid)
-    cmd = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total} %{size_download}"]
+    tmp = f"/tmp/bench-render-{os.getpid()}.txt"
+    cmd = ["curl", "-sS", "-o", tmp, "-w", "%{http_code} %{time_total} %{size_download}"]
     if a.accept:
         cmd += ["-H", f"Accept: {a.accept}"]
     cmd.append(a.url)
-    times, sizes = [], set()
+    times, sizes, renders = [], set(), []
     meter.start()
     t0 = time.monotonic()
-    for _ in range(a.count):
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()
-        if out[0] != "200":
-            sys.exit(f"GET {a.url}: HTTP {out[0]}")
-        times.append(float(out[1]) * 1000)
-        sizes.add(int(out[2]))
-        meter.poll()
+    try:
+        for i in range(a.count + 1):
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()
+            if out[0] != "200":
+                sys.exit(f"GET {a.url}: HTTP {out[0]}")
+            with open(tmp, "rb") as f:
+                for line in f:
+                    if line.startswith(b"redis_agent_metrics_render_seconds "):
+                        if i > 0:
+                            renders.append(float(line.split()[1]) * 1000)
+                        break
+            if i < a.count:
+                times.append(float(out[1]) * 1000)
+                sizes.add(int(out[2]))
+            meter.poll()
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     cpu, _ = meter.stop()
     wall = time.monotonic() - t0
-    times.sort()
-    p90 = times[min(len(times) - 1, max(0, -(-9 * len(times) // 10) - 1))]  # nearest rank
+
+    def p90(xs):
+        xs = sorted(xs)
+        return xs[min(len(xs) - 1, max(0, -(-9 * len(xs) // 10) - 1))]  # nearest rank
+
     print(f"median_ms {statistics.median(times):.2f}")
-    print(f"p90_ms {p90:.2f}")
-    print(f"max_ms {times[-1]:.2f}")
+    print(f"p90_ms {p90(times):.2f}")
+    print(f"max_ms {max(times):.2f}")
+    print(f"render_median_ms {statistics.median(renders):.2f}")
+    print(f"render_p90_ms {p90(renders):.2f}")
     print(f"bytes {max(sizes)}")
     # Agent CPU per GET, less what collection costs over the same wall time.
-    per_get = max(0.0, cpu - a.bg_rate * wall) / a.count
+    per_get = max(0.0, cpu - a.bg_rate * wall) / (a.count + 1)
     print(f"cpu_per_get_ms {per_get * 1000:.2f}")
 
 
@@ -314,16 +335,18 @@ def cmd_report(a):
     for fmt, label in (("text", "text 0.0.4"), ("om", "OpenMetrics 1.0.0")):
         if f"render_{fmt}_median_ms" not in kv:
             continue
-        p90 = num(f"render_{fmt}_p90_ms")
+        p90 = num(f"render_{fmt}_render_p90_ms")
         rows.append(
             [
-                f"`/metrics` at 1,000 endpoints, {label} ({kv['render_count']} GETs)",
-                f"median {num(f'render_{fmt}_median_ms'):.1f} ms, p90 {p90:.1f} ms, "
+                f"`/metrics` render at 1,000 endpoints, {label} ({kv['render_count']} GETs)",
+                f"render median {num(f'render_{fmt}_render_median_ms'):.1f} ms, p90 {p90:.1f} ms "
+                f"(agent's own measure); whole GET as curl sees it: median "
+                f"{num(f'render_{fmt}_median_ms'):.1f} ms, p90 {num(f'render_{fmt}_p90_ms'):.1f} ms; "
                 f"{num(f'render_{fmt}_bytes') / 1e6:.2f} MB, "
-                f"~{num(f'render_{fmt}_cpu_per_get_ms'):.0f} ms CPU per GET",
+                f"~{num(f'render_{fmt}_cpu_per_get_ms'):.0f} ms agent CPU per GET",
                 "",
                 "",
-                "p90 < 50 ms",
+                "render p90 < 50 ms",
                 verdict(p90 < 50),
             ]
         )

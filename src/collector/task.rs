@@ -132,9 +132,16 @@ impl EndpointTask {
                             error = %e, "optional command failed");
                     }
                     status.last_success = Some(Arc::new(snapshot));
-                    if was_up != Some(true) {
-                        info!(redis_instance = %endpoint.key.instance, datacenter = %endpoint.key.datacenter,
-                            address = %endpoint.address(), "endpoint is up");
+                    // A thousand endpoints coming up at start is not news; one coming
+                    // back is.
+                    match was_up {
+                        Some(false) => info!(redis_instance = %endpoint.key.instance,
+                            datacenter = %endpoint.key.datacenter, address = %endpoint.address(),
+                            "endpoint is back up"),
+                        None => debug!(redis_instance = %endpoint.key.instance,
+                            datacenter = %endpoint.key.datacenter, address = %endpoint.address(),
+                            "endpoint is up"),
+                        Some(true) => {}
                     }
                     was_up = Some(true);
                     None
