@@ -1,0 +1,241 @@
+//! Stage two: checks the raw configuration and builds the typed one. Every problem is
+//! recorded with its key and value; nothing stops at the first.
+//!
+//! Layout: `ctx` reads raw values with the shared checks, `instances` covers instances
+//! and endpoints, `integrations` the advisors and DNS; the top-level keys are here.
+
+mod ctx;
+mod instances;
+mod integrations;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use self::ctx::{Ctx, join};
+use self::integrations::{azure_openai, dns, elk};
+use super::duration::{self, show};
+use super::raw::{Raw, RawApi, RawConfig, RawDatacenter, RawTimeouts};
+use super::*;
+
+pub fn validate(
+    raw: RawConfig,
+    base_dir: &Path,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> Option<Config> {
+    let mut cx = Ctx {
+        base_dir,
+        problems,
+        warnings,
+    };
+    cx.unknown("", &raw.unknown, &[RawConfig::KEYS]);
+
+    if raw.alert_endpoints.is_some() {
+        cx.warnings.push(
+            "alert_endpoints: ignored; Alertmanager sends Slack, e-mail and PagerDuty \
+             notifications (see alertmanager/alertmanager.yml)"
+                .into(),
+        );
+    }
+    if raw.decision_interval.is_some() {
+        cx.warnings.push(
+            "decision_interval: ignored; evaluations start when Alertmanager delivers a \
+             failover-candidate alert (see prometheus/rules/)"
+                .into(),
+        );
+    }
+
+    let collector = collector_settings(
+        &mut cx,
+        raw.monitoring_interval,
+        raw.timeouts,
+        raw.reconnect_max_backoff,
+    );
+    let datacenters = datacenters(&mut cx, raw.datacenters);
+    let instances = instances::instances(&mut cx, raw.instances, &datacenters);
+    let datacenters = datacenters.unwrap_or_else(|| implied_datacenters(&instances));
+
+    let failover_provider = cx.value("failover_provider", raw.failover_provider);
+    if let Some(p) = failover_provider.filter(|p| p != "dns") {
+        cx.problem(
+            "failover_provider",
+            format!("{p:?} is not supported; the agent moves traffic with DNS, use \"dns\""),
+        );
+    }
+    let failover = FailoverSettings {
+        auto: cx
+            .value("auto_failover", raw.auto_failover)
+            .unwrap_or(false),
+        confidence_threshold: cx.fraction(
+            "failover_confidence_threshold",
+            raw.failover_confidence_threshold,
+            default_failover_confidence_threshold(),
+        ),
+        consecutive_threshold: cx.count(
+            "failover_consecutive_threshold",
+            raw.failover_consecutive_threshold,
+            default_failover_consecutive_threshold(),
+        ),
+        ai_confidence: cx.fraction(
+            "ai_failover_confidence",
+            raw.ai_failover_confidence,
+            default_ai_failover_confidence(),
+        ),
+        ai_consecutive_recommendations: cx.count(
+            "ai_consecutive_recommendations",
+            raw.ai_consecutive_recommendations,
+            default_ai_consecutive_recommendations(),
+        ),
+    };
+    let anomaly_threshold = cx.fraction(
+        "anomaly_threshold",
+        raw.anomaly_threshold,
+        default_anomaly_threshold(),
+    );
+    let model_path = cx
+        .text("model_path", raw.model_path)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("./models"));
+
+    let use_ai = cx
+        .value("use_azure_openai", raw.use_azure_openai)
+        .unwrap_or(false);
+    let azure_openai = azure_openai(&mut cx, use_ai, raw.azure_openai);
+    let use_elk = cx.value("use_elk", raw.use_elk).unwrap_or(false);
+    let elk = elk(&mut cx, use_elk, raw.elk);
+    let dns = dns(&mut cx, raw.dns_provider, raw.dns_config, &instances);
+    let api = api(&mut cx, raw.api);
+
+    Some(Config {
+        instances,
+        datacenters,
+        collector,
+        model_path,
+        anomaly_threshold,
+        failover,
+        azure_openai,
+        elk,
+        dns,
+        api,
+    })
+}
+
+fn collector_settings(
+    cx: &mut Ctx<'_>,
+    interval: Option<Raw<duration::Seconds>>,
+    timeouts: Option<Raw<RawTimeouts>>,
+    reconnect_max_backoff: Option<Raw<duration::Seconds>>,
+) -> CollectorSettings {
+    let mut settings = CollectorSettings::default();
+    match cx.value("monitoring_interval", interval) {
+        Some(duration::Seconds(d)) if d >= Duration::from_secs(1) => settings.interval = d,
+        Some(duration::Seconds(d)) => cx.problem(
+            "monitoring_interval",
+            format!("{} is not allowed, use 1 s or more", show(d)),
+        ),
+        None => {}
+    }
+    if let Some(t) = cx.value("timeouts", timeouts) {
+        cx.unknown("timeouts", &t.unknown, &[RawTimeouts::KEYS]);
+        settings.connect_timeout =
+            cx.positive("timeouts.connect", t.connect, settings.connect_timeout);
+        settings.command_timeout =
+            cx.positive("timeouts.command", t.command, settings.command_timeout);
+    }
+    settings.reconnect_max_backoff = cx.positive(
+        "reconnect_max_backoff",
+        reconnect_max_backoff,
+        settings.reconnect_max_backoff,
+    );
+    // A hung server accepts the connection and never answers: a round then takes a
+    // connect plus a command timeout.
+    let round = settings.connect_timeout + settings.command_timeout;
+    if round > settings.interval {
+        cx.warnings.push(format!(
+            "timeouts: a round against a hung endpoint takes up to {} (connect + command), \
+             longer than monitoring_interval {}; that endpoint will be read less often",
+            show(round),
+            show(settings.interval)
+        ));
+    }
+    settings
+}
+
+fn datacenters(
+    cx: &mut Ctx<'_>,
+    raw: Option<Raw<BTreeMap<String, RawDatacenter>>>,
+) -> Option<BTreeMap<DatacenterId, Datacenter>> {
+    let raw = cx.value("datacenters", raw)?;
+    let mut out = BTreeMap::new();
+    let mut warned_api = false;
+    for (key, dc) in raw {
+        let path = format!("datacenters.{key}");
+        cx.unknown(&path, &dc.unknown, &[RawDatacenter::KEYS]);
+        let uses_api = dc.api_url.is_some()
+            || dc.api_user.is_some()
+            || dc.api_password.is_some()
+            || dc.api_password_file.is_some();
+        if uses_api && !warned_api {
+            warned_api = true;
+            cx.warnings.push(format!(
+                "{path}.api_url: ignored; the agent reads Redis itself (PING, INFO) and \
+                 does not use the Redis Enterprise REST API"
+            ));
+        }
+        let name = cx
+            .text(&join(&path, "name"), dc.name)
+            .unwrap_or_else(|| key.clone());
+        let id = DatacenterId::new(&key);
+        out.insert(id.clone(), Datacenter { id, name });
+    }
+    if out.is_empty() {
+        cx.problem("datacenters", "must name at least one datacenter");
+    }
+    Some(out)
+}
+
+fn implied_datacenters(instances: &[Instance]) -> BTreeMap<DatacenterId, Datacenter> {
+    instances
+        .iter()
+        .flat_map(|i| i.endpoints.keys())
+        .map(|id| {
+            let dc = Datacenter {
+                id: id.clone(),
+                name: id.to_string(),
+            };
+            (id.clone(), dc)
+        })
+        .collect()
+}
+
+/// Credentials and TLS settings of one level (instance or endpoint).
+fn api(cx: &mut Ctx<'_>, raw: Option<Raw<RawApi>>) -> ApiSettings {
+    let mut settings = ApiSettings {
+        enabled: true,
+        host: "0.0.0.0".into(),
+        port: default_api_port(),
+        api_key: None,
+    };
+    let Some(raw) = cx.value("api", raw) else {
+        return settings;
+    };
+    cx.unknown("api", &raw.unknown, &[RawApi::KEYS]);
+    settings.enabled = cx.value("api.enabled", raw.enabled).unwrap_or(true);
+    if let Some(host) = cx.text("api.host", raw.host) {
+        if host.parse::<IpAddr>().is_ok() || host == "localhost" {
+            settings.host = host;
+        } else {
+            cx.problem(
+                "api.host",
+                format!("{host:?} is not an IP address to listen on"),
+            );
+        }
+    }
+    if let Some(port) = cx.port("api.port", raw.port) {
+        settings.port = port;
+    }
+    settings.api_key = cx.secret("api", "api_key", raw.api_key, raw.api_key_file);
+    settings
+}
