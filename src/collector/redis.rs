@@ -89,11 +89,16 @@ fn client(endpoint: &Endpoint) -> redis::RedisResult<Client> {
 }
 
 impl RedisConnection {
-    /// `PING`, and how long the answer took.
-    pub async fn ping(&mut self) -> Result<Duration, CollectError> {
+    /// `PING`: how long the answer took, and the error it was, if it was one.
+    /// An error reply (`LOADING`, `MASTERDOWN`, ...) is an answer: the outer `Err` is for
+    /// a connection that did not answer at all.
+    pub async fn ping(&mut self) -> Result<(Duration, Option<CollectError>), CollectError> {
         let started = Instant::now();
-        let _: String = self.query(redis::cmd("PING")).await?;
-        Ok(started.elapsed())
+        match self.query::<String>(redis::cmd("PING")).await {
+            Ok(_) => Ok((started.elapsed(), None)),
+            Err(e) if e.kind == ErrorKind::Server => Ok((started.elapsed(), Some(e))),
+            Err(e) => Err(e),
+        }
     }
 
     /// The text of `INFO ALL`.

@@ -173,8 +173,8 @@ impl EndpointTask {
 }
 
 /// One round: connect if needed, then PING, INFO ALL, and CLUSTER INFO or SENTINEL
-/// MASTERS where they apply. A failure of those last ones is a soft error: the
-/// endpoint answered, so it is up.
+/// MASTERS where they apply. An error reply to PING or a failure of those last ones is
+/// a soft error: counted, but the endpoint answered INFO, so it is up.
 async fn round(
     endpoint: &Endpoint,
     settings: &CollectorSettings,
@@ -205,9 +205,10 @@ async fn round(
 async fn read(
     conn: &mut RedisConnection,
 ) -> Result<(Snapshot, Option<CollectError>), CollectError> {
-    let ping_latency = conn.ping().await?;
+    // A server still loading its data set answers PING with LOADING but INFO works:
+    // it is up, and redis_loading_dump_file says why it is not serving.
+    let (ping_latency, mut soft_error) = conn.ping().await?;
     let info = parse_info(conn.info().await?);
-    let mut soft_error = None;
     let cluster = if info.is_cluster_enabled() {
         match conn.cluster_info().await {
             Ok(text) => Some(parse_cluster_info(text)),
