@@ -83,6 +83,12 @@ fn replica_link_follows_its_primary() {
             &[("redis_instance", "cache"), ("datacenter", "west")],
         ) == Some(1.0)
             && m.of("redis_connected_slaves", "cache", "east") == Some(1.0)
+            // The primary marks its replica online a moment after the replica's link is up.
+            && m.get(
+                "redis_connected_slave_lag_seconds",
+                &[("datacenter", "east"), ("slave_state", "online")],
+            )
+            .is_some()
     });
     assert_eq!(
         m.get(
