@@ -60,10 +60,6 @@ impl Collector {
         }
     }
 
-    pub fn store(&self) -> &Arc<SnapshotStore> {
-        &self.store
-    }
-
     /// Makes the running tasks match `config`: new endpoints start, removed ones stop
     /// (and their series disappear), changed ones restart with fresh counters.
     pub fn apply(&self, config: &Config) -> Changes {

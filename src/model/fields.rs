@@ -47,11 +47,6 @@ impl Fields {
         }
     }
 
-    /// The whole text the spans point into.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
     /// Adds a pair, given as byte ranges of `text()`. A name given twice keeps its first
     /// value. Ranges past `u32::MAX` or not on character boundaries are ignored.
     pub fn push(&mut self, name: Range<usize>, value: Range<usize>) {

@@ -214,7 +214,4 @@ impl ErrorCounts {
         self.0[kind.index()]
     }
 
-    pub fn total(&self) -> u64 {
-        self.0.iter().sum()
-    }
 }
