@@ -213,5 +213,4 @@ impl ErrorCounts {
     pub fn get(&self, kind: ErrorKind) -> u64 {
         self.0[kind.index()]
     }
-
 }
