@@ -15,11 +15,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use crate::anomaly::{AnomalyEngine, AnomalySettings, detector::DetectorSettings};
 use crate::api::{self, AppState};
 use crate::collector::Collector;
 use crate::config::{self, Config, ConfigError};
 use crate::metrics::Metrics;
-use crate::model::SnapshotStore;
+use crate::model::{AnalysisStore, SnapshotStore};
 
 /// How long shutdown waits for the listener and the collection tasks.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -42,7 +43,12 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
     let store = Arc::new(SnapshotStore::new());
     let collector = Collector::new(Arc::clone(&store), tracker.clone(), cancel.clone());
 
-    let mut metrics = Metrics::new(Arc::clone(&store));
+    let analysis = Arc::new(AnalysisStore::new());
+    let mut metrics = Metrics::new(
+        Arc::clone(&store),
+        Arc::clone(&analysis),
+        config.anomaly_threshold,
+    );
     let reloads = Reloads::default();
     metrics.registry_mut().register(
         "redis_agent_config_reloads",
@@ -63,6 +69,12 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
     let local = listener.local_addr().unwrap_or(listen);
 
     let changes = collector.apply(&config);
+    let engine = AnomalyEngine::new(
+        Arc::clone(&store),
+        Arc::clone(&analysis),
+        anomaly_settings(&config),
+    );
+    tracker.spawn(engine.run(cancel.clone()));
     let failover = if options.no_failover || !config.failover.auto {
         "off (monitor only)"
     } else {
@@ -108,6 +120,23 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
         info!("stopped");
     }
     Ok(())
+}
+
+fn anomaly_settings(config: &Config) -> AnomalySettings {
+    let a = config.anomaly;
+    AnomalySettings {
+        enabled: a.enabled,
+        detector: DetectorSettings {
+            warmup: a.warmup_samples,
+            window: a.window_samples,
+            retrain_every: a.retrain_samples,
+            threshold: config.anomaly_threshold,
+        },
+        trees: a.trees,
+        state_dir: config.model_path.clone(),
+        tick: (config.collector.interval / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(1)),
+    }
 }
 
 fn reload(options: &Options, collector: &Collector, reloads: &Reloads) {

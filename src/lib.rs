@@ -10,15 +10,20 @@
 //!   the latest snapshots. No I/O.
 //! - [`collector`]: one task per endpoint: persistent connection, PING, INFO, CLUSTER
 //!   INFO, SENTINEL MASTERS, backoff and timeouts; INFO parsing as pure functions.
+//! - [`anomaly`]: features from consecutive snapshots, one extended isolation forest per
+//!   endpoint, robust z-scores, training windows kept on disk.
+//! - [`health`]: instance and datacenter health scores (pure).
 //! - [`metrics`]: the prometheus-client registry and the collectors that render the
 //!   latest snapshots at scrape time.
 //! - [`api`]: the axum router (`/metrics`, `/healthz`, `/readyz`); the only module that
 //!   knows axum.
 //! - [`app`]: wiring, signals, reload and graceful shutdown.
 
+pub mod anomaly;
 pub mod api;
 pub mod app;
 pub mod collector;
 pub mod config;
+pub mod health;
 pub mod metrics;
 pub mod model;

@@ -125,7 +125,11 @@ mod tests {
             Duration::from_secs(5),
         ));
         AppState {
-            metrics: Arc::new(Metrics::new(Arc::clone(&store))),
+            metrics: Arc::new(Metrics::new(
+                Arc::clone(&store),
+                Arc::new(crate::model::AnalysisStore::new()),
+                0.8,
+            )),
             store,
         }
     }

@@ -62,8 +62,10 @@ pub struct Config {
     /// Directory for state that must survive a restart (anomaly training windows).
     /// Key `model_path`; default `./models`.
     pub model_path: PathBuf,
-    /// Anomaly score above which a sample counts as anomalous, in [0, 1]. Default 0.8.
+    /// Calibrated anomaly score at or above which a sample is anomalous, in [0, 1].
+    /// Default 0.8: as unusual as the rarest 1 in 1,000 normal samples.
     pub anomaly_threshold: f64,
+    pub anomaly: AnomalyConfig,
     pub failover: FailoverSettings,
     /// Azure OpenAI advice (`use_azure_openai` + `azure_openai`), when enabled.
     pub azure_openai: Option<AzureOpenAiSettings>,
@@ -104,6 +106,34 @@ impl Default for CollectorSettings {
             connect_timeout: default_connect_timeout(),
             command_timeout: default_command_timeout(),
             reconnect_max_backoff: default_reconnect_max_backoff(),
+        }
+    }
+}
+
+/// The per-endpoint anomaly detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnomalyConfig {
+    /// `anomaly_detection`: run the detector. Default true. A model takes about 2 MB
+    /// per endpoint; large fleets may want it off.
+    pub enabled: bool,
+    /// `anomaly_warmup_samples`: samples before the first model. Default 120.
+    pub warmup_samples: usize,
+    /// `anomaly_window_samples`: newest normal samples kept for training. Default 1024.
+    pub window_samples: usize,
+    /// `anomaly_retrain_samples`: new samples between two trainings. Default 240.
+    pub retrain_samples: usize,
+    /// `anomaly_trees`: trees per forest. Default 64.
+    pub trees: usize,
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            warmup_samples: 120,
+            window_samples: 1024,
+            retrain_samples: 240,
+            trees: 64,
         }
     }
 }

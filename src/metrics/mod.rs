@@ -6,6 +6,7 @@
 //! OpenMetrics to the classic text format for scrapers that ask for it.
 
 mod agent;
+mod analysis;
 mod encode;
 mod info_table;
 mod redis;
@@ -22,7 +23,7 @@ use prometheus_client::registry::Registry;
 
 pub use info_table::{CLUSTER_METRICS, INFO_METRICS, InfoMetric, Kind};
 
-use crate::model::SnapshotStore;
+use crate::model::{AnalysisStore, SnapshotStore};
 
 /// The exposition format a scraper gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +61,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(store: Arc<SnapshotStore>) -> Self {
+    /// `threshold` is the configured `anomaly_threshold`, shown with the scores.
+    pub fn new(store: Arc<SnapshotStore>, analysis: Arc<AnalysisStore>, threshold: f64) -> Self {
         let mut registry = Registry::default();
         let build_info = Family::<Vec<(String, String)>, Gauge>::default();
         build_info
@@ -82,6 +84,9 @@ impl Metrics {
         );
         registry.register_collector(Box::new(redis::RedisCollector::new(Arc::clone(&store))));
         registry.register_collector(Box::new(agent::AgentCollector::new(store)));
+        registry.register_collector(Box::new(analysis::AnalysisCollector::new(
+            analysis, threshold,
+        )));
         Self {
             registry,
             last_len: AtomicUsize::new(64 * 1024),
@@ -131,7 +136,10 @@ mod tests {
 
     use super::*;
     use crate::collector::info::{parse_cluster_info, parse_info};
-    use crate::model::{EndpointKey, EndpointStatus, Round, SentinelMaster, Snapshot};
+    use crate::model::{
+        Analysis, AnomalyScore, AnomalyState, EndpointKey, EndpointStatus, HealthStatus, Round,
+        SentinelMaster, Snapshot,
+    };
 
     fn fixture(name: &str) -> String {
         std::fs::read_to_string(format!(
@@ -191,7 +199,42 @@ mod tests {
             Some("cluster-info.txt"),
         );
         publish(&store, "sentinel", "info-sentinel.txt", None);
-        Metrics::new(store).render(Format::Text).unwrap()
+        let analysis = Arc::new(AnalysisStore::new());
+        let score = AnomalyScore {
+            at: SystemTime::now(),
+            score: 0.93,
+            anomalous: true,
+            zscores: vec![("ping_latency_milliseconds", 41.5), ("hit_ratio", -0.2)],
+            contributors: vec![("ping_latency_milliseconds", 41.5)],
+        };
+        analysis.publish(
+            EndpointKey::new("primary", "east"),
+            Analysis {
+                anomaly: AnomalyState::Ready {
+                    samples: 500,
+                    trained_at: SystemTime::now(),
+                    latest: Some(score),
+                },
+                health_score: 0.5,
+                health_status: HealthStatus::Degraded,
+                up: true,
+            },
+        );
+        analysis.publish(
+            EndpointKey::new("replica", "west"),
+            Analysis {
+                anomaly: AnomalyState::WarmingUp {
+                    samples: 3,
+                    needed: 120,
+                },
+                health_score: 0.0,
+                health_status: HealthStatus::Failed,
+                up: false,
+            },
+        );
+        Metrics::new(store, analysis, 0.8)
+            .render(Format::Text)
+            .unwrap()
     }
 
     fn line(text: &str, prefix: &str) -> String {
@@ -238,6 +281,14 @@ mod tests {
             "redis_ping_latency_seconds{redis_instance=\"primary\",datacenter=\"east\"} 0.00025"
         );
         assert!(l("redis_agent_collection_rounds_total{redis_instance=\"node\"").ends_with(" 3"));
+        assert_eq!(l("redis_anomaly_score{redis_instance=\"primary\""), "redis_anomaly_score{redis_instance=\"primary\",datacenter=\"east\"} 0.93");
+        assert!(text.contains("redis_anomaly_top_contributor_zscore{redis_instance=\"primary\",datacenter=\"east\",rank=\"1\",feature=\"ping_latency_milliseconds\"} 41.5"));
+        assert!(text.contains("redis_anomaly_model_ready{redis_instance=\"replica\",datacenter=\"west\"} 0"));
+        assert!(text.contains("redis_anomaly_model_warmup_samples{redis_instance=\"replica\",datacenter=\"west\"} 120"));
+        assert!(!text.contains("redis_anomaly_score{redis_instance=\"replica\""), "no score while warming up");
+        assert!(text.contains("redis_health_status{redis_instance=\"primary\",datacenter=\"east\",status=\"degraded\"} 1"));
+        assert!(text.contains("redis_datacenter_health_score{datacenter=\"west\"} 0"));
+        assert!(text.contains("redis_datacenter_health_status{datacenter=\"west\",status=\"failed\"} 1"));
         // Families appear once, with HELP and TYPE, counters named with _total.
         assert_eq!(text.matches("# TYPE redis_up gauge").count(), 1);
         assert!(text.contains("# TYPE redis_commands_processed_total counter"));

@@ -3,6 +3,7 @@
 //!
 //! Nothing here does I/O.
 
+mod analysis;
 mod fields;
 mod secret;
 mod snapshot;
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+pub use analysis::{Analysis, AnalysisStore, AnomalyScore, AnomalyState, HealthStatus};
 pub use fields::Fields;
 pub use secret::Secret;
 pub use snapshot::{

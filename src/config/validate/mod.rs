@@ -94,6 +94,45 @@ pub fn validate(
         raw.anomaly_threshold,
         default_anomaly_threshold(),
     );
+    let mut anomaly = AnomalyConfig::default();
+    anomaly.enabled = cx
+        .value("anomaly_detection", raw.anomaly_detection)
+        .unwrap_or(anomaly.enabled);
+    let mut count = |key: &str, raw, default: usize| cx.count(key, raw, default as u32) as usize;
+    anomaly.warmup_samples = count(
+        "anomaly_warmup_samples",
+        raw.anomaly_warmup_samples,
+        anomaly.warmup_samples,
+    );
+    anomaly.window_samples = count(
+        "anomaly_window_samples",
+        raw.anomaly_window_samples,
+        anomaly.window_samples,
+    );
+    anomaly.retrain_samples = count(
+        "anomaly_retrain_samples",
+        raw.anomaly_retrain_samples,
+        anomaly.retrain_samples,
+    );
+    anomaly.trees = count("anomaly_trees", raw.anomaly_trees, anomaly.trees);
+    if anomaly.warmup_samples < 16 {
+        cx.problem(
+            "anomaly_warmup_samples",
+            format!(
+                "{} is too few to learn from, use 16 or more",
+                anomaly.warmup_samples
+            ),
+        );
+    }
+    if anomaly.window_samples < anomaly.warmup_samples {
+        cx.problem(
+            "anomaly_window_samples",
+            format!(
+                "{} is smaller than anomaly_warmup_samples ({}): the window could never fill",
+                anomaly.window_samples, anomaly.warmup_samples
+            ),
+        );
+    }
     let model_path = cx
         .text("model_path", raw.model_path)
         .map(PathBuf::from)
@@ -114,6 +153,7 @@ pub fn validate(
         collector,
         model_path,
         anomaly_threshold,
+        anomaly,
         failover,
         azure_openai,
         elk,

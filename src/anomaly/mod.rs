@@ -1,0 +1,312 @@
+//! Anomaly detection and health: for every endpoint, features from its consecutive
+//! snapshots, an extended isolation forest trained on its own recent normal, robust
+//! z-scores for the features that stand out, and the health score. Results go to the
+//! [`AnalysisStore`].
+//!
+//! Layout: `features` (pure extraction), `detector` (window, training, scoring,
+//! calibration), `persist` (the training window on disk); the engine that follows the
+//! snapshot store is here.
+
+pub mod detector;
+pub mod features;
+pub mod persist;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use self::detector::{Detector, DetectorSettings, Model, Scored, TrainError};
+use self::features::{FEATURES, Features, Observation};
+use crate::health::{self, HealthInput};
+use crate::model::{
+    Analysis, AnalysisStore, AnomalyScore, AnomalyState, EndpointKey, EndpointStatus, Snapshot,
+    SnapshotStore,
+};
+
+/// Trainings running at once, so a start with a thousand saved windows does not take
+/// every core.
+const MAX_TRAININGS: usize = 1;
+/// Contributors kept per anomalous sample.
+const CONTRIBUTORS: usize = 3;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalySettings {
+    pub enabled: bool,
+    pub detector: DetectorSettings,
+    pub trees: usize,
+    /// Where training windows are kept (`model_path`).
+    pub state_dir: PathBuf,
+    /// How often the engine looks for new rounds.
+    pub tick: Duration,
+}
+
+/// Follows the snapshot store and keeps the analysis store current.
+pub struct AnomalyEngine {
+    store: Arc<SnapshotStore>,
+    results: Arc<AnalysisStore>,
+    settings: AnomalySettings,
+    endpoints: HashMap<EndpointKey, Tracked>,
+    trainings: usize,
+}
+
+struct Tracked {
+    generation: u64,
+    rounds_seen: u64,
+    last: Option<Arc<Snapshot>>,
+    detector: Detector,
+    training: Option<oneshot::Receiver<Result<Model, TrainError>>>,
+    latest: Option<AnomalyScore>,
+}
+
+impl AnomalyEngine {
+    pub fn new(
+        store: Arc<SnapshotStore>,
+        results: Arc<AnalysisStore>,
+        settings: AnomalySettings,
+    ) -> Self {
+        Self {
+            store,
+            results,
+            settings,
+            endpoints: HashMap::new(),
+            trainings: 0,
+        }
+    }
+
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(self.settings.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tick.tick() => self.step(Instant::now()),
+            }
+        }
+        self.save_all();
+    }
+
+    /// One pass over the store: new rounds are analysed, finished trainings installed.
+    pub fn step(&mut self, now: Instant) {
+        let statuses = self.store.all();
+        let live: HashMap<&EndpointKey, u64> =
+            statuses.iter().map(|s| (&s.key, s.generation)).collect();
+        let before = self.endpoints.len();
+        self.endpoints
+            .retain(|k, t| live.get(k).is_some_and(|g| *g == t.generation));
+        if self.endpoints.len() != before {
+            self.results.retain(|k| live.contains_key(k));
+        }
+        for status in &statuses {
+            self.follow(status, now);
+        }
+    }
+
+    fn follow(&mut self, status: &EndpointStatus, now: Instant) {
+        let settings = &self.settings;
+        let tracked = self
+            .endpoints
+            .entry(status.key.clone())
+            .or_insert_with(|| Tracked {
+                generation: status.generation,
+                rounds_seen: 0,
+                last: None,
+                detector: load_detector(settings, &status.key),
+                training: None,
+                latest: None,
+            });
+        if let Some(rx) = tracked.training.as_mut() {
+            match rx.try_recv() {
+                Ok(Ok(model)) => {
+                    debug!(redis_instance = %status.key.instance, datacenter = %status.key.datacenter,
+                        samples = model.samples, "anomaly model trained");
+                    tracked.detector.install(model);
+                    tracked.training = None;
+                    self.trainings -= 1;
+                }
+                Ok(Err(e)) => {
+                    warn!(redis_instance = %status.key.instance, datacenter = %status.key.datacenter,
+                        error = %e, "anomaly model training failed");
+                    tracked.training = None;
+                    self.trainings -= 1;
+                }
+                Err(oneshot::error::TryRecvError::Empty) => {}
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    tracked.training = None;
+                    self.trainings -= 1;
+                }
+            }
+        }
+        if status.rounds == tracked.rounds_seen {
+            return;
+        }
+        tracked.rounds_seen = status.rounds;
+
+        let fresh = status.fresh(now).is_some();
+        let current = status.last_success.clone().filter(|_| fresh);
+        let features = match (&tracked.last, &current) {
+            (Some(prev), Some(cur)) if !Arc::ptr_eq(prev, cur) => {
+                features::extract(&observation(prev), &observation(cur)).ok()
+            }
+            _ => None,
+        };
+        if let Some(cur) = &current {
+            tracked.last = Some(Arc::clone(cur));
+        }
+        if let Some(f) = features.filter(|_| self.settings.enabled) {
+            if let Some(scored) = tracked.detector.observe(f) {
+                tracked.latest = Some(to_score(&scored, current.as_deref()));
+                if scored.anomalous {
+                    let top = &tracked.latest.as_ref().map(|l| l.contributors.clone());
+                    debug!(redis_instance = %status.key.instance, datacenter = %status.key.datacenter,
+                        score = scored.score, contributors = ?top, "anomalous sample");
+                }
+            }
+        }
+
+        let threshold = self.settings.detector.threshold;
+        let anomaly = tracked.latest.as_ref().map(|l| (l.score, threshold));
+        let input = health_input(fresh, current.as_deref(), features.as_ref(), anomaly);
+        let score = health::endpoint_score(&input);
+        let anomaly_state = match tracked.detector.model() {
+            Some(model) => AnomalyState::Ready {
+                samples: tracked.detector.window().len(),
+                trained_at: model.trained_at,
+                latest: tracked.latest.clone(),
+            },
+            None => AnomalyState::WarmingUp {
+                samples: tracked.detector.window().len(),
+                needed: tracked.detector.settings().warmup,
+            },
+        };
+        self.results.publish(
+            status.key.clone(),
+            Analysis {
+                anomaly: anomaly_state,
+                health_score: score,
+                health_status: health::status(score, fresh),
+                up: fresh,
+            },
+        );
+
+        if self.settings.enabled
+            && tracked.training.is_none()
+            && self.trainings < MAX_TRAININGS
+            && tracked.detector.wants_training()
+        {
+            let samples = tracked.detector.training_set();
+            let trees = self.settings.trees;
+            let path = persist::path_for(&self.settings.state_dir, &status.key);
+            let (tx, rx) = oneshot::channel();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = persist::save(&path, &samples) {
+                    warn!(error = %e, "cannot save the anomaly training window");
+                }
+                let _ = tx.send(detector::train(&samples, trees));
+            });
+            tracked.training = Some(rx);
+            self.trainings += 1;
+        }
+    }
+
+    /// Saves every window (at shutdown), so the next start resumes where this one was.
+    fn save_all(&self) {
+        if !self.settings.enabled {
+            return;
+        }
+        let mut saved = 0;
+        for (key, t) in &self.endpoints {
+            let window: Vec<Features> = t.detector.window().iter().copied().collect();
+            if window.is_empty() {
+                continue;
+            }
+            match persist::save(&persist::path_for(&self.settings.state_dir, key), &window) {
+                Ok(()) => saved += 1,
+                Err(e) => warn!(error = %e, "cannot save the anomaly training window"),
+            }
+        }
+        if saved > 0 {
+            info!(endpoints = saved, dir = %self.settings.state_dir.display(), "anomaly training windows saved");
+        }
+    }
+}
+
+fn load_detector(settings: &AnomalySettings, key: &EndpointKey) -> Detector {
+    if !settings.enabled {
+        return Detector::new(settings.detector);
+    }
+    let path = persist::path_for(&settings.state_dir, key);
+    match persist::load(&path) {
+        Ok(Some(window)) => {
+            info!(redis_instance = %key.instance, datacenter = %key.datacenter, samples = window.len(),
+                "anomaly training window restored");
+            Detector::with_window(settings.detector, window)
+        }
+        Ok(None) => Detector::new(settings.detector),
+        Err(e) => {
+            warn!(error = %e, "ignoring a saved anomaly training window");
+            Detector::new(settings.detector)
+        }
+    }
+}
+
+fn observation(s: &Snapshot) -> Observation<'_> {
+    Observation {
+        at: s.taken_at,
+        ping_latency: s.ping_latency,
+        info: &s.info,
+    }
+}
+
+fn to_score(scored: &Scored, snapshot: Option<&Snapshot>) -> AnomalyScore {
+    AnomalyScore {
+        at: snapshot.map_or_else(std::time::SystemTime::now, |s| s.taken_at),
+        score: scored.score,
+        anomalous: scored.anomalous,
+        zscores: FEATURES
+            .iter()
+            .zip(scored.zscores)
+            .map(|(f, z)| (f.name, z))
+            .collect(),
+        contributors: if scored.anomalous {
+            scored
+                .contributors(CONTRIBUTORS)
+                .into_iter()
+                .map(|(i, z)| (FEATURES[i].name, z))
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+fn health_input(
+    up: bool,
+    snapshot: Option<&Snapshot>,
+    features: Option<&Features>,
+    anomaly: Option<(f64, f64)>,
+) -> HealthInput {
+    let at = |name: &str| features.map(|f| f[features::index(name).unwrap_or(0)]);
+    let memory = snapshot.and_then(|s| {
+        let used = s.info.number("used_memory")?;
+        let limit = s
+            .info
+            .number("maxmemory")
+            .filter(|m| *m > 0.0)
+            .or_else(|| s.info.number("total_system_memory").filter(|m| *m > 0.0))?;
+        Some(used / limit)
+    });
+    HealthInput {
+        up,
+        ping_latency_ms: snapshot.map(|s| s.ping_latency.as_secs_f64() * 1000.0),
+        memory_used_ratio: memory,
+        hit_ratio: at("hit_ratio").zip(features.map(|f| f[1] + f[2])),
+        rejected_per_second: at("rejected_connections_per_second"),
+        errors: at("error_replies_per_second").zip(at("commands_per_second")),
+        anomaly,
+    }
+}

@@ -1,0 +1,204 @@
+//! Anomaly scores, contributing features, model state and health scores, rendered from
+//! the analysis store.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use super::encode::{EndpointLabels, Labels, family};
+use super::info_table::Kind;
+use crate::health;
+use crate::model::{AnalysisStore, AnomalyScore, AnomalyState, HealthStatus};
+
+#[derive(Debug)]
+pub struct AnalysisCollector {
+    results: Arc<AnalysisStore>,
+    threshold: f64,
+}
+
+impl AnalysisCollector {
+    pub fn new(results: Arc<AnalysisStore>, threshold: f64) -> Self {
+        Self { results, threshold }
+    }
+}
+
+const RANKS: [&str; 3] = ["1", "2", "3"];
+
+impl Collector for AnalysisCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let all = self.results.all();
+        let labels: Vec<EndpointLabels<'_>> =
+            all.iter().map(|(k, _)| EndpointLabels::new(k)).collect();
+        let rows: Vec<_> = all.iter().zip(&labels).map(|((_, a), l)| (l, a)).collect();
+        // The latest score of an endpoint that answers and has a model.
+        let scored: Vec<(&EndpointLabels<'_>, &AnomalyScore)> = rows
+            .iter()
+            .filter_map(|(l, a)| match &a.anomaly {
+                AnomalyState::Ready {
+                    latest: Some(s), ..
+                } if a.up => Some((*l, s)),
+                _ => None,
+            })
+            .collect();
+        let e = &mut encoder;
+
+        let threshold = ConstGauge::new(self.threshold);
+        threshold.encode(e.encode_descriptor(
+            "redis_anomaly_threshold",
+            "Calibrated anomaly score at or above which a sample is anomalous (anomaly_threshold).",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        family(
+            e,
+            "redis_anomaly_model_ready",
+            "1 once the endpoint's model is trained; 0 while it warms up.",
+            Kind::Gauge,
+            rows.iter().map(|(l, a)| {
+                (
+                    Labels::of(l),
+                    f64::from(u8::from(matches!(a.anomaly, AnomalyState::Ready { .. }))),
+                )
+            }),
+        )?;
+        family(
+            e,
+            "redis_anomaly_model_samples",
+            "Normal samples in the endpoint's training window.",
+            Kind::Gauge,
+            rows.iter().map(|(l, a)| {
+                let n = match a.anomaly {
+                    AnomalyState::Ready { samples, .. }
+                    | AnomalyState::WarmingUp { samples, .. } => samples,
+                };
+                (Labels::of(l), n as f64)
+            }),
+        )?;
+        family(
+            e,
+            "redis_anomaly_model_warmup_samples",
+            "Samples the endpoint's model waits for before its first training.",
+            Kind::Gauge,
+            rows.iter().filter_map(|(l, a)| match a.anomaly {
+                AnomalyState::WarmingUp { needed, .. } => Some((Labels::of(l), needed as f64)),
+                AnomalyState::Ready { .. } => None,
+            }),
+        )?;
+        family(
+            e,
+            "redis_anomaly_model_last_training_timestamp_seconds",
+            "Unix time the endpoint's model was last trained.",
+            Kind::Gauge,
+            rows.iter().filter_map(|(l, a)| match a.anomaly {
+                AnomalyState::Ready { trained_at, .. } => Some((
+                    Labels::of(l),
+                    trained_at.duration_since(UNIX_EPOCH).ok()?.as_secs_f64(),
+                )),
+                AnomalyState::WarmingUp { .. } => None,
+            }),
+        )?;
+        family(
+            e,
+            "redis_anomaly_score",
+            "Calibrated anomaly score of the latest sample: 0.5 is typical, 0.8 as unusual as 1 in 1,000 normal samples, 1 the most isolated.",
+            Kind::Gauge,
+            scored.iter().map(|(l, s)| (Labels::of(l), s.score)),
+        )?;
+        family(
+            e,
+            "redis_anomaly_anomalous",
+            "1 when the latest sample's score is at or above the threshold.",
+            Kind::Gauge,
+            scored
+                .iter()
+                .map(|(l, s)| (Labels::of(l), f64::from(u8::from(s.anomalous)))),
+        )?;
+        family(
+            e,
+            "redis_anomaly_feature_zscore",
+            "Robust z-score of each feature of the latest sample against the training window (median and MAD, model scale).",
+            Kind::Gauge,
+            scored.iter().flat_map(|(l, s)| {
+                s.zscores
+                    .iter()
+                    .map(move |(f, z)| (Labels::of(l).with("feature", *f), *z))
+            }),
+        )?;
+        family(
+            e,
+            "redis_anomaly_top_contributor_zscore",
+            "The features that made the latest anomalous sample stand out, by rank (1 = largest |z|).",
+            Kind::Gauge,
+            scored.iter().flat_map(|(l, s)| {
+                s.contributors.iter().zip(RANKS).map(move |((f, z), rank)| {
+                    (Labels::of(l).with("rank", rank).with("feature", *f), *z)
+                })
+            }),
+        )?;
+        family(
+            e,
+            "redis_health_score",
+            "Health of the endpoint from 0 (down) to 1; see the README for the formula.",
+            Kind::Gauge,
+            rows.iter().map(|(l, a)| (Labels::of(l), a.health_score)),
+        )?;
+        family(
+            e,
+            "redis_health_status",
+            "1 on the endpoint's current status: healthy, degraded, failing or failed.",
+            Kind::Gauge,
+            rows.iter().flat_map(|(l, a)| {
+                HealthStatus::ALL.iter().map(move |s| {
+                    (
+                        Labels::of(l).with("status", s.as_str()),
+                        f64::from(u8::from(*s == a.health_status)),
+                    )
+                })
+            }),
+        )?;
+
+        let mut by_dc: BTreeMap<&str, Vec<(f64, bool)>> = BTreeMap::new();
+        for (key, a) in &all {
+            by_dc
+                .entry(key.datacenter.as_str())
+                .or_default()
+                .push((a.health_score, a.up));
+        }
+        let datacenters: Vec<(&str, f64, HealthStatus)> = by_dc
+            .iter()
+            .filter_map(|(dc, endpoints)| health::datacenter(endpoints).map(|(s, st)| (*dc, s, st)))
+            .collect();
+        if !datacenters.is_empty() {
+            let mut m = e.encode_descriptor(
+                "redis_datacenter_health_score",
+                "Mean health score of the datacenter's endpoints; 0 when none answers.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (dc, score, _) in &datacenters {
+                m.encode_family(&[("datacenter", *dc)])?
+                    .encode_gauge(score)?;
+            }
+            let mut m = e.encode_descriptor(
+                "redis_datacenter_health_status",
+                "1 on the datacenter's current status: healthy, degraded, failing or failed.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (dc, _, status) in &datacenters {
+                for s in HealthStatus::ALL {
+                    let v = i64::from(s == *status);
+                    m.encode_family(&[("datacenter", *dc), ("status", s.as_str())])?
+                        .encode_gauge(&v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,108 @@
+//! What the anomaly detector and the health score concluded about each endpoint.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use super::EndpointKey;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+    Failing,
+    Failed,
+}
+
+impl HealthStatus {
+    pub const ALL: [HealthStatus; 4] = [
+        HealthStatus::Healthy,
+        HealthStatus::Degraded,
+        HealthStatus::Failing,
+        HealthStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Degraded => "degraded",
+            HealthStatus::Failing => "failing",
+            HealthStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The detector's state for one endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnomalyState {
+    /// Learning what normal looks like: no score yet.
+    WarmingUp { samples: usize, needed: usize },
+    /// A model exists; `latest` is the latest scored sample, if any since start.
+    Ready {
+        samples: usize,
+        trained_at: SystemTime,
+        latest: Option<AnomalyScore>,
+    },
+}
+
+/// One scored sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyScore {
+    pub at: SystemTime,
+    /// Calibrated score in [0, 1]; see `anomaly::detector`.
+    pub score: f64,
+    pub anomalous: bool,
+    /// Every feature's robust z-score against the training window, by feature name.
+    pub zscores: Vec<(&'static str, f64)>,
+    /// The features that made the sample stand out, largest |z| first.
+    pub contributors: Vec<(&'static str, f64)>,
+}
+
+/// Everything concluded about one endpoint after its latest round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    pub anomaly: AnomalyState,
+    pub health_score: f64,
+    pub health_status: HealthStatus,
+    pub up: bool,
+}
+
+/// Latest analysis per endpoint.
+#[derive(Debug, Default)]
+pub struct AnalysisStore {
+    endpoints: RwLock<BTreeMap<EndpointKey, Arc<Analysis>>>,
+}
+
+impl AnalysisStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn publish(&self, key: EndpointKey, analysis: Analysis) {
+        let mut map = self.endpoints.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(key, Arc::new(analysis));
+    }
+
+    pub fn remove(&self, key: &EndpointKey) {
+        let mut map = self.endpoints.write().unwrap_or_else(|e| e.into_inner());
+        map.remove(key);
+    }
+
+    pub fn get(&self, key: &EndpointKey) -> Option<Arc<Analysis>> {
+        let map = self.endpoints.read().unwrap_or_else(|e| e.into_inner());
+        map.get(key).cloned()
+    }
+
+    pub fn all(&self) -> Vec<(EndpointKey, Arc<Analysis>)> {
+        let map = self.endpoints.read().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect()
+    }
+
+    /// Keeps only the endpoints `keep` says yes to.
+    pub fn retain(&self, mut keep: impl FnMut(&EndpointKey) -> bool) {
+        let mut map = self.endpoints.write().unwrap_or_else(|e| e.into_inner());
+        map.retain(|k, _| keep(k));
+    }
+}
