@@ -5,12 +5,15 @@
 //!
 //! The forest gives each sample a raw score in (0, 1): about 0.5 for a sample like the
 //! training data, towards 1 the fewer random cuts it takes to isolate. Raw scores depend
-//! on the data, so the published score is calibrated on the training window itself:
-//! 0.5 at the median training sample, [`CALIBRATION_POINT`] (0.8) at the
-//! [`CALIBRATION_QUANTILE`] of the training samples, 1.0 at the most isolated point
-//! possible, linear in between. A threshold of 0.8 therefore means "more unusual than
-//! all but 1 in 1,000 of the samples the model learned as normal". The quantile was
-//! tuned on the first recorded session only (see `tests/anomaly_eval.rs`).
+//! on the data, so the published score is calibrated on normal samples the forest did not
+//! see (every fourth sample of the window is held out of the forest for this): 0.5 at
+//! their median raw score, [`CALIBRATION_POINT`] (0.8) at [`CALIBRATION_SPREADS`] robust
+//! standard deviations (1.4826 x MAD) above it, 1.0 at the most isolated point possible,
+//! linear in between. A threshold of 0.8 therefore means "a raw score that many standard
+//! deviations above typical normal samples". The number was tuned on the first
+//! recorded session only (see `tests/anomaly_eval.rs`). Held-out rather than training
+//! samples, because a forest scores the points it was built from lower than new ones
+//! from the same distribution.
 
 use std::collections::VecDeque;
 use std::time::SystemTime;
@@ -19,8 +22,14 @@ use extended_isolation_forest::{Forest, ForestOptions};
 
 use super::features::{Features, N, transform};
 
-/// The training-score quantile that maps to [`CALIBRATION_POINT`].
-pub const CALIBRATION_QUANTILE: f64 = 0.999;
+/// Robust standard deviations of the held-out raw scores above their median that map to
+/// [`CALIBRATION_POINT`].
+pub const CALIBRATION_SPREADS: f64 = 5.0;
+/// Floor for the spread of held-out raw scores.
+const MIN_RAW_SPREAD: f64 = 0.002;
+/// Hyperplane freedom: 0 cuts along one feature at a time (a plain isolation forest),
+/// N - 1 along any direction.
+pub const EXTENSION_LEVEL: usize = N - 1;
 /// The calibrated score of that quantile: the default `anomaly_threshold`.
 pub const CALIBRATION_POINT: f64 = 0.8;
 /// A z-score of at least this size makes a feature a contributing factor.
@@ -47,7 +56,7 @@ pub struct Model {
     /// Per-feature median and robust spread (1.4826 x MAD), in model units.
     center: Features,
     scale: Features,
-    /// Raw scores of the training samples at the 50th and calibration quantiles.
+    /// Median held-out raw score, and the raw score that calibrates to 0.8.
     raw_median: f64,
     raw_high: f64,
     pub trained_at: SystemTime,
@@ -110,22 +119,31 @@ pub fn train(samples: &[Features], trees: usize) -> Result<Model, TrainError> {
         .iter()
         .map(|t| normalize(t, &center, &scale))
         .collect();
+    let (forest_set, held_out): (Vec<(usize, Features)>, Vec<(usize, Features)>) = normalized
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| i % 4 != 3);
+    let forest_set: Vec<Features> = forest_set.into_iter().map(|(_, x)| x).collect();
     let options = ForestOptions {
         n_trees: trees,
-        sample_size: normalized.len().min(256),
+        sample_size: forest_set.len().min(128),
         max_tree_depth: None,
-        extension_level: N - 1,
+        extension_level: EXTENSION_LEVEL,
     };
     let forest =
-        Forest::from_slice(&normalized, &options).map_err(|e| TrainError::Forest(e.to_string()))?;
-    let mut raw: Vec<f64> = normalized.iter().map(|x| forest.score(x)).collect();
+        Forest::from_slice(&forest_set, &options).map_err(|e| TrainError::Forest(e.to_string()))?;
+    let mut raw: Vec<f64> = held_out.iter().map(|(_, x)| forest.score(x)).collect();
     raw.sort_by(f64::total_cmp);
+    let raw_median = quantile(&raw, 0.5);
+    let mut deviations: Vec<f64> = raw.iter().map(|r| (r - raw_median).abs()).collect();
+    deviations.sort_by(f64::total_cmp);
+    let spread = (1.4826 * quantile(&deviations, 0.5)).max(MIN_RAW_SPREAD);
     Ok(Model {
         forest,
         center,
         scale,
-        raw_median: quantile(&raw, 0.5),
-        raw_high: quantile(&raw, CALIBRATION_QUANTILE),
+        raw_median,
+        raw_high: raw_median + CALIBRATION_SPREADS * spread,
         trained_at: SystemTime::now(),
         samples: samples.len(),
     })
@@ -144,8 +162,8 @@ impl Model {
     }
 }
 
-/// Piecewise-linear map of a raw score: median -> 0.5, calibration quantile -> 0.8,
-/// 1 -> 1. Monotonic, so a threshold on it is a threshold on the raw score.
+/// Piecewise-linear map of a raw score: median -> 0.5, `high` -> 0.8, 1 -> 1.
+/// Monotonic, so a threshold on it is a threshold on the raw score.
 pub fn calibrate(raw: f64, median: f64, high: f64) -> f64 {
     let high = high.max(median + 1e-6).min(1.0 - 1e-6);
     let median = median.clamp(1e-6, high);

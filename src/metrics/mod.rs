@@ -281,14 +281,28 @@ mod tests {
             "redis_ping_latency_seconds{redis_instance=\"primary\",datacenter=\"east\"} 0.00025"
         );
         assert!(l("redis_agent_collection_rounds_total{redis_instance=\"node\"").ends_with(" 3"));
-        assert_eq!(l("redis_anomaly_score{redis_instance=\"primary\""), "redis_anomaly_score{redis_instance=\"primary\",datacenter=\"east\"} 0.93");
+        assert_eq!(
+            l("redis_anomaly_score{redis_instance=\"primary\""),
+            "redis_anomaly_score{redis_instance=\"primary\",datacenter=\"east\"} 0.93"
+        );
         assert!(text.contains("redis_anomaly_top_contributor_zscore{redis_instance=\"primary\",datacenter=\"east\",rank=\"1\",feature=\"ping_latency_milliseconds\"} 41.5"));
-        assert!(text.contains("redis_anomaly_model_ready{redis_instance=\"replica\",datacenter=\"west\"} 0"));
-        assert!(text.contains("redis_anomaly_model_warmup_samples{redis_instance=\"replica\",datacenter=\"west\"} 120"));
-        assert!(!text.contains("redis_anomaly_score{redis_instance=\"replica\""), "no score while warming up");
+        assert!(text.contains(
+            "redis_anomaly_model_ready{redis_instance=\"replica\",datacenter=\"west\"} 0"
+        ));
+        assert!(text.contains(
+            "redis_anomaly_model_warmup_samples{redis_instance=\"replica\",datacenter=\"west\"} 120"
+        ));
+        assert!(
+            !text.contains("redis_anomaly_score{redis_instance=\"replica\""),
+            "no score while warming up"
+        );
         assert!(text.contains("redis_health_status{redis_instance=\"primary\",datacenter=\"east\",status=\"degraded\"} 1"));
         assert!(text.contains("redis_datacenter_health_score{datacenter=\"west\"} 0"));
-        assert!(text.contains("redis_datacenter_health_status{datacenter=\"west\",status=\"failed\"} 1"));
+        assert!(
+            text.contains(
+                "redis_datacenter_health_status{datacenter=\"west\",status=\"failed\"} 1"
+            )
+        );
         // Families appear once, with HELP and TYPE, counters named with _total.
         assert_eq!(text.matches("# TYPE redis_up gauge").count(), 1);
         assert!(text.contains("# TYPE redis_commands_processed_total counter"));
