@@ -119,11 +119,16 @@ pub fn train(samples: &[Features], trees: usize) -> Result<Model, TrainError> {
         .iter()
         .map(|t| normalize(t, &center, &scale))
         .collect();
-    let (forest_set, held_out): (Vec<(usize, Features)>, Vec<(usize, Features)>) = normalized
-        .into_iter()
-        .enumerate()
-        .partition(|(i, _)| i % 4 != 3);
-    let forest_set: Vec<Features> = forest_set.into_iter().map(|(_, x)| x).collect();
+    // Every fourth sample calibrates; the others build the forest.
+    let mut forest_set = Vec::with_capacity(normalized.len());
+    let mut held_out = Vec::with_capacity(normalized.len() / 4 + 1);
+    for (i, x) in normalized.into_iter().enumerate() {
+        if i % 4 == 3 {
+            held_out.push(x);
+        } else {
+            forest_set.push(x);
+        }
+    }
     let options = ForestOptions {
         n_trees: trees,
         sample_size: forest_set.len().min(128),
@@ -132,7 +137,7 @@ pub fn train(samples: &[Features], trees: usize) -> Result<Model, TrainError> {
     };
     let forest =
         Forest::from_slice(&forest_set, &options).map_err(|e| TrainError::Forest(e.to_string()))?;
-    let mut raw: Vec<f64> = held_out.iter().map(|(_, x)| forest.score(x)).collect();
+    let mut raw: Vec<f64> = held_out.iter().map(|x| forest.score(x)).collect();
     raw.sort_by(f64::total_cmp);
     let raw_median = quantile(&raw, 0.5);
     let mut deviations: Vec<f64> = raw.iter().map(|r| (r - raw_median).abs()).collect();
