@@ -419,3 +419,129 @@ fn json_logs_and_ctrl_c() {
     assert_eq!(failed["kind"], "connect");
     assert!(lines.iter().any(|l| l["message"] == "stopped"), "{log}");
 }
+
+#[test]
+fn a_datacenter_whose_endpoints_are_all_down_is_failed() {
+    let redis = Redis::start(&[]);
+    let (dead_a, dead_b) = (common::free_port(), common::free_port());
+    let agent = Agent::start(&config(
+        &[
+            ("cache", &[("east", redis.port), ("west", dead_a)]),
+            ("sessions", &[("east", redis.port), ("west", dead_b)]),
+        ],
+        "",
+    ));
+    let m = agent.wait_metrics(WAIT, "health of both datacenters", |m| {
+        m.get("redis_datacenter_health_score", &[("datacenter", "west")])
+            .is_some()
+            && m.get("redis_datacenter_health_score", &[("datacenter", "east")])
+                .is_some()
+    });
+    assert_eq!(
+        m.get("redis_datacenter_health_score", &[("datacenter", "west")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get(
+            "redis_datacenter_health_status",
+            &[("datacenter", "west"), ("status", "failed")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get(
+            "redis_health_score",
+            &[("redis_instance", "cache"), ("datacenter", "west")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get(
+            "redis_health_status",
+            &[
+                ("redis_instance", "cache"),
+                ("datacenter", "west"),
+                ("status", "failed")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("redis_datacenter_health_score", &[("datacenter", "east")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get(
+            "redis_datacenter_health_status",
+            &[("datacenter", "east"), ("status", "healthy")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.of("redis_anomaly_model_ready", "cache", "east"),
+        Some(0.0),
+        "warming up"
+    );
+    assert!(
+        m.of("redis_anomaly_score", "cache", "east").is_none(),
+        "no score while warming up"
+    );
+    assert_promtool_clean(&m.text);
+}
+
+/// The training window survives a restart: the model is back at once, without a new
+/// warm-up.
+#[test]
+fn a_restart_keeps_the_anomaly_model() {
+    let redis = Redis::start(&[]);
+    let state = tempfile::tempdir().unwrap();
+    let yaml = config(
+        &[("cache", &[("east", redis.port)])],
+        &format!(
+            "anomaly_warmup_samples: 16\nmodel_path: {}\n",
+            state.path().display()
+        ),
+    );
+    let mut agent = Agent::start(&yaml);
+    let m = agent.wait_metrics(Duration::from_secs(40), "a trained model", |m| {
+        m.of("redis_anomaly_model_ready", "cache", "east") == Some(1.0)
+            && m.of("redis_anomaly_score", "cache", "east").is_some()
+    });
+    assert!(
+        m.of("redis_anomaly_model_samples", "cache", "east")
+            .unwrap()
+            >= 16.0
+    );
+    assert!(agent.stop().success());
+    assert!(
+        std::fs::read_dir(state.path()).unwrap().count() >= 1,
+        "no training window saved"
+    );
+
+    let started = std::time::Instant::now();
+    let agent = Agent::start(&yaml);
+    let m = agent.metrics();
+    assert!(
+        m.of("redis_anomaly_model_samples", "cache", "east")
+            .is_none_or(|n| n >= 16.0)
+    );
+    agent.wait_metrics(
+        Duration::from_secs(10),
+        "the model back without a warm-up",
+        |m| {
+            m.of("redis_anomaly_model_ready", "cache", "east") == Some(1.0)
+                && m.of("redis_anomaly_score", "cache", "east").is_some()
+        },
+    );
+    // A warm-up would take 16 rounds of 1 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        agent.log().contains("anomaly training window restored"),
+        "{}",
+        agent.log()
+    );
+}

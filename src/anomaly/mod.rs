@@ -310,3 +310,131 @@ fn health_input(
         anomaly,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::collector::info::parse_info;
+    use crate::model::Round;
+
+    struct Feed {
+        store: Arc<SnapshotStore>,
+        status: EndpointStatus,
+        at: SystemTime,
+    }
+
+    impl Feed {
+        fn new(store: &Arc<SnapshotStore>) -> Self {
+            let status = EndpointStatus::new(
+                EndpointKey::new("cache", "east"),
+                1,
+                "127.0.0.1:1".into(),
+                Duration::from_secs(1),
+            );
+            store.register(status.clone());
+            Self {
+                store: Arc::clone(store),
+                status,
+                at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            }
+        }
+
+        /// One successful round with these counters.
+        fn round(&mut self, run_id: &str, commands: u64, hits: u64) {
+            self.at += Duration::from_secs(1);
+            let info = parse_info(format!(
+                "run_id:{run_id}\r\nrole:master\r\ntotal_commands_processed:{commands}\r\n\
+                 keyspace_hits:{hits}\r\nkeyspace_misses:{}\r\nconnected_clients:10\r\n\
+                 used_memory:1000000\r\nmaxmemory:10000000\r\nmem_fragmentation_ratio:1.2\r\n\
+                 total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n",
+                hits / 10,
+                commands * 40,
+                commands * 60
+            ));
+            let now = Instant::now();
+            self.status.rounds += 1;
+            self.status.last_round = Some(Round {
+                finished: now,
+                at: self.at,
+                duration: Duration::from_millis(1),
+                error: None,
+            });
+            self.status.last_success = Some(Arc::new(Snapshot {
+                taken_at: self.at,
+                finished: now,
+                ping_latency: Duration::from_micros(300),
+                info,
+                cluster: None,
+                sentinel_masters: Vec::new(),
+            }));
+            self.store.publish(self.status.clone());
+        }
+    }
+
+    fn latest(results: &AnalysisStore) -> Option<AnomalyScore> {
+        match &results.get(&EndpointKey::new("cache", "east"))?.anomaly {
+            AnomalyState::Ready { latest, .. } => latest.clone(),
+            AnomalyState::WarmingUp { .. } => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_counter_reset_is_not_an_anomaly() {
+        let store = Arc::new(SnapshotStore::new());
+        let results = Arc::new(AnalysisStore::new());
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = AnomalyEngine::new(
+            Arc::clone(&store),
+            Arc::clone(&results),
+            AnomalySettings {
+                enabled: true,
+                detector: DetectorSettings {
+                    warmup: 60,
+                    window: 1024,
+                    retrain_every: 1000,
+                    threshold: 0.8,
+                },
+                trees: 64,
+                state_dir: dir.path().to_owned(),
+                tick: Duration::from_millis(100),
+            },
+        );
+        let mut feed = Feed::new(&store);
+        let (mut commands, mut hits) = (1_000_000u64, 500_000u64);
+        for i in 0..80u64 {
+            commands += 1000 + (i * 37) % 200;
+            hits += 700 + (i * 53) % 100;
+            feed.round("before", commands, hits);
+            engine.step(Instant::now());
+        }
+        // Wait for the training that the warm-up started.
+        for _ in 0..200 {
+            if latest(&results).is_some() {
+                break;
+            }
+            commands += 1000;
+            hits += 700;
+            feed.round("before", commands, hits);
+            engine.step(Instant::now());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let before = latest(&results).expect("a model and a score");
+        assert!(!before.anomalous, "normal load scored {}", before.score);
+
+        // The server restarts: every counter starts again from zero.
+        feed.round("after", 1000, 700);
+        engine.step(Instant::now());
+        let after = latest(&results).unwrap();
+        assert_eq!(after, before, "the reset pair must give no sample");
+        feed.round("after", 2100, 1410);
+        engine.step(Instant::now());
+        let next = latest(&results).unwrap();
+        assert!(
+            !next.anomalous,
+            "the first rates after a restart scored {}",
+            next.score
+        );
+    }
+}
