@@ -52,7 +52,9 @@ pub struct DetectorSettings {
 
 /// A trained model: the forest and the statistics of its training window.
 pub struct Model {
-    forest: Forest<f64, N>,
+    /// Single precision: z-scores need no more, and the forest is most of a model's
+    /// memory (about 1 MB at 64 trees of 128 samples).
+    forest: Forest<f32, N>,
     /// Per-feature median and robust spread (1.4826 x MAD), in model units.
     center: Features,
     scale: Features,
@@ -120,13 +122,13 @@ pub fn train(samples: &[Features], trees: usize) -> Result<Model, TrainError> {
         .map(|t| normalize(t, &center, &scale))
         .collect();
     // Every fourth sample calibrates; the others build the forest.
-    let mut forest_set = Vec::with_capacity(normalized.len());
+    let mut forest_set: Vec<[f32; N]> = Vec::with_capacity(normalized.len());
     let mut held_out = Vec::with_capacity(normalized.len() / 4 + 1);
     for (i, x) in normalized.into_iter().enumerate() {
         if i % 4 == 3 {
-            held_out.push(x);
+            held_out.push(single(&x));
         } else {
-            forest_set.push(x);
+            forest_set.push(single(&x));
         }
     }
     let options = ForestOptions {
@@ -157,7 +159,7 @@ pub fn train(samples: &[Features], trees: usize) -> Result<Model, TrainError> {
 impl Model {
     pub fn score(&self, features: &Features, threshold: f64) -> Scored {
         let z = normalize(&transform(features), &self.center, &self.scale);
-        let raw = self.forest.score(&z);
+        let raw = self.forest.score(&single(&z));
         let score = calibrate(raw, self.raw_median, self.raw_high);
         Scored {
             score,
@@ -180,6 +182,10 @@ pub fn calibrate(raw: f64, median: f64, high: f64) -> f64 {
         CALIBRATION_POINT + (1.0 - CALIBRATION_POINT) * (raw - high) / (1.0 - high)
     };
     score.clamp(0.0, 1.0)
+}
+
+fn single(x: &Features) -> [f32; N] {
+    x.map(|v| v as f32)
 }
 
 fn normalize(t: &Features, center: &Features, scale: &Features) -> Features {

@@ -113,8 +113,8 @@ impl Default for CollectorSettings {
 /// The per-endpoint anomaly detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnomalyConfig {
-    /// `anomaly_detection`: run the detector. Default true. A model takes about 2 MB
-    /// per endpoint; large fleets may want it off.
+    /// `anomaly_detection`: run the detector. Default true. A model and its window take
+    /// about 1 MB per endpoint; large fleets may want it off.
     pub enabled: bool,
     /// `anomaly_warmup_samples`: samples before the first model. Default 120.
     pub warmup_samples: usize,
