@@ -61,6 +61,7 @@ struct Tracked {
     detector: Detector,
     training: Option<oneshot::Receiver<Result<Model, TrainError>>>,
     latest: Option<AnomalyScore>,
+    last_anomaly: Option<AnomalyScore>,
 }
 
 impl AnomalyEngine {
@@ -118,6 +119,7 @@ impl AnomalyEngine {
                 detector: load_detector(settings, &status.key),
                 training: None,
                 latest: None,
+                last_anomaly: None,
             });
         if let Some(rx) = tracked.training.as_mut() {
             match rx.try_recv() {
@@ -159,12 +161,13 @@ impl AnomalyEngine {
         }
         if let Some(f) = features.filter(|_| self.settings.enabled) {
             if let Some(scored) = tracked.detector.observe(f) {
-                tracked.latest = Some(to_score(&scored, current.as_deref()));
-                if scored.anomalous {
-                    let top = &tracked.latest.as_ref().map(|l| l.contributors.clone());
+                let score = to_score(&scored, current.as_deref());
+                if score.anomalous {
                     debug!(redis_instance = %status.key.instance, datacenter = %status.key.datacenter,
-                        score = scored.score, contributors = ?top, "anomalous sample");
+                        score = score.score, contributors = ?score.contributors, "anomalous sample");
+                    tracked.last_anomaly = Some(score.clone());
                 }
+                tracked.latest = Some(score);
             }
         }
 
@@ -177,6 +180,7 @@ impl AnomalyEngine {
                 samples: tracked.detector.window().len(),
                 trained_at: model.trained_at,
                 latest: tracked.latest.clone(),
+                last_anomaly: tracked.last_anomaly.clone(),
             },
             None => AnomalyState::WarmingUp {
                 samples: tracked.detector.window().len(),
@@ -290,7 +294,7 @@ fn health_input(
     features: Option<&Features>,
     anomaly: Option<(f64, f64)>,
 ) -> HealthInput {
-    let at = |name: &str| features.map(|f| f[features::index(name).unwrap_or(0)]);
+    let at = |name: &str| Some(features?[features::index(name)?]);
     let memory = snapshot.and_then(|s| {
         let used = s.info.number("used_memory")?;
         let limit = s
@@ -304,7 +308,11 @@ fn health_input(
         up,
         ping_latency_ms: snapshot.map(|s| s.ping_latency.as_secs_f64() * 1000.0),
         memory_used_ratio: memory,
-        hit_ratio: at("hit_ratio").zip(features.map(|f| f[1] + f[2])),
+        hit_ratio: at("hit_ratio").zip(
+            at("keyspace_hits_per_second")
+                .zip(at("keyspace_misses_per_second"))
+                .map(|(h, m)| h + m),
+        ),
         rejected_per_second: at("rejected_connections_per_second"),
         errors: at("error_replies_per_second").zip(at("commands_per_second")),
         anomaly,

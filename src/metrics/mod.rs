@@ -213,7 +213,8 @@ mod tests {
                 anomaly: AnomalyState::Ready {
                     samples: 500,
                     trained_at: SystemTime::now(),
-                    latest: Some(score),
+                    latest: Some(score.clone()),
+                    last_anomaly: Some(score),
                 },
                 health_score: 0.5,
                 health_status: HealthStatus::Degraded,

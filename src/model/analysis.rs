@@ -37,11 +37,13 @@ impl HealthStatus {
 pub enum AnomalyState {
     /// Learning what normal looks like: no score yet.
     WarmingUp { samples: usize, needed: usize },
-    /// A model exists; `latest` is the latest scored sample, if any since start.
+    /// A model exists; `latest` is the latest scored sample, if any since start, and
+    /// `last_anomaly` the latest anomalous one, kept for the API and the decisions.
     Ready {
         samples: usize,
         trained_at: SystemTime,
         latest: Option<AnomalyScore>,
+        last_anomaly: Option<AnomalyScore>,
     },
 }
 
