@@ -176,6 +176,7 @@ impl AnomalyEngine {
         let input = health_input(fresh, current.as_deref(), features.as_ref(), anomaly);
         let score = health::endpoint_score(&input);
         let anomaly_state = match tracked.detector.model() {
+            _ if !self.settings.enabled => AnomalyState::Disabled,
             Some(model) => AnomalyState::Ready {
                 samples: tracked.detector.window().len(),
                 trained_at: model.trained_at,

@@ -60,11 +60,10 @@ impl Collector for AnalysisCollector {
             "redis_anomaly_model_ready",
             "1 once the endpoint's model is trained; 0 while it warms up.",
             Kind::Gauge,
-            rows.iter().map(|(l, a)| {
-                (
-                    Labels::of(l),
-                    f64::from(u8::from(matches!(a.anomaly, AnomalyState::Ready { .. }))),
-                )
+            rows.iter().filter_map(|(l, a)| match a.anomaly {
+                AnomalyState::Ready { .. } => Some((Labels::of(l), 1.0)),
+                AnomalyState::WarmingUp { .. } => Some((Labels::of(l), 0.0)),
+                AnomalyState::Disabled => None,
             }),
         )?;
         family(
@@ -72,12 +71,11 @@ impl Collector for AnalysisCollector {
             "redis_anomaly_model_samples",
             "Normal samples in the endpoint's training window.",
             Kind::Gauge,
-            rows.iter().map(|(l, a)| {
-                let n = match a.anomaly {
-                    AnomalyState::Ready { samples, .. }
-                    | AnomalyState::WarmingUp { samples, .. } => samples,
-                };
-                (Labels::of(l), n as f64)
+            rows.iter().filter_map(|(l, a)| match a.anomaly {
+                AnomalyState::Ready { samples, .. } | AnomalyState::WarmingUp { samples, .. } => {
+                    Some((Labels::of(l), samples as f64))
+                }
+                AnomalyState::Disabled => None,
             }),
         )?;
         family(
@@ -87,7 +85,7 @@ impl Collector for AnalysisCollector {
             Kind::Gauge,
             rows.iter().filter_map(|(l, a)| match a.anomaly {
                 AnomalyState::WarmingUp { needed, .. } => Some((Labels::of(l), needed as f64)),
-                AnomalyState::Ready { .. } => None,
+                _ => None,
             }),
         )?;
         family(
@@ -100,13 +98,13 @@ impl Collector for AnalysisCollector {
                     Labels::of(l),
                     trained_at.duration_since(UNIX_EPOCH).ok()?.as_secs_f64(),
                 )),
-                AnomalyState::WarmingUp { .. } => None,
+                _ => None,
             }),
         )?;
         family(
             e,
             "redis_anomaly_score",
-            "Calibrated anomaly score of the latest sample: 0.5 is typical, 0.8 as unusual as 1 in 1,000 normal samples, 1 the most isolated.",
+            "Calibrated anomaly score of the latest sample: 0.5 is typical, 0.8 five robust standard deviations above typical (the default threshold), 1 the most isolated.",
             Kind::Gauge,
             scored.iter().map(|(l, s)| (Labels::of(l), s.score)),
         )?;

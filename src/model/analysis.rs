@@ -35,6 +35,8 @@ impl HealthStatus {
 /// The detector's state for one endpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnomalyState {
+    /// `anomaly_detection: false`.
+    Disabled,
     /// Learning what normal looks like: no score yet.
     WarmingUp { samples: usize, needed: usize },
     /// A model exists; `latest` is the latest scored sample, if any since start, and
