@@ -24,7 +24,7 @@ use super::features::{Features, N, transform};
 
 /// Robust standard deviations of the held-out raw scores above their median that map to
 /// [`CALIBRATION_POINT`].
-pub const CALIBRATION_SPREADS: f64 = 5.0;
+pub const CALIBRATION_SPREADS: f64 = 6.0;
 /// Floor for the spread of held-out raw scores.
 const MIN_RAW_SPREAD: f64 = 0.002;
 /// Hyperplane freedom: 0 cuts along one feature at a time (a plain isolation forest),
