@@ -14,6 +14,10 @@
 //! recorded session only (see `tests/anomaly_eval.rs`). Held-out rather than training
 //! samples, because a forest scores the points it was built from lower than new ones
 //! from the same distribution.
+//!
+//! The published score is the larger of that and [`calibrate_z`] of the sample's largest
+//! robust z-score: one feature [`Z_POINT`] robust standard deviations from its median is
+//! anomalous by itself, which the forest is slow to see (see [`Z_POINT`]).
 
 use std::collections::VecDeque;
 use std::time::SystemTime;
@@ -25,6 +29,11 @@ use super::features::{Features, N, transform};
 /// Robust standard deviations of the held-out raw scores above their median that map to
 /// [`CALIBRATION_POINT`].
 pub const CALIBRATION_SPREADS: f64 = 6.0;
+/// The largest |z| of a sample that calibrates to [`CALIBRATION_POINT`] on its own. An
+/// isolation forest with oblique cuts isolates a point far out along one feature slowly
+/// (most random hyperplanes cut through the normal cloud and leave the point with half
+/// of it), so a single feature this far from anything normal counts by itself.
+pub const Z_POINT: f64 = 10.0;
 /// Floor for the spread of held-out raw scores.
 const MIN_RAW_SPREAD: f64 = 0.002;
 /// Hyperplane freedom: 0 cuts along one feature at a time (a plain isolation forest),
@@ -160,7 +169,8 @@ impl Model {
     pub fn score(&self, features: &Features, threshold: f64) -> Scored {
         let z = normalize(&transform(features), &self.center, &self.scale);
         let raw = self.forest.score(&single(&z));
-        let score = calibrate(raw, self.raw_median, self.raw_high);
+        let zmax = z.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        let score = calibrate(raw, self.raw_median, self.raw_high).max(calibrate_z(zmax));
         Scored {
             score,
             anomalous: score >= threshold,
@@ -180,6 +190,17 @@ pub fn calibrate(raw: f64, median: f64, high: f64) -> f64 {
         0.5 + (CALIBRATION_POINT - 0.5) * (raw - median) / (high - median)
     } else {
         CALIBRATION_POINT + (1.0 - CALIBRATION_POINT) * (raw - high) / (1.0 - high)
+    };
+    score.clamp(0.0, 1.0)
+}
+
+/// The score that the largest |z| alone stands for: 0.5 at 0, [`CALIBRATION_POINT`] at
+/// [`Z_POINT`], 1 at twice that.
+pub fn calibrate_z(zmax: f64) -> f64 {
+    let score = if zmax <= Z_POINT {
+        0.5 + (CALIBRATION_POINT - 0.5) * zmax / Z_POINT
+    } else {
+        CALIBRATION_POINT + (1.0 - CALIBRATION_POINT) * (zmax - Z_POINT) / Z_POINT
     };
     score.clamp(0.0, 1.0)
 }

@@ -104,7 +104,7 @@ impl Collector for AnalysisCollector {
         family(
             e,
             "redis_anomaly_score",
-            "Calibrated anomaly score of the latest sample: 0.5 is typical, 0.8 six robust standard deviations above typical (the default threshold), 1 the most isolated.",
+            "Calibrated anomaly score of the latest sample: 0.5 is typical, 0.8 the default threshold (see the README), 1 the most isolated.",
             Kind::Gauge,
             scored.iter().map(|(l, s)| (Labels::of(l), s.score)),
         )?;
