@@ -18,7 +18,6 @@ Every connection goes to 127.0.0.1 only.
 """
 
 import argparse
-import bisect
 import gzip
 import json
 import math
@@ -461,7 +460,10 @@ def fault_latency_debug_sleep(ctx, p, dur):
     inject = time.time()
     end = inject + dur
     sleeps = 0
-    k = 0
+    # With a fixed period the sleeps would stay phase-locked with the 1 s sampling tick
+    # (and could miss every sample): the gaps between sleeps are 0.5-1.5 x every_s, random.
+    rng = random.Random(int(inject * 1000))
+    nxt = inject
     while True:
         left = end - time.time()
         if left < 0.05:
@@ -469,8 +471,7 @@ def fault_latency_debug_sleep(ctx, p, dur):
         must(c.call("DEBUG", "SLEEP", "%.3f" % min(p["sleep_s"], left)))
         sleeps += 1
         if p["every_s"] > 0:
-            k += 1
-            nxt = inject + k * p["every_s"]
+            nxt += p["every_s"] * rng.uniform(0.5, 1.5)
             if nxt >= end:
                 ctx.sleep_until(end)
                 break
@@ -552,20 +553,21 @@ def fault_connection_storm(ctx, p, dur):
     }
 
 
-LUA_BUSY = (
-    "local s = redis.call('TIME') "
-    "local t0 = tonumber(s[1]) * 1000000 + tonumber(s[2]) "
-    "local lim = tonumber(ARGV[1]) * 1000 "
-    "local n = 0 "
-    "while true do "
-    "  n = n + 1 "
-    "  if n % 1000 == 0 then "
-    "    local t = redis.call('TIME') "
-    "    if tonumber(t[1]) * 1000000 + tonumber(t[2]) - t0 >= lim then break end "
-    "  end "
-    "end "
-    "return n"
-)
+# A pure Lua loop: calls nothing in Redis (a redis.call('TIME') in the loop would count
+# every call in total_commands_processed), so it is calibrated to the wanted length first.
+LUA_SPIN = "local n = tonumber(ARGV[1]) local x = 0 for i = 1, n do x = x + i end return 1"
+
+
+def calibrate_spin(conn, target_ms):
+    n = 1000000
+    for _ in range(12):
+        t = time.perf_counter()
+        must(conn.call("EVAL", LUA_SPIN, 0, n))
+        ms = (time.perf_counter() - t) * 1000.0
+        if ms >= 20:
+            return max(1, int(n * target_ms / ms)), ms * target_ms / ms
+        n *= 4
+    return n, ms
 
 
 def fault_expensive_commands(ctx, p, dur):
@@ -601,7 +603,8 @@ def fault_expensive_commands(ctx, p, dur):
                 must(r)
         command = None  # SORT exp:list:<conn % lists> LIMIT 0 10
     else:  # lua
-        command = ("EVAL", LUA_BUSY, 0, p["lua_ms"])
+        spin, _ = calibrate_spin(ctl, p["lua_ms"])
+        command = ("EVAL", LUA_SPIN, 0, spin)
     prepared = time.time()
     stats = {"calls": 0, "errors": 0}
     lock = threading.Lock()
@@ -634,11 +637,12 @@ def fault_expensive_commands(ctx, p, dur):
         must(ctl.call("UNLINK", *created))
     removed = time.time()
     ctl.close()
-    return inject, removed, {
+    notes = {"lua_iterations": command[3]} if variant == "lua" else {}
+    return inject, removed, notes | {
         "prepare_s": round(prepared - inject, 1),
         "expensive_calls": stats["calls"],
         "call_errors": stats["errors"],
-        "mean_call_ms": round((t_clean - prepared) * 1000.0 * p["conns"] / max(1, stats["calls"]), 1),
+        "mean_call_latency_ms": round((t_clean - prepared) * 1000.0 * p["conns"] / max(1, stats["calls"]), 1),
         "cleanup_s": round(removed - t_clean, 1),
     }
 
@@ -675,7 +679,7 @@ def describe(name, p):
         return "SET fill:* %d KB values at %d MB/s; maxmemory-policy noeviction for the last %d%%" % (
             p["value_kb"], p["fill_mb_s"], round(p["noeviction_frac"] * 100))
     if name == "latency_debug_sleep":
-        how = "back to back" if p["every_s"] == 0 else "every %g s" % p["every_s"]
+        how = "back to back" if p["every_s"] == 0 else "every %g s on average (0.5-1.5x, random)" % p["every_s"]
         return "DEBUG SLEEP %g %s" % (p["sleep_s"], how)
     if name == "client_pause":
         return "CLIENT PAUSE %d %s, re-issued as each expires" % (p["pause_ms"], p["mode"])
@@ -900,9 +904,10 @@ def cmd_run(a):
         last_end = None
         next_report = t0 + 30
         for f in plan:
-            start = t0 + f["start"]
-            if last_end is not None:
-                start = max(start, last_end + gap)
+            # Inject half-way between two ticks, so no sample is in flight at the moment.
+            start = t0 + f["start"] + 0.5
+            if last_end is not None and start < last_end + gap:
+                start = t0 + math.ceil(last_end + gap - t0 - 0.5) + 0.5
             while time.time() < start:
                 ctx.sleep_until(min(start, next_report))
                 if time.time() >= next_report:
@@ -1124,7 +1129,7 @@ def check_file(path, expect_duration=None):
 
     out.append("What changed in each fault window (primary unless marked; 'before' = the 30 s before it):")
     out.append("")
-    normal_p = [r for r in by_ep["primary"] if r["label"] == "normal" and r.get("info")]
+    bullets = []
     for lab in FAULTS:
         for a, b in windows(lab):
             before, inside = around("primary", a, b)
@@ -1195,7 +1200,19 @@ def check_file(path, expect_duration=None):
                                 min(slaves) if slaves else -1))
                 if downs == 0:
                     fail("replication_break: master_link_status never down on the replica")
-            out.append("- " + base + "; ".join(parts))
+            bullets.append((a, "- " + base + "; ".join(parts)))
+    out += [b for _, b in sorted(bullets)]
+    out.append("")
+    ends = [b for lab in FAULTS for _, b in windows(lab)]
+    for ep in ("primary", "replica"):
+        odd = [r for r in by_ep[ep] if r["label"] == "normal"
+               and (not r["up"] or r.get("ping_ms", 0) > 100)]
+        after = [r for r in odd if any(0 < r["t"] - e <= 31 for e in ends)]
+        out.append("Normal-labelled %s samples that were down or had PING > 100 ms: %d within 30 s "
+                   "after a fault, %d elsewhere%s." % (
+                       ep, len(after), len(odd) - len(after),
+                       "" if len(odd) == len(after) else " (at %s s)" % ", ".join(
+                           "%.0f" % (r["t"] - t0) for r in odd if r not in after)))
     out.append("")
     out.append("Checks: %d samples (primary %d, replica %d) over %.0f s; run_ids %s; %s."
                % (len(recs), len(by_ep["primary"]), len(by_ep["replica"]), dur,
