@@ -84,31 +84,8 @@ HELPER_PID=""
 REDIS_PORTS=()
 REDIS_PIDS=()
 
-alive() { # alive PID: running and not a zombie waiting to be reaped
-    local state
-    state=$(awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null) || return 1
-    [[ -n $state && $state != Z && $state != X ]]
-}
-
-stop_pids() { # stop_pids PID...: TERM them all, wait up to 10 s, then KILL
-    local pid live i
-    for pid in "$@"; do
-        [[ -n $pid ]] && alive "$pid" && kill -TERM "$pid" 2>/dev/null || true
-    done
-    for ((i = 0; i < 100; i++)); do
-        live=0
-        for pid in "$@"; do
-            [[ -n $pid ]] && alive "$pid" && live=1
-        done
-        ((live)) || break
-        sleep 0.1
-    done
-    for pid in "$@"; do
-        [[ -n $pid ]] && alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
-        [[ -n $pid ]] && wait "$pid" 2>/dev/null || true
-    done
-    return 0
-}
+# shellcheck source=lib/procs.sh
+source "$ROOT/scripts/lib/procs.sh"
 
 cleanup() {
     local rc=$? pid ours=()

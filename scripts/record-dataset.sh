@@ -76,30 +76,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/record-dataset.XXXXXX")
 REDIS_PIDS=()
 RUN_PID=""
 
-alive() {
-    local state
-    state=$(awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null) || return 1
-    [[ -n $state && $state != Z && $state != X ]]
-}
-
-stop_pids() { # TERM them all, wait up to 10 s, then KILL
-    local pid live i
-    for pid in "$@"; do
-        [[ -n $pid ]] && alive "$pid" && kill -TERM "$pid" 2>/dev/null || true
-    done
-    for ((i = 0; i < 100; i++)); do
-        live=0
-        for pid in "$@"; do
-            [[ -n $pid ]] && alive "$pid" && live=1
-        done
-        ((live)) || break
-        sleep 0.1
-    done
-    for pid in "$@"; do
-        [[ -n $pid ]] && alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
-    done
-    return 0
-}
+# shellcheck source=lib/procs.sh
+source "$ROOT/scripts/lib/procs.sh"
 
 cleanup() {
     local rc=$? pid ours=()

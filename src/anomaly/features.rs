@@ -131,19 +131,24 @@ pub fn extract(prev: &Observation<'_>, cur: &Observation<'_>) -> Result<Features
         .number("connected_clients")
         .ok_or(Skip::Missing("connected_clients"))?;
     f[11] = c.number("blocked_clients").unwrap_or(0.0);
-    let used = c
-        .number("used_memory")
+    c.number("used_memory")
         .ok_or(Skip::Missing("used_memory"))?;
-    let limit = c
-        .number("maxmemory")
-        .filter(|m| *m > 0.0)
-        .or_else(|| c.number("total_system_memory").filter(|m| *m > 0.0));
-    f[12] = limit.map_or(0.0, |l| used / l);
+    f[12] = memory_used_ratio(c).unwrap_or(0.0);
     f[13] = c.number("mem_fragmentation_ratio").unwrap_or(1.0);
     let lookups = f[1] + f[2];
     f[14] = if lookups > 0.0 { f[1] / lookups } else { 1.0 };
     f[15] = replication_lag(c);
     Ok(f)
+}
+
+/// `used_memory` over `maxmemory`, or over `total_system_memory` when there is no limit.
+pub fn memory_used_ratio(info: &Info) -> Option<f64> {
+    let used = info.number("used_memory")?;
+    let limit = info
+        .number("maxmemory")
+        .filter(|m| *m > 0.0)
+        .or_else(|| info.number("total_system_memory").filter(|m| *m > 0.0))?;
+    Some(used / limit)
 }
 
 fn replication_lag(info: &Info) -> f64 {

@@ -296,19 +296,10 @@ fn health_input(
     anomaly: Option<(f64, f64)>,
 ) -> HealthInput {
     let at = |name: &str| Some(features?[features::index(name)?]);
-    let memory = snapshot.and_then(|s| {
-        let used = s.info.number("used_memory")?;
-        let limit = s
-            .info
-            .number("maxmemory")
-            .filter(|m| *m > 0.0)
-            .or_else(|| s.info.number("total_system_memory").filter(|m| *m > 0.0))?;
-        Some(used / limit)
-    });
     HealthInput {
         up,
         ping_latency_ms: snapshot.map(|s| s.ping_latency.as_secs_f64() * 1000.0),
-        memory_used_ratio: memory,
+        memory_used_ratio: snapshot.and_then(|s| features::memory_used_ratio(&s.info)),
         hit_ratio: at("hit_ratio").zip(
             at("keyspace_hits_per_second")
                 .zip(at("keyspace_misses_per_second"))
