@@ -20,7 +20,7 @@ use crate::api::{self, AppState};
 use crate::collector::Collector;
 use crate::config::{self, Config, ConfigError};
 use crate::metrics::Metrics;
-use crate::model::{AnalysisStore, SnapshotStore};
+use crate::model::{ActiveDatacenters, AnalysisStore, SnapshotStore};
 
 /// How long shutdown waits for the listener and the collection tasks.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -44,9 +44,12 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
     let collector = Collector::new(Arc::clone(&store), tracker.clone(), cancel.clone());
 
     let analysis = Arc::new(AnalysisStore::new());
+    let active = Arc::new(ActiveDatacenters::new());
+    active.apply(&config.instances);
     let mut metrics = Metrics::new(
         Arc::clone(&store),
         Arc::clone(&analysis),
+        Arc::clone(&active),
         config.anomaly_threshold,
     );
     let reloads = Reloads::default();
@@ -104,7 +107,7 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
             _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
             _ = tokio::signal::ctrl_c() => { info!("interrupted: shutting down"); break; }
             _ = cancel.cancelled() => break,
-            _ = sighup.recv() => reload(&options, &collector, &reloads),
+            _ = sighup.recv() => reload(&options, &collector, &active, &reloads),
         }
     }
 
@@ -139,7 +142,7 @@ fn anomaly_settings(config: &Config) -> AnomalySettings {
     }
 }
 
-fn reload(options: &Options, collector: &Collector, reloads: &Reloads) {
+fn reload(options: &Options, collector: &Collector, active: &ActiveDatacenters, reloads: &Reloads) {
     let Some(path) = &options.config_path else {
         info!("SIGHUP: running on the embedded default, nothing to reload");
         return;
@@ -151,6 +154,7 @@ fn reload(options: &Options, collector: &Collector, reloads: &Reloads) {
                 warn!(config = %path.display(), "{w}");
             }
             let changes = collector.apply(&loaded.config);
+            active.apply(&loaded.config.instances);
             reloads.get_or_create(&result("success")).inc();
             info!(config = %path.display(), started = changes.started, stopped = changes.stopped,
                 restarted = changes.restarted, unchanged = changes.unchanged,

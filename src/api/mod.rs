@@ -128,6 +128,7 @@ mod tests {
             metrics: Arc::new(Metrics::new(
                 Arc::clone(&store),
                 Arc::new(crate::model::AnalysisStore::new()),
+                Arc::new(crate::model::ActiveDatacenters::new()),
                 0.8,
             )),
             store,

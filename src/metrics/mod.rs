@@ -10,6 +10,7 @@ mod analysis;
 mod encode;
 mod info_table;
 mod redis;
+mod routing;
 mod text;
 
 use std::fmt;
@@ -23,7 +24,7 @@ use prometheus_client::registry::Registry;
 
 pub use info_table::{CLUSTER_METRICS, INFO_METRICS, InfoMetric, Kind};
 
-use crate::model::{AnalysisStore, SnapshotStore};
+use crate::model::{ActiveDatacenters, AnalysisStore, SnapshotStore};
 
 /// The exposition format a scraper gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +63,12 @@ pub struct Metrics {
 
 impl Metrics {
     /// `threshold` is the configured `anomaly_threshold`, shown with the scores.
-    pub fn new(store: Arc<SnapshotStore>, analysis: Arc<AnalysisStore>, threshold: f64) -> Self {
+    pub fn new(
+        store: Arc<SnapshotStore>,
+        analysis: Arc<AnalysisStore>,
+        active: Arc<ActiveDatacenters>,
+        threshold: f64,
+    ) -> Self {
         let mut registry = Registry::default();
         let build_info = Family::<Vec<(String, String)>, Gauge>::default();
         build_info
@@ -87,6 +93,7 @@ impl Metrics {
         registry.register_collector(Box::new(analysis::AnalysisCollector::new(
             analysis, threshold,
         )));
+        registry.register_collector(Box::new(routing::RoutingCollector::new(active)));
         Self {
             registry,
             last_len: AtomicUsize::new(64 * 1024),
@@ -233,7 +240,27 @@ mod tests {
                 up: false,
             },
         );
-        Metrics::new(store, analysis, 0.8)
+        let active = Arc::new(ActiveDatacenters::new());
+        active.apply(&[crate::model::Instance {
+            uid: crate::model::InstanceId::new("primary"),
+            name: "primary".into(),
+            endpoints: ["east", "west"]
+                .into_iter()
+                .map(|dc| {
+                    let endpoint = crate::model::Endpoint {
+                        key: EndpointKey::new("primary", dc),
+                        host: "127.0.0.1".into(),
+                        port: 1,
+                        username: None,
+                        password: None,
+                        tls: None,
+                    };
+                    (crate::model::DatacenterId::new(dc), endpoint)
+                })
+                .collect(),
+            active_dc: crate::model::DatacenterId::new("west"),
+        }]);
+        Metrics::new(store, analysis, active, 0.8)
             .render(Format::Text)
             .unwrap()
     }
@@ -249,6 +276,14 @@ mod tests {
     fn every_role_renders_its_series() {
         let text = rendered();
         let l = |p: &str| line(&text, p);
+        assert_eq!(
+            l("redis_active_datacenter{redis_instance=\"primary\",datacenter=\"east\"}"),
+            "redis_active_datacenter{redis_instance=\"primary\",datacenter=\"east\"} 0"
+        );
+        assert_eq!(
+            l("redis_active_datacenter{redis_instance=\"primary\",datacenter=\"west\"}"),
+            "redis_active_datacenter{redis_instance=\"primary\",datacenter=\"west\"} 1"
+        );
         assert_eq!(
             l("redis_connected_slaves{redis_instance=\"primary\""),
             "redis_connected_slaves{redis_instance=\"primary\",datacenter=\"east\"} 2"

@@ -3,6 +3,7 @@
 //!
 //! Nothing here does I/O.
 
+mod active;
 mod analysis;
 mod fields;
 mod secret;
@@ -13,6 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+pub use active::{ActiveDatacenters, Routing};
 pub use analysis::{Analysis, AnalysisStore, AnomalyScore, AnomalyState, HealthStatus};
 pub use fields::Fields;
 pub use secret::Secret;
