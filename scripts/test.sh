@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Passes every test on a fresh machine: installs the real programs the tests start
-# (Redis, Sentinel, redis-cli, promtool) when they are missing, then checks formatting,
-# lints and runs the whole test suite. Safe to run again and again.
+# (Redis, Sentinel, redis-cli, Prometheus and promtool, Alertmanager and amtool, Node.js
+# for the dashboard type check) when they are missing, then checks formatting, lints,
+# runs the whole test suite and the checks of the shipped monitoring files
+# (scripts/check/*.sh). Safe to run again and again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,8 +32,15 @@ declare -A packages=(
   [redis-server]=redis-server
   [redis-sentinel]=redis-sentinel
   [redis-cli]=redis-tools
+  [prometheus]=prometheus
   [promtool]=prometheus
+  [prometheus-alertmanager]=prometheus-alertmanager
+  [amtool]=prometheus-alertmanager
   [openssl]=openssl
+  [curl]=curl
+  [node]=nodejs
+  [npm]=npm
+  [systemd-analyze]=systemd
 )
 missing=()
 for program in "${!packages[@]}"; do
@@ -49,6 +58,11 @@ for program in "${!packages[@]}"; do
   fi
 done
 
+if ! python3 -c 'import yaml' 2>/dev/null; then
+  echo "installing: PyYAML (pip)"
+  python3 -m pip install --quiet 'PyYAML>=6,<7'
+fi
+
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
     rustup component add "$component"
@@ -61,3 +75,10 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked --all-targets
+
+# The shipped Prometheus rules, Alertmanager routes, Grafana dashboards, compose file
+# and systemd unit (the end-to-end run of them is tests/monitoring.rs, above).
+for check in prometheus alertmanager grafana compose systemd; do
+  echo "== scripts/check/$check.sh"
+  "scripts/check/$check.sh"
+done

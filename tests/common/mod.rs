@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod stack;
+
 /// Fails the test with an install hint when a program is missing.
 pub fn require(program: &str, package: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {

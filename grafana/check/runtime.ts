@@ -1,0 +1,375 @@
+// Checks of grafana/dashboards/*.json beyond the JSON-module type check of dashboards.ts:
+//
+// 1. Literal types. Each file's text, unchanged, becomes the body of a TypeScript module
+//    `export const dashboard = (<file>) satisfies TypedDashboard;` that the TypeScript
+//    compiler checks in memory. A literal keeps its literal types, so enum and union values
+//    are checked (`"mode": "palete-classic"`, a variable `"type": "querry"`), TypeScript's
+//    own excess-property check applies, and every panel's options are checked against its
+//    plugin's types (see schema.ts). Errors point at the line of the dashboard file.
+// 2. This project's conventions, which no type says: the datasource, the two variables,
+//    the $redis_instance/$datacenter filter on every series, legends, ids and layout.
+//
+// Usage: node runtime.js <repository root>. Prints one line per dashboard; on any problem
+// prints every problem and exits 1.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import ts from 'typescript';
+
+type Obj = Record<string, unknown>;
+
+/** The file name, uid and title of every dashboard (CONTRACT: Grafana conventions). */
+const EXPECTED: Record<string, { uid: string; title: string }> = {
+  'redis-overview.json': { uid: 'redis-overview', title: 'Redis overview' },
+  'redis-failover.json': { uid: 'redis-failover', title: 'Datacenters and failover' },
+};
+
+const DATASOURCE = { type: 'prometheus', uid: 'prometheus' };
+
+const VARIABLE_QUERIES: Record<string, string> = {
+  datacenter: 'label_values(redis_up, datacenter)',
+  redis_instance: 'label_values(redis_up{datacenter=~"$datacenter"}, redis_instance)',
+};
+
+/** Variables a query may use: the end-to-end test substitutes exactly these. */
+const QUERY_VARIABLES = new Set(['redis_instance', 'datacenter', '__rate_interval', '__interval', '__range']);
+
+type EndpointLabel = 'redis_instance' | 'datacenter';
+/** Which of the endpoint labels each series carries (README "Metrics"); others carry both. */
+const SERIES_LABELS: Array<[RegExp, EndpointLabel[]]> = [
+  [/^redis_datacenter_health_(score|status)$/, ['datacenter']],
+  [/^redis_agent_(decisions_total|failovers_total|last_failover_timestamp_seconds)$/, ['redis_instance']],
+  [
+    /^redis_(anomaly_threshold|agent_build_info|agent_endpoints|agent_metrics_render_seconds|agent_config_reloads_total|agent_webhook_requests_total|agent_advisor_calls_total|agent_advisor_call_duration_seconds(_bucket|_sum|_count)?)$/,
+    [],
+  ],
+];
+const FILTER: Record<EndpointLabel, string> = {
+  redis_instance: 'redis_instance=~"$redis_instance"',
+  datacenter: 'datacenter=~"$datacenter"',
+};
+const ENDPOINT_LEGEND = '{{redis_instance}}@{{datacenter}}';
+
+const problems: string[] = [];
+let where = '';
+function fail(message: string): void {
+  problems.push(`${where}: ${message}`);
+}
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function get(v: unknown, dotted: string): unknown {
+  let cur = v;
+  for (const k of dotted.split('.')) {
+    if (!isObj(cur)) return undefined;
+    cur = cur[k];
+  }
+  return cur;
+}
+function isPrometheus(ds: unknown): boolean {
+  return isObj(ds) && ds.type === DATASOURCE.type && ds.uid === DATASOURCE.uid;
+}
+
+function seriesLabels(metric: string): EndpointLabel[] {
+  for (const [re, labels] of SERIES_LABELS) if (re.test(metric)) return labels;
+  return ['redis_instance', 'datacenter'];
+}
+
+/** Checks a query; returns the endpoint labels every series it reads carries. */
+function checkExpr(label: string, expr: unknown): EndpointLabel[] {
+  if (typeof expr !== 'string' || expr.trim() === '') {
+    fail(`${label} has no expr`);
+    return [];
+  }
+  if (expr.includes('[[')) fail(`${label} uses the deprecated [[variable]] syntax`);
+  for (const m of expr.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)) {
+    if (!QUERY_VARIABLES.has(m[1])) {
+      fail(`${label} uses $${m[1]}; queries may use only ${[...QUERY_VARIABLES].map((v) => '$' + v).join(', ')}`);
+    }
+  }
+  let common: EndpointLabel[] | undefined;
+  // A metric name, then its matchers if any. Label names (redis_instance) are not metrics.
+  for (const m of expr.matchAll(/(?<![\w"$])(redis_[A-Za-z0-9_]+)\s*(\{[^}]*\})?/g)) {
+    const metric = m[1];
+    if (metric === 'redis_instance') continue;
+    const matchers = m[2] ?? '';
+    const labels = seriesLabels(metric);
+    for (const l of labels) {
+      if (!matchers.includes(FILTER[l])) fail(`${label}: ${metric} is not filtered by ${FILTER[l]}`);
+    }
+    common = common ? common.filter((l) => labels.includes(l)) : labels;
+  }
+  return common ?? [];
+}
+
+function checkThresholds(label: string, thresholds: unknown): void {
+  const steps = get(thresholds, 'steps');
+  if (!Array.isArray(steps)) return;
+  steps.forEach((s, i) => {
+    const value = get(s, 'value');
+    if (i === 0 && value !== null) fail(`${label}.steps[0].value must be null (the base step)`);
+    if (i > 0 && typeof value !== 'number') fail(`${label}.steps[${i}].value must be a number`);
+    if (i > 1 && typeof value === 'number' && value <= (get(steps[i - 1], 'value') as number)) {
+      fail(`${label}.steps must ascend`);
+    }
+  });
+}
+
+interface Box {
+  id: number;
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+function checkPanel(p: Obj, ids: Set<number>, boxes: Box[], stats: { queries: number }): void {
+  const id = p.id;
+  const title = typeof p.title === 'string' ? p.title : '';
+  const label = `panel ${String(id)} "${title}"`;
+  if (typeof id !== 'number' || !Number.isInteger(id)) fail(`${label} has no integer id`);
+  else if (ids.has(id)) fail(`${label}: id ${id} is used twice`);
+  else ids.add(id);
+  if (title.trim() === '') fail(`${label} has no title`);
+  const type = String(p.type);
+
+  const g = p.gridPos;
+  if (!isObj(g)) fail(`${label} has no gridPos`);
+  else {
+    const [x, y, w, h] = [g.x, g.y, g.w, g.h];
+    if (![x, y, w, h].every((n) => typeof n === 'number' && Number.isInteger(n))) {
+      fail(`${label} gridPos needs integer x, y, w and h`);
+    } else {
+      const b = { id: id as number, x: x as number, y: y as number, w: w as number, h: h as number };
+      if (b.w < 1 || b.h < 1 || b.x < 0 || b.y < 0 || b.x + b.w > 24) {
+        fail(`${label} gridPos ${JSON.stringify(g)} is outside the 24-column grid`);
+      }
+      for (const o of boxes) {
+        if (b.x < o.x + o.w && o.x < b.x + b.w && b.y < o.y + o.h && o.y < b.y + b.h) {
+          fail(`${label} overlaps panel ${o.id}`);
+        }
+      }
+      boxes.push(b);
+    }
+  }
+
+  if (type === 'row') {
+    if (p.collapsed === false && Array.isArray(p.panels) && p.panels.length > 0) {
+      fail(`${label}: an expanded row keeps its panels at the top level, not in "panels"`);
+    }
+    return;
+  }
+  if (type === 'text') return;
+
+  if (!isPrometheus(p.datasource)) fail(`${label} datasource must be ${JSON.stringify(DATASOURCE)}`);
+  checkThresholds(`${label} fieldConfig.defaults.thresholds`, get(p, 'fieldConfig.defaults.thresholds'));
+  if ((type === 'stat' || type === 'gauge' || type === 'bargauge')) {
+    const calcs = get(p, 'options.reduceOptions.calcs');
+    if (!Array.isArray(calcs) || calcs.length === 0) fail(`${label} options.reduceOptions.calcs is empty`);
+  }
+
+  const targets = p.targets;
+  if (!Array.isArray(targets) || targets.length === 0) {
+    fail(`${label} has no queries`);
+    return;
+  }
+  const refIds = new Set<string>();
+  targets.forEach((t, i) => {
+    const tl = `${label} query ${i}`;
+    if (!isObj(t)) return fail(`${tl} is not an object`);
+    if (typeof t.refId !== 'string' || t.refId === '') fail(`${tl} has no refId`);
+    else if (refIds.has(t.refId)) fail(`${tl}: refId ${t.refId} is used twice`);
+    else refIds.add(t.refId);
+    if (t.datasource !== undefined && !isPrometheus(t.datasource)) {
+      fail(`${tl} datasource must be ${JSON.stringify(DATASOURCE)}`);
+    }
+    const carried = checkExpr(tl, t.expr);
+    stats.queries++;
+    const legend = t.legendFormat;
+    if (type !== 'table') {
+      if (typeof legend !== 'string' || legend.trim() === '') fail(`${tl} has no legendFormat`);
+      else if (
+        legend.includes('{{redis_instance}}') &&
+        carried.includes('datacenter') &&
+        !legend.includes(ENDPOINT_LEGEND)
+      ) {
+        fail(`${tl} legend ${JSON.stringify(legend)} must name the endpoint as ${ENDPOINT_LEGEND}`);
+      }
+    }
+  });
+}
+
+function checkVariables(d: Obj): void {
+  const list = get(d, 'templating.list');
+  if (!Array.isArray(list)) return fail('templating.list is missing');
+  const names = new Set<string>();
+  for (const v of list) {
+    const name = String(get(v, 'name'));
+    const label = `variable ${name}`;
+    if (names.has(name)) fail(`${label} is defined twice`);
+    names.add(name);
+    const expected = VARIABLE_QUERIES[name];
+    if (expected === undefined) continue;
+    if (get(v, 'type') !== 'query') fail(`${label} must be a query variable`);
+    if (!isPrometheus(get(v, 'datasource'))) fail(`${label} datasource must be ${JSON.stringify(DATASOURCE)}`);
+    const query = get(v, 'query');
+    const text = isObj(query) ? query.query : query;
+    if (text !== expected) fail(`${label} query is ${JSON.stringify(text)}, expected ${JSON.stringify(expected)}`);
+    if (get(v, 'multi') !== true) fail(`${label} must allow several values (multi)`);
+    if (get(v, 'includeAll') !== true) fail(`${label} must include All`);
+  }
+  for (const name of Object.keys(VARIABLE_QUERIES)) {
+    if (!names.has(name)) fail(`variable ${name} is missing`);
+  }
+}
+
+function checkAnnotations(d: Obj): number {
+  const list = get(d, 'annotations.list');
+  let queries = 0;
+  if (!Array.isArray(list)) return 0;
+  list.forEach((a, i) => {
+    const label = `annotation ${i} "${String(get(a, 'name'))}"`;
+    if (get(a, 'builtIn') === 1) return;
+    if (!isPrometheus(get(a, 'datasource'))) fail(`${label} datasource must be ${JSON.stringify(DATASOURCE)}`);
+    checkExpr(label, get(a, 'target.expr'));
+    if (typeof get(a, 'target.refId') !== 'string') fail(`${label} target has no refId`);
+    queries++;
+  });
+  return queries;
+}
+
+function checkDashboard(file: string, d: Obj): string {
+  const expected = EXPECTED[file];
+  if (expected === undefined) {
+    fail(`unexpected dashboard; known: ${Object.keys(EXPECTED).join(', ')} (add it to runtime.ts EXPECTED)`);
+  } else {
+    if (d.uid !== expected.uid) fail(`uid is ${JSON.stringify(d.uid)}, expected ${JSON.stringify(expected.uid)}`);
+    if (d.title !== expected.title) fail(`title is ${JSON.stringify(d.title)}, expected ${JSON.stringify(expected.title)}`);
+  }
+  if (d.id !== null && d.id !== undefined) fail('id must be null: Grafana assigns it when it provisions the file');
+  checkVariables(d);
+  const annotationQueries = checkAnnotations(d);
+
+  const ids = new Set<number>();
+  const boxes: Box[] = [];
+  const stats = { queries: 0 };
+  let count = 0;
+  const panels = Array.isArray(d.panels) ? d.panels : [];
+  if (panels.length === 0) fail('has no panels');
+  for (const p of panels) {
+    if (!isObj(p)) {
+      fail('a panel is not an object');
+      continue;
+    }
+    checkPanel(p, ids, boxes, stats);
+    count++;
+    if (p.type === 'row' && Array.isArray(p.panels)) {
+      const nested: Box[] = [];
+      for (const q of p.panels) if (isObj(q)) (checkPanel(q, ids, nested, stats), count++);
+    }
+  }
+  return (
+    `${file}: "${String(d.title)}" (uid ${String(d.uid)}): ${count} panels, ${stats.queries} panel queries, ` +
+    `${annotationQueries} annotation queries`
+  );
+}
+
+/**
+ * Type-checks each dashboard's text as a TypeScript literal against `TypedDashboard`, in
+ * memory, with the options of tsconfig.json. Reports problems by line of the JSON file.
+ */
+function checkLiterals(checkDir: string, texts: Map<string, string>): void {
+  const config = ts.readConfigFile(path.join(checkDir, 'tsconfig.json'), ts.sys.readFile);
+  const parsed = ts.parseJsonConfigFileContent(config.config, ts.sys, checkDir);
+  const options: ts.CompilerOptions = { ...parsed.options, noEmit: true, noUnusedLocals: false };
+  const HEAD = "import type { TypedDashboard } from './schema';\nexport const dashboard = (\n";
+  const virtual = new Map<string, string>();
+  const origin = new Map<string, string>();
+  for (const [file, text] of texts) {
+    const name = path.join(checkDir, `${file}.literal.ts`);
+    virtual.set(name, `${HEAD}${text}\n) satisfies TypedDashboard;\n`);
+    origin.set(name, file);
+  }
+  const host = ts.createCompilerHost(options);
+  const getSourceFile = host.getSourceFile.bind(host);
+  host.getSourceFile = (name, language, onError, create) => {
+    const text = virtual.get(name);
+    return text === undefined ? getSourceFile(name, language, onError, create) : ts.createSourceFile(name, text, language);
+  };
+  const fileExists = host.fileExists.bind(host);
+  host.fileExists = (name) => virtual.has(name) || fileExists(name);
+  const readFile = host.readFile.bind(host);
+  host.readFile = (name) => virtual.get(name) ?? readFile(name);
+  const program = ts.createProgram({ rootNames: [...virtual.keys()], options, host });
+  const headLines = HEAD.split('\n').length - 1;
+  for (const d of ts.getPreEmitDiagnostics(program)) {
+    const message = ts.flattenDiagnosticMessageText(d.messageText, '\n    ');
+    const file = d.file ? origin.get(d.file.fileName) : undefined;
+    if (d.file && file !== undefined && d.start !== undefined) {
+      const { line, character } = d.file.getLineAndCharacterOfPosition(d.start);
+      where = `grafana/dashboards/${file}:${line + 1 - headLines}:${character + 1}`;
+    } else {
+      where = d.file ? d.file.fileName : 'typescript';
+    }
+    fail(message);
+  }
+}
+
+function main(): void {
+  const root = process.argv[2];
+  if (!root) {
+    console.error('usage: node runtime.js <repository root>');
+    process.exit(2);
+  }
+  const dir = path.join(root, 'grafana', 'dashboards');
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+  // Every dashboard must be imported by dashboards.ts, or tsc never checks it.
+  const typed = fs.readFileSync(path.join(root, 'grafana', 'check', 'dashboards.ts'), 'utf8');
+  const uids = new Map<string, string>();
+  const lines: string[] = [];
+  const texts = new Map<string, string>();
+  for (const file of files) {
+    where = `grafana/dashboards/${file}`;
+    if (!typed.includes(`from '../dashboards/${file}'`) || !typed.includes(`'${file}': true`)) {
+      fail('is not type-checked: import it in grafana/check/dashboards.ts and add it to `closed` there');
+    }
+    let d: unknown;
+    try {
+      const text = fs.readFileSync(path.join(dir, file), 'utf8');
+      d = JSON.parse(text);
+      texts.set(file, text);
+    } catch (e) {
+      fail(`is not valid JSON: ${(e as Error).message}`);
+      continue;
+    }
+    if (!isObj(d)) {
+      fail('is not a JSON object');
+      continue;
+    }
+    const uid = String(d.uid);
+    if (uids.has(uid)) fail(`uid ${uid} is also used by ${uids.get(uid)}`);
+    uids.set(uid, file);
+    lines.push(checkDashboard(file, d));
+  }
+  for (const file of Object.keys(EXPECTED)) {
+    if (!files.includes(file)) {
+      where = `grafana/dashboards/${file}`;
+      fail('is missing');
+    }
+  }
+  checkLiterals(path.join(root, 'grafana', 'check'), texts);
+  if (problems.length > 0) {
+    for (const p of problems) console.error(`grafana: ${p}`);
+    console.error(`grafana: ${problems.length} problem(s) in the dashboards`);
+    process.exit(1);
+  }
+  console.log(
+    `grafana: ok literal types: ${files.join(', ')} as TypeScript literals against TypedDashboard ` +
+      '(enum and union values; each panel\'s options and field config against its plugin\'s types)',
+  );
+  for (const line of lines) console.log(`grafana: ok conventions: ${line}`);
+}
+
+main();
