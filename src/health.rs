@@ -8,7 +8,7 @@
 //! | input | no penalty at | penalty grows to |
 //! |---|---|---|
 //! | PING latency | 10 ms | 0.5 at 100 ms (seed 000's alert), 0.9 at 1 s |
-//! | memory used / maxmemory (or system memory) | 80 % | 0.3 at 90 % (seed 000's alert), 0.8 at 100 % |
+//! | memory used / maxmemory (or system memory; only system memory under `allkeys-*`) | 80 % | 0.3 at 90 % (seed 000's alert), 0.8 at 100 % |
 //! | hit ratio, with at least 1 lookup/s | 80 % | 0.3 at 50 % (seed 000's alert), 0.5 at 0 % |
 //! | rejected connections | none | 0.5 at any |
 //! | error replies / commands | 1 % | 0.5 at 10 % and above |

@@ -34,17 +34,35 @@ fn candidate(d: &Delivery, status: &str) -> bool {
     .is_some_and(|a| a["status"] == status)
 }
 
+/// The agent's `monitoring_interval` and Prometheus's scrape and evaluation interval, in
+/// seconds: 1 unless `MONITORING_E2E_INTERVAL` says otherwise (5 is the shipped profile:
+/// `MONITORING_E2E_INTERVAL=5 cargo test --release --test monitoring -- --nocapture`).
+fn interval() -> u64 {
+    std::env::var("MONITORING_E2E_INTERVAL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+fn agent_config(instances: &[(&str, &[(&str, u16)])]) -> String {
+    config(instances, "").replace(
+        "monitoring_interval: 1\n",
+        &format!("monitoring_interval: {}\n", interval()),
+    )
+}
+
 #[test]
 fn a_stopped_active_datacenter_reaches_the_webhook_and_its_recovery_resolves_it() {
     let mut east = Redis::start(&[]);
     let west = Redis::start(&[]);
-    let agent = Agent::start(&config(
-        &[("app", &[("east", east.port), ("west", west.port)])],
-        "",
-    ));
+    let agent = Agent::start(&agent_config(&[(
+        "app",
+        &[("east", east.port), ("west", west.port)],
+    )]));
     let receiver = Receiver::start();
     let alertmanager = Alertmanager::start_shipped(&receiver);
-    let prometheus = Prometheus::start_shipped(agent.port, Some(alertmanager.port), "1s");
+    let every = format!("{}s", interval());
+    let prometheus = Prometheus::start_shipped(agent.port, Some(alertmanager.port), &every);
     prometheus.wait_targets_up();
     prometheus.wait_rules_evaluated();
     // Prometheus knows where traffic goes before anything breaks.
@@ -64,6 +82,18 @@ fn a_stopped_active_datacenter_reaches_the_webhook_and_its_recovery_resolves_it(
         receiver.deliveries()
     );
 
+    // Both Redis endpoints seen up in Prometheus, so the stop is the only change.
+    common::wait_for(
+        Duration::from_secs(60),
+        "both endpoints up in Prometheus",
+        || {
+            let r = prometheus
+                .query("redis_up{redis_instance=\"app\"} == 1")
+                .ok()?;
+            (r.len() == 2).then_some(())
+        },
+    );
+
     let stopped = Instant::now();
     east.kill();
     let firing = receiver.wait(
@@ -73,7 +103,10 @@ fn a_stopped_active_datacenter_reaches_the_webhook_and_its_recovery_resolves_it(
         |d| candidate(d, "firing"),
     );
     let to_webhook = firing.at - stopped;
-    eprintln!("MEASURED stop -> webhook delivery (firing): {to_webhook:.1?}");
+    eprintln!(
+        "MEASURED stop -> webhook delivery (firing), intervals {}s: {to_webhook:.1?}",
+        interval()
+    );
 
     // Alertmanager's webhook payload, version 4, with the credentials from the file.
     assert_eq!(

@@ -141,6 +141,22 @@ pub fn extract(prev: &Observation<'_>, cur: &Observation<'_>) -> Result<Features
     Ok(f)
 }
 
+/// Memory used against the limit that hurts when reached, for the health score. Under
+/// an `allkeys-*` policy a cache full up to `maxmemory` is working as designed (it evicts,
+/// it never refuses a write), so only the host's memory counts; otherwise as
+/// [`memory_used_ratio`].
+pub fn memory_pressure(info: &Info) -> Option<f64> {
+    let evicts_anything = info
+        .get("maxmemory_policy")
+        .is_some_and(|p| p.starts_with("allkeys-"));
+    if evicts_anything {
+        let used = info.number("used_memory")?;
+        let host = info.number("total_system_memory").filter(|m| *m > 0.0)?;
+        return Some(used / host);
+    }
+    memory_used_ratio(info)
+}
+
 /// `used_memory` over `maxmemory`, or over `total_system_memory` when there is no limit.
 pub fn memory_used_ratio(info: &Info) -> Option<f64> {
     let used = info.number("used_memory")?;
@@ -214,6 +230,24 @@ mod tests {
             ping_latency: Duration::from_micros(1500),
             info,
         }
+    }
+
+    #[test]
+    fn a_full_cache_that_evicts_is_not_memory_pressure() {
+        let at = |policy: &str| {
+            info(&[
+                ("used_memory", "199"),
+                ("maxmemory", "200"),
+                ("total_system_memory", "1000"),
+                ("maxmemory_policy", policy),
+            ])
+        };
+        assert_eq!(memory_pressure(&at("allkeys-lru")), Some(0.199));
+        assert_eq!(memory_pressure(&at("noeviction")), Some(0.995));
+        // volatile-* evicts only keys with a TTL, and refuses writes when there are none.
+        assert_eq!(memory_pressure(&at("volatile-lru")), Some(0.995));
+        // The model's feature is unchanged: a cache filling up is still worth learning.
+        assert_eq!(memory_used_ratio(&at("allkeys-lru")), Some(0.995));
     }
 
     #[test]

@@ -46,7 +46,7 @@ impl<'a> EndpointLabels<'a> {
 #[derive(Debug, Clone)]
 pub struct Labels<'a> {
     endpoint: &'a EndpointLabels<'a>,
-    extra: [(&'static str, Cow<'a, str>); 3],
+    extra: [(&'static str, Cow<'a, str>); 4],
     n: usize,
 }
 
@@ -55,13 +55,13 @@ impl<'a> Labels<'a> {
         const EMPTY: (&str, Cow<'_, str>) = ("", Cow::Borrowed(""));
         Self {
             endpoint,
-            extra: [EMPTY; 3],
+            extra: [EMPTY; 4],
             n: 0,
         }
     }
 
     pub fn with(mut self, name: &'static str, value: impl Into<Cow<'a, str>>) -> Self {
-        assert!(self.n < self.extra.len(), "at most three extra labels");
+        assert!(self.n < self.extra.len(), "at most four extra labels");
         self.extra[self.n] = (name, value.into());
         self.n += 1;
         self

@@ -85,14 +85,15 @@ fn instance_info(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
     family(
         e,
         "redis_instance_info",
-        "Version, mode and role of the server; always 1.",
+        "Version, mode, role and eviction policy of the server; always 1.",
         Kind::Gauge,
         fresh.iter().map(|(s, snap)| {
             let get = |f: &str| Cow::Borrowed(snap.info.get(f).unwrap_or_default());
             let labels = Labels::of(s)
                 .with("redis_version", get("redis_version"))
                 .with("redis_mode", get("redis_mode"))
-                .with("role", get("role"));
+                .with("role", get("role"))
+                .with("maxmemory_policy", get("maxmemory_policy"));
             (labels, 1.0)
         }),
     )?;
