@@ -60,7 +60,9 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
     );
     // Both results from the start, so `increase()` sees the first failure.
     for result in ["success", "failure"] {
-        reloads.get_or_create(&vec![("result".to_owned(), result.to_owned())]).inc_by(0);
+        reloads
+            .get_or_create(&vec![("result".to_owned(), result.to_owned())])
+            .inc_by(0);
     }
     let metrics = Arc::new(metrics);
 
