@@ -351,11 +351,15 @@ for line in open(sys.argv[1]):
                              "runbook": "README.md#" + labels["alertname"].lower(),
                              "dashboard": "/d/redis-overview/redis-overview?var-redis_instance="
                                           + labels.get("redis_instance", "") + "&var-datacenter=" + labels.get("datacenter", "")},
-             "startsAt": (now - datetime.timedelta(minutes=1)).isoformat(),
+             # Now, not earlier: Alertmanager flushes a new group at once when an alert
+             # started more than group_wait ago, which races with the inhibitor learning
+             # the source alerts posted in the same request.
+             "startsAt": now.isoformat(),
              "generatorURL": "http://127.0.0.1:9090/graph"}
     if sys.argv[2] == "candidates-resolved":
         if labels.get("failover_candidate") != "true":
             continue
+        alert["startsAt"] = (now - datetime.timedelta(minutes=1)).isoformat()
         alert["endsAt"] = (now - datetime.timedelta(seconds=1)).isoformat()
     alerts.append(alert)
 print(json.dumps(alerts))
