@@ -15,15 +15,21 @@
 //! - [`health`]: instance and datacenter health scores (pure).
 //! - [`metrics`]: the prometheus-client registry and the collectors that render the
 //!   latest snapshots at scrape time.
+//! - [`decision`]: Alertmanager's webhook payload, incidents, the failover policy (pure),
+//!   the engine that confirms and acts, and the journal that makes it crash-safe.
+//! - [`actuators`]: what the engine acts through: DNS providers (Route53, dry-run),
+//!   pre/post hooks, and the agent's own alerts pushed to Alertmanager.
 //! - [`api`]: the axum router (`/metrics`, `/healthz`, `/readyz`); the only module that
 //!   knows axum.
 //! - [`app`]: wiring, signals, reload and graceful shutdown.
 
+pub mod actuators;
 pub mod anomaly;
 pub mod api;
 pub mod app;
 pub mod collector;
 pub mod config;
+pub mod decision;
 pub mod health;
 pub mod metrics;
 pub mod model;

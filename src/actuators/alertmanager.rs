@@ -1,0 +1,1 @@
+//! The agent's own alerts, pushed to Alertmanager.
