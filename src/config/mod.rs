@@ -8,12 +8,12 @@ mod expand;
 mod raw;
 mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::model::{Datacenter, DatacenterId, Instance, Secret};
+use crate::model::{Datacenter, DatacenterId, Instance, InstanceId, Secret};
 
 pub use duration::show as show_duration;
 
@@ -50,6 +50,29 @@ pub const fn default_ai_consecutive_recommendations() -> u32 {
 pub const fn default_api_port() -> u16 {
     8080
 }
+pub const fn default_confirm_interval() -> Duration {
+    Duration::from_secs(2)
+}
+pub const fn default_failover_cooldown() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+pub const fn default_failback_stable_for() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+pub const fn default_sentinel_failover_wait() -> Duration {
+    Duration::from_secs(60)
+}
+pub const fn default_hook_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+pub const fn default_notify_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+pub const fn default_notice_resolve_after() -> Duration {
+    Duration::from_secs(60 * 60)
+}
+/// The alert label that marks an alert as a reason to consider failing over.
+pub const DEFAULT_FAILOVER_LABEL: &str = "failover_candidate";
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -74,6 +97,12 @@ pub struct Config {
     /// DNS changes (`dns_provider` + `dns_config`), when configured.
     pub dns: Option<DnsSettings>,
     pub api: ApiSettings,
+    /// Directory of the decision journal (`state_dir`). Default `./state`.
+    pub state_dir: PathBuf,
+    /// `POST /webhook/alertmanager` (`webhook`).
+    pub webhook: WebhookSettings,
+    /// Where the agent pushes its own alerts (`alertmanager`); none: it only logs them.
+    pub alertmanager: Option<NotifySettings>,
 }
 
 impl Config {
@@ -152,6 +181,90 @@ pub struct FailoverSettings {
     pub ai_confidence: f64,
     /// `ai_consecutive_recommendations`. Default 2.
     pub ai_consecutive_recommendations: u32,
+    /// `confirm_interval`: time between two confirmation rounds of fresh probes.
+    /// Default 2 s.
+    pub confirm_interval: Duration,
+    /// `failover_cooldown`: after a failover of an instance, no automatic failover of it
+    /// until this has passed (an acknowledgement through the API lifts it). Default 30 min.
+    pub cooldown: Duration,
+    /// `failback_stable_for`: how long the old datacenter must stay healthy before a
+    /// failback is recommended. Default 30 min.
+    pub failback_stable_for: Duration,
+    /// `auto_failback`: fail back by itself once that is recommended. Default false.
+    pub auto_failback: bool,
+    /// `failover_label`: the label (value "true") that makes an alert a failover
+    /// candidate. Default `failover_candidate`.
+    pub label: String,
+    /// `sentinel_failover_wait`: how long a decision waits while Sentinel fails over
+    /// inside the active datacenter, before it decides. Default 60 s.
+    pub sentinel_wait: Duration,
+    /// Instances with `promote_on_failover: true`: the target's Redis gets
+    /// `REPLICAOF NO ONE` before DNS moves.
+    pub promote: BTreeSet<InstanceId>,
+    /// `hooks`: commands run around a failover.
+    pub hooks: HookSettings,
+}
+
+impl Default for FailoverSettings {
+    fn default() -> Self {
+        Self {
+            auto: false,
+            confidence_threshold: default_failover_confidence_threshold(),
+            consecutive_threshold: default_failover_consecutive_threshold(),
+            ai_confidence: default_ai_failover_confidence(),
+            ai_consecutive_recommendations: default_ai_consecutive_recommendations(),
+            confirm_interval: default_confirm_interval(),
+            cooldown: default_failover_cooldown(),
+            failback_stable_for: default_failback_stable_for(),
+            auto_failback: false,
+            label: DEFAULT_FAILOVER_LABEL.to_owned(),
+            sentinel_wait: default_sentinel_failover_wait(),
+            promote: BTreeSet::new(),
+            hooks: HookSettings::default(),
+        }
+    }
+}
+
+/// Commands run around a failover, each with the environment `REDIS_INSTANCE`,
+/// `FROM_DATACENTER` and `TO_DATACENTER`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookSettings {
+    /// `hooks.pre_failover`: runs before anything changes; a non-zero exit vetoes.
+    pub pre_failover: Option<Vec<String>>,
+    /// `hooks.post_failover`: runs after DNS moved; its failure is recorded only.
+    pub post_failover: Option<Vec<String>>,
+    /// `hooks.timeout`: a hook running longer is killed (and a pre hook vetoes).
+    /// Default 30 s.
+    pub timeout: Duration,
+}
+
+impl Default for HookSettings {
+    fn default() -> Self {
+        Self {
+            pre_failover: None,
+            post_failover: None,
+            timeout: default_hook_timeout(),
+        }
+    }
+}
+
+/// `webhook`: who may post to `/webhook/alertmanager`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WebhookSettings {
+    /// `webhook.bearer_token` or `webhook.bearer_token_file`: the token Alertmanager's
+    /// `http_config.authorization` sends. Without one the webhook refuses every request.
+    pub bearer_token: Option<Secret>,
+}
+
+/// `alertmanager`: where the agent's own alerts go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifySettings {
+    /// `alertmanager.urls`: every Alertmanager of the cluster (each gets every alert).
+    pub urls: Vec<String>,
+    /// `alertmanager.timeout`: per request. Default 5 s.
+    pub timeout: Duration,
+    /// `alertmanager.resolve_after`: one-shot notices end after this. Default 1 h.
+    pub resolve_after: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -208,6 +321,9 @@ pub struct DnsRecord {
     pub name: String,
     pub record_type: String,
     pub ttl: u32,
+    /// `values`: the record's value per datacenter, where it is not that datacenter's
+    /// endpoint host.
+    pub values: BTreeMap<DatacenterId, String>,
 }
 
 /// The HTTP listener and the operator API.

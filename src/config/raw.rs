@@ -73,6 +73,16 @@ pub struct RawConfig {
     pub dns_config: Option<Raw<RawDnsConfig>>,
     pub alert_endpoints: Option<Value>,
     pub api: Option<Raw<RawApi>>,
+    pub confirm_interval: Option<Raw<super::duration::Seconds>>,
+    pub failover_cooldown: Option<Raw<super::duration::Seconds>>,
+    pub failback_stable_for: Option<Raw<super::duration::Seconds>>,
+    pub auto_failback: Option<Raw<bool>>,
+    pub failover_label: Option<Raw<String>>,
+    pub sentinel_failover_wait: Option<Raw<super::duration::Seconds>>,
+    pub state_dir: Option<Raw<String>>,
+    pub hooks: Option<Raw<RawHooks>>,
+    pub webhook: Option<Raw<RawWebhook>>,
+    pub alertmanager: Option<Raw<RawAlertmanager>>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -106,7 +116,63 @@ impl RawConfig {
         "dns_config",
         "alert_endpoints",
         "api",
+        "confirm_interval",
+        "failover_cooldown",
+        "failback_stable_for",
+        "auto_failback",
+        "failover_label",
+        "sentinel_failover_wait",
+        "state_dir",
+        "hooks",
+        "webhook",
+        "alertmanager",
     ];
+}
+
+/// A command: a list of arguments (`[/usr/local/bin/drain, --fast]`) or one program.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawCommand {
+    Program(String),
+    Args(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawHooks {
+    pub pre_failover: Option<Raw<RawCommand>>,
+    pub post_failover: Option<Raw<RawCommand>>,
+    pub timeout: Option<Raw<super::duration::Seconds>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawHooks {
+    pub const KEYS: &'static [&'static str] = &["pre_failover", "post_failover", "timeout"];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawWebhook {
+    pub bearer_token: Option<Raw<String>>,
+    pub bearer_token_file: Option<Raw<String>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawWebhook {
+    pub const KEYS: &'static [&'static str] = &["bearer_token", "bearer_token_file"];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawAlertmanager {
+    pub urls: Option<Raw<Vec<String>>>,
+    pub timeout: Option<Raw<super::duration::Seconds>>,
+    pub resolve_after: Option<Raw<super::duration::Seconds>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawAlertmanager {
+    pub const KEYS: &'static [&'static str] = &["urls", "timeout", "resolve_after"];
 }
 
 /// Credentials and TLS, given on an instance (for all its endpoints) or on one endpoint.
@@ -128,6 +194,7 @@ pub struct RawInstance {
     pub uid: Option<Raw<String>>,
     pub endpoints: Option<Raw<BTreeMap<String, RawEndpoint>>>,
     pub active_dc: Option<Raw<String>>,
+    pub promote_on_failover: Option<Raw<bool>>,
     #[serde(flatten)]
     pub auth: RawAuth,
     #[serde(flatten)]
@@ -135,7 +202,13 @@ pub struct RawInstance {
 }
 
 impl RawInstance {
-    pub const KEYS: &'static [&'static str] = &["name", "uid", "endpoints", "active_dc"];
+    pub const KEYS: &'static [&'static str] = &[
+        "name",
+        "uid",
+        "endpoints",
+        "active_dc",
+        "promote_on_failover",
+    ];
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,10 +396,11 @@ pub struct RawDnsRecord {
     #[serde(rename = "type")]
     pub record_type: Option<Raw<String>>,
     pub ttl: Option<Raw<i64>>,
+    pub values: Option<Raw<BTreeMap<String, String>>>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
 
 impl RawDnsRecord {
-    pub const KEYS: &'static [&'static str] = &["instance_name", "name", "type", "ttl"];
+    pub const KEYS: &'static [&'static str] = &["instance_name", "name", "type", "ttl", "values"];
 }

@@ -74,6 +74,7 @@ pub(super) fn instances(
     cx: &mut Ctx<'_>,
     raw: Option<Raw<Vec<RawInstance>>>,
     datacenters: &Option<BTreeMap<DatacenterId, Datacenter>>,
+    promote: &mut BTreeSet<InstanceId>,
 ) -> Vec<Instance> {
     let Some(raw) = cx.required("instances", raw) else {
         return Vec::new();
@@ -158,7 +159,16 @@ pub(super) fn instances(
                 None
             }
         };
+        let promotes = cx
+            .value(
+                &join(&path, "promote_on_failover"),
+                inst.promote_on_failover,
+            )
+            .unwrap_or(false);
         if let (Some(uid), Some(active_dc)) = (uid, active_dc) {
+            if promotes {
+                promote.insert(InstanceId::new(&uid));
+            }
             out.push(Instance {
                 name: name.unwrap_or_else(|| uid.clone()),
                 uid: InstanceId::new(&uid),

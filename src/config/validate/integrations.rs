@@ -1,12 +1,12 @@
 //! The integrations the decision engine uses: Azure OpenAI, Elasticsearch, DNS.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::ctx::{Ctx, join};
 use crate::config::raw::{Raw, RawAzureOpenAi, RawDnsConfig, RawDnsRecord, RawElk};
 use crate::config::{AzureOpenAiSettings, DnsRecord, DnsSettings, ElkSettings};
-use crate::model::{Instance, Secret};
+use crate::model::{DatacenterId, Instance, Secret};
 
 pub(super) fn azure_openai(
     cx: &mut Ctx<'_>,
@@ -164,12 +164,33 @@ pub(super) fn dns(
             );
         }
         let ttl = cx.count(&join(&rp, "ttl"), r.ttl, 60);
+        let instance = instance_name
+            .as_deref()
+            .and_then(|n| instances.iter().find(|i| i.name == n));
+        let mut values = BTreeMap::new();
+        for (dc, value) in cx.value(&join(&rp, "values"), r.values).unwrap_or_default() {
+            let id = DatacenterId::new(&dc);
+            if instance.is_some_and(|i| !i.endpoints.contains_key(&id)) {
+                cx.problem(
+                    &format!("{rp}.values.{dc}"),
+                    format!("the instance has no endpoint in datacenter {dc:?}"),
+                );
+            }
+            if value.trim().is_empty() || value.contains(char::is_whitespace) {
+                cx.problem(
+                    &format!("{rp}.values.{dc}"),
+                    format!("{value:?} is not a record value"),
+                );
+            }
+            values.insert(id, value);
+        }
         if let (Some(instance_name), Some(name)) = (instance_name, name) {
             records.push(DnsRecord {
                 instance_name,
                 name,
                 record_type,
                 ttl,
+                values,
             });
         }
     }

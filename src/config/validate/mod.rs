@@ -5,10 +5,11 @@
 //! and endpoints, `integrations` the advisors and DNS; the top-level keys are here.
 
 mod ctx;
+mod decision;
 mod instances;
 mod integrations;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -54,41 +55,29 @@ pub fn validate(
         raw.reconnect_max_backoff,
     );
     let datacenters = datacenters(&mut cx, raw.datacenters);
-    let instances = instances::instances(&mut cx, raw.instances, &datacenters);
+    let mut promote = BTreeSet::new();
+    let instances = instances::instances(&mut cx, raw.instances, &datacenters, &mut promote);
     let datacenters = datacenters.unwrap_or_else(|| implied_datacenters(&instances));
 
-    let failover_provider = cx.value("failover_provider", raw.failover_provider);
-    if let Some(p) = failover_provider.filter(|p| p != "dns") {
-        cx.problem(
-            "failover_provider",
-            format!("{p:?} is not supported; the agent moves traffic with DNS, use \"dns\""),
-        );
-    }
-    let failover = FailoverSettings {
-        auto: cx
-            .value("auto_failover", raw.auto_failover)
-            .unwrap_or(false),
-        confidence_threshold: cx.fraction(
-            "failover_confidence_threshold",
-            raw.failover_confidence_threshold,
-            default_failover_confidence_threshold(),
-        ),
-        consecutive_threshold: cx.count(
-            "failover_consecutive_threshold",
-            raw.failover_consecutive_threshold,
-            default_failover_consecutive_threshold(),
-        ),
-        ai_confidence: cx.fraction(
-            "ai_failover_confidence",
-            raw.ai_failover_confidence,
-            default_ai_failover_confidence(),
-        ),
-        ai_consecutive_recommendations: cx.count(
-            "ai_consecutive_recommendations",
-            raw.ai_consecutive_recommendations,
-            default_ai_consecutive_recommendations(),
-        ),
-    };
+    let failover = decision::failover(
+        &mut cx,
+        decision::RawFailover {
+            provider: raw.failover_provider,
+            auto: raw.auto_failover,
+            confidence_threshold: raw.failover_confidence_threshold,
+            consecutive_threshold: raw.failover_consecutive_threshold,
+            ai_confidence: raw.ai_failover_confidence,
+            ai_consecutive_recommendations: raw.ai_consecutive_recommendations,
+            confirm_interval: raw.confirm_interval,
+            cooldown: raw.failover_cooldown,
+            failback_stable_for: raw.failback_stable_for,
+            auto_failback: raw.auto_failback,
+            label: raw.failover_label,
+            sentinel_wait: raw.sentinel_failover_wait,
+            hooks: raw.hooks,
+        },
+        promote,
+    );
     let anomaly_threshold = cx.fraction(
         "anomaly_threshold",
         raw.anomaly_threshold,
@@ -146,6 +135,12 @@ pub fn validate(
     let elk = elk(&mut cx, use_elk, raw.elk);
     let dns = dns(&mut cx, raw.dns_provider, raw.dns_config, &instances);
     let api = api(&mut cx, raw.api);
+    let state_dir = cx
+        .text("state_dir", raw.state_dir)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("./state"));
+    let webhook = decision::webhook(&mut cx, raw.webhook);
+    let alertmanager = decision::alertmanager(&mut cx, raw.alertmanager);
 
     Some(Config {
         instances,
@@ -159,6 +154,9 @@ pub fn validate(
         elk,
         dns,
         api,
+        state_dir,
+        webhook,
+        alertmanager,
     })
 }
 
