@@ -1,0 +1,509 @@
+//! The failover policy: pure functions from evidence to a verdict. No I/O, no clock:
+//! the engine gathers the evidence (fresh probes of every datacenter, `K` rounds apart)
+//! and passes the time in.
+//!
+//! The rules, in order:
+//! 1. Guards: an unknown instance, a cooldown after an earlier failover, or a datacenter
+//!    the instance does not have stop the evaluation before any probe.
+//! 2. Confirmation: the active datacenter must be bad in every round (down, or up with a
+//!    health score below [`ACTIVE_BAD_BELOW`]). One good round means it recovered or the
+//!    fault was brief: hold.
+//! 3. Sentinel: while Sentinel is failing over inside the active datacenter, hold for up
+//!    to `sentinel_wait` so its own promotion can finish first.
+//! 4. Target: the healthiest datacenter that was up with a health of at least
+//!    [`TARGET_GOOD_FROM`] in every round. None: hold.
+//! 5. Confidence: how bad the active datacenter was times how good the target stayed,
+//!    compared with `failover_confidence_threshold`.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{DatacenterId, InstanceId};
+
+/// An active datacenter counts as bad in a round when it is down or its health is
+/// below this (status `failing`).
+pub const ACTIVE_BAD_BELOW: f64 = 0.5;
+/// A target must be up with at least this health in every round (status `degraded` or
+/// better).
+pub const TARGET_GOOD_FROM: f64 = 0.5;
+/// A target at or above this health (status `healthy`) costs no confidence.
+pub const TARGET_HEALTHY_FROM: f64 = 0.8;
+
+/// One datacenter as one confirmation round saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    pub datacenter: DatacenterId,
+    /// The endpoint answered PING and INFO in this round.
+    pub up: bool,
+    /// Health score of this round, 0 to 1 (0 when down).
+    pub health: f64,
+    /// Sentinel reports a failover of this datacenter's primary in progress.
+    pub sentinel_failover: bool,
+}
+
+/// Fresh probes of every datacenter of the instance, taken together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Round {
+    pub at: SystemTime,
+    pub probes: Vec<Probe>,
+}
+
+impl Round {
+    fn probe(&self, dc: &DatacenterId) -> Option<&Probe> {
+        self.probes.iter().find(|p| &p.datacenter == dc)
+    }
+}
+
+/// Why an evaluation did not fail over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Hold {
+    /// The alert names an instance the configuration does not have.
+    UnknownInstance,
+    /// An earlier failover of this instance is too recent.
+    Cooldown { until: SystemTime },
+    /// The active datacenter answered in round `round` (1-based).
+    ActiveRecovered { round: usize },
+    /// Sentinel is failing over inside the active datacenter; decide again later.
+    SentinelFailover { waited: Duration, wait: Duration },
+    /// No other datacenter was up and healthy enough in every round.
+    NoHealthyTarget,
+    /// Every datacenter of the instance was down.
+    AllDown,
+    /// The evidence was not strong enough.
+    LowConfidence { confidence: f64, threshold: f64 },
+    /// The active datacenter was already the requested target.
+    AlreadyActive,
+    /// The pre-failover hook said no.
+    Vetoed { detail: String },
+}
+
+impl Hold {
+    /// A short sentence for logs, notifications and the API.
+    pub fn describe(&self) -> String {
+        match self {
+            Hold::UnknownInstance => "unknown instance".into(),
+            Hold::Cooldown { until } => format!(
+                "cooldown: an earlier failover of this instance; no automatic failover until {}",
+                crate::decision::rfc3339(*until)
+            ),
+            Hold::ActiveRecovered { round } => {
+                format!("the active datacenter answered in confirmation round {round}")
+            }
+            Hold::SentinelFailover { waited, wait } => format!(
+                "Sentinel is failing over inside the active datacenter (waited {} of {})",
+                crate::config::show_duration(*waited),
+                crate::config::show_duration(*wait)
+            ),
+            Hold::NoHealthyTarget => "no healthy target".into(),
+            Hold::AllDown => "every datacenter of the instance is down".into(),
+            Hold::LowConfidence {
+                confidence,
+                threshold,
+            } => format!("confidence {confidence:.2} is below the threshold {threshold:.2}"),
+            Hold::AlreadyActive => "the target is already the active datacenter".into(),
+            Hold::Vetoed { detail } => format!("vetoed by the pre-failover hook: {detail}"),
+        }
+    }
+
+    /// Short machine name, for metrics labels and alert labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Hold::UnknownInstance => "unknown_instance",
+            Hold::Cooldown { .. } => "cooldown",
+            Hold::ActiveRecovered { .. } => "active_recovered",
+            Hold::SentinelFailover { .. } => "sentinel_failover",
+            Hold::NoHealthyTarget => "no_healthy_target",
+            Hold::AllDown => "all_down",
+            Hold::LowConfidence { .. } => "low_confidence",
+            Hold::AlreadyActive => "already_active",
+            Hold::Vetoed { .. } => "vetoed",
+        }
+    }
+}
+
+/// What the evidence supports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    Failover {
+        target: DatacenterId,
+        confidence: f64,
+    },
+    Hold(Hold),
+}
+
+/// The guards, checked before any probe.
+#[derive(Debug, Clone)]
+pub struct GuardInput<'a> {
+    pub instance: &'a InstanceId,
+    /// Datacenters of the instance; `None`: the instance is not configured.
+    pub datacenters: Option<&'a [DatacenterId]>,
+    /// End of the cooldown of the last failover of this instance, if any.
+    pub cooldown_until: Option<SystemTime>,
+    pub now: SystemTime,
+}
+
+pub fn guard(g: &GuardInput<'_>) -> Option<Hold> {
+    if g.datacenters.is_none() {
+        return Some(Hold::UnknownInstance);
+    }
+    match g.cooldown_until {
+        Some(until) if until > g.now => Some(Hold::Cooldown { until }),
+        _ => None,
+    }
+}
+
+/// What the confirmation rounds found.
+#[derive(Debug, Clone)]
+pub struct Evidence<'a> {
+    pub active: &'a DatacenterId,
+    /// Every datacenter of the instance, the active one included.
+    pub datacenters: &'a [DatacenterId],
+    pub rounds: &'a [Round],
+    /// How long Sentinel has been seen failing over the active datacenter, if it is.
+    pub sentinel_seen_for: Option<Duration>,
+}
+
+/// Thresholds of the policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Thresholds {
+    pub confidence: f64,
+    pub sentinel_wait: Duration,
+}
+
+/// Judges the confirmation rounds (rule 2 to 5 of the module documentation).
+pub fn judge(e: &Evidence<'_>, t: Thresholds) -> Verdict {
+    let rounds = e.rounds;
+    if rounds.is_empty() {
+        return Verdict::Hold(Hold::ActiveRecovered { round: 0 });
+    }
+    // 2. The active datacenter must be bad in every round.
+    for (i, round) in rounds.iter().enumerate() {
+        let bad = round
+            .probe(e.active)
+            .is_none_or(|p| !p.up || p.health < ACTIVE_BAD_BELOW);
+        if !bad {
+            return Verdict::Hold(Hold::ActiveRecovered { round: i + 1 });
+        }
+    }
+    // 3. Let Sentinel finish a promotion inside the datacenter first.
+    let sentinel_now = rounds
+        .last()
+        .and_then(|r| r.probe(e.active))
+        .is_some_and(|p| p.sentinel_failover);
+    if let Some(waited) = e.sentinel_seen_for.filter(|_| sentinel_now) {
+        if waited < t.sentinel_wait {
+            return Verdict::Hold(Hold::SentinelFailover {
+                waited,
+                wait: t.sentinel_wait,
+            });
+        }
+    }
+    // 4. The healthiest datacenter that stayed good in every round.
+    let others = e.datacenters.iter().filter(|dc| *dc != e.active);
+    let mut best: Option<(&DatacenterId, f64)> = None;
+    let mut any_up = false;
+    for dc in others {
+        let probes: Vec<Option<&Probe>> = rounds.iter().map(|r| r.probe(dc)).collect();
+        any_up |= probes.iter().any(|p| p.is_some_and(|p| p.up));
+        let good = probes
+            .iter()
+            .all(|p| p.is_some_and(|p| p.up && p.health >= TARGET_GOOD_FROM));
+        if !good {
+            continue;
+        }
+        let worst = probes
+            .iter()
+            .flatten()
+            .map(|p| p.health)
+            .fold(f64::INFINITY, f64::min);
+        if best.is_none_or(|(_, h)| worst > h) {
+            best = Some((dc, worst));
+        }
+    }
+    let Some((target, target_health)) = best else {
+        let active_up = rounds
+            .iter()
+            .any(|r| r.probe(e.active).is_some_and(|p| p.up));
+        return Verdict::Hold(if any_up || active_up {
+            Hold::NoHealthyTarget
+        } else {
+            Hold::AllDown
+        });
+    };
+    // 5. Confidence.
+    let confidence = active_severity(rounds, e.active) * target_quality(target_health);
+    if confidence < t.confidence {
+        return Verdict::Hold(Hold::LowConfidence {
+            confidence,
+            threshold: t.confidence,
+        });
+    }
+    Verdict::Failover {
+        target: target.clone(),
+        confidence,
+    }
+}
+
+/// 1 when the active datacenter was down in every round; for an endpoint that answered
+/// but was failing, one minus its health, averaged over the rounds.
+fn active_severity(rounds: &[Round], active: &DatacenterId) -> f64 {
+    let sum: f64 = rounds
+        .iter()
+        .map(|r| match r.probe(active) {
+            Some(p) if p.up => 1.0 - p.health.clamp(0.0, 1.0),
+            _ => 1.0,
+        })
+        .sum();
+    sum / rounds.len() as f64
+}
+
+/// 1 for a target that stayed healthy; down to 0.9 for one that was merely degraded.
+fn target_quality(worst_health: f64) -> f64 {
+    if worst_health >= TARGET_HEALTHY_FROM {
+        return 1.0;
+    }
+    let span = TARGET_HEALTHY_FROM - TARGET_GOOD_FROM;
+    0.9 + 0.1 * ((worst_health - TARGET_GOOD_FROM) / span).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Thresholds = Thresholds {
+        confidence: 0.95,
+        sentinel_wait: Duration::from_secs(60),
+    };
+
+    fn dc(s: &str) -> DatacenterId {
+        DatacenterId::new(s)
+    }
+
+    /// A round from `(datacenter, up, health)`.
+    fn round(probes: &[(&str, bool, f64)]) -> Round {
+        Round {
+            at: SystemTime::UNIX_EPOCH,
+            probes: probes
+                .iter()
+                .map(|(d, up, health)| Probe {
+                    datacenter: dc(d),
+                    up: *up,
+                    health: *health,
+                    sentinel_failover: false,
+                })
+                .collect(),
+        }
+    }
+
+    fn judge_rounds(rounds: &[Round]) -> Verdict {
+        let dcs = [dc("east"), dc("west"), dc("north")];
+        judge(
+            &Evidence {
+                active: &dcs[0],
+                datacenters: &dcs,
+                rounds,
+                sentinel_seen_for: None,
+            },
+            T,
+        )
+    }
+
+    fn outage() -> Round {
+        round(&[
+            ("east", false, 0.0),
+            ("west", true, 0.95),
+            ("north", true, 0.9),
+        ])
+    }
+
+    #[test]
+    fn a_confirmed_outage_fails_over_to_the_healthiest_datacenter() {
+        let v = judge_rounds(&[outage(), outage(), outage()]);
+        assert_eq!(
+            v,
+            Verdict::Failover {
+                target: dc("west"),
+                confidence: 1.0
+            }
+        );
+    }
+
+    #[test]
+    fn one_good_round_of_k_holds() {
+        let up = round(&[
+            ("east", true, 0.9),
+            ("west", true, 0.95),
+            ("north", true, 0.9),
+        ]);
+        let v = judge_rounds(&[outage(), up, outage()]);
+        assert_eq!(v, Verdict::Hold(Hold::ActiveRecovered { round: 2 }));
+    }
+
+    #[test]
+    fn a_target_unhealthy_in_any_round_is_never_chosen() {
+        // west is the healthiest but dips below 0.5 once; north stays good.
+        let dip = round(&[
+            ("east", false, 0.0),
+            ("west", true, 0.4),
+            ("north", true, 0.85),
+        ]);
+        let v = judge_rounds(&[outage(), dip, outage()]);
+        assert_eq!(
+            v,
+            Verdict::Failover {
+                target: dc("north"),
+                confidence: 1.0
+            }
+        );
+        // ...and when every other datacenter dips, nobody is.
+        let bad = round(&[
+            ("east", false, 0.0),
+            ("west", true, 0.4),
+            ("north", false, 0.0),
+        ]);
+        assert_eq!(
+            judge_rounds(&[outage(), bad, outage()]),
+            Verdict::Hold(Hold::NoHealthyTarget)
+        );
+    }
+
+    #[test]
+    fn all_datacenters_down_holds_with_its_own_reason() {
+        let down = round(&[
+            ("east", false, 0.0),
+            ("west", false, 0.0),
+            ("north", false, 0.0),
+        ]);
+        assert_eq!(
+            judge_rounds(&[down.clone(), down.clone(), down]),
+            Verdict::Hold(Hold::AllDown)
+        );
+    }
+
+    #[test]
+    fn an_unknown_datacenter_or_a_missing_probe_is_never_a_target() {
+        // north has no probe in the second round.
+        let partial = round(&[("east", false, 0.0), ("west", true, 0.3)]);
+        assert_eq!(
+            judge_rounds(&[outage(), partial, outage()]),
+            Verdict::Hold(Hold::NoHealthyTarget)
+        );
+    }
+
+    #[test]
+    fn a_brownout_is_judged_by_confidence() {
+        // Up but failing (health 0.2): severity 0.8, below the default 0.95.
+        let slow = round(&[
+            ("east", true, 0.2),
+            ("west", true, 0.9),
+            ("north", true, 0.9),
+        ]);
+        let v = judge_rounds(&[slow.clone(), slow.clone(), slow.clone()]);
+        match v {
+            Verdict::Hold(Hold::LowConfidence { confidence, .. }) => {
+                assert!((confidence - 0.8).abs() < 1e-9, "{confidence}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // An operator who lowers the threshold gets the failover.
+        let dcs = [dc("east"), dc("west"), dc("north")];
+        let rounds = [slow.clone(), slow.clone(), slow];
+        let lenient = Thresholds {
+            confidence: 0.75,
+            ..T
+        };
+        let v = judge(
+            &Evidence {
+                active: &dcs[0],
+                datacenters: &dcs,
+                rounds: &rounds,
+                sentinel_seen_for: None,
+            },
+            lenient,
+        );
+        assert!(matches!(v, Verdict::Failover { .. }), "{v:?}");
+    }
+
+    #[test]
+    fn a_degraded_target_costs_confidence() {
+        let r = round(&[
+            ("east", false, 0.0),
+            ("west", true, 0.6),
+            ("north", false, 0.0),
+        ]);
+        match judge_rounds(&[r.clone(), r.clone(), r]) {
+            Verdict::Hold(Hold::LowConfidence { confidence, .. }) => {
+                assert!(
+                    (confidence - (0.9 + 0.1 / 3.0)).abs() < 1e-9,
+                    "{confidence}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sentinel_failing_over_inside_the_datacenter_holds_then_decides() {
+        let mut r = outage();
+        r.probes[0].sentinel_failover = true;
+        let dcs = [dc("east"), dc("west"), dc("north")];
+        let rounds = [r.clone(), r.clone(), r];
+        let with = |seen: Duration| {
+            judge(
+                &Evidence {
+                    active: &dcs[0],
+                    datacenters: &dcs,
+                    rounds: &rounds,
+                    sentinel_seen_for: Some(seen),
+                },
+                T,
+            )
+        };
+        assert_eq!(
+            with(Duration::from_secs(10)),
+            Verdict::Hold(Hold::SentinelFailover {
+                waited: Duration::from_secs(10),
+                wait: Duration::from_secs(60)
+            })
+        );
+        // Sentinel did not finish within the bound: decide on the evidence.
+        assert!(matches!(
+            with(Duration::from_secs(61)),
+            Verdict::Failover { .. }
+        ));
+    }
+
+    #[test]
+    fn guards_stop_unknown_instances_and_cooldowns() {
+        let id = InstanceId::new("cache");
+        let dcs = [dc("east"), dc("west")];
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let g = |datacenters, cooldown_until| {
+            guard(&GuardInput {
+                instance: &id,
+                datacenters,
+                cooldown_until,
+                now,
+            })
+        };
+        assert_eq!(g(None, None), Some(Hold::UnknownInstance));
+        let until = now + Duration::from_secs(60);
+        assert_eq!(g(Some(&dcs), Some(until)), Some(Hold::Cooldown { until }));
+        assert_eq!(g(Some(&dcs), Some(now - Duration::from_secs(1))), None);
+        assert_eq!(g(Some(&dcs), None), None);
+    }
+
+    #[test]
+    fn holds_describe_themselves() {
+        let h = Hold::LowConfidence {
+            confidence: 0.8,
+            threshold: 0.95,
+        };
+        assert_eq!(h.describe(), "confidence 0.80 is below the threshold 0.95");
+        assert_eq!(h.kind(), "low_confidence");
+        assert_eq!(Hold::NoHealthyTarget.describe(), "no healthy target");
+    }
+}
