@@ -205,11 +205,11 @@ fn queries(dashboard: &Json) -> Vec<(String, String)> {
         .flatten()
     {
         let query = v["query"]["query"].as_str().or(v["query"].as_str());
-        if let Some(inner) = query.and_then(|q| q.strip_prefix("label_values(")) {
-            if let Some((selector, _label)) = inner.trim_end_matches(')').rsplit_once(',') {
-                let name = v["name"].as_str().unwrap_or("");
-                out.push((format!("variable {name}"), selector.trim().to_owned()));
-            }
+        if let Some(inner) = query.and_then(|q| q.strip_prefix("label_values("))
+            && let Some((selector, _label)) = inner.trim_end_matches(')').rsplit_once(',')
+        {
+            let name = v["name"].as_str().unwrap_or("");
+            out.push((format!("variable {name}"), selector.trim().to_owned()));
         }
     }
     out

@@ -159,16 +159,16 @@ impl AnomalyEngine {
         if let Some(cur) = &current {
             tracked.last = Some(Arc::clone(cur));
         }
-        if let Some(f) = features.filter(|_| self.settings.enabled) {
-            if let Some(scored) = tracked.detector.observe(f) {
-                let score = to_score(&scored, current.as_deref());
-                if score.anomalous {
-                    debug!(redis_instance = %status.key.instance, datacenter = %status.key.datacenter,
+        if let Some(f) = features.filter(|_| self.settings.enabled)
+            && let Some(scored) = tracked.detector.observe(f)
+        {
+            let score = to_score(&scored, current.as_deref());
+            if score.anomalous {
+                debug!(redis_instance = %status.key.instance, datacenter = %status.key.datacenter,
                         score = score.score, contributors = ?score.contributors, "anomalous sample");
-                    tracked.last_anomaly = Some(score.clone());
-                }
-                tracked.latest = Some(score);
+                tracked.last_anomaly = Some(score.clone());
             }
+            tracked.latest = Some(score);
         }
 
         let threshold = self.settings.detector.threshold;

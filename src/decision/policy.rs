@@ -193,13 +193,13 @@ pub fn judge(e: &Evidence<'_>, t: Thresholds) -> Verdict {
         .last()
         .and_then(|r| r.probe(e.active))
         .is_some_and(|p| p.sentinel_failover);
-    if let Some(waited) = e.sentinel_seen_for.filter(|_| sentinel_now) {
-        if waited < t.sentinel_wait {
-            return Verdict::Hold(Hold::SentinelFailover {
-                waited,
-                wait: t.sentinel_wait,
-            });
-        }
+    if let Some(waited) = e.sentinel_seen_for.filter(|_| sentinel_now)
+        && waited < t.sentinel_wait
+    {
+        return Verdict::Hold(Hold::SentinelFailover {
+            waited,
+            wait: t.sentinel_wait,
+        });
     }
     // 4. The healthiest datacenter that stayed good in every round.
     let others = e.datacenters.iter().filter(|dc| *dc != e.active);

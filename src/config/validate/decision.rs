@@ -140,14 +140,14 @@ pub(super) fn webhook(cx: &mut Ctx<'_>, raw: Option<Raw<RawWebhook>>) -> Webhook
         raw.bearer_token,
         raw.bearer_token_file,
     );
-    if let Some(t) = &bearer_token {
-        if t.expose().len() < 16 {
-            cx.problem(
-                "webhook.bearer_token",
-                "is shorter than 16 characters (value hidden); use a random token, e.g. \
+    if let Some(t) = &bearer_token
+        && t.expose().len() < 16
+    {
+        cx.problem(
+            "webhook.bearer_token",
+            "is shorter than 16 characters (value hidden); use a random token, e.g. \
                  `openssl rand -hex 32`",
-            );
-        }
+        );
     }
     WebhookSettings { bearer_token }
 }

@@ -123,17 +123,17 @@ pub(super) fn instances(
         let mut endpoints = BTreeMap::new();
         for (dc, ep) in raw_endpoints {
             let ep_path = join(&endpoints_path, &dc);
-            if let Some(known) = datacenters {
-                if !known.contains_key(&DatacenterId::new(&dc)) {
-                    let names: Vec<_> = known.keys().map(|k| k.to_string()).collect();
-                    cx.problem(
-                        &ep_path,
-                        format!(
-                            "datacenter {dc:?} is not under datacenters ({})",
-                            names.join(", ")
-                        ),
-                    );
-                }
+            if let Some(known) = datacenters
+                && !known.contains_key(&DatacenterId::new(&dc))
+            {
+                let names: Vec<_> = known.keys().map(|k| k.to_string()).collect();
+                cx.problem(
+                    &ep_path,
+                    format!(
+                        "datacenter {dc:?} is not under datacenters ({})",
+                        names.join(", ")
+                    ),
+                );
             }
             if let Some(ep) = endpoint(cx, &ep_path, ep, uid.as_deref().unwrap_or(""), &dc, &shared)
             {

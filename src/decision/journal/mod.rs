@@ -1,0 +1,979 @@
+//! The decision journal: every decision and step, durably, so that the engine's intent is
+//! on disk before it acts and a restart can tell what it already did.
+//!
+//! # On disk
+//!
+//! `<dir>/journal.jsonl` holds one JSON object per line, in order:
+//!
+//! ```text
+//! {"seq":41,"at":"2026-05-01T03:12:07.250Z","record":{...}}
+//! {"seq":42,"at":"2026-05-01T03:12:07.913Z","record":{...}}
+//! ```
+//!
+//! `seq` strictly increases, across compactions and restarts; `at` is UTC with
+//! milliseconds; `record` is whatever the caller serialized. A compaction starts a new
+//! file with a marker line, `{"seq":43,"at":"...","compacted":{"kept":2}}`, followed by
+//! the records the caller still needs; the marker carries the sequence forward even when
+//! nothing is kept, and tells a reader where the history was cut. The file it replaced
+//! becomes `journal.1.jsonl` (older ones shift up to `journal.<keep_archives>.jsonl`).
+//! `journal.lock` holds an advisory lock and the owner's pid. `jq` reads the others.
+//!
+//! # Crash safety
+//!
+//! - `append` writes the whole line with one `write` to a file opened for appending,
+//!   then `fdatasync`s it: when it returns, the record survives a power cut. If it
+//!   fails, the partial line is cut off again; if even that fails, the journal refuses
+//!   every further write until the process restarts and replays what is on disk.
+//! - A crash mid-write can only damage the last line, because nothing is written after
+//!   a line until it is synced. `open` cuts a last line that has no newline or is not
+//!   JSON (a warning says how much). A bad line anywhere else is corruption that no
+//!   crash of ours produces: `open` refuses, naming the file and line, rather than
+//!   guess which decisions to forget.
+//! - `compact` writes `journal.jsonl.tmp` and syncs it, links the live file to
+//!   `journal.1.jsonl`, then renames the tmp file over the live one and syncs the
+//!   directory. The rename is the commit point and replaces the live file atomically,
+//!   so at every instant `journal.jsonl` is either the old or the new file, complete.
+//!   `open` deletes a stray tmp file (an interrupted compaction).
+//! - The journal never recreates a missing `journal.jsonl` next to its archives: that
+//!   state is not left by a crash, and starting empty would forget open incidents.
+
+mod files;
+mod line;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::warn;
+
+use files::{
+    archive_numbers, archive_path, create_dir, link_or_copy, lock, open_live, recover_compaction,
+    sync_dir,
+};
+use line::{Compacted, MarkerLine, RecordLine, Timestamp, now_millis, replay};
+
+const LIVE: &str = "journal.jsonl";
+const TMP: &str = "journal.jsonl.tmp";
+const LOCK: &str = "journal.lock";
+
+/// How large the journal may grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalLimits {
+    /// Size of `journal.jsonl` in bytes above which `needs_compaction` says so.
+    /// Default 8 MiB.
+    pub max_bytes: u64,
+    /// How many replaced files to keep as `journal.1.jsonl` (newest) ... `journal.N.jsonl`
+    /// for post-mortems. Default 5; 0 keeps none.
+    pub keep_archives: usize,
+}
+
+impl JournalLimits {
+    pub const fn default_max_bytes() -> u64 {
+        8 * 1024 * 1024
+    }
+
+    pub const fn default_keep_archives() -> usize {
+        5
+    }
+}
+
+impl Default for JournalLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: Self::default_max_bytes(),
+            keep_archives: Self::default_keep_archives(),
+        }
+    }
+}
+
+/// One journal line: `append` returns it with `record: ()`, `open` with the records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry<T> {
+    pub seq: u64,
+    /// When it was written, to the millisecond (what is on disk).
+    pub at: SystemTime,
+    pub record: T,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {}: {action}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    },
+    #[error(
+        "journal {} is locked by another process{holder}: two agents must not share a state directory",
+        path.display()
+    )]
+    Locked { path: PathBuf, holder: String },
+    #[error(
+        "journal {} line {line} is corrupt ({reason}); a crash only ever tears the last line, so something else damaged it: inspect the file, or move it aside to start with an empty journal",
+        path.display()
+    )]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("journal {} line {line}: the record does not match what this agent expects: {message}", path.display())]
+    Record {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("journal {}: cannot encode the record: {source}", path.display())]
+    Encode {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "journal {} is missing but {} exists; a crash never leaves the journal like this: copy that file to {LIVE} to resume from it, or move it and the other journal.* files away to start empty",
+        path.display(), found.display()
+    )]
+    MissingLive { path: PathBuf, found: PathBuf },
+    #[error(
+        "journal {}: an earlier write failed and what is on disk is uncertain; restart to replay the journal",
+        path.display()
+    )]
+    Poisoned { path: PathBuf },
+}
+
+/// Points at which tests make compaction or append fail, or the process abort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Half of a line written (abort only).
+    #[cfg(test)]
+    TornAppend,
+    /// The line written, not yet synced.
+    Appended,
+    TmpWritten,
+    TmpSynced,
+    ArchivesShifted,
+    Archived,
+    /// The tmp file renamed over the live one, the directory not yet synced.
+    Renamed,
+}
+
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Fail,
+    Abort,
+}
+
+/// The single writer of a journal directory. `Send`: the engine keeps it in a mutex or a
+/// dedicated task; the directory lock keeps a second process out.
+///
+/// The calls block on the disk (an `fdatasync` per append, several for a compaction):
+/// from async code, call them inside `tokio::task::block_in_place` or `spawn_blocking`.
+///
+/// Meant to be used as: append the intent, then act, then append the outcome. On replay
+/// an intent without an outcome means the action may or may not have happened, so the
+/// caller asks the world (the DNS provider) instead of acting again; a failed `append`
+/// means the intent is not recorded, so the caller must not act.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    live: PathBuf,
+    /// Opened for appending: every write lands at the end, after any truncation.
+    file: File,
+    /// Bytes of whole lines in `file`.
+    size: u64,
+    /// Size right after the last compaction (0 before one in this process). Compacting
+    /// again before the file has doubled would rotate the archives on every append when
+    /// the state the caller keeps is itself near `max_bytes`, and lose their history.
+    compacted_size: u64,
+    next_seq: u64,
+    limits: JournalLimits,
+    /// Set when a failed write left the file in an unknown state.
+    poisoned: bool,
+    /// Held for the advisory lock; released when the journal is dropped.
+    _lock: File,
+    #[cfg(test)]
+    fault: Option<(Step, Fault)>,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in `dir`, replays it, and returns every
+    /// entry of the live file in order with the journal positioned to append.
+    pub fn open<T: DeserializeOwned>(
+        dir: &Path,
+        limits: JournalLimits,
+    ) -> Result<(Journal, Vec<Entry<T>>), JournalError> {
+        let created_dir = create_dir(dir)?;
+        let lock = lock(dir)?;
+        let live = dir.join(LIVE);
+        recover_compaction(dir, &live)?;
+
+        let (mut file, created) = open_live(&live)?;
+        if created || created_dir {
+            sync_dir(dir)?;
+        }
+        if let (true, Some(parent)) = (created_dir, dir.parent()) {
+            sync_dir(parent)?;
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| io_error(&live, "read", e))?;
+        let replay = replay::<T>(&live, &bytes)?;
+        if let Some(torn) = &replay.torn {
+            warn!(
+                path = %live.display(),
+                line = torn.line,
+                dropped_bytes = bytes.len() - replay.valid_len,
+                reason = %torn.reason,
+                "journal: cutting off a torn last line (a write interrupted by a crash; its append never returned)"
+            );
+            file.set_len(replay.valid_len as u64)
+                .and_then(|()| file.sync_data())
+                .map_err(|e| io_error(&live, "truncate a torn last line", e))?;
+        }
+        let journal = Journal {
+            dir: dir.to_owned(),
+            live,
+            file,
+            size: replay.valid_len as u64,
+            compacted_size: 0,
+            next_seq: replay.last_seq + 1,
+            limits,
+            poisoned: false,
+            _lock: lock,
+            #[cfg(test)]
+            fault: None,
+        };
+        Ok((journal, replay.entries))
+    }
+
+    /// Appends one record; it is on disk (written and `fdatasync`ed) when this returns.
+    pub fn append<T: Serialize>(&mut self, record: &T) -> Result<Entry<()>, JournalError> {
+        self.check_usable()?;
+        let entry = Entry {
+            seq: self.next_seq,
+            at: now_millis(),
+            record: (),
+        };
+        let mut line = serde_json::to_vec(&RecordLine {
+            seq: entry.seq,
+            at: Timestamp(entry.at),
+            record,
+        })
+        .map_err(|source| JournalError::Encode {
+            path: self.live.clone(),
+            source,
+        })?;
+        line.push(b'\n');
+
+        #[cfg(test)]
+        if self.fault == Some((Step::TornAppend, Fault::Abort)) {
+            let _ = self.file.write_all(&line[..line.len() / 2]);
+            std::process::abort();
+        }
+        let written = self
+            .file
+            .write_all(&line)
+            .and_then(|()| self.fault(Step::Appended))
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // A partial line must not sit in front of the next one, and after a failed
+            // fsync the kernel may have dropped the pages: cut back to what was synced.
+            let rolled_back = self
+                .file
+                .set_len(self.size)
+                .and_then(|()| self.file.sync_data());
+            self.poisoned = rolled_back.is_err();
+            return Err(io_error(&self.live, "append", e));
+        }
+        self.size += line.len() as u64;
+        self.next_seq += 1;
+        Ok(entry)
+    }
+
+    /// True when the live file is over `max_bytes` (and has at least doubled since the
+    /// last compaction, so a large kept state does not compact on every append).
+    pub fn needs_compaction(&self) -> bool {
+        self.size > self.limits.max_bytes && self.size >= self.compacted_size.saturating_mul(2)
+    }
+
+    /// Replaces the live file with one holding only `live` (the state the caller still
+    /// needs: open incidents, the last decision per instance, cooldowns), each with a new
+    /// `seq` and `at`. The old file is kept as `journal.1.jsonl`. Atomic: a crash at any
+    /// point leaves either the old or the new file as `journal.jsonl`, complete.
+    pub fn compact<T: Serialize>(&mut self, live: &[T]) -> Result<(), JournalError> {
+        self.check_usable()?;
+        let at = Timestamp(now_millis());
+        let encode = |source| JournalError::Encode {
+            path: self.live.clone(),
+            source,
+        };
+        let mut bytes = serde_json::to_vec(&MarkerLine {
+            seq: self.next_seq,
+            at,
+            compacted: Compacted { kept: live.len() },
+        })
+        .map_err(encode)?;
+        bytes.push(b'\n');
+        let mut seq = self.next_seq;
+        for record in live {
+            seq += 1;
+            serde_json::to_writer(&mut bytes, &RecordLine { seq, at, record }).map_err(encode)?;
+            bytes.push(b'\n');
+        }
+
+        let tmp = self.dir.join(TMP);
+        if let Err(e) = self.write_tmp(&tmp, &bytes).and_then(|()| self.archive()) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        if let Err(e) = fs::rename(&tmp, &self.live) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_error(&self.live, "replace with the compacted file", e));
+        }
+        // The new file is live, but until the directory is synced a power cut may bring
+        // back the old one: nothing may be appended to the new one before that.
+        self.poisoned = true;
+        self.fault(Step::Renamed)
+            .and_then(|()| File::open(&self.dir)?.sync_all())
+            .map_err(|e| io_error(&self.dir, "sync the directory", e))?;
+        self.file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&self.live)
+            .map_err(|e| io_error(&self.live, "reopen after compaction", e))?;
+        self.poisoned = false;
+        self.size = bytes.len() as u64;
+        self.compacted_size = self.size;
+        self.next_seq = seq + 1;
+        Ok(())
+    }
+
+    /// The live file, for logs and the operator.
+    pub fn path(&self) -> &Path {
+        &self.live
+    }
+
+    /// Bytes in the live file (for a gauge).
+    pub fn size_bytes(&self) -> u64 {
+        self.size
+    }
+
+    fn check_usable(&self) -> Result<(), JournalError> {
+        if self.poisoned {
+            return Err(JournalError::Poisoned {
+                path: self.live.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn write_tmp(&self, tmp: &Path, bytes: &[u8]) -> Result<(), JournalError> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(tmp)
+            .map_err(|e| io_error(tmp, "create", e))?;
+        file.write_all(bytes)
+            .and_then(|()| self.fault(Step::TmpWritten))
+            .and_then(|()| file.sync_all())
+            .and_then(|()| self.fault(Step::TmpSynced))
+            .map_err(|e| io_error(tmp, "write", e))
+    }
+
+    /// Shifts `journal.N.jsonl` up by one (dropping those beyond `keep_archives`) and
+    /// makes the live file `journal.1.jsonl`. Only archives change: the live file stays.
+    fn archive(&self) -> Result<(), JournalError> {
+        let keep = self.limits.keep_archives;
+        let mut numbers = archive_numbers(&self.dir)?;
+        numbers.sort_unstable_by(|a, b| b.cmp(a));
+        for n in numbers {
+            let path = archive_path(&self.dir, n);
+            if n >= keep {
+                fs::remove_file(&path).map_err(|e| io_error(&path, "remove", e))?;
+            } else {
+                fs::rename(&path, archive_path(&self.dir, n + 1))
+                    .map_err(|e| io_error(&path, "rotate", e))?;
+            }
+        }
+        self.fault(Step::ArchivesShifted)
+            .map_err(|e| io_error(&self.dir, "rotate", e))?;
+        if keep > 0 {
+            let first = archive_path(&self.dir, 1);
+            link_or_copy(&self.live, &first).map_err(|e| io_error(&first, "archive", e))?;
+        }
+        self.fault(Step::Archived)
+            .map_err(|e| io_error(&self.dir, "archive", e))
+    }
+
+    #[cfg(not(test))]
+    fn fault(&self, _step: Step) -> io::Result<()> {
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn fault(&self, step: Step) -> io::Result<()> {
+        match self.fault {
+            Some((at, Fault::Fail)) if at == step => {
+                Err(io::Error::other(format!("injected failure at {step:?}")))
+            }
+            Some((at, Fault::Abort)) if at == step => std::process::abort(),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn io_error(path: &Path, action: &'static str, source: io::Error) -> JournalError {
+    JournalError::Io {
+        path: path.to_owned(),
+        action,
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const SIGABRT: i32 = 6;
+    const SIGKILL: i32 = 9;
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    struct Decision {
+        instance: String,
+        step: String,
+    }
+
+    fn decision(instance: &str, step: &str) -> Decision {
+        Decision {
+            instance: instance.into(),
+            step: step.into(),
+        }
+    }
+
+    fn limits() -> JournalLimits {
+        JournalLimits {
+            max_bytes: 1 << 20,
+            keep_archives: 2,
+        }
+    }
+
+    fn open(dir: &Path) -> (Journal, Vec<Entry<Decision>>) {
+        reopen(dir, limits()).unwrap()
+    }
+
+    /// `Journal::open`, waiting while the directory is locked. The crash tests spawn
+    /// children, and a child shares the parent's open files (and so their locks) between
+    /// fork and exec: a journal another test has just dropped can stay locked for that
+    /// moment.
+    fn reopen<T: DeserializeOwned>(
+        dir: &Path,
+        limits: JournalLimits,
+    ) -> Result<(Journal, Vec<Entry<T>>), JournalError> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match Journal::open(dir, limits) {
+                Err(JournalError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn records(entries: &[Entry<Decision>]) -> Vec<Decision> {
+        entries.iter().map(|e| e.record.clone()).collect()
+    }
+
+    /// A journal in `<tmp>/state` (created by `open`) holding `n` decisions.
+    fn journal_with(n: usize) -> (tempfile::TempDir, PathBuf, Vec<Decision>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        let (mut journal, _) = open(&dir);
+        let written: Vec<_> = (0..n)
+            .map(|i| decision("cache-1", &format!("step-{i}")))
+            .collect();
+        for record in &written {
+            journal.append(record).unwrap();
+        }
+        (tmp, dir, written)
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn append_raw(dir: &Path, bytes: &[u8]) {
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.join(LIVE))
+            .unwrap();
+        file.write_all(bytes).unwrap();
+    }
+
+    #[test]
+    fn append_then_reopen_returns_every_entry_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        let (mut journal, entries) = open(&dir);
+        assert!(entries.is_empty());
+        let a = journal.append(&decision("cache-1", "intent")).unwrap();
+        let b = journal.append(&decision("cache-1", "dns changed")).unwrap();
+        assert_eq!((a.seq, b.seq), (1, 2));
+        drop(journal);
+
+        let (_journal, entries) = open(&dir);
+        assert_eq!(
+            entries,
+            vec![
+                Entry {
+                    seq: 1,
+                    at: a.at,
+                    record: decision("cache-1", "intent")
+                },
+                Entry {
+                    seq: 2,
+                    at: b.at,
+                    record: decision("cache-1", "dns changed")
+                },
+            ]
+        );
+        let text = fs::read_to_string(dir.join(LIVE)).unwrap();
+        let first = text.lines().next().unwrap();
+        let expected = format!(
+            r#"{{"seq":1,"at":"{}","record":{{"instance":"cache-1","step":"intent"}}}}"#,
+            Timestamp(a.at)
+        );
+        assert_eq!(first, expected);
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.ends_with('\n'));
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(LIVE)), 0o600);
+    }
+
+    #[test]
+    fn seq_keeps_increasing_across_reopen_and_compaction() {
+        let (_tmp, dir, _) = journal_with(2);
+        let (mut journal, _) = open(&dir);
+        assert_eq!(journal.append(&decision("cache-1", "c")).unwrap().seq, 3);
+        // The marker takes 4, the kept record 5.
+        journal.compact(&[decision("cache-1", "kept")]).unwrap();
+        assert_eq!(journal.append(&decision("cache-1", "d")).unwrap().seq, 6);
+        drop(journal);
+
+        let (mut journal, entries) = open(&dir);
+        let seqs: Vec<_> = entries.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [5, 6]);
+        // Nothing kept: the marker alone carries the sequence over a restart.
+        journal.compact::<Decision>(&[]).unwrap();
+        drop(journal);
+        let (mut journal, entries) = open(&dir);
+        assert!(entries.is_empty());
+        assert_eq!(journal.append(&decision("cache-1", "e")).unwrap().seq, 8);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_and_appending_continues() {
+        let complete_but_no_newline = format!(
+            r#"{{"seq":3,"at":"{}","record":{{"instance":"cache-1","step":"x"}}}}"#,
+            Timestamp(UNIX_EPOCH)
+        );
+        let torn: [&[u8]; 5] = [
+            br#"{"seq":3,"at":"2026-05-0"#,
+            b"\0\0\0\0\0\0\0\0",
+            b"\0\0\0\0\0\0\0\0\n",
+            br#"{"seq":3,"at":"2026-05-01T03:12:07.250Z","rec"#,
+            complete_but_no_newline.as_bytes(),
+        ];
+        for tail in torn {
+            let (_tmp, dir, written) = journal_with(2);
+            let clean = fs::read(dir.join(LIVE)).unwrap();
+            append_raw(&dir, tail);
+
+            let (mut journal, entries) = open(&dir);
+            assert_eq!(records(&entries), written, "tail {tail:?}");
+            assert_eq!(fs::read(dir.join(LIVE)).unwrap(), clean, "tail {tail:?}");
+            assert_eq!(journal.append(&decision("cache-1", "next")).unwrap().seq, 3);
+            drop(journal);
+            let (_journal, entries) = open(&dir);
+            assert_eq!(entries.len(), 3, "tail {tail:?}");
+        }
+    }
+
+    #[test]
+    fn a_corrupt_line_before_the_last_is_an_error_naming_file_and_line() {
+        let cases: [(&str, &str); 4] = [
+            ("{not json", "key must be a string"),
+            ("", "EOF while parsing"),
+            (r#"{"seq":2,"at":"2026-05-01T03:12:07.250Z"}"#, "no variant"),
+            (
+                r#"{"seq":1,"at":"2026-05-01T03:12:07.250Z","record":{}}"#,
+                "seq 1 does not follow seq 1",
+            ),
+        ];
+        for (line2, reason) in cases {
+            let (_tmp, dir, _) = journal_with(3);
+            let path = dir.join(LIVE);
+            let text = fs::read_to_string(&path).unwrap();
+            let mut lines: Vec<&str> = text.lines().collect();
+            lines[1] = line2;
+            let corrupted = format!("{}\n", lines.join("\n"));
+            fs::write(&path, &corrupted).unwrap();
+
+            let err = reopen::<Decision>(&dir, limits()).unwrap_err();
+            assert!(
+                matches!(&err, JournalError::Corrupt { line: 2, .. }),
+                "{err:?}"
+            );
+            let message = err.to_string();
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            assert!(message.contains("line 2"), "{message}");
+            assert!(message.contains(reason), "{message}");
+            // Nothing was cut: the operator gets the file as it was.
+            assert_eq!(fs::read_to_string(&path).unwrap(), corrupted);
+        }
+    }
+
+    #[test]
+    fn a_record_of_another_shape_is_an_error_naming_line_and_field() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Other {
+            count: u32,
+        }
+        let (_tmp, dir, _) = journal_with(2);
+        let err = reopen::<Other>(&dir, limits()).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(err, JournalError::Record { line: 1, .. }),
+            "{message}"
+        );
+        assert!(message.contains("missing field `count`"), "{message}");
+        assert!(message.contains(&dir.join(LIVE).display().to_string()));
+    }
+
+    #[test]
+    fn compaction_keeps_only_the_live_records_and_archives_are_bounded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        let limits = JournalLimits {
+            max_bytes: 400,
+            keep_archives: 2,
+        };
+        let (mut journal, _) = reopen::<Decision>(&dir, limits).unwrap();
+        for round in 0..4 {
+            let mut appended = 0;
+            while !journal.needs_compaction() {
+                journal.append(&decision("cache-1", "step")).unwrap();
+                appended += 1;
+            }
+            assert!(appended > 1);
+            assert!(journal.size_bytes() > 400);
+            let before = fs::read(dir.join(LIVE)).unwrap();
+            journal
+                .compact(&[decision("cache-1", &format!("open incident {round}"))])
+                .unwrap();
+            assert!(!journal.needs_compaction());
+            assert_eq!(fs::read(archive_path(&dir, 1)).unwrap(), before);
+        }
+        assert_eq!(
+            names(&dir),
+            [
+                "journal.1.jsonl",
+                "journal.2.jsonl",
+                "journal.jsonl",
+                "journal.lock"
+            ]
+        );
+        let text = fs::read_to_string(dir.join(LIVE)).unwrap();
+        assert!(
+            text.lines()
+                .next()
+                .unwrap()
+                .contains(r#""compacted":{"kept":1}"#),
+            "{text}"
+        );
+        assert_eq!(journal.size_bytes(), text.len() as u64);
+        drop(journal);
+        let (journal, entries) = reopen::<Decision>(&dir, limits).unwrap();
+        assert_eq!(records(&entries), [decision("cache-1", "open incident 3")]);
+        drop(journal);
+
+        // Fewer archives than before (a configuration change) drops the extra ones.
+        let (mut journal, _) = reopen::<Decision>(
+            &dir,
+            JournalLimits {
+                keep_archives: 0,
+                ..limits
+            },
+        )
+        .unwrap();
+        journal.compact::<Decision>(&[]).unwrap();
+        assert_eq!(names(&dir), ["journal.jsonl", "journal.lock"]);
+    }
+
+    #[test]
+    fn a_large_kept_state_does_not_compact_on_every_append() {
+        let tmp = tempfile::tempdir().unwrap();
+        let limits = JournalLimits {
+            max_bytes: 200,
+            keep_archives: 1,
+        };
+        let (mut journal, _) = reopen::<Decision>(tmp.path(), limits).unwrap();
+        let state: Vec<_> = (0..5)
+            .map(|i| decision(&format!("cache-{i}"), "open"))
+            .collect();
+        journal.compact(&state).unwrap();
+        let compacted = journal.size_bytes();
+        assert!(compacted > 200);
+        while journal.size_bytes() < 2 * compacted {
+            assert!(!journal.needs_compaction());
+            journal.append(&decision("cache-1", "step")).unwrap();
+        }
+        assert!(journal.needs_compaction());
+    }
+
+    #[test]
+    fn a_failed_append_leaves_no_partial_line() {
+        let (_tmp, dir, _) = journal_with(1);
+        let (mut journal, _) = open(&dir);
+        let size = journal.size_bytes();
+        journal.fault = Some((Step::Appended, Fault::Fail));
+        let err = journal.append(&decision("cache-1", "lost")).unwrap_err();
+        assert!(err.to_string().contains("injected failure"), "{err}");
+        assert_eq!(fs::metadata(dir.join(LIVE)).unwrap().len(), size);
+        journal.fault = None;
+        assert_eq!(journal.append(&decision("cache-1", "kept")).unwrap().seq, 2);
+        drop(journal);
+        let (_journal, entries) = open(&dir);
+        assert_eq!(entries.len(), 2);
+    }
+
+    #[test]
+    fn a_failed_compaction_step_leaves_the_old_journal_in_use() {
+        for step in [
+            Step::TmpWritten,
+            Step::TmpSynced,
+            Step::ArchivesShifted,
+            Step::Archived,
+        ] {
+            let (_tmp, dir, mut written) = journal_with(3);
+            let (mut journal, _) = open(&dir);
+            journal.fault = Some((step, Fault::Fail));
+            let err = journal.compact(&[decision("cache-1", "kept")]).unwrap_err();
+            assert!(err.to_string().contains("injected failure"), "{err}");
+            assert!(!dir.join(TMP).exists(), "{step:?}");
+            journal.fault = None;
+            assert_eq!(
+                journal.append(&decision("cache-1", "after")).unwrap().seq,
+                4
+            );
+            written.push(decision("cache-1", "after"));
+            drop(journal);
+            let (_journal, entries) = open(&dir);
+            assert_eq!(records(&entries), written, "{step:?}");
+        }
+
+        // After the rename the new file is live but maybe not durable: no more writes.
+        let (_tmp, dir, _) = journal_with(3);
+        let (mut journal, _) = open(&dir);
+        journal.fault = Some((Step::Renamed, Fault::Fail));
+        journal.compact(&[decision("cache-1", "kept")]).unwrap_err();
+        let err = journal.append(&decision("cache-1", "after")).unwrap_err();
+        assert!(matches!(err, JournalError::Poisoned { .. }), "{err}");
+        assert!(err.to_string().contains("restart"), "{err}");
+        drop(journal);
+        let (mut journal, entries) = open(&dir);
+        assert_eq!(records(&entries), [decision("cache-1", "kept")]);
+        assert_eq!(
+            journal.append(&decision("cache-1", "after")).unwrap().seq,
+            6
+        );
+    }
+
+    #[test]
+    fn a_stray_tmp_file_is_removed_on_open() {
+        let (_tmp, dir, written) = journal_with(2);
+        fs::write(dir.join(TMP), b"{\"seq\":3,\"at\":\"half").unwrap();
+        let (_journal, entries) = open(&dir);
+        assert_eq!(records(&entries), written);
+        assert!(!dir.join(TMP).exists());
+    }
+
+    #[test]
+    fn a_missing_live_file_next_to_archives_is_refused() {
+        let (_tmp, dir, _) = journal_with(2);
+        let (mut journal, _) = open(&dir);
+        journal.compact(&[decision("cache-1", "kept")]).unwrap();
+        drop(journal);
+        fs::remove_file(dir.join(LIVE)).unwrap();
+        let err = reopen::<Decision>(&dir, limits()).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, JournalError::MissingLive { .. }), "{message}");
+        assert!(message.contains(&dir.join(LIVE).display().to_string()));
+        assert!(message.contains("journal.1.jsonl"), "{message}");
+        assert!(!dir.join(LIVE).exists(), "must not start an empty journal");
+
+        // Nor next to the tmp file of a compaction.
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join(TMP), b"").unwrap();
+        let err = reopen::<Decision>(tmp.path(), limits()).unwrap_err();
+        assert!(err.to_string().contains(TMP), "{err}");
+    }
+
+    #[test]
+    fn a_second_open_of_a_locked_directory_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (first, _) = open(tmp.path());
+        let err = Journal::open::<Decision>(tmp.path(), limits()).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, JournalError::Locked { .. }), "{message}");
+        assert!(message.contains(&tmp.path().join(LOCK).display().to_string()));
+        assert!(
+            message.contains(&format!("pid {}", std::process::id())),
+            "{message}"
+        );
+        drop(first);
+        open(tmp.path());
+    }
+
+    #[test]
+    fn journal_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Journal>();
+    }
+
+    // Crash tests: the test binary runs itself as a child (`crash_child`) that appends or
+    // compacts and then dies by SIGKILL or abort() at a chosen point.
+
+    const CHILD_DIR: &str = "JOURNAL_TEST_CHILD_DIR";
+    const CHILD_MODE: &str = "JOURNAL_TEST_CHILD_MODE";
+    const COMPACTION_STEPS: [Step; 5] = [
+        Step::TmpWritten,
+        Step::TmpSynced,
+        Step::ArchivesShifted,
+        Step::Archived,
+        Step::Renamed,
+    ];
+
+    fn child(dir: &Path, mode: &str) -> Command {
+        let module = module_path!().split_once("::").unwrap().1;
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .args([&format!("{module}::crash_child"), "--exact", "--nocapture"])
+            .args(["--test-threads", "1"])
+            .env(CHILD_DIR, dir)
+            .env(CHILD_MODE, mode)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        command
+    }
+
+    /// Does nothing unless started by a crash test.
+    #[test]
+    fn crash_child() {
+        let (Ok(dir), Ok(mode)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_MODE)) else {
+            return;
+        };
+        let (mut journal, _) = open(Path::new(&dir));
+        match mode.as_str() {
+            "append-and-wait" => {
+                let entry = journal.append(&decision("cache-1", "intent")).unwrap();
+                println!("appended {}", entry.seq);
+                std::thread::sleep(Duration::from_secs(60));
+            }
+            "torn-append" => {
+                journal.fault = Some((Step::TornAppend, Fault::Abort));
+                let _ = journal.append(&decision("cache-1", "torn"));
+            }
+            step => {
+                let step = COMPACTION_STEPS
+                    .into_iter()
+                    .find(|s| format!("{s:?}") == step)
+                    .unwrap();
+                journal.fault = Some((step, Fault::Abort));
+                let _ = journal.compact(&[decision("cache-1", "kept")]);
+            }
+        }
+        panic!("the child should have been killed or aborted");
+    }
+
+    #[test]
+    fn a_record_survives_kill_9_right_after_append_returns() {
+        let (_tmp, dir, _) = journal_with(1);
+        let mut process = child(&dir, "append-and-wait").spawn().unwrap();
+        let mut stdout = BufReader::new(process.stdout.take().unwrap());
+        // libtest writes "test ... " first, on the same line.
+        let mut line = String::new();
+        let seq = loop {
+            line.clear();
+            assert_ne!(stdout.read_line(&mut line).unwrap(), 0, "child exited");
+            if let Some((_, seq)) = line.split_once("appended ") {
+                break seq.trim().to_owned();
+            }
+        };
+        process.kill().unwrap();
+        assert_eq!(process.wait().unwrap().signal(), Some(SIGKILL));
+        assert_eq!(seq, "2");
+
+        // The dead child's lock went with it.
+        let (mut journal, entries) = open(&dir);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].seq, 2);
+        assert_eq!(entries[1].record, decision("cache-1", "intent"));
+        assert_eq!(journal.append(&decision("cache-1", "next")).unwrap().seq, 3);
+    }
+
+    #[test]
+    fn a_crash_mid_append_loses_only_that_record() {
+        let (_tmp, dir, written) = journal_with(2);
+        let status = child(&dir, "torn-append").status().unwrap();
+        assert_eq!(status.signal(), Some(SIGABRT));
+        assert!(!fs::read(dir.join(LIVE)).unwrap().ends_with(b"\n"));
+
+        let (mut journal, entries) = open(&dir);
+        assert_eq!(records(&entries), written);
+        assert_eq!(journal.append(&decision("cache-1", "next")).unwrap().seq, 3);
+    }
+
+    #[test]
+    fn a_crash_at_any_compaction_step_leaves_a_complete_journal() {
+        for step in COMPACTION_STEPS {
+            let (_tmp, dir, written) = journal_with(3);
+            let status = child(&dir, &format!("{step:?}")).status().unwrap();
+            assert_eq!(status.signal(), Some(SIGABRT), "{step:?}");
+
+            let (mut journal, entries) = open(&dir);
+            let next = journal.append(&decision("cache-1", "after")).unwrap().seq;
+            if step == Step::Renamed {
+                assert_eq!(records(&entries), [decision("cache-1", "kept")]);
+                assert_eq!(next, 6);
+            } else {
+                assert_eq!(records(&entries), written, "{step:?}");
+                assert_eq!(next, 4);
+            }
+            assert!(!dir.join(TMP).exists(), "{step:?}");
+            drop(journal);
+            let (mut journal, _) = open(&dir);
+            journal.compact(&[decision("cache-1", "again")]).unwrap();
+        }
+    }
+}
