@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Passes every test on a fresh machine: installs the real programs the tests start
 # (Redis, Sentinel, redis-cli, Prometheus and promtool, Alertmanager and amtool, Node.js
-# for the dashboard type check) when they are missing, then checks formatting, lints,
-# runs the whole test suite and the checks of the shipped monitoring files
-# (scripts/check/*.sh). Safe to run again and again.
+# for the dashboard type check, moto_server for Route53) when they are missing, then
+# checks formatting, lints, runs the whole test suite and the checks of the shipped
+# monitoring files (scripts/check/*.sh). Safe to run again and again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,6 +61,23 @@ done
 if ! python3 -c 'import yaml' 2>/dev/null; then
   echo "installing: PyYAML (pip)"
   python3 -m pip install --quiet 'PyYAML>=6,<7'
+fi
+
+# moto_server: the Route53 API that tests/route53.rs (and the end-to-end test) talk to.
+# `moto_server --help` imports the server, so a moto without its [server] extras counts
+# as missing too.
+moto_spec='moto[server]==5.2.1'
+if ! moto_server --help >/dev/null 2>&1; then
+  echo "installing: $moto_spec (pip; ~25 s)"
+  python3 -m pip install --quiet "$moto_spec" ||
+    python3 -m pip install --quiet --break-system-packages "$moto_spec"
+  if command -v pyenv >/dev/null; then pyenv rehash; fi
+  hash -r
+  if ! moto_server --help >/dev/null 2>&1; then
+    echo "error: moto_server is still missing after pip install '$moto_spec';" \
+      "is pip's script directory ($(python3 -m site --user-base)/bin or /usr/local/bin) on PATH?" >&2
+    exit 1
+  fi
 fi
 
 for component in rustfmt clippy; do

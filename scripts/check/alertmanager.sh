@@ -87,7 +87,7 @@ done
 
 # Inhibited alerts reach no receiver at all, the agent's webhook included: every inhibit rule
 # must exclude failover candidates from its targets.
-python3 - "$config" <<'PY' || fail "an inhibit rule can silence a failover candidate (see above)"
+python3 - "$config" <<'PY' || fail "an inhibit rule can silence a failover candidate or an agent notice (see above)"
 import sys, yaml
 cfg = yaml.safe_load(open(sys.argv[1]))
 bad = 0
@@ -99,9 +99,12 @@ for i, rule in enumerate(cfg.get("inhibit_rules") or []):
     if 'failover_candidate!="true"' not in targets:
         print(f"inhibit rule {i}: target_matchers {targets} lack failover_candidate!=\"true\"", file=sys.stderr)
         bad += 1
+    if 'source!="redis-failover-agent"' not in targets:
+        print(f"inhibit rule {i}: target_matchers {targets} lack source!=\"redis-failover-agent\"", file=sys.stderr)
+        bad += 1
 sys.exit(1 if bad else 0)
 PY
-echo "ok   no inhibit rule targets failover_candidate=\"true\""
+echo "ok   no inhibit rule targets failover_candidate=\"true\" or the agent's notices"
 
 # ---------------------------------------------------------------------------------------
 echo "== 2. routing (amtool config routes test --verify.receivers)"

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod alertmanager;
+pub mod faulty_http;
 pub mod stack;
 
 /// Fails the test with an install hint when a program is missing.

@@ -1,1 +1,0 @@
-//! The agent's own alerts, pushed to Alertmanager.

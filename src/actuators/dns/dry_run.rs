@@ -1,0 +1,120 @@
+//! The `dry-run` provider: says what it would change and remembers it, so a later read
+//! (and a second decision) sees the pretend change. It never calls anything outside.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use super::{
+    ChangeId, ChangeStatus, DnsError, DnsErrorKind, DnsProvider, RecordRef, RecordType, RecordValue,
+};
+
+type Key = (String, String, RecordType);
+
+#[derive(Debug, Default)]
+pub struct DryRunDns {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    records: HashMap<Key, RecordValue>,
+    changes: u64,
+}
+
+fn key(record: &RecordRef) -> Key {
+    (
+        record.zone_id.clone(),
+        record.canonical_name(),
+        record.record_type,
+    )
+}
+
+impl DryRunDns {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Tells it what a record holds (e.g. the configured active datacenter's host at
+    /// start), so reads answer as the real zone would.
+    pub fn seed(&self, record: &RecordRef, value: RecordValue) {
+        self.lock().records.insert(key(record), value);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl DnsProvider for DryRunDns {
+    fn name(&self) -> &'static str {
+        "dry-run"
+    }
+
+    async fn read(&self, record: &RecordRef) -> Result<Option<RecordValue>, DnsError> {
+        Ok(self.lock().records.get(&key(record)).cloned())
+    }
+
+    async fn upsert(&self, record: &RecordRef, value: &RecordValue) -> Result<ChangeId, DnsError> {
+        let (id, before) = {
+            let mut state = self.lock();
+            state.changes += 1;
+            let before = state.records.insert(key(record), value.clone());
+            (ChangeId(format!("dry-run-{}", state.changes)), before)
+        };
+        tracing::info!(
+            provider = "dry-run",
+            zone_id = %record.zone_id,
+            record = %record,
+            from = %before.map_or_else(|| "(unknown)".to_owned(), |v| v.to_string()),
+            to = %value,
+            change = %id,
+            "dry run: would UPSERT the record; nothing was changed"
+        );
+        Ok(id)
+    }
+
+    async fn change_status(&self, id: &ChangeId) -> Result<ChangeStatus, DnsError> {
+        let known =
+            id.0.strip_prefix("dry-run-")
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n >= 1 && n <= self.lock().changes);
+        if known {
+            Ok(ChangeStatus::InSync)
+        } else {
+            Err(DnsError::new(
+                DnsErrorKind::NotFound,
+                format!("no dry-run change {id}"),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pretend_change_is_read_back_and_in_sync() {
+        let dns = DryRunDns::new();
+        let record = RecordRef::new("Z1", "Cache.Example.com.", RecordType::Cname);
+        assert_eq!(dns.read(&record).await.unwrap(), None);
+        dns.seed(&record, RecordValue::single("east.example.com", 60));
+        let id = dns
+            .upsert(&record, &RecordValue::single("west.example.com", 60))
+            .await
+            .unwrap();
+        let same = RecordRef::new("Z1", "cache.example.com", RecordType::Cname);
+        assert_eq!(
+            dns.read(&same).await.unwrap(),
+            Some(RecordValue::single("west.example.com", 60))
+        );
+        assert_eq!(dns.change_status(&id).await.unwrap(), ChangeStatus::InSync);
+        let err = dns
+            .change_status(&ChangeId("dry-run-9".into()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, DnsErrorKind::NotFound);
+        assert_eq!(dns.name(), "dry-run");
+    }
+}

@@ -1,0 +1,154 @@
+//! An in-memory DNS provider with fault injection, for tests of the engine and of
+//! [`super::switch`]: fail the next calls with a kind, stay Pending for some polls,
+//! answer slowly, and count every call.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::{
+    ChangeId, ChangeStatus, DnsError, DnsErrorKind, DnsProvider, RecordRef, RecordType, RecordValue,
+};
+
+/// A provider call, to aim faults at and to count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    Read,
+    Upsert,
+    ChangeStatus,
+}
+
+type Key = (String, String, RecordType);
+
+#[derive(Debug, Default)]
+pub struct MemoryDns {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    records: HashMap<Key, RecordValue>,
+    failures: HashMap<Op, VecDeque<DnsErrorKind>>,
+    delays: HashMap<Op, Duration>,
+    pending_polls: u32,
+    calls: HashMap<Op, u32>,
+    changes: Vec<ChangeId>,
+    upserts: Vec<(RecordRef, RecordValue)>,
+}
+
+fn key(record: &RecordRef) -> Key {
+    (
+        record.zone_id.clone(),
+        record.canonical_name(),
+        record.record_type,
+    )
+}
+
+impl MemoryDns {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts with `record` holding `value`.
+    pub fn with_record(self, record: &RecordRef, value: RecordValue) -> Self {
+        self.set(record, value);
+        self
+    }
+
+    /// Sets a record directly (no call counted, no fault applied).
+    pub fn set(&self, record: &RecordRef, value: RecordValue) {
+        self.lock().records.insert(key(record), value);
+    }
+
+    /// The record as it is now, without counting a call.
+    pub fn get(&self, record: &RecordRef) -> Option<RecordValue> {
+        self.lock().records.get(&key(record)).cloned()
+    }
+
+    /// The next `times` calls of `op` fail with `kind` (queued after earlier faults).
+    pub fn fail_next(&self, op: Op, times: u32, kind: DnsErrorKind) {
+        let mut state = self.lock();
+        let queue = state.failures.entry(op).or_default();
+        queue.extend(std::iter::repeat_n(kind, times as usize));
+    }
+
+    /// The next `polls` calls of `change_status` answer Pending.
+    pub fn pending_for(&self, polls: u32) {
+        self.lock().pending_polls = polls;
+    }
+
+    /// Every call of `op` waits `delay` before it answers (`Duration::ZERO` to stop).
+    pub fn delay(&self, op: Op, delay: Duration) {
+        self.lock().delays.insert(op, delay);
+    }
+
+    /// How many times `op` was called, failed calls included.
+    pub fn calls(&self, op: Op) -> u32 {
+        self.lock().calls.get(&op).copied().unwrap_or(0)
+    }
+
+    /// Every UPSERT that took effect, in order.
+    pub fn upserts(&self) -> Vec<(RecordRef, RecordValue)> {
+        self.lock().upserts.clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts the call, waits its delay, and returns its injected failure if any.
+    async fn enter(&self, op: Op) -> Result<(), DnsError> {
+        let (delay, failure) = {
+            let mut state = self.lock();
+            *state.calls.entry(op).or_default() += 1;
+            let delay = state.delays.get(&op).copied().unwrap_or_default();
+            let failure = state.failures.get_mut(&op).and_then(VecDeque::pop_front);
+            (delay, failure)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        match failure {
+            Some(kind) => Err(DnsError::new(kind, format!("injected {op:?} failure"))),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl DnsProvider for MemoryDns {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn read(&self, record: &RecordRef) -> Result<Option<RecordValue>, DnsError> {
+        self.enter(Op::Read).await?;
+        Ok(self.get(record))
+    }
+
+    async fn upsert(&self, record: &RecordRef, value: &RecordValue) -> Result<ChangeId, DnsError> {
+        self.enter(Op::Upsert).await?;
+        let mut state = self.lock();
+        state.records.insert(key(record), value.clone());
+        state.upserts.push((record.clone(), value.clone()));
+        let id = ChangeId(format!("memory-{}", state.changes.len() + 1));
+        state.changes.push(id.clone());
+        Ok(id)
+    }
+
+    async fn change_status(&self, id: &ChangeId) -> Result<ChangeStatus, DnsError> {
+        self.enter(Op::ChangeStatus).await?;
+        let mut state = self.lock();
+        if !state.changes.contains(id) {
+            return Err(DnsError::new(
+                DnsErrorKind::NotFound,
+                format!("no change {id}"),
+            ));
+        }
+        if state.pending_polls > 0 {
+            state.pending_polls -= 1;
+            return Ok(ChangeStatus::Pending);
+        }
+        Ok(ChangeStatus::InSync)
+    }
+}

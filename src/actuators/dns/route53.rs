@@ -1,0 +1,412 @@
+//! Amazon Route53 through aws-sdk-route53; the only file that names the SDK.
+//!
+//! One request per call: the SDK's own retries are disabled because [`super::switch`]
+//! retries with its own budget, and two nested retry loops would multiply the attempts
+//! and hide throttling. TLS is rustls with ring (no aws-lc).
+
+use std::fmt;
+use std::time::Duration;
+
+use aws_sdk_route53::Client;
+use aws_sdk_route53::config::retry::RetryConfig;
+use aws_sdk_route53::config::timeout::TimeoutConfig;
+use aws_sdk_route53::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+use super::{
+    ChangeId, ChangeStatus, DnsError, DnsErrorKind, DnsProvider, RecordRef, RecordType,
+    RecordValue, canonical_name, canonical_value,
+};
+use crate::config::DnsSettings;
+use crate::model::Secret;
+
+/// Connecting must be quick: an unreachable API should fail fast and be retried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A safety net for callers that do not wrap calls in their own timeout.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Route53 limits a change batch comment to 256 characters.
+const COMMENT_MAX: usize = 256;
+
+pub struct Route53Dns {
+    client: Client,
+    region: String,
+    endpoint_url: Option<String>,
+    /// Redacted from every error text the SDK or the server produces.
+    secrets: Vec<Secret>,
+}
+
+impl fmt::Debug for Route53Dns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Route53Dns")
+            .field("region", &self.region)
+            .field("endpoint_url", &self.endpoint_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Route53Dns {
+    /// A client for `settings`: static keys from `dns_config`, or else from
+    /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`).
+    pub fn new(settings: &DnsSettings) -> Result<Self, DnsError> {
+        let (access_key, secret_key, session_token) = credentials(settings)?;
+        let region = if settings.region.trim().is_empty() {
+            "us-east-1".to_owned()
+        } else {
+            settings.region.trim().to_owned()
+        };
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let creds = Credentials::new(
+            access_key.expose(),
+            secret_key.expose(),
+            session_token.as_ref().map(|t| t.expose().to_owned()),
+            None,
+            "redis-failover-agent",
+        );
+        let mut config = aws_sdk_route53::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.clone()))
+            .credentials_provider(creds)
+            .http_client(http)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_timeout(OPERATION_TIMEOUT)
+                    .build(),
+            );
+        if let Some(url) = settings.endpoint_url.as_deref().filter(|u| !u.is_empty()) {
+            config = config.endpoint_url(url);
+        }
+        let mut secrets = vec![access_key, secret_key];
+        secrets.extend(session_token);
+        Ok(Self {
+            client: Client::from_conf(config.build()),
+            region,
+            endpoint_url: settings.endpoint_url.clone(),
+            secrets,
+        })
+    }
+
+    fn redact(&self, text: String) -> String {
+        self.secrets.iter().fold(text, |t, s| s.redact(&t))
+    }
+
+    /// Our error for an SDK failure: a kind that decides retries, and a message with
+    /// the operation, the service's code and text, and no credentials.
+    fn error<E>(&self, op: &'static str, err: SdkError<E>) -> DnsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let (kind, detail) = match &err {
+            SdkError::ServiceError(service) => {
+                let status = service.raw().status().as_u16();
+                let code = service.err().code().unwrap_or("(no code)");
+                let message = service.err().message().unwrap_or("");
+                (
+                    kind_of(code, status),
+                    format!("{code} (HTTP {status}): {message}"),
+                )
+            }
+            SdkError::TimeoutError(_) => (DnsErrorKind::Timeout, "timed out".to_owned()),
+            SdkError::DispatchFailure(failure) => {
+                let kind = if failure.is_timeout() {
+                    DnsErrorKind::Timeout
+                } else if failure.is_user() {
+                    DnsErrorKind::Invalid
+                } else {
+                    DnsErrorKind::Unavailable
+                };
+                (kind, chain(&err))
+            }
+            SdkError::ResponseError(response) => {
+                let status = response.raw().status().as_u16();
+                let kind = match status {
+                    401 | 403 => DnsErrorKind::Unauthorized,
+                    429 => DnsErrorKind::Throttled,
+                    400..=499 => DnsErrorKind::Invalid,
+                    _ => DnsErrorKind::Unavailable,
+                };
+                (
+                    kind,
+                    format!("unreadable answer (HTTP {status}): {}", chain(&err)),
+                )
+            }
+            SdkError::ConstructionFailure(_) => (DnsErrorKind::Invalid, chain(&err)),
+            _ => (DnsErrorKind::Unavailable, chain(&err)),
+        };
+        DnsError::new(kind, self.redact(format!("route53 {op}: {detail}")))
+    }
+}
+
+/// An error and its sources, "a: b: c", each said once (no Debug dumps).
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Static keys from the configuration, else from the environment; both or neither.
+fn credentials(settings: &DnsSettings) -> Result<(Secret, Secret, Option<Secret>), DnsError> {
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Secret::new)
+    };
+    match (&settings.access_key, &settings.secret_key) {
+        (Some(a), Some(s)) => Ok((a.clone(), s.clone(), None)),
+        (Some(_), None) | (None, Some(_)) => Err(DnsError::new(
+            DnsErrorKind::Invalid,
+            "dns_config: aws_access_key and aws_secret_key go together; set both or neither",
+        )),
+        (None, None) => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+            (Some(a), Some(s)) => Ok((a, s, env("AWS_SESSION_TOKEN"))),
+            _ => Err(DnsError::new(
+                DnsErrorKind::Unauthorized,
+                "no AWS credentials: set dns_config.aws_access_key and aws_secret_key \
+                 (or their _file forms), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            )),
+        },
+    }
+}
+
+/// Route53's error codes (and HTTP statuses, when the code is unknown) to our kinds.
+fn kind_of(code: &str, status: u16) -> DnsErrorKind {
+    match code {
+        "Throttling"
+        | "ThrottlingException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded" => DnsErrorKind::Throttled,
+        "PriorRequestNotComplete" => DnsErrorKind::Conflict,
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "IncompleteSignature"
+        | "MissingAuthenticationToken"
+        | "ExpiredToken"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException" => DnsErrorKind::Unauthorized,
+        "ServiceUnavailable" | "InternalFailure" | "InternalError" => DnsErrorKind::Unavailable,
+        "RequestTimeout" | "RequestTimeoutException" => DnsErrorKind::Timeout,
+        c if c.starts_with("NoSuch") => DnsErrorKind::NotFound,
+        _ => match status {
+            401 | 403 => DnsErrorKind::Unauthorized,
+            404 => DnsErrorKind::NotFound,
+            408 => DnsErrorKind::Timeout,
+            429 => DnsErrorKind::Throttled,
+            500..=599 => DnsErrorKind::Unavailable,
+            _ => DnsErrorKind::Invalid,
+        },
+    }
+}
+
+fn rr_type(t: RecordType) -> RrType {
+    match t {
+        RecordType::Cname => RrType::Cname,
+        RecordType::A => RrType::A,
+        RecordType::Aaaa => RrType::Aaaa,
+    }
+}
+
+fn build_error(e: impl std::error::Error) -> DnsError {
+    DnsError::new(DnsErrorKind::Invalid, format!("route53 request: {e}"))
+}
+
+/// The value as our types say it: CNAME hosts without the trailing dot Route53 adds.
+fn record_value(record: &RecordRef, set: &ResourceRecordSet) -> Result<RecordValue, DnsError> {
+    if set.alias_target().is_some() || set.set_identifier().is_some() {
+        return Err(DnsError::new(
+            DnsErrorKind::Invalid,
+            format!(
+                "{record} is an alias or a weighted/latency/failover record set; \
+                 the agent switches only simple records"
+            ),
+        ));
+    }
+    let values = set
+        .resource_records()
+        .iter()
+        .map(|r| match record.record_type {
+            RecordType::Cname => {
+                let v = r.value().trim();
+                v.strip_suffix('.').unwrap_or(v).to_owned()
+            }
+            t => canonical_value(t, r.value()),
+        })
+        .collect();
+    let ttl = set.ttl().unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32;
+    Ok(RecordValue { values, ttl })
+}
+
+#[async_trait::async_trait]
+impl DnsProvider for Route53Dns {
+    fn name(&self) -> &'static str {
+        "route53"
+    }
+
+    async fn read(&self, record: &RecordRef) -> Result<Option<RecordValue>, DnsError> {
+        // The listing starts at the name and type asked for, in Route53's order; when the
+        // record does not exist the first entry is some other record, hence the check.
+        // Names go out lower case: DNS ignores case, and Route53 stores names that way.
+        let wanted = record.canonical_name();
+        let out = self
+            .client
+            .list_resource_record_sets()
+            .hosted_zone_id(&record.zone_id)
+            .start_record_name(format!("{wanted}."))
+            .start_record_type(rr_type(record.record_type))
+            .max_items(1)
+            .send()
+            .await
+            .map_err(|e| self.error("ListResourceRecordSets", e))?;
+        out.resource_record_sets()
+            .iter()
+            .find(|s| {
+                canonical_name(s.name()) == wanted && *s.r#type() == rr_type(record.record_type)
+            })
+            .map(|s| record_value(record, s))
+            .transpose()
+    }
+
+    async fn upsert(&self, record: &RecordRef, value: &RecordValue) -> Result<ChangeId, DnsError> {
+        let mut set = ResourceRecordSet::builder()
+            .name(format!("{}.", record.canonical_name()))
+            .r#type(rr_type(record.record_type))
+            .ttl(i64::from(value.ttl));
+        for v in &value.values {
+            set = set.resource_records(
+                ResourceRecord::builder()
+                    .value(v)
+                    .build()
+                    .map_err(build_error)?,
+            );
+        }
+        let change = Change::builder()
+            .action(ChangeAction::Upsert)
+            .resource_record_set(set.build().map_err(build_error)?)
+            .build()
+            .map_err(build_error)?;
+        let mut comment = format!(
+            "redis-failover-agent: point {} at {}",
+            record.name,
+            value.values.join(",")
+        );
+        if comment.len() > COMMENT_MAX {
+            let mut end = COMMENT_MAX;
+            while !comment.is_char_boundary(end) {
+                end -= 1;
+            }
+            comment.truncate(end);
+        }
+        let batch = ChangeBatch::builder()
+            .comment(comment)
+            .changes(change)
+            .build()
+            .map_err(build_error)?;
+        let out = self
+            .client
+            .change_resource_record_sets()
+            .hosted_zone_id(&record.zone_id)
+            .change_batch(batch)
+            .send()
+            .await
+            .map_err(|e| self.error("ChangeResourceRecordSets", e))?;
+        let info = out.change_info().ok_or_else(|| {
+            DnsError::new(
+                DnsErrorKind::Unavailable,
+                "route53 ChangeResourceRecordSets: the answer has no ChangeInfo",
+            )
+        })?;
+        Ok(ChangeId(info.id().to_owned()))
+    }
+
+    async fn change_status(&self, id: &ChangeId) -> Result<ChangeStatus, DnsError> {
+        let out = self
+            .client
+            .get_change()
+            .id(&id.0)
+            .send()
+            .await
+            .map_err(|e| self.error("GetChange", e))?;
+        let status = out.change_info().map(|i| i.status().clone());
+        match status {
+            Some(aws_sdk_route53::types::ChangeStatus::Insync) => Ok(ChangeStatus::InSync),
+            Some(aws_sdk_route53::types::ChangeStatus::Pending) => Ok(ChangeStatus::Pending),
+            other => {
+                // An answer we do not know is not "in sync"; the caller's deadline bounds it.
+                tracing::warn!(change = %id, status = ?other, "unknown Route53 change status; treating it as pending");
+                Ok(ChangeStatus::Pending)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route53_error_codes_map_to_kinds() {
+        use DnsErrorKind::*;
+        for (code, status, kind) in [
+            ("Throttling", 400, Throttled),
+            ("PriorRequestNotComplete", 400, Conflict),
+            ("NoSuchHostedZone", 404, NotFound),
+            ("NoSuchChange", 404, NotFound),
+            ("InvalidChangeBatch", 400, Invalid),
+            ("InvalidInput", 400, Invalid),
+            ("AccessDenied", 403, Unauthorized),
+            ("InvalidClientTokenId", 403, Unauthorized),
+            ("SignatureDoesNotMatch", 403, Unauthorized),
+            ("ServiceUnavailable", 503, Unavailable),
+            ("SomethingNew", 502, Unavailable),
+            ("SomethingNew", 429, Throttled),
+            ("SomethingNew", 400, Invalid),
+        ] {
+            assert_eq!(kind_of(code, status), kind, "{code} {status}");
+        }
+    }
+
+    fn settings(access: Option<&str>, secret: Option<&str>) -> DnsSettings {
+        DnsSettings {
+            provider: "route53".into(),
+            zone_id: "Z1".into(),
+            region: String::new(),
+            access_key: access.map(Secret::new),
+            secret_key: secret.map(Secret::new),
+            endpoint_url: Some("http://127.0.0.1:1".into()),
+            records: vec![],
+        }
+    }
+
+    #[test]
+    fn keys_go_together_and_never_show_in_debug() {
+        let err = Route53Dns::new(&settings(Some("AKIAEXAMPLE"), None)).unwrap_err();
+        assert_eq!(err.kind, DnsErrorKind::Invalid);
+        let dns = Route53Dns::new(&settings(Some("AKIAEXAMPLE"), Some("s3cr3t-key"))).unwrap();
+        let debug = format!("{dns:?}");
+        assert!(
+            !debug.contains("AKIAEXAMPLE") && !debug.contains("s3cr3t-key"),
+            "{debug}"
+        );
+        assert_eq!(dns.region, "us-east-1");
+        assert_eq!(
+            dns.redact("key AKIAEXAMPLE secret s3cr3t-key".into()),
+            "key *** secret ***"
+        );
+    }
+}
