@@ -6,6 +6,7 @@
 //! `redis` crate, `task` is the per-endpoint loop.
 
 pub mod info;
+pub mod probe;
 mod redis;
 mod task;
 
