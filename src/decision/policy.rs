@@ -86,7 +86,7 @@ impl Hold {
             Hold::UnknownInstance => "unknown instance".into(),
             Hold::Cooldown { until } => format!(
                 "cooldown: an earlier failover of this instance; no automatic failover until {}",
-                crate::decision::rfc3339(*until)
+                crate::model::rfc3339::format(*until)
             ),
             Hold::ActiveRecovered { round } => {
                 format!("the active datacenter answered in confirmation round {round}")

@@ -6,6 +6,7 @@
 mod active;
 mod analysis;
 mod fields;
+pub mod rfc3339;
 mod secret;
 mod snapshot;
 mod store;
