@@ -1,0 +1,494 @@
+//! What the journal records, and the state replaying it gives back (the ledger). Pure:
+//! the engine appends records and applies them to the ledger in the same order, and a
+//! restarted agent rebuilds the same ledger from the journal.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::policy::Hold;
+use crate::model::rfc3339;
+use crate::model::{DatacenterId, InstanceId};
+
+/// Incidents kept for the API's history (the journal keeps more until compaction).
+pub const HISTORY: usize = 200;
+
+/// What started or joined an evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// `alert` (Alertmanager's webhook) or `api` (an operator).
+    pub source: String,
+    /// The alert's name, or the operator's reason.
+    pub name: String,
+    /// Alertmanager's fingerprint of the alert; empty for the API.
+    #[serde(default)]
+    pub fingerprint: String,
+    /// The datacenter the alert was about, if it named one.
+    #[serde(default)]
+    pub datacenter: Option<DatacenterId>,
+}
+
+/// One step of an evaluation, with its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// `guard`, `probe_round`, `sentinel_wait`, `policy`, `pre_failover_hook`, `promote`,
+    /// `dns`, `post_failover_hook`, `verify`, `notify`, `recovery`.
+    pub name: String,
+    /// `ok`, `failed`, `hold` or `info`.
+    pub outcome: String,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub evidence: serde_json::Value,
+    #[serde(with = "rfc3339::required")]
+    pub at: SystemTime,
+}
+
+/// How an incident ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// DNS now sends the instance's clients to `to`.
+    FailedOver {
+        from: DatacenterId,
+        to: DatacenterId,
+        confidence: f64,
+    },
+    /// The evidence supported a failover, but the agent only recommends (auto_failover
+    /// false, or --no-failover).
+    WouldFailOver {
+        from: DatacenterId,
+        to: DatacenterId,
+        confidence: f64,
+    },
+    Held(Hold),
+    /// A step failed; `detail` says which and why.
+    Failed {
+        detail: String,
+    },
+    /// The agent stopped during the evaluation and nothing had been changed.
+    Interrupted {
+        detail: String,
+    },
+    /// The alert resolved before anything was decided.
+    Resolved,
+}
+
+impl Outcome {
+    /// The `outcome` label of `redis_agent_decisions_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::FailedOver { .. } => "failover",
+            Outcome::WouldFailOver { .. } => "would_failover",
+            Outcome::Held(_) => "hold",
+            Outcome::Failed { .. } => "error",
+            Outcome::Interrupted { .. } => "interrupted",
+            Outcome::Resolved => "resolved",
+        }
+    }
+}
+
+/// A journal record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    Opened {
+        incident: u64,
+        instance: InstanceId,
+        trigger: Trigger,
+        #[serde(with = "rfc3339::required")]
+        at: SystemTime,
+    },
+    /// Another delivery for an incident that is being evaluated.
+    Joined {
+        incident: u64,
+        trigger: Trigger,
+    },
+    Step {
+        incident: u64,
+        step: Step,
+    },
+    /// About to change DNS: on disk before the call.
+    Intent {
+        incident: u64,
+        instance: InstanceId,
+        from: DatacenterId,
+        to: DatacenterId,
+        record: String,
+        values: Vec<String>,
+    },
+    /// DNS points at `to`: changed (`change` set) or it already did.
+    Applied {
+        incident: u64,
+        instance: InstanceId,
+        to: DatacenterId,
+        change: Option<String>,
+    },
+    Closed {
+        incident: u64,
+        outcome: Outcome,
+        #[serde(with = "rfc3339::required")]
+        at: SystemTime,
+    },
+    /// An operator lifted the cooldown of an instance.
+    Acknowledged {
+        instance: InstanceId,
+        #[serde(with = "rfc3339::required")]
+        at: SystemTime,
+    },
+    /// Kept by compaction: what the ledger knew about an instance.
+    Instance {
+        instance: InstanceId,
+        active: DatacenterId,
+        #[serde(with = "rfc3339::optional", default)]
+        cooldown_until: Option<SystemTime>,
+    },
+    /// Kept by compaction: a closed incident of the history.
+    Past {
+        incident: Box<Incident>,
+    },
+}
+
+/// One evaluation, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: u64,
+    pub instance: InstanceId,
+    #[serde(with = "rfc3339::required")]
+    pub opened: SystemTime,
+    pub triggers: Vec<Trigger>,
+    pub steps: Vec<Step>,
+    /// The DNS change about to be made, once the intent is recorded.
+    pub intent: Option<(DatacenterId, DatacenterId)>,
+    /// Set once DNS points at the target.
+    pub applied: bool,
+    pub outcome: Option<Outcome>,
+    #[serde(with = "rfc3339::optional", default)]
+    pub closed: Option<SystemTime>,
+}
+
+/// What the journal says, replayed.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Where DNS sends each instance, as far as the journal knows (a failover's result;
+    /// instances never failed over are absent).
+    pub active: BTreeMap<InstanceId, DatacenterId>,
+    pub cooldown_until: BTreeMap<InstanceId, SystemTime>,
+    /// Incidents still open, by id.
+    pub open: BTreeMap<u64, Incident>,
+    /// Closed incidents, newest last, at most [`HISTORY`].
+    pub history: VecDeque<Incident>,
+    /// The id the next incident gets.
+    pub next_id: u64,
+}
+
+impl Ledger {
+    /// Applies one record. `cooldown` is the configured `failover_cooldown`.
+    pub fn apply(&mut self, record: &Record, cooldown: Duration) {
+        match record {
+            Record::Opened {
+                incident,
+                instance,
+                trigger,
+                at,
+            } => {
+                self.next_id = self.next_id.max(incident + 1);
+                self.open.insert(
+                    *incident,
+                    Incident {
+                        id: *incident,
+                        instance: instance.clone(),
+                        opened: *at,
+                        triggers: vec![trigger.clone()],
+                        steps: Vec::new(),
+                        intent: None,
+                        applied: false,
+                        outcome: None,
+                        closed: None,
+                    },
+                );
+            }
+            Record::Joined { incident, trigger } => {
+                if let Some(i) = self.open.get_mut(incident) {
+                    i.triggers.push(trigger.clone());
+                }
+            }
+            Record::Step { incident, step } => {
+                if let Some(i) = self.open.get_mut(incident) {
+                    i.steps.push(step.clone());
+                }
+            }
+            Record::Intent {
+                incident, from, to, ..
+            } => {
+                if let Some(i) = self.open.get_mut(incident) {
+                    i.intent = Some((from.clone(), to.clone()));
+                }
+            }
+            Record::Applied {
+                incident,
+                instance,
+                to,
+                ..
+            } => {
+                if let Some(i) = self.open.get_mut(incident) {
+                    i.applied = true;
+                    let at = i.steps.last().map_or(i.opened, |s| s.at);
+                    self.cooldown_until.insert(instance.clone(), at + cooldown);
+                }
+                self.active.insert(instance.clone(), to.clone());
+            }
+            Record::Closed {
+                incident,
+                outcome,
+                at,
+            } => {
+                if let Some(mut i) = self.open.remove(incident) {
+                    i.outcome = Some(outcome.clone());
+                    i.closed = Some(*at);
+                    self.push_history(i);
+                }
+            }
+            Record::Acknowledged { instance, .. } => {
+                self.cooldown_until.remove(instance);
+            }
+            Record::Instance {
+                instance,
+                active,
+                cooldown_until,
+            } => {
+                self.active.insert(instance.clone(), active.clone());
+                if let Some(until) = cooldown_until {
+                    self.cooldown_until.insert(instance.clone(), *until);
+                }
+            }
+            Record::Past { incident } => {
+                self.next_id = self.next_id.max(incident.id + 1);
+                self.push_history((**incident).clone());
+            }
+        }
+    }
+
+    fn push_history(&mut self, incident: Incident) {
+        self.history.push_back(incident);
+        while self.history.len() > HISTORY {
+            self.history.pop_front();
+        }
+    }
+
+    /// The open incident of an instance, if one is being evaluated.
+    pub fn open_for(&self, instance: &InstanceId) -> Option<&Incident> {
+        self.open.values().find(|i| &i.instance == instance)
+    }
+
+    /// The records that rebuild this ledger: what compaction keeps. Open incidents are
+    /// replayed as they were recorded, so a restart still finds them.
+    pub fn snapshot(&self) -> Vec<Record> {
+        let mut out = Vec::new();
+        for (instance, active) in &self.active {
+            out.push(Record::Instance {
+                instance: instance.clone(),
+                active: active.clone(),
+                cooldown_until: self.cooldown_until.get(instance).copied(),
+            });
+        }
+        for incident in &self.history {
+            out.push(Record::Past {
+                incident: Box::new(incident.clone()),
+            });
+        }
+        for i in self.open.values() {
+            out.push(Record::Opened {
+                incident: i.id,
+                instance: i.instance.clone(),
+                trigger: i.triggers[0].clone(),
+                at: i.opened,
+            });
+            for t in &i.triggers[1..] {
+                out.push(Record::Joined {
+                    incident: i.id,
+                    trigger: t.clone(),
+                });
+            }
+            for s in &i.steps {
+                out.push(Record::Step {
+                    incident: i.id,
+                    step: s.clone(),
+                });
+            }
+            if let Some((from, to)) = &i.intent {
+                out.push(Record::Intent {
+                    incident: i.id,
+                    instance: i.instance.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                    record: String::new(),
+                    values: Vec::new(),
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COOLDOWN: Duration = Duration::from_secs(600);
+
+    fn t(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    fn trigger() -> Trigger {
+        Trigger {
+            source: "alert".into(),
+            name: "RedisActiveDatacenterDown".into(),
+            fingerprint: "abc".into(),
+            datacenter: Some(DatacenterId::new("east")),
+        }
+    }
+
+    fn failover_records() -> Vec<Record> {
+        let cache = InstanceId::new("cache");
+        let (east, west) = (DatacenterId::new("east"), DatacenterId::new("west"));
+        vec![
+            Record::Opened {
+                incident: 7,
+                instance: cache.clone(),
+                trigger: trigger(),
+                at: t(0),
+            },
+            Record::Joined {
+                incident: 7,
+                trigger: trigger(),
+            },
+            Record::Step {
+                incident: 7,
+                step: Step {
+                    name: "policy".into(),
+                    outcome: "ok".into(),
+                    detail: "fail over to west".into(),
+                    evidence: serde_json::Value::Null,
+                    at: t(6),
+                },
+            },
+            Record::Intent {
+                incident: 7,
+                instance: cache.clone(),
+                from: east.clone(),
+                to: west.clone(),
+                record: "redis.example.com".into(),
+                values: vec!["west.example.com".into()],
+            },
+            Record::Applied {
+                incident: 7,
+                instance: cache.clone(),
+                to: west.clone(),
+                change: Some("C1".into()),
+            },
+            Record::Closed {
+                incident: 7,
+                outcome: Outcome::FailedOver {
+                    from: east,
+                    to: west,
+                    confidence: 1.0,
+                },
+                at: t(8),
+            },
+        ]
+    }
+
+    #[test]
+    fn a_failover_moves_the_instance_and_starts_its_cooldown() {
+        let mut l = Ledger::default();
+        for r in failover_records() {
+            l.apply(&r, COOLDOWN);
+        }
+        let cache = InstanceId::new("cache");
+        assert_eq!(l.active[&cache].as_str(), "west");
+        assert_eq!(l.cooldown_until[&cache], t(6) + COOLDOWN);
+        assert!(l.open.is_empty());
+        assert_eq!(l.history.len(), 1);
+        assert_eq!(l.history[0].triggers.len(), 2);
+        assert_eq!(l.next_id, 8);
+        // An acknowledgement lifts the cooldown.
+        l.apply(
+            &Record::Acknowledged {
+                instance: cache.clone(),
+                at: t(9),
+            },
+            COOLDOWN,
+        );
+        assert!(!l.cooldown_until.contains_key(&cache));
+    }
+
+    #[test]
+    fn an_interrupted_incident_stays_open_with_its_intent() {
+        let mut l = Ledger::default();
+        for r in &failover_records()[..4] {
+            l.apply(r, COOLDOWN);
+        }
+        let open = l.open_for(&InstanceId::new("cache")).unwrap();
+        assert!(open.intent.is_some() && !open.applied);
+        assert!(l.active.is_empty(), "nothing is known to have changed");
+    }
+
+    #[test]
+    fn records_round_trip_through_json() {
+        for r in failover_records() {
+            let json = serde_json::to_string(&r).unwrap();
+            let back: Record = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, r, "{json}");
+        }
+        let held = Record::Closed {
+            incident: 1,
+            outcome: Outcome::Held(Hold::NoHealthyTarget),
+            at: t(0),
+        };
+        let json = serde_json::to_string(&held).unwrap();
+        assert!(json.contains("\"reason\":\"no_healthy_target\""), "{json}");
+        assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), held);
+    }
+
+    #[test]
+    fn a_snapshot_rebuilds_the_same_ledger() {
+        let mut l = Ledger::default();
+        for r in failover_records() {
+            l.apply(&r, COOLDOWN);
+        }
+        // And an incident still open.
+        for r in &failover_records()[..3] {
+            let r = match r.clone() {
+                Record::Opened {
+                    instance,
+                    trigger,
+                    at,
+                    ..
+                } => Record::Opened {
+                    incident: 9,
+                    instance,
+                    trigger,
+                    at,
+                },
+                Record::Joined { trigger, .. } => Record::Joined {
+                    incident: 9,
+                    trigger,
+                },
+                Record::Step { step, .. } => Record::Step { incident: 9, step },
+                other => other,
+            };
+            l.apply(&r, COOLDOWN);
+        }
+        let mut again = Ledger::default();
+        for r in l.snapshot() {
+            again.apply(&r, COOLDOWN);
+        }
+        assert_eq!(again.active, l.active);
+        assert_eq!(again.cooldown_until, l.cooldown_until);
+        assert_eq!(again.history, l.history);
+        assert_eq!(again.open, l.open);
+        assert_eq!(again.next_id, l.next_id);
+    }
+}
