@@ -38,6 +38,8 @@ impl FreshProbe {
 #[async_trait]
 pub trait Prober: Send + Sync + fmt::Debug {
     async fn probe(&self, endpoint: &Endpoint) -> FreshProbe;
+    /// `REPLICAOF NO ONE` on the endpoint (`promote_on_failover`).
+    async fn promote(&self, endpoint: &Endpoint) -> Result<(), CollectError>;
 }
 
 /// Probes real Redis servers with the configured timeouts.
@@ -82,5 +84,12 @@ impl Prober for RedisProber {
                 ..FreshProbe::down(e)
             },
         }
+    }
+
+    async fn promote(&self, endpoint: &Endpoint) -> Result<(), CollectError> {
+        connect(endpoint, &self.settings)
+            .await?
+            .replicaof_no_one()
+            .await
     }
 }

@@ -101,6 +101,13 @@ impl RedisConnection {
         }
     }
 
+    /// `REPLICAOF NO ONE`: makes this server a primary.
+    pub async fn replicaof_no_one(&mut self) -> Result<(), CollectError> {
+        let mut cmd = redis::cmd("REPLICAOF");
+        cmd.arg("NO").arg("ONE");
+        self.query::<String>(cmd).await.map(drop)
+    }
+
     /// The text of `INFO ALL`.
     pub async fn info(&mut self) -> Result<String, CollectError> {
         let mut cmd = redis::cmd("INFO");

@@ -75,6 +75,8 @@ pub enum Hold {
     LowConfidence { confidence: f64, threshold: f64 },
     /// The active datacenter was already the requested target.
     AlreadyActive,
+    /// The requested target is not one of the instance's datacenters.
+    UnknownTarget { datacenter: DatacenterId },
     /// The pre-failover hook said no.
     Vetoed { detail: String },
 }
@@ -103,6 +105,9 @@ impl Hold {
                 threshold,
             } => format!("confidence {confidence:.2} is below the threshold {threshold:.2}"),
             Hold::AlreadyActive => "the target is already the active datacenter".into(),
+            Hold::UnknownTarget { datacenter } => {
+                format!("{datacenter} is not one of the instance's datacenters")
+            }
             Hold::Vetoed { detail } => format!("vetoed by the pre-failover hook: {detail}"),
         }
     }
@@ -118,6 +123,7 @@ impl Hold {
             Hold::AllDown => "all_down",
             Hold::LowConfidence { .. } => "low_confidence",
             Hold::AlreadyActive => "already_active",
+            Hold::UnknownTarget { .. } => "unknown_target",
             Hold::Vetoed { .. } => "vetoed",
         }
     }

@@ -1,0 +1,74 @@
+//! Confirmation rounds: fresh probes of every datacenter, and the policy's view of them.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::Inner;
+use crate::anomaly::features::memory_pressure;
+use crate::collector::probe::FreshProbe;
+use crate::decision::policy::{Probe, Round};
+use crate::health::{HealthInput, endpoint_score};
+use crate::model::{DatacenterId, EndpointKey, Instance};
+
+/// Fresh probes of `datacenters` of the instance, all at once.
+pub(super) async fn probe_round(
+    inner: &Inner,
+    inst: &Instance,
+    datacenters: &[DatacenterId],
+) -> Round {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, dc) in datacenters.iter().enumerate() {
+        let Some(endpoint) = inst.endpoints.get(dc).cloned() else {
+            continue;
+        };
+        let prober = Arc::clone(&inner.deps.prober);
+        set.spawn(async move { (i, prober.probe(&endpoint).await) });
+    }
+    let mut fresh: Vec<(usize, FreshProbe)> = set.join_all().await;
+    fresh.sort_by_key(|(i, _)| *i);
+    let probes = fresh
+        .iter()
+        .map(|(i, f)| {
+            let dc = &datacenters[*i];
+            let key = EndpointKey {
+                instance: inst.uid.clone(),
+                datacenter: dc.clone(),
+            };
+            to_probe(dc, f, inner.deps.analysis.get(&key).as_deref())
+        })
+        .collect();
+    Round {
+        at: SystemTime::now(),
+        probes,
+    }
+}
+
+/// The policy's view of a fresh probe: up, and a health from what the probe saw
+/// (latency, memory) capped by the latest full analysis of the endpoint.
+fn to_probe(
+    dc: &DatacenterId,
+    fresh: &FreshProbe,
+    latest: Option<&crate::model::Analysis>,
+) -> Probe {
+    let health = if fresh.up {
+        let input = HealthInput {
+            up: true,
+            ping_latency_ms: fresh.ping_latency.map(|d| d.as_secs_f64() * 1000.0),
+            memory_used_ratio: fresh.info.as_ref().and_then(memory_pressure),
+            ..HealthInput::default()
+        };
+        let now = endpoint_score(&input);
+        match latest.filter(|a| a.up) {
+            Some(a) => now.min(a.health_score),
+            None => now,
+        }
+    } else {
+        0.0
+    };
+    Probe {
+        datacenter: dc.clone(),
+        up: fresh.up,
+        health,
+        sentinel_failover: false,
+    }
+}

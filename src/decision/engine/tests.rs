@@ -1,0 +1,517 @@
+//! The engine's decision table, with fakes: a scripted prober, the in-memory DNS, the
+//! recording notifier, and a real journal in a temporary directory.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex as StdMutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::actuators::alertmanager::{AgentAlertName, RecordingNotifier};
+use crate::actuators::dns::{MemoryDns, Op, RecordType, RecordValue};
+use crate::collector::probe::FreshProbe;
+use crate::config::HookSettings;
+use crate::decision::policy::Hold;
+use crate::decision::webhook::{AlertStatus, Candidate, Target};
+use crate::model::{CollectError, Endpoint, EndpointKey, ErrorKind};
+
+/// Answers per datacenter from a script (`true`: up and healthy); the last answer
+/// repeats.
+#[derive(Debug, Default)]
+struct ScriptedProber {
+    script: StdMutex<BTreeMap<String, VecDeque<bool>>>,
+}
+
+impl ScriptedProber {
+    fn new(script: &[(&str, &[bool])]) -> Arc<Self> {
+        let map = script
+            .iter()
+            .map(|(dc, answers)| (dc.to_string(), answers.iter().copied().collect()))
+            .collect();
+        Arc::new(Self {
+            script: StdMutex::new(map),
+        })
+    }
+}
+
+#[async_trait]
+impl Prober for ScriptedProber {
+    async fn probe(&self, endpoint: &Endpoint) -> FreshProbe {
+        let mut script = self.script.lock().unwrap();
+        let answers = script.get_mut(endpoint.key.datacenter.as_str()).unwrap();
+        let up = if answers.len() > 1 {
+            answers.pop_front().unwrap()
+        } else {
+            answers[0]
+        };
+        if up {
+            FreshProbe {
+                up: true,
+                ping_latency: Some(Duration::from_millis(1)),
+                info: None,
+                error: None,
+            }
+        } else {
+            FreshProbe::down(CollectError {
+                kind: ErrorKind::Connect,
+                message: "connection refused".into(),
+            })
+        }
+    }
+
+    async fn promote(&self, _endpoint: &Endpoint) -> Result<(), CollectError> {
+        Ok(())
+    }
+}
+
+fn instance() -> Instance {
+    let endpoints = ["east", "west"]
+        .into_iter()
+        .map(|dc| {
+            let endpoint = Endpoint {
+                key: EndpointKey::new("cache", dc),
+                host: format!("redis-{dc}.example.com"),
+                port: 6379,
+                username: None,
+                password: None,
+                tls: None,
+            };
+            (DatacenterId::new(dc), endpoint)
+        })
+        .collect();
+    Instance {
+        uid: InstanceId::new("cache"),
+        name: "cache".into(),
+        endpoints,
+        active_dc: DatacenterId::new("east"),
+    }
+}
+
+fn record() -> RecordRef {
+    RecordRef::new("Z1", "redis.example.com", RecordType::Cname)
+}
+
+struct Bed {
+    engine: Engine,
+    dns: Arc<MemoryDns>,
+    notifier: Arc<RecordingNotifier>,
+    active: Arc<ActiveDatacenters>,
+    dir: tempfile::TempDir,
+    tracker: TaskTracker,
+}
+
+fn settings(auto: bool, no_failover: bool, hooks: HookSettings) -> Settings {
+    let inst = instance();
+    let values = inst
+        .endpoints
+        .iter()
+        .map(|(dc, e)| (dc.clone(), e.host.clone()))
+        .collect();
+    let mut failover = FailoverSettings {
+        auto,
+        confirm_interval: Duration::from_millis(10),
+        hooks,
+        ..FailoverSettings::default()
+    };
+    failover.consecutive_threshold = 3;
+    Settings {
+        instances: [(inst.uid.clone(), inst)].into_iter().collect(),
+        failover,
+        records: [(
+            InstanceId::new("cache"),
+            InstanceRecord {
+                record: record(),
+                ttl: 60,
+                values,
+            },
+        )]
+        .into_iter()
+        .collect(),
+        no_failover,
+        switch: SwitchPolicy {
+            poll_interval: Duration::from_millis(10),
+            ..SwitchPolicy::default()
+        },
+    }
+}
+
+async fn bed_in(
+    dir: tempfile::TempDir,
+    prober: Arc<ScriptedProber>,
+    settings: Settings,
+    dns: Arc<MemoryDns>,
+) -> Bed {
+    let notifier = Arc::new(RecordingNotifier::new());
+    let active = Arc::new(ActiveDatacenters::new());
+    active.apply(&[instance()]);
+    let tracker = TaskTracker::new();
+    let deps = Deps {
+        prober,
+        dns: Some(dns.clone()),
+        notifier: Some(notifier.clone()),
+        analysis: Arc::new(AnalysisStore::new()),
+        active: Arc::clone(&active),
+    };
+    let engine = Engine::open(
+        dir.path(),
+        settings,
+        deps,
+        tracker.clone(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    Bed {
+        engine,
+        dns,
+        notifier,
+        active,
+        dir,
+        tracker,
+    }
+}
+
+async fn bed(prober: Arc<ScriptedProber>, settings: Settings) -> Bed {
+    let dns = Arc::new(
+        MemoryDns::new().with_record(&record(), RecordValue::single("redis-east.example.com", 60)),
+    );
+    bed_in(tempfile::tempdir().unwrap(), prober, settings, dns).await
+}
+
+fn alert(status: AlertStatus) -> Candidate {
+    Candidate {
+        target: Target::Instance("cache".into()),
+        datacenter: Some("east".into()),
+        alertname: "RedisActiveDatacenterDown".into(),
+        fingerprint: "f1".into(),
+        status,
+        starts_at: SystemTime::now(),
+        ends_at: None,
+    }
+}
+
+impl Bed {
+    /// Waits for every evaluation to end; returns the newest incident.
+    async fn settle(&self) -> Incident {
+        for _ in 0..500 {
+            let all = self.engine.history(10).await;
+            if !all.is_empty() && all.iter().all(|i| i.outcome.is_some()) {
+                return all[0].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "the evaluation did not finish: {:#?}",
+            self.engine.history(10).await
+        );
+    }
+
+    fn pointing_at(&self) -> String {
+        self.dns.get(&record()).unwrap().values[0].clone()
+    }
+}
+
+const DOWN: &[bool] = &[false];
+const UP: &[bool] = &[true];
+
+#[tokio::test]
+async fn a_confirmed_outage_fails_over_once_and_says_so() {
+    let b = bed(
+        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        settings(true, false, HookSettings::default()),
+    )
+    .await;
+    let out = b
+        .engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    assert_eq!(out.opened.len(), 1);
+    let incident = b.settle().await;
+    assert!(
+        matches!(&incident.outcome, Some(Outcome::FailedOver { to, .. }) if to.as_str() == "west"),
+        "{incident:#?}"
+    );
+    assert_eq!(b.pointing_at(), "redis-west.example.com");
+    assert_eq!(b.dns.calls(Op::Upsert), 1);
+    assert_eq!(
+        b.active.get(&InstanceId::new("cache")).unwrap().as_str(),
+        "west"
+    );
+    let names: Vec<&str> = incident.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "guard",
+            "probe_round",
+            "probe_round",
+            "probe_round",
+            "policy",
+            "dns",
+            "verify"
+        ]
+    );
+    assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverExecuted]);
+    // A second alert is held by the cooldown.
+    b.engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    let second = b.settle().await;
+    assert!(
+        matches!(second.outcome, Some(Outcome::Held(Hold::Cooldown { .. }))),
+        "{second:#?}"
+    );
+    assert_eq!(b.dns.calls(Op::Upsert), 1);
+}
+
+#[tokio::test]
+async fn one_good_round_of_three_holds() {
+    let b = bed(
+        ScriptedProber::new(&[("east", &[false, true, false]), ("west", UP)]),
+        settings(true, false, HookSettings::default()),
+    )
+    .await;
+    b.engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    let i = b.settle().await;
+    assert_eq!(
+        i.outcome,
+        Some(Outcome::Held(Hold::ActiveRecovered { round: 2 }))
+    );
+    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert!(b.notifier.names().is_empty(), "a recovery is not news");
+}
+
+#[tokio::test]
+async fn an_unhealthy_target_or_everything_down_holds() {
+    let b = bed(
+        ScriptedProber::new(&[("east", DOWN), ("west", &[true, false, true])]),
+        settings(true, false, HookSettings::default()),
+    )
+    .await;
+    b.engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    assert_eq!(
+        b.settle().await.outcome,
+        Some(Outcome::Held(Hold::NoHealthyTarget))
+    );
+
+    let b = bed(
+        ScriptedProber::new(&[("east", DOWN), ("west", DOWN)]),
+        settings(true, false, HookSettings::default()),
+    )
+    .await;
+    b.engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    assert_eq!(b.settle().await.outcome, Some(Outcome::Held(Hold::AllDown)));
+    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverHeld]);
+}
+
+#[tokio::test]
+async fn without_automatic_failover_it_only_recommends() {
+    for (auto, no_failover) in [(false, false), (true, true)] {
+        let b = bed(
+            ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+            settings(auto, no_failover, HookSettings::default()),
+        )
+        .await;
+        b.engine
+            .submit(&[alert(AlertStatus::Firing)])
+            .await
+            .unwrap();
+        let i = b.settle().await;
+        assert!(
+            matches!(i.outcome, Some(Outcome::WouldFailOver { .. })),
+            "{i:#?}"
+        );
+        assert_eq!(b.dns.calls(Op::Upsert), 0);
+        assert_eq!(
+            b.notifier.names(),
+            [AgentAlertName::RedisFailoverRecommended]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_pre_failover_hook_can_veto() {
+    let hooks = HookSettings {
+        pre_failover: Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "echo 'lag 30s' >&2; exit 1".into(),
+        ]),
+        ..HookSettings::default()
+    };
+    let b = bed(
+        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        settings(true, false, hooks),
+    )
+    .await;
+    b.engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    let i = b.settle().await;
+    match &i.outcome {
+        Some(Outcome::Held(Hold::Vetoed { detail })) => {
+            assert!(detail.contains("lag 30s"), "{detail}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(b.dns.calls(Op::Upsert), 0);
+}
+
+#[tokio::test]
+async fn many_concurrent_deliveries_make_one_change() {
+    let b = bed(
+        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        settings(true, false, HookSettings::default()),
+    )
+    .await;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let engine = b.engine.clone();
+        set.spawn(async move { engine.submit(&[alert(AlertStatus::Firing)]).await.unwrap() });
+    }
+    let results = set.join_all().await;
+    let opened: usize = results.iter().map(|r| r.opened.len()).sum();
+    let joined: usize = results.iter().map(|r| r.joined.len()).sum();
+    assert_eq!((opened, joined), (1, 19));
+    let i = b.settle().await;
+    assert!(matches!(i.outcome, Some(Outcome::FailedOver { .. })));
+    assert_eq!(i.triggers.len(), 20);
+    assert_eq!(b.dns.calls(Op::Upsert), 1);
+}
+
+#[tokio::test]
+async fn a_resolved_alert_never_acts() {
+    let b = bed(
+        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        settings(true, false, HookSettings::default()),
+    )
+    .await;
+    let out = b
+        .engine
+        .submit(&[alert(AlertStatus::Resolved)])
+        .await
+        .unwrap();
+    assert_eq!((out.opened.len(), out.resolved), (0, 1));
+    b.tracker.close();
+    b.tracker.wait().await;
+    assert!(b.engine.history(10).await.is_empty());
+    assert_eq!(b.dns.calls(Op::Upsert), 0);
+}
+
+#[tokio::test]
+async fn a_restart_completes_what_was_started_and_never_writes_twice() {
+    // A previous run recorded the intent; DNS had already moved when it stopped.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut journal, _) =
+            Journal::open::<Record>(dir.path(), JournalLimits::default()).unwrap();
+        let cache = InstanceId::new("cache");
+        for r in [
+            Record::Opened {
+                incident: 4,
+                instance: cache.clone(),
+                trigger: Trigger {
+                    source: "alert".into(),
+                    name: "RedisActiveDatacenterDown".into(),
+                    fingerprint: "f1".into(),
+                    datacenter: None,
+                },
+                at: SystemTime::now(),
+            },
+            Record::Intent {
+                incident: 4,
+                instance: cache,
+                from: DatacenterId::new("east"),
+                to: DatacenterId::new("west"),
+                record: "redis.example.com".into(),
+                values: vec!["redis-west.example.com".into()],
+            },
+        ] {
+            journal.append(&r).unwrap();
+        }
+    }
+    let moved = Arc::new(
+        MemoryDns::new().with_record(&record(), RecordValue::single("redis-west.example.com", 60)),
+    );
+    let b = bed_in(
+        dir,
+        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        settings(true, false, HookSettings::default()),
+        moved,
+    )
+    .await;
+    let i = b.engine.incident(4).await.unwrap();
+    assert!(
+        matches!(i.outcome, Some(Outcome::FailedOver { .. })),
+        "{i:#?}"
+    );
+    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(
+        b.active.get(&InstanceId::new("cache")).unwrap().as_str(),
+        "west"
+    );
+    // The cooldown holds the alert that is still firing.
+    b.engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    let next = b.settle().await;
+    assert!(
+        matches!(next.outcome, Some(Outcome::Held(Hold::Cooldown { .. }))),
+        "{next:#?}"
+    );
+    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    drop(b.dir);
+}
+
+#[tokio::test]
+async fn a_restart_before_the_change_records_an_interruption_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut journal, _) =
+            Journal::open::<Record>(dir.path(), JournalLimits::default()).unwrap();
+        journal
+            .append(&Record::Opened {
+                incident: 1,
+                instance: InstanceId::new("cache"),
+                trigger: Trigger {
+                    source: "alert".into(),
+                    name: "RedisActiveDatacenterDown".into(),
+                    fingerprint: String::new(),
+                    datacenter: None,
+                },
+                at: SystemTime::now(),
+            })
+            .unwrap();
+    }
+    let dns = Arc::new(
+        MemoryDns::new().with_record(&record(), RecordValue::single("redis-east.example.com", 60)),
+    );
+    let b = bed_in(
+        dir,
+        ScriptedProber::new(&[("east", UP), ("west", UP)]),
+        settings(true, false, HookSettings::default()),
+        dns,
+    )
+    .await;
+    let i = b.engine.incident(1).await.unwrap();
+    assert!(
+        matches!(i.outcome, Some(Outcome::Interrupted { .. })),
+        "{i:#?}"
+    );
+    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverFailed]);
+}
