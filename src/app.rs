@@ -15,10 +15,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use crate::actuators::alertmanager::{AlertmanagerNotifier, Notifier, NotifierSettings};
+use crate::actuators::dns;
 use crate::anomaly::{AnomalyEngine, AnomalySettings, detector::DetectorSettings};
-use crate::api::{self, AppState};
+use crate::api::{self, Access, AppState};
 use crate::collector::Collector;
+use crate::collector::probe::RedisProber;
 use crate::config::{self, Config, ConfigError};
+use crate::decision::counters::DecisionMetrics;
+use crate::decision::engine::{self, Engine};
 use crate::metrics::Metrics;
 use crate::model::{ActiveDatacenters, AnalysisStore, SnapshotStore};
 
@@ -58,6 +63,7 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
         "Configuration reloads on SIGHUP, by result",
         reloads.clone(),
     );
+    let decisions = DecisionMetrics::register(metrics.registry_mut());
     // Both results from the start, so `increase()` sees the first failure.
     for result in ["success", "failure"] {
         reloads
@@ -92,9 +98,28 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
     info!(listen = %local, endpoints = changes.started, interval = %config::show_duration(config.collector.interval),
         failover, "agent started");
 
+    let engine = start_engine(
+        &config,
+        &options,
+        engine::Deps {
+            prober: Arc::new(RedisProber::new(config.collector)),
+            dns: None,
+            notifier: None,
+            analysis: Arc::clone(&analysis),
+            active: Arc::clone(&active),
+            metrics: decisions.clone(),
+        },
+        tracker.clone(),
+        cancel.clone(),
+    )
+    .await?;
+    let access = Arc::new(std::sync::RwLock::new(Access::from_config(&config)));
     let state = AppState {
         metrics,
         store: Arc::clone(&store),
+        engine: Some(engine.clone()),
+        access: Arc::clone(&access),
+        decisions,
     };
     let server = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(cancel.clone().cancelled_owned());
@@ -113,7 +138,7 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
             _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
             _ = tokio::signal::ctrl_c() => { info!("interrupted: shutting down"); break; }
             _ = cancel.cancelled() => break,
-            _ = sighup.recv() => reload(&options, &collector, &active, &reloads),
+            _ = sighup.recv() => reload(&options, &collector, &active, &engine, &access, &reloads),
         }
     }
 
@@ -129,6 +154,41 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
         info!("stopped");
     }
     Ok(())
+}
+
+/// The DNS provider and the notifier from the configuration, then the engine, which
+/// replays its journal and finishes what a previous run left open.
+async fn start_engine(
+    config: &Config,
+    options: &Options,
+    mut deps: engine::Deps,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+) -> anyhow::Result<Engine> {
+    if let Some(settings) = &config.dns {
+        let provider = dns::build(settings)
+            .with_context(|| format!("dns_provider {:?} cannot start", settings.provider))?;
+        deps.dns = Some(provider);
+    }
+    if let Some(am) = &config.alertmanager {
+        let notifier = AlertmanagerNotifier::new(NotifierSettings {
+            urls: am.urls.clone(),
+            timeout: am.timeout,
+            resolve_after: am.resolve_after,
+            ..NotifierSettings::default()
+        })
+        .context("alertmanager: cannot set up the notifier")?;
+        deps.notifier = Some(Arc::new(notifier) as Arc<dyn Notifier>);
+    }
+    Engine::open(
+        &config.state_dir,
+        engine::Settings::from_config(config, options.no_failover),
+        deps,
+        tracker,
+        cancel,
+    )
+    .await
+    .with_context(|| format!("state_dir {}", config.state_dir.display()))
 }
 
 fn anomaly_settings(config: &Config) -> AnomalySettings {
@@ -148,7 +208,14 @@ fn anomaly_settings(config: &Config) -> AnomalySettings {
     }
 }
 
-fn reload(options: &Options, collector: &Collector, active: &ActiveDatacenters, reloads: &Reloads) {
+fn reload(
+    options: &Options,
+    collector: &Collector,
+    active: &ActiveDatacenters,
+    engine: &Engine,
+    access: &std::sync::RwLock<Access>,
+    reloads: &Reloads,
+) {
     let Some(path) = &options.config_path else {
         info!("SIGHUP: running on the embedded default, nothing to reload");
         return;
@@ -161,6 +228,12 @@ fn reload(options: &Options, collector: &Collector, active: &ActiveDatacenters, 
             }
             let changes = collector.apply(&loaded.config);
             active.apply(&loaded.config.instances);
+            engine.reload(engine::Settings::from_config(
+                &loaded.config,
+                options.no_failover,
+            ));
+            *access.write().unwrap_or_else(|e| e.into_inner()) =
+                Access::from_config(&loaded.config);
             reloads.get_or_create(&result("success")).inc();
             info!(config = %path.display(), started = changes.started, stopped = changes.stopped,
                 restarted = changes.restarted, unchanged = changes.unchanged,

@@ -409,13 +409,14 @@ mod tests {
             feed.round("before", commands, hits);
             engine.step(Instant::now());
         }
-        // Wait for the training that the warm-up started.
-        for _ in 0..200 {
+        // Wait for the training that the warm-up started, with more of the same load
+        // (however many rounds a busy machine needs, they look like the warm-up's).
+        for i in 80..280u64 {
             if latest(&results).is_some() {
                 break;
             }
-            commands += 1000;
-            hits += 700;
+            commands += 1000 + (i * 37) % 200;
+            hits += 700 + (i * 53) % 100;
             feed.round("before", commands, hits);
             engine.step(Instant::now());
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -1,22 +1,26 @@
 //! The HTTP surface: `/metrics`, `/healthz`, `/readyz`. The only module that knows axum.
 //! Every request is bounded in body size, time and concurrency.
 
-use std::sync::Arc;
+mod webhook;
+
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower::limit::ConcurrencyLimitLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tracing::error;
 
+use crate::decision::counters::DecisionMetrics;
+use crate::decision::engine::Engine;
 use crate::metrics::{Format, Metrics};
-use crate::model::SnapshotStore;
+use crate::model::{Secret, SnapshotStore};
 
 /// Largest request body accepted, in bytes (Alertmanager batches stay well below).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -29,6 +33,52 @@ pub const CONCURRENCY_LIMIT: usize = 64;
 pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub store: Arc<SnapshotStore>,
+    /// The decision engine; `None` in tests of the other routes.
+    pub engine: Option<Engine>,
+    pub access: Arc<RwLock<Access>>,
+    pub decisions: DecisionMetrics,
+}
+
+/// Who may call what; replaced on reload.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// `webhook.bearer_token`: none, and the webhook refuses every request.
+    pub webhook_token: Option<Secret>,
+    /// `failover_label`.
+    pub failover_label: String,
+    /// `api.enabled`.
+    pub api_enabled: bool,
+    /// `api.api_key`: none, and `/api` refuses every request.
+    pub api_key: Option<Secret>,
+}
+
+impl Access {
+    pub fn from_config(config: &crate::config::Config) -> Access {
+        Access {
+            webhook_token: config.webhook.bearer_token.clone(),
+            failover_label: config.failover.label.clone(),
+            api_enabled: config.api.enabled,
+            api_key: config.api.api_key.clone(),
+        }
+    }
+}
+
+impl AppState {
+    fn access(&self) -> Access {
+        self.access
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Compares secrets in time independent of where they differ.
+pub(crate) fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = given.len() ^ expected.len();
+    for (i, e) in expected.iter().enumerate() {
+        diff |= usize::from(given.get(i).copied().unwrap_or(0) ^ e);
+    }
+    diff == 0
 }
 
 pub fn router(state: AppState) -> Router {
@@ -36,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/webhook/alertmanager", post(webhook::alertmanager))
         .fallback(not_found)
         .with_state(state)
         .layer(
@@ -103,7 +154,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn not_found() -> (StatusCode, &'static str) {
     (
         StatusCode::NOT_FOUND,
-        "not found; this agent serves /metrics, /healthz and /readyz\n",
+        "not found; this agent serves /metrics, /healthz, /readyz, POST /webhook/alertmanager and /api\n",
     )
 }
 
@@ -132,6 +183,9 @@ mod tests {
                 0.8,
             )),
             store,
+            engine: None,
+            access: Default::default(),
+            decisions: DecisionMetrics::default(),
         }
     }
 

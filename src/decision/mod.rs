@@ -2,6 +2,7 @@
 //! failover policy (`policy`), and the journal that records every decision durably
 //! (`journal`).
 
+pub mod counters;
 pub mod engine;
 pub mod incident;
 pub mod journal;

@@ -219,6 +219,15 @@ impl Agent {
     pub fn start_full(config_yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("agent.yaml");
+        // Each agent its own decision journal: two agents must not share one.
+        let config_yaml = if config_yaml.contains("state_dir:") {
+            config_yaml.to_owned()
+        } else {
+            format!(
+                "{config_yaml}\nstate_dir: {}\n",
+                dir.path().join("state").display()
+            )
+        };
         std::fs::write(&config, config_yaml).unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();

@@ -60,6 +60,35 @@ pub(super) async fn run(
         other => info!(redis_instance = %instance, incident = id, outcome = other.label(),
             "evaluation finished"),
     }
+    inner
+        .deps
+        .metrics
+        .decision(instance.as_str(), outcome.label());
+    match &outcome {
+        Outcome::FailedOver { from, to, .. } => {
+            inner
+                .deps
+                .metrics
+                .failover(instance.as_str(), from.as_str(), to.as_str(), true)
+        }
+        Outcome::Failed { .. } => {
+            if let Some((from, to)) = inner
+                .state
+                .lock()
+                .await
+                .ledger
+                .open
+                .get(&id)
+                .and_then(|i| i.intent.clone())
+            {
+                inner
+                    .deps
+                    .metrics
+                    .failover(instance.as_str(), from.as_str(), to.as_str(), false)
+            }
+        }
+        _ => {}
+    }
     if let Err(e) = inner.close(id, outcome.clone()).await {
         error!(redis_instance = %instance, incident = id, error = %e,
             "cannot record the end of the evaluation");

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use super::counters::DecisionMetrics;
 use super::incident::{Incident, Ledger, Outcome, Record, Step, Trigger};
 use super::journal::{Journal, JournalError, JournalLimits};
 use super::webhook::{AlertStatus, Candidate, Target};
@@ -52,6 +53,7 @@ pub struct Deps {
     pub notifier: Option<Arc<dyn Notifier>>,
     pub analysis: Arc<AnalysisStore>,
     pub active: Arc<ActiveDatacenters>,
+    pub metrics: DecisionMetrics,
 }
 
 /// The DNS record of one instance and its value per datacenter.

@@ -152,6 +152,7 @@ async fn bed_in(
         notifier: Some(notifier.clone()),
         analysis: Arc::new(AnalysisStore::new()),
         active: Arc::clone(&active),
+        metrics: DecisionMetrics::default(),
     };
     let engine = Engine::open(
         dir.path(),

@@ -1,0 +1,286 @@
+//! `POST /webhook/alertmanager`: Alertmanager's webhook (payload version 4).
+//!
+//! Answered as soon as the delivery is in the journal; the evaluations it starts run in
+//! the background. 401 without the right bearer token, 400 for a payload that is not
+//! Alertmanager's (with what is wrong), 413 above the body limit, and 503 only when the
+//! journal cannot record the delivery: that is the one case where Alertmanager should
+//! send it again.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tracing::{debug, error, warn};
+
+use super::{AppState, same_secret};
+use crate::decision::webhook;
+
+pub(super) async fn alertmanager(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let access = state.access();
+    let Some(token) = access.webhook_token else {
+        state.decisions.webhook("unauthorized");
+        return refuse(
+            "the webhook is disabled: set webhook.bearer_token (or bearer_token_file) and give \
+             Alertmanager the same token in http_config.authorization",
+        );
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !same_secret(given.as_bytes(), token.expose().as_bytes()) {
+        state.decisions.webhook("unauthorized");
+        return refuse("missing or wrong bearer token");
+    }
+    let payload = match webhook::parse(&body) {
+        Ok(p) => p,
+        Err(e) => {
+            state.decisions.webhook("bad_request");
+            debug!(error = %e, "webhook payload refused");
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": format!("not an Alertmanager webhook payload: {e}") })),
+            )
+                .into_response();
+        }
+    };
+    let extraction = webhook::candidates(&payload, &access.failover_label);
+    let Some(engine) = &state.engine else {
+        state.decisions.webhook("error");
+        error!("webhook delivery without a decision engine");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": "the decision engine is not running" })),
+        )
+            .into_response();
+    };
+    match engine.submit(&extraction.candidates).await {
+        Ok(submitted) => {
+            state.decisions.webhook("accepted");
+            (
+                StatusCode::OK,
+                Json(json!({
+                    "status": "accepted",
+                    "opened": submitted.opened,
+                    "joined": submitted.joined,
+                    "resolved": submitted.resolved,
+                    "unmatched": submitted.unmatched,
+                    "ignored": extraction.ignored.len(),
+                })),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            state.decisions.webhook("error");
+            warn!(error = %e, "webhook delivery not recorded; Alertmanager will retry");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": "the delivery could not be recorded; retry later" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn refuse(message: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        Json(json!({ "error": message })),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::api::{Access, router};
+    use crate::collector::probe::{FreshProbe, Prober};
+    use crate::decision::counters::DecisionMetrics;
+    use crate::decision::engine::{Deps, Engine, Settings};
+    use crate::metrics::Metrics;
+    use crate::model::{
+        ActiveDatacenters, AnalysisStore, CollectError, Endpoint, ErrorKind, Secret, SnapshotStore,
+    };
+
+    const TOKEN: &str = "a-webhook-token-of-32-characters";
+
+    #[derive(Debug)]
+    struct Down;
+
+    #[async_trait]
+    impl Prober for Down {
+        async fn probe(&self, _: &Endpoint) -> FreshProbe {
+            FreshProbe::down(CollectError {
+                kind: ErrorKind::Connect,
+                message: "refused".into(),
+            })
+        }
+        async fn promote(&self, _: &Endpoint) -> Result<(), CollectError> {
+            Ok(())
+        }
+    }
+
+    async fn state(token: Option<&str>, dir: &std::path::Path) -> crate::api::AppState {
+        let store = Arc::new(SnapshotStore::new());
+        let analysis = Arc::new(AnalysisStore::new());
+        let active = Arc::new(ActiveDatacenters::new());
+        let settings = Settings {
+            instances: Default::default(),
+            failover: Default::default(),
+            records: Default::default(),
+            no_failover: false,
+            switch: Default::default(),
+        };
+        let engine = Engine::open(
+            dir,
+            settings,
+            Deps {
+                prober: Arc::new(Down),
+                dns: None,
+                notifier: None,
+                analysis: Arc::clone(&analysis),
+                active: Arc::clone(&active),
+                metrics: DecisionMetrics::default(),
+            },
+            TaskTracker::new(),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        crate::api::AppState {
+            metrics: Arc::new(Metrics::new(Arc::clone(&store), analysis, active, 0.8)),
+            store,
+            engine: Some(engine),
+            access: Arc::new(std::sync::RwLock::new(Access {
+                webhook_token: token.map(Secret::new),
+                failover_label: "failover_candidate".into(),
+                api_enabled: true,
+                api_key: None,
+            })),
+            decisions: DecisionMetrics::default(),
+        }
+    }
+
+    fn fixture() -> Vec<u8> {
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/alertmanager/firing-instance.json"
+        ))
+        .unwrap()
+    }
+
+    async fn post(
+        state: crate::api::AppState,
+        auth: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut req =
+            Request::post("/webhook/alertmanager").header(header::CONTENT_TYPE, "application/json");
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let resp = router(state)
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn without_a_configured_token_every_request_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (status, body) = post(state(None, dir.path()).await, Some("Bearer x"), fixture()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("webhook.bearer_token"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_wrong_token_is_401_and_never_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(Some(TOKEN), dir.path()).await;
+        for auth in [None, Some("Bearer wrong-token"), Some(TOKEN)] {
+            let (status, body) = post(s.clone(), auth, fixture()).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}");
+            assert!(!body.to_string().contains(TOKEN), "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_payloads_are_400_with_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(Some(TOKEN), dir.path()).await;
+        let auth = format!("Bearer {TOKEN}");
+        let (status, body) = post(s.clone(), Some(&auth), b"{not json".to_vec()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("not an Alertmanager webhook payload")
+        );
+        let v3 = String::from_utf8(fixture())
+            .unwrap()
+            .replace("\"4\"", "\"3\"");
+        let (status, body) = post(s, Some(&auth), v3.into_bytes()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["error"].as_str().unwrap().contains("version"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_413() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(Some(TOKEN), dir.path()).await;
+        let auth = format!("Bearer {TOKEN}");
+        let (status, _) = post(s, Some(&auth), vec![b' '; 2 * 1024 * 1024]).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn a_delivery_is_recorded_and_repeats_join_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(Some(TOKEN), dir.path()).await;
+        let auth = format!("Bearer {TOKEN}");
+        let (status, body) = post(s.clone(), Some(&auth), fixture()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["opened"], serde_json::json!([1]), "{body}");
+        let (_, again) = post(s.clone(), Some(&auth), fixture()).await;
+        // The first evaluation (of an instance this engine does not know) may already be
+        // over: then the repeat opens a new incident; never two at once.
+        assert!(
+            again["joined"] == serde_json::json!([1]) || again["opened"] == serde_json::json!([2]),
+            "{again}"
+        );
+    }
+}
