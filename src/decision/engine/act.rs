@@ -98,7 +98,12 @@ pub(super) async fn act(
             values: vec![value.clone()],
         }])
         .await?;
-    match dns::switch(dns, &record.record, &target_value, &settings.switch).await {
+    crash_point("after_intent");
+    let switched = dns::switch(dns, &record.record, &target_value, &settings.switch).await;
+    if switched.is_ok() {
+        crash_point("after_dns");
+    }
+    match switched {
         Ok(outcome) => {
             let (change, detail) = match &outcome {
                 SwitchOutcome::AlreadyPointing => (
@@ -179,4 +184,16 @@ pub(super) async fn act(
         to: target.clone(),
         confidence,
     })
+}
+
+/// For the crash tests only: with `REDIS_FAILOVER_AGENT_CRASH_AT` set to this point's name,
+/// the process aborts here, as a `kill -9` would stop it.
+fn crash_point(name: &str) {
+    if std::env::var_os("REDIS_FAILOVER_AGENT_CRASH_AT").is_some_and(|v| v == name) {
+        tracing::error!(
+            point = name,
+            "REDIS_FAILOVER_AGENT_CRASH_AT: aborting as asked"
+        );
+        std::process::abort();
+    }
 }

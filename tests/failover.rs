@@ -1,0 +1,351 @@
+//! End to end: real redis-servers as two datacenters, `moto_server` as Route53, the agent
+//! binary, Alertmanager's webhook payload posted as Alertmanager would, and a receiver
+//! standing in for Alertmanager's API to catch the agent's notices.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use common::moto::{ACCESS_KEY, Moto, SECRET_KEY, listing, zone_with};
+use common::stack::Receiver;
+use common::{Agent, Redis, wait_for};
+use serde_json::Value as Json;
+
+const TOKEN: &str = "e2e-webhook-token-0123456789abcdef";
+const RECORD: &str = "redis.example.com";
+const EAST: &str = "redis-east.example.com";
+const WEST: &str = "redis-west.example.com";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+struct Bed {
+    east: Redis,
+    west: Redis,
+    moto: Moto,
+    zone: String,
+    receiver: Receiver,
+}
+
+impl Bed {
+    fn start() -> Bed {
+        let east = Redis::start(&[]);
+        let west = Redis::start(&[]);
+        let moto = Moto::start();
+        let zone = runtime().block_on(zone_with(&moto, &[(RECORD, EAST)]));
+        Bed {
+            east,
+            west,
+            moto,
+            zone,
+            receiver: Receiver::start(),
+        }
+    }
+
+    fn config(&self, state_dir: &Path) -> String {
+        common::config(
+            &[("app", &[("east", self.east.port), ("west", self.west.port)])],
+            &format!(
+                "auto_failover: true\n\
+                 failover_consecutive_threshold: 2\n\
+                 confirm_interval: 200ms\n\
+                 state_dir: {state}\n\
+                 webhook: {{bearer_token: {TOKEN}}}\n\
+                 alertmanager: {{urls: ['{am}']}}\n\
+                 dns_provider: route53\n\
+                 dns_config:\n\
+                 \x20 zone_id: '{zone}'\n\
+                 \x20 aws_access_key: {ACCESS_KEY}\n\
+                 \x20 aws_secret_key: {SECRET_KEY}\n\
+                 \x20 endpoint_url: {moto}\n\
+                 \x20 records:\n\
+                 \x20   - {{instance_name: app, name: {RECORD}, type: CNAME, ttl: 60,\n\
+                 \x20       values: {{east: {EAST}, west: {WEST}}}}}\n",
+                state = state_dir.display(),
+                am = self.receiver.url(""),
+                zone = self.zone,
+                moto = self.moto.url(),
+            ),
+        )
+    }
+
+    /// Where the record points, as moto holds it.
+    fn pointing_at(&self) -> String {
+        let all = runtime().block_on(listing(&self.moto, &self.zone));
+        all.into_iter()
+            .find(|(name, kind, _)| name.trim_end_matches('.') == RECORD && kind == "CNAME")
+            .map(|(_, _, values)| values.join(","))
+            .unwrap_or_default()
+    }
+}
+
+/// Alertmanager's delivery for `app` in `east`, `status` firing or resolved.
+fn payload(status: &str) -> String {
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/alertmanager/firing-instance.json"
+    ))
+    .unwrap();
+    let mut p: Json = serde_json::from_str(&fixture).unwrap();
+    p["status"] = status.into();
+    for a in p["alerts"].as_array_mut().unwrap() {
+        a["labels"]["redis_instance"] = "app".into();
+        a["labels"]["datacenter"] = "east".into();
+        a["status"] = status.into();
+    }
+    p.to_string()
+}
+
+fn post(port: u16, body: &str, token: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /webhook/alertmanager HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    (status, body)
+}
+
+/// The journal's records, in order.
+fn journal(state_dir: &Path) -> Vec<Json> {
+    std::fs::read_to_string(state_dir.join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+        .filter(|e| !e["record"].is_null())
+        .map(|e| e["record"].clone())
+        .collect()
+}
+
+fn count(records: &[Json], kind: &str) -> usize {
+    records.iter().filter(|r| r["type"] == kind).count()
+}
+
+fn closed_outcomes(records: &[Json]) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r["type"] == "closed")
+        .map(|r| r["outcome"]["outcome"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[test]
+fn an_outage_fails_over_once_however_often_it_is_delivered() {
+    let mut bed = Bed::start();
+    let state = tempfile::tempdir().unwrap();
+    let agent = Agent::start(&bed.config(state.path()));
+    agent.wait_metrics(Duration::from_secs(20), "both endpoints up", |m| {
+        m.of("redis_up", "app", "east") == Some(1.0) && m.of("redis_up", "app", "west") == Some(1.0)
+    });
+    assert_eq!(bed.pointing_at(), EAST);
+
+    bed.east.kill();
+    // Twenty deliveries at once, as Alertmanager's retries and an HA pair can make.
+    let body = payload("firing");
+    let threads: Vec<_> = (0..20)
+        .map(|_| {
+            let body = body.clone();
+            let port = agent.port;
+            std::thread::spawn(move || post(port, &body, TOKEN))
+        })
+        .collect();
+    for t in threads {
+        let (status, answer) = t.join().unwrap();
+        assert_eq!(status, 200, "{answer}");
+    }
+    wait_for(Duration::from_secs(60), "DNS to point at west", || {
+        (bed.pointing_at() == WEST).then_some(())
+    });
+    wait_for(Duration::from_secs(30), "the incident to close", || {
+        (!closed_outcomes(&journal(state.path())).is_empty()).then_some(())
+    });
+    let records = journal(state.path());
+    assert_eq!(count(&records, "opened"), 1, "{records:#?}");
+    assert_eq!(count(&records, "joined"), 19);
+    assert_eq!(count(&records, "intent"), 1);
+    assert_eq!(count(&records, "applied"), 1);
+    assert_eq!(closed_outcomes(&records), ["failed_over"]);
+    let steps: Vec<&str> = records
+        .iter()
+        .filter(|r| r["type"] == "step")
+        .filter_map(|r| r["step"]["name"].as_str())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "guard",
+            "probe_round",
+            "probe_round",
+            "policy",
+            "dns",
+            "verify"
+        ]
+    );
+
+    // /metrics says where traffic goes now and what happened.
+    let m = agent.wait_metrics(Duration::from_secs(10), "the failover on /metrics", |m| {
+        m.of("redis_active_datacenter", "app", "west") == Some(1.0)
+    });
+    assert_eq!(m.of("redis_active_datacenter", "app", "east"), Some(0.0));
+    assert_eq!(
+        m.get(
+            "redis_agent_failovers_total",
+            &[("redis_instance", "app"), ("result", "success")]
+        ),
+        Some(1.0)
+    );
+    // People are told through Alertmanager's API.
+    let notice = bed.receiver.wait(
+        Duration::from_secs(30),
+        "/api/v2/alerts",
+        "the agent's RedisFailoverExecuted",
+        |d| d.body.to_string().contains("RedisFailoverExecuted"),
+    );
+    let alert = &notice.body[0];
+    assert_eq!(alert["labels"]["redis_instance"], "app");
+    assert_eq!(alert["labels"]["datacenter"], "east");
+    assert!(alert["labels"].get("failover_candidate").is_none());
+
+    // A delivery after the failover (Alertmanager repeats) is held by the cooldown, and
+    // a resolved one changes nothing.
+    assert_eq!(post(agent.port, &body, TOKEN).0, 200);
+    assert_eq!(post(agent.port, &payload("resolved"), TOKEN).0, 200);
+    wait_for(Duration::from_secs(30), "the repeat to be held", || {
+        let outcomes = closed_outcomes(&journal(state.path()));
+        (outcomes.len() == 2).then_some(outcomes)
+    });
+    let records = journal(state.path());
+    assert_eq!(count(&records, "applied"), 1);
+    assert!(
+        records.iter().any(|r| r["outcome"]["reason"] == "cooldown"),
+        "{records:#?}"
+    );
+    assert_eq!(bed.pointing_at(), WEST);
+    // No secret anywhere in what the agent said.
+    let log = agent.log();
+    for secret in [TOKEN, SECRET_KEY] {
+        assert!(!log.contains(secret), "a secret in the log");
+    }
+}
+
+#[test]
+fn with_both_datacenters_down_nothing_changes_and_the_reason_is_recorded() {
+    let mut bed = Bed::start();
+    let state = tempfile::tempdir().unwrap();
+    let agent = Agent::start(&bed.config(state.path()));
+    bed.east.kill();
+    bed.west.kill();
+    assert_eq!(post(agent.port, &payload("firing"), TOKEN).0, 200);
+    wait_for(Duration::from_secs(30), "the evaluation to end", || {
+        (!closed_outcomes(&journal(state.path())).is_empty()).then_some(())
+    });
+    let records = journal(state.path());
+    let closed = records.iter().find(|r| r["type"] == "closed").unwrap();
+    assert_eq!(closed["outcome"]["outcome"], "held", "{closed}");
+    assert_eq!(closed["outcome"]["reason"], "all_down", "{closed}");
+    assert_eq!(bed.pointing_at(), EAST);
+    bed.receiver.wait(
+        Duration::from_secs(30),
+        "/api/v2/alerts",
+        "the agent's RedisFailoverHeld",
+        |d| d.body.to_string().contains("RedisFailoverHeld"),
+    );
+}
+
+/// `kill -9` at a crash point, then a restart on the same journal.
+fn crash_and_restart(point: &str) -> (Bed, tempfile::TempDir, Agent) {
+    let mut bed = Bed::start();
+    let state = tempfile::tempdir().unwrap();
+    let config = bed.config(state.path());
+    let mut crashing = Agent::start_full(
+        &config,
+        &[("REDIS_FAILOVER_AGENT_CRASH_AT", point)],
+        &["--verbose"],
+    );
+    bed.east.kill();
+    assert_eq!(post(crashing.port, &payload("firing"), TOKEN).0, 200);
+    let status = crashing.stop_after_signal();
+    assert!(
+        !status.success(),
+        "the agent should have aborted at {point}"
+    );
+    let records = journal(state.path());
+    assert_eq!(count(&records, "intent"), 1, "{records:#?}");
+    assert_eq!(count(&records, "closed"), 0);
+    let restarted = Agent::start(&config);
+    (bed, state, restarted)
+}
+
+#[test]
+fn a_crash_after_the_intent_changes_nothing_twice() {
+    let (bed, state, agent) = crash_and_restart("after_intent");
+    // Nothing had been written: the incident closes as interrupted, DNS unchanged.
+    wait_for(Duration::from_secs(30), "recovery", || {
+        (!closed_outcomes(&journal(state.path())).is_empty()).then_some(())
+    });
+    assert_eq!(closed_outcomes(&journal(state.path())), ["interrupted"]);
+    assert_eq!(bed.pointing_at(), EAST);
+    // Alertmanager repeats the still-firing alert: a fresh evaluation makes the change once.
+    assert_eq!(post(agent.port, &payload("firing"), TOKEN).0, 200);
+    wait_for(Duration::from_secs(60), "DNS to point at west", || {
+        (bed.pointing_at() == WEST).then_some(())
+    });
+    wait_for(
+        Duration::from_secs(30),
+        "the second incident to close",
+        || (closed_outcomes(&journal(state.path())).len() == 2).then_some(()),
+    );
+    let records = journal(state.path());
+    assert_eq!(closed_outcomes(&records), ["interrupted", "failed_over"]);
+    assert_eq!(count(&records, "applied"), 1);
+}
+
+#[test]
+fn a_crash_after_the_dns_change_completes_the_incident_without_a_second_change() {
+    let (bed, state, agent) = crash_and_restart("after_dns");
+    assert_eq!(
+        bed.pointing_at(),
+        WEST,
+        "the change was made before the crash"
+    );
+    wait_for(Duration::from_secs(30), "recovery", || {
+        (!closed_outcomes(&journal(state.path())).is_empty()).then_some(())
+    });
+    let records = journal(state.path());
+    assert_eq!(closed_outcomes(&records), ["failed_over"], "{records:#?}");
+    assert_eq!(count(&records, "applied"), 1);
+    agent.wait_metrics(
+        Duration::from_secs(10),
+        "west active after the restart",
+        |m| m.of("redis_active_datacenter", "app", "west") == Some(1.0),
+    );
+    // The repeat is held by the cooldown the recovered failover started.
+    assert_eq!(post(agent.port, &payload("firing"), TOKEN).0, 200);
+    wait_for(Duration::from_secs(30), "the repeat to be held", || {
+        (closed_outcomes(&journal(state.path())).len() == 2).then_some(())
+    });
+    let records = journal(state.path());
+    assert_eq!(closed_outcomes(&records), ["failed_over", "held"]);
+    assert_eq!(count(&records, "applied"), 1);
+    assert_eq!(bed.pointing_at(), WEST);
+}
