@@ -113,6 +113,7 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
         cancel.clone(),
     )
     .await?;
+    engine.watch_failback(engine::WATCH_EVERY);
     let access = Arc::new(std::sync::RwLock::new(Access::from_config(&config)));
     let state = AppState {
         metrics,

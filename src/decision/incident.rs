@@ -147,6 +147,13 @@ pub enum Record {
     Past {
         incident: Box<Incident>,
     },
+    /// The instance's home datacenter has been healthy long enough to go back to it.
+    FailbackRecommended {
+        instance: InstanceId,
+        to: DatacenterId,
+        #[serde(with = "rfc3339::required")]
+        at: SystemTime,
+    },
 }
 
 /// One evaluation, as the API shows it.
@@ -180,6 +187,8 @@ pub struct Ledger {
     pub history: VecDeque<Incident>,
     /// The id the next incident gets.
     pub next_id: u64,
+    /// Failbacks recommended and not yet made, by instance.
+    pub failback: BTreeMap<InstanceId, DatacenterId>,
 }
 
 impl Ledger {
@@ -237,6 +246,7 @@ impl Ledger {
                     self.cooldown_until.insert(instance.clone(), at + cooldown);
                 }
                 self.active.insert(instance.clone(), to.clone());
+                self.failback.remove(instance);
             }
             Record::Closed {
                 incident,
@@ -266,6 +276,9 @@ impl Ledger {
                 self.next_id = self.next_id.max(incident.id + 1);
                 self.push_history((**incident).clone());
             }
+            Record::FailbackRecommended { instance, to, .. } => {
+                self.failback.insert(instance.clone(), to.clone());
+            }
         }
     }
 
@@ -290,6 +303,13 @@ impl Ledger {
                 instance: instance.clone(),
                 active: active.clone(),
                 cooldown_until: self.cooldown_until.get(instance).copied(),
+            });
+        }
+        for (instance, to) in &self.failback {
+            out.push(Record::FailbackRecommended {
+                instance: instance.clone(),
+                to: to.clone(),
+                at: SystemTime::UNIX_EPOCH,
             });
         }
         for incident in &self.history {

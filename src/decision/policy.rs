@@ -253,6 +253,25 @@ pub fn judge(e: &Evidence<'_>, t: Thresholds) -> Verdict {
     }
 }
 
+/// A planned move (a failback, or an operator's request while the active datacenter is
+/// fine): the target must have been up and healthy (at least [`TARGET_HEALTHY_FROM`]) in
+/// every round; the active datacenter's state does not matter.
+pub fn judge_planned(rounds: &[Round], target: &DatacenterId) -> Verdict {
+    let healthy = !rounds.is_empty()
+        && rounds.iter().all(|r| {
+            r.probe(target)
+                .is_some_and(|p| p.up && p.health >= TARGET_HEALTHY_FROM)
+        });
+    if healthy {
+        Verdict::Failover {
+            target: target.clone(),
+            confidence: 1.0,
+        }
+    } else {
+        Verdict::Hold(Hold::NoHealthyTarget)
+    }
+}
+
 /// 1 when the active datacenter was down in every round; for an endpoint that answered
 /// but was failing, one minus its health, averaged over the rounds.
 fn active_severity(rounds: &[Round], active: &DatacenterId) -> f64 {
@@ -480,6 +499,27 @@ mod tests {
             with(Duration::from_secs(61)),
             Verdict::Failover { .. }
         ));
+    }
+
+    #[test]
+    fn a_planned_move_needs_a_target_healthy_in_every_round() {
+        let good = round(&[("east", true, 0.95), ("west", true, 0.9)]);
+        let dip = round(&[("east", true, 0.95), ("west", true, 0.7)]);
+        assert_eq!(
+            judge_planned(&[good.clone(), good.clone()], &dc("east")),
+            Verdict::Failover {
+                target: dc("east"),
+                confidence: 1.0
+            }
+        );
+        assert_eq!(
+            judge_planned(&[good, dip], &dc("west")),
+            Verdict::Hold(Hold::NoHealthyTarget)
+        );
+        assert_eq!(
+            judge_planned(&[], &dc("east")),
+            Verdict::Hold(Hold::NoHealthyTarget)
+        );
     }
 
     #[test]

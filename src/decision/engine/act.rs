@@ -25,6 +25,8 @@ pub(super) struct Plan<'a> {
     pub dns: &'a dyn DnsProvider,
     /// The record's value for the target datacenter.
     pub value: String,
+    /// `failover` or `failback`, for the hooks.
+    pub action: &'static str,
 }
 
 pub(super) async fn act(
@@ -42,12 +44,13 @@ pub(super) async fn act(
         record,
         dns,
         value,
+        action,
     } = plan;
     let context = HookContext {
         instance: instance.as_str(),
         from: active.as_str(),
         to: target.as_str(),
-        action: "failover",
+        action,
     };
     if let Some(args) = &settings.failover.hooks.pre_failover {
         let run = hooks::run(args, &context, settings.failover.hooks.timeout).await;

@@ -20,6 +20,9 @@ pub(crate) struct Request {
     pub target: Option<DatacenterId>,
     /// Skip confirmation and cooldown.
     pub force: bool,
+    /// A planned move (a failback): the target must stay healthy; the active
+    /// datacenter need not be failing.
+    pub planned: bool,
 }
 
 pub(super) fn step(
@@ -105,6 +108,7 @@ async fn evaluate(
     let settings = inner.settings();
     let now = SystemTime::now();
     let force = request.is_some_and(|r| r.force);
+    let planned = request.is_some_and(|r| r.planned);
 
     // 1. Guards.
     let Some(inst) = settings.instances.get(instance) else {
@@ -217,14 +221,17 @@ async fn evaluate(
             )
             .await?;
         rounds.push(round);
-        if active_good && !force {
+        if active_good && !force && !planned {
             break;
         }
     }
 
     // 3-5. The policy.
+    let requested = request.and_then(|r| r.target.as_ref());
     let verdict = if force {
-        forced_verdict(&rounds, &active, request.and_then(|r| r.target.as_ref()))
+        forced_verdict(&rounds, &active, requested)
+    } else if let (true, Some(target)) = (planned, requested) {
+        policy::judge_planned(&rounds, target)
     } else {
         policy::judge(
             &Evidence {
@@ -307,6 +314,7 @@ async fn evaluate(
         record,
         dns: dns.as_ref(),
         value,
+        action: if planned { "failback" } else { "failover" },
     };
     act::act(inner, &settings, plan).await
 }

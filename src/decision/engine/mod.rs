@@ -10,6 +10,7 @@
 mod act;
 mod aftermath;
 mod evaluate;
+mod failback;
 mod probes;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,8 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
+
+pub use failback::WATCH_EVERY;
 
 use super::counters::DecisionMetrics;
 use super::incident::{Incident, Ledger, Outcome, Record, Step, Trigger};
@@ -261,7 +264,11 @@ impl Engine {
             datacenter: target.clone(),
         };
         let mut out = Submitted::default();
-        let request = evaluate::Request { target, force };
+        let request = evaluate::Request {
+            target,
+            force,
+            planned: false,
+        };
         self.start_with(instance, trigger, Some(request), &mut out)
             .await?;
         Ok(out

@@ -94,6 +94,7 @@ fn record() -> RecordRef {
 
 struct Bed {
     engine: Engine,
+    analysis: Arc<AnalysisStore>,
     dns: Arc<MemoryDns>,
     notifier: Arc<RecordingNotifier>,
     active: Arc<ActiveDatacenters>,
@@ -146,11 +147,12 @@ async fn bed_in(
     let active = Arc::new(ActiveDatacenters::new());
     active.apply(&[instance()]);
     let tracker = TaskTracker::new();
+    let analysis = Arc::new(AnalysisStore::new());
     let deps = Deps {
         prober,
         dns: Some(dns.clone()),
         notifier: Some(notifier.clone()),
-        analysis: Arc::new(AnalysisStore::new()),
+        analysis: Arc::clone(&analysis),
         active: Arc::clone(&active),
         metrics: DecisionMetrics::default(),
     };
@@ -165,6 +167,7 @@ async fn bed_in(
     .unwrap();
     Bed {
         engine,
+        analysis,
         dns,
         notifier,
         active,
@@ -515,4 +518,84 @@ async fn a_restart_before_the_change_records_an_interruption_and_changes_nothing
     );
     assert_eq!(b.dns.calls(Op::Upsert), 0);
     assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverFailed]);
+}
+
+fn healthy_home(b: &Bed, healthy: bool) {
+    b.analysis.publish(
+        EndpointKey::new("cache", "east"),
+        crate::model::Analysis {
+            anomaly: crate::model::AnomalyState::Disabled,
+            health_score: if healthy { 0.95 } else { 0.3 },
+            health_status: if healthy {
+                crate::model::HealthStatus::Healthy
+            } else {
+                crate::model::HealthStatus::Failing
+            },
+            up: true,
+        },
+    );
+}
+
+#[tokio::test]
+async fn a_stable_home_datacenter_brings_a_recommendation_then_with_auto_failback_the_way_back() {
+    for auto_failback in [false, true] {
+        let mut s = settings(true, false, HookSettings::default());
+        s.failover.auto_failback = auto_failback;
+        s.failover.cooldown = Duration::ZERO;
+        s.failover.failback_stable_for = Duration::from_secs(600);
+        let prober = ScriptedProber::new(&[("east", &[false, false, false, true]), ("west", UP)]);
+        let b = bed(prober, s).await;
+        b.engine
+            .submit(&[alert(AlertStatus::Firing)])
+            .await
+            .unwrap();
+        assert!(matches!(
+            b.settle().await.outcome,
+            Some(Outcome::FailedOver { .. })
+        ));
+        assert_eq!(b.pointing_at(), "redis-west.example.com");
+
+        let mut since = BTreeMap::new();
+        let t0 = std::time::Instant::now();
+        // Home healthy, then a dip: the clock starts again.
+        healthy_home(&b, true);
+        b.engine.failback_round(&mut since, t0).await;
+        healthy_home(&b, false);
+        b.engine
+            .failback_round(&mut since, t0 + Duration::from_secs(300))
+            .await;
+        healthy_home(&b, true);
+        b.engine
+            .failback_round(&mut since, t0 + Duration::from_secs(400))
+            .await;
+        b.engine
+            .failback_round(&mut since, t0 + Duration::from_secs(900))
+            .await;
+        assert!(
+            !b.notifier
+                .names()
+                .contains(&AgentAlertName::RedisFailbackRecommended),
+            "only 500 s of the 600 s"
+        );
+        b.engine
+            .failback_round(&mut since, t0 + Duration::from_secs(1001))
+            .await;
+        assert!(
+            b.notifier
+                .names()
+                .contains(&AgentAlertName::RedisFailbackRecommended)
+        );
+        if auto_failback {
+            let back = b.settle().await;
+            assert!(
+                matches!(&back.outcome, Some(Outcome::FailedOver { to, .. }) if to.as_str() == "east"),
+                "{back:#?}"
+            );
+            assert_eq!(b.pointing_at(), "redis-east.example.com");
+            assert_eq!(b.dns.calls(Op::Upsert), 2);
+        } else {
+            assert_eq!(b.pointing_at(), "redis-west.example.com");
+            assert_eq!(b.dns.calls(Op::Upsert), 1);
+        }
+    }
 }
