@@ -117,10 +117,10 @@ impl Engine {
                 crate::config::show_duration(*stable)
             ),
         );
-        if let Some(notifier) = &self.inner.deps.notifier {
-            if let Err(e) = notifier.notify(std::slice::from_ref(&alert)).await {
-                warn!(redis_instance = %uid, error = %e, "cannot tell Alertmanager about the failback");
-            }
+        if let Some(notifier) = &self.inner.deps.notifier
+            && let Err(e) = notifier.notify(std::slice::from_ref(&alert)).await
+        {
+            warn!(redis_instance = %uid, error = %e, "cannot tell Alertmanager about the failback");
         }
     }
 }
