@@ -15,25 +15,13 @@ use super::stack::Alertmanager;
 /// POSTs JSON to 127.0.0.1:`port`; returns (status, body).
 pub fn post_json(port: u16, path: &str, body: &Json) -> std::io::Result<(u16, String)> {
     let payload = serde_json::to_vec(body).expect("JSON");
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        payload.len()
-    )?;
-    stream.write_all(&payload)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_owned()))
+    super::http_request(
+        port,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        &payload,
+    )
 }
 
 /// Posts alerts to Alertmanager's `/api/v2/alerts`, as Prometheus does; panics unless 200.

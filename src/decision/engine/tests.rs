@@ -415,38 +415,45 @@ async fn a_resolved_alert_never_acts() {
     assert_eq!(b.dns.calls(Op::Upsert), 0);
 }
 
+/// A journal a previous run left behind.
+fn seeded(records: &[Record]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut journal, _) = Journal::open::<Record>(dir.path(), JournalLimits::default()).unwrap();
+    for r in records {
+        journal.append(r).unwrap();
+    }
+    dir
+}
+
+fn opened(incident: u64) -> Record {
+    Record::Opened {
+        incident,
+        instance: InstanceId::new("cache"),
+        trigger: Trigger {
+            source: "alert".into(),
+            name: "RedisActiveDatacenterDown".into(),
+            fingerprint: "f1".into(),
+            datacenter: None,
+        },
+        at: SystemTime::now(),
+    }
+}
+
 #[tokio::test]
 async fn a_restart_completes_what_was_started_and_never_writes_twice() {
     // A previous run recorded the intent; DNS had already moved when it stopped.
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let (mut journal, _) =
-            Journal::open::<Record>(dir.path(), JournalLimits::default()).unwrap();
-        let cache = InstanceId::new("cache");
-        for r in [
-            Record::Opened {
-                incident: 4,
-                instance: cache.clone(),
-                trigger: Trigger {
-                    source: "alert".into(),
-                    name: "RedisActiveDatacenterDown".into(),
-                    fingerprint: "f1".into(),
-                    datacenter: None,
-                },
-                at: SystemTime::now(),
-            },
-            Record::Intent {
-                incident: 4,
-                instance: cache,
-                from: DatacenterId::new("east"),
-                to: DatacenterId::new("west"),
-                record: "redis.example.com".into(),
-                values: vec!["redis-west.example.com".into()],
-            },
-        ] {
-            journal.append(&r).unwrap();
-        }
-    }
+    let cache = InstanceId::new("cache");
+    let dir = seeded(&[
+        opened(4),
+        Record::Intent {
+            incident: 4,
+            instance: cache,
+            from: DatacenterId::new("east"),
+            to: DatacenterId::new("west"),
+            record: "redis.example.com".into(),
+            values: vec!["redis-west.example.com".into()],
+        },
+    ]);
     let moved = Arc::new(
         MemoryDns::new().with_record(&record(), RecordValue::single("redis-west.example.com", 60)),
     );
@@ -483,24 +490,7 @@ async fn a_restart_completes_what_was_started_and_never_writes_twice() {
 
 #[tokio::test]
 async fn a_restart_before_the_change_records_an_interruption_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let (mut journal, _) =
-            Journal::open::<Record>(dir.path(), JournalLimits::default()).unwrap();
-        journal
-            .append(&Record::Opened {
-                incident: 1,
-                instance: InstanceId::new("cache"),
-                trigger: Trigger {
-                    source: "alert".into(),
-                    name: "RedisActiveDatacenterDown".into(),
-                    fingerprint: String::new(),
-                    datacenter: None,
-                },
-                at: SystemTime::now(),
-            })
-            .unwrap();
-    }
+    let dir = seeded(&[opened(1)]);
     let dns = Arc::new(
         MemoryDns::new().with_record(&record(), RecordValue::single("redis-east.example.com", 60)),
     );
