@@ -118,6 +118,8 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
     let state = AppState {
         metrics,
         store: Arc::clone(&store),
+        analysis: Arc::clone(&analysis),
+        active: Arc::clone(&active),
         engine: Some(engine.clone()),
         access: Arc::clone(&access),
         decisions,

@@ -19,7 +19,8 @@
 //!   the engine that confirms and acts, and the journal that makes it crash-safe.
 //! - [`actuators`]: what the engine acts through: DNS providers (Route53, dry-run),
 //!   pre/post hooks, and the agent's own alerts pushed to Alertmanager.
-//! - [`api`]: the axum router (`/metrics`, `/healthz`, `/readyz`); the only module that
+//! - [`api`]: the axum router (`/metrics`, `/healthz`, `/readyz`,
+//!   `/webhook/alertmanager`, the operator API under `/api`); the only module that
 //!   knows axum.
 //! - [`app`]: wiring, signals, reload and graceful shutdown.
 

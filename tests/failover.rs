@@ -13,6 +13,7 @@ use common::{Agent, Redis, wait_for};
 use serde_json::Value as Json;
 
 const TOKEN: &str = "e2e-webhook-token-0123456789abcdef";
+const API_KEY: &str = "e2e-operator-api-key-0123456789";
 const RECORD: &str = "redis.example.com";
 const EAST: &str = "redis-east.example.com";
 const WEST: &str = "redis-west.example.com";
@@ -56,6 +57,7 @@ impl Bed {
                  confirm_interval: 200ms\n\
                  state_dir: {state}\n\
                  webhook: {{bearer_token: {TOKEN}}}\n\
+                 api: {{api_key: {API_KEY}}}\n\
                  alertmanager: {{urls: ['{am}']}}\n\
                  dns_provider: route53\n\
                  dns_config:\n\
@@ -193,6 +195,28 @@ fn an_outage_fails_over_once_however_often_it_is_delivered() {
         ]
     );
 
+    // The operator API shows the same incident, step by step.
+    let (status, history) = common::http_request(
+        agent.port,
+        "GET",
+        "/api/failover/history?instance_uid=app",
+        &[("X-API-Key", API_KEY)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{history}");
+    let history: Json = serde_json::from_str(&history).unwrap();
+    let incident = &history["incidents"][0];
+    assert_eq!(incident["outcome"]["outcome"], "failed_over", "{incident}");
+    let api_steps: Vec<&str> = incident["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(api_steps, steps);
+    assert_eq!(incident["triggers"].as_array().unwrap().len(), 20);
+
     // /metrics says where traffic goes now and what happened.
     let m = agent.wait_metrics(Duration::from_secs(10), "the failover on /metrics", |m| {
         m.of("redis_active_datacenter", "app", "west") == Some(1.0)
@@ -234,7 +258,7 @@ fn an_outage_fails_over_once_however_often_it_is_delivered() {
     assert_eq!(bed.pointing_at(), WEST);
     // No secret anywhere in what the agent said.
     let log = agent.log();
-    for secret in [TOKEN, SECRET_KEY] {
+    for secret in [TOKEN, SECRET_KEY, API_KEY] {
         assert!(!log.contains(secret), "a secret in the log");
     }
 }

@@ -1,6 +1,9 @@
-//! The HTTP surface: `/metrics`, `/healthz`, `/readyz`. The only module that knows axum.
+//! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, `POST /webhook/alertmanager`
+//! (`webhook`) and the operator API under `/api` (`operator`). The only module that knows
+//! axum.
 //! Every request is bounded in body size, time and concurrency.
 
+mod operator;
 mod webhook;
 
 use std::sync::{Arc, RwLock};
@@ -20,7 +23,7 @@ use tracing::error;
 use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::Engine;
 use crate::metrics::{Format, Metrics};
-use crate::model::{Secret, SnapshotStore};
+use crate::model::{ActiveDatacenters, AnalysisStore, Secret, SnapshotStore};
 
 /// Largest request body accepted, in bytes (Alertmanager batches stay well below).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -33,6 +36,10 @@ pub const CONCURRENCY_LIMIT: usize = 64;
 pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub store: Arc<SnapshotStore>,
+    /// Health and anomaly conclusions per endpoint, for `/api/status`.
+    pub analysis: Arc<AnalysisStore>,
+    /// Where each instance's traffic goes, for `/api/status`.
+    pub active: Arc<ActiveDatacenters>,
     /// The decision engine; `None` in tests of the other routes.
     pub engine: Option<Engine>,
     pub access: Arc<RwLock<Access>>,
@@ -87,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/webhook/alertmanager", post(webhook::alertmanager))
+        .nest("/api", operator::router(state.clone()))
         .fallback(not_found)
         .with_state(state)
         .layer(
@@ -175,14 +183,18 @@ mod tests {
             "127.0.0.1:1".into(),
             Duration::from_secs(5),
         ));
+        let analysis = Arc::new(AnalysisStore::new());
+        let active = Arc::new(ActiveDatacenters::new());
         AppState {
             metrics: Arc::new(Metrics::new(
                 Arc::clone(&store),
-                Arc::new(crate::model::AnalysisStore::new()),
-                Arc::new(crate::model::ActiveDatacenters::new()),
+                Arc::clone(&analysis),
+                Arc::clone(&active),
                 0.8,
             )),
             store,
+            analysis,
+            active,
             engine: None,
             access: Default::default(),
             decisions: DecisionMetrics::default(),

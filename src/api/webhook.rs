@@ -165,8 +165,15 @@ mod tests {
         .await
         .unwrap();
         crate::api::AppState {
-            metrics: Arc::new(Metrics::new(Arc::clone(&store), analysis, active, 0.8)),
+            metrics: Arc::new(Metrics::new(
+                Arc::clone(&store),
+                Arc::clone(&analysis),
+                Arc::clone(&active),
+                0.8,
+            )),
             store,
+            analysis,
+            active,
             engine: Some(engine),
             access: Arc::new(std::sync::RwLock::new(Access {
                 webhook_token: token.map(Secret::new),
