@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use common::{Redis, free_port, kill};
 use redis_failover_agent::collector::probe::{Prober, RedisProber};
 use redis_failover_agent::config::CollectorSettings;
-use redis_failover_agent::model::{Endpoint, EndpointKey, ErrorKind};
+use redis_failover_agent::model::{Endpoint, EndpointKey, ErrorKind, SentinelRef};
 
 fn endpoint(port: u16) -> Endpoint {
     Endpoint {
@@ -17,6 +17,7 @@ fn endpoint(port: u16) -> Endpoint {
         username: None,
         password: None,
         tls: None,
+        sentinel: None,
     }
 }
 
@@ -65,4 +66,46 @@ fn a_hung_server_is_down_within_the_timeouts() {
     // Bounded by the connect and command timeouts (0.3 s each), with room for a busy
     // machine: a probe that waited for the server would take forever.
     assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[test]
+fn through_sentinel_the_probe_follows_the_primary_sentinel_promotes() {
+    let mut primary = Redis::start(&["--repl-diskless-sync-delay", "0"]);
+    let replica = Redis::start(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    let sentinel = Redis::sentinel(&primary);
+    common::wait_for(
+        Duration::from_secs(30),
+        "Sentinel to know the replica",
+        || {
+            let out = sentinel.cli(&["SENTINEL", "replicas", "mymaster"]);
+            out.contains(&replica.port.to_string()).then_some(())
+        },
+    );
+    let mut ep = endpoint(primary.port);
+    ep.sentinel = Some(SentinelRef {
+        master: "mymaster".into(),
+        addresses: vec![
+            ("127.0.0.1".into(), free_port()),
+            ("127.0.0.1".into(), sentinel.port),
+        ],
+    });
+    let rt = runtime();
+    let before = rt.block_on(prober().probe(&ep));
+    assert!(before.up && !before.sentinel_failover, "{before:?}");
+    let primary_port = primary.port;
+    primary.kill();
+    // Sentinel notices within a second, promotes the replica, and the probe follows it.
+    let after = common::wait_for(
+        Duration::from_secs(30),
+        "the probe to reach the new primary",
+        || {
+            let p = rt.block_on(prober().probe(&ep));
+            (p.up
+                && p.info.as_ref().and_then(|i| i.get("tcp_port"))
+                    == Some(&*replica.port.to_string()))
+            .then_some(p)
+        },
+    );
+    assert_eq!(after.info.unwrap().role(), Some("master"));
+    assert_ne!(primary_port, replica.port);
 }

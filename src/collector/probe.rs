@@ -21,6 +21,8 @@ pub struct FreshProbe {
     pub info: Option<Info>,
     /// Why it is not up.
     pub error: Option<CollectError>,
+    /// The datacenter's Sentinel reports a failover of the primary in progress.
+    pub sentinel_failover: bool,
 }
 
 impl FreshProbe {
@@ -30,8 +32,32 @@ impl FreshProbe {
             ping_latency: None,
             info: None,
             error: Some(error),
+            sentinel_failover: false,
         }
     }
+}
+
+/// What the datacenter's Sentinel says about its primary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelView {
+    /// Where the primary is now (it moves when Sentinel promotes a replica).
+    pub host: String,
+    pub port: u16,
+    /// `failover_in_progress` among the flags, or a failover state other than `none`.
+    pub failing_over: bool,
+}
+
+/// Reads `SENTINEL MASTER` fields (pure).
+pub fn sentinel_view(fields: &[(String, String)]) -> Option<SentinelView> {
+    let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.as_str());
+    let flags = get("flags").unwrap_or("");
+    let state = get("failover-state").unwrap_or("none");
+    Some(SentinelView {
+        host: get("ip")?.to_owned(),
+        port: get("port")?.parse().ok()?,
+        failing_over: flags.split(',').any(|f| f == "failover_in_progress")
+            || !matches!(state, "none" | ""),
+    })
 }
 
 /// Probes endpoints on demand. The engine's tests use a scripted fake.
@@ -57,6 +83,66 @@ impl RedisProber {
 #[async_trait]
 impl Prober for RedisProber {
     async fn probe(&self, endpoint: &Endpoint) -> FreshProbe {
+        let Some(sentinel) = &endpoint.sentinel else {
+            return self.probe_at(endpoint).await;
+        };
+        // Ask the Sentinels where the primary is, as Sentinel-aware clients do, and
+        // whether they are moving it.
+        let mut view = None;
+        let mut last_error = None;
+        for (host, port) in &sentinel.addresses {
+            let at = Endpoint {
+                host: host.clone(),
+                port: *port,
+                username: None,
+                password: None,
+                tls: None,
+                sentinel: None,
+                ..endpoint.clone()
+            };
+            let asked = match connect(&at, &self.settings).await {
+                Ok(mut conn) => conn.sentinel_master(&sentinel.master).await,
+                Err(e) => Err(e),
+            };
+            match asked.map(|fields| sentinel_view(&fields)) {
+                Ok(Some(v)) => {
+                    view = Some(v);
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => last_error = Some(e),
+            }
+        }
+        let Some(view) = view else {
+            // No Sentinel answered: probe the configured address.
+            let mut probe = self.probe_at(endpoint).await;
+            if let (false, Some(e)) = (probe.up, last_error) {
+                probe.error.get_or_insert(e);
+            }
+            return probe;
+        };
+        let primary = Endpoint {
+            host: view.host.clone(),
+            port: view.port,
+            sentinel: None,
+            ..endpoint.clone()
+        };
+        let mut probe = self.probe_at(&primary).await;
+        probe.sentinel_failover = view.failing_over;
+        probe
+    }
+
+    async fn promote(&self, endpoint: &Endpoint) -> Result<(), CollectError> {
+        connect(endpoint, &self.settings)
+            .await?
+            .replicaof_no_one()
+            .await
+    }
+}
+
+impl RedisProber {
+    /// PING and INFO on a new connection to this address.
+    async fn probe_at(&self, endpoint: &Endpoint) -> FreshProbe {
         let mut conn = match connect(endpoint, &self.settings).await {
             Ok(conn) => conn,
             Err(e) => return FreshProbe::down(e),
@@ -78,6 +164,7 @@ impl Prober for RedisProber {
                 ping_latency: Some(latency),
                 info: Some(parse_info(text)),
                 error: None,
+                sentinel_failover: false,
             },
             Err(e) => FreshProbe {
                 ping_latency: Some(latency),
@@ -85,11 +172,49 @@ impl Prober for RedisProber {
             },
         }
     }
+}
 
-    async fn promote(&self, endpoint: &Endpoint) -> Result<(), CollectError> {
-        connect(endpoint, &self.settings)
-            .await?
-            .replicaof_no_one()
-            .await
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn sentinel_says_where_the_primary_is_and_whether_it_moves_it() {
+        let calm = fields(&[
+            ("name", "mymaster"),
+            ("ip", "10.0.0.5"),
+            ("port", "6379"),
+            ("flags", "master"),
+            ("failover-state", "none"),
+        ]);
+        assert_eq!(
+            sentinel_view(&calm),
+            Some(SentinelView {
+                host: "10.0.0.5".into(),
+                port: 6379,
+                failing_over: false
+            })
+        );
+        let moving = fields(&[
+            ("ip", "10.0.0.5"),
+            ("port", "6379"),
+            ("flags", "s_down,o_down,master,failover_in_progress"),
+        ]);
+        assert!(sentinel_view(&moving).unwrap().failing_over);
+        let electing = fields(&[
+            ("ip", "10.0.0.5"),
+            ("port", "6379"),
+            ("flags", "master"),
+            ("failover-state", "wait_start"),
+        ]);
+        assert!(sentinel_view(&electing).unwrap().failing_over);
+        assert_eq!(sentinel_view(&fields(&[("ip", "10.0.0.5")])), None);
     }
 }

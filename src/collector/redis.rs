@@ -123,6 +123,20 @@ impl RedisConnection {
     }
 
     /// `SENTINEL MASTERS`: one list of (field, value) pairs per primary.
+    /// `SENTINEL MASTER name`: the fields Sentinel keeps about one primary.
+    pub async fn sentinel_master(
+        &mut self,
+        name: &str,
+    ) -> Result<Vec<(String, String)>, CollectError> {
+        let mut cmd = redis::cmd("SENTINEL");
+        cmd.arg("MASTER").arg(name);
+        let flat: Vec<String> = self.query(cmd).await?;
+        Ok(flat
+            .chunks_exact(2)
+            .map(|kv| (kv[0].clone(), kv[1].clone()))
+            .collect())
+    }
+
     pub async fn sentinel_masters(&mut self) -> Result<Vec<Vec<(String, String)>>, CollectError> {
         let mut cmd = redis::cmd("SENTINEL");
         cmd.arg("MASTERS");

@@ -215,6 +215,7 @@ impl RawInstance {
 pub struct RawEndpoint {
     pub host: Option<Raw<String>>,
     pub port: Option<Raw<i64>>,
+    pub sentinel: Option<Raw<RawSentinel>>,
     #[serde(flatten)]
     pub auth: RawAuth,
     #[serde(flatten)]
@@ -222,7 +223,20 @@ pub struct RawEndpoint {
 }
 
 impl RawEndpoint {
-    pub const KEYS: &'static [&'static str] = &["host", "port"];
+    pub const KEYS: &'static [&'static str] = &["host", "port", "sentinel"];
+}
+
+/// `sentinel: {master: mymaster, addresses: ["10.0.0.5:26379", ...]}` on an endpoint.
+#[derive(Debug, Deserialize)]
+pub struct RawSentinel {
+    pub master: Option<Raw<String>>,
+    pub addresses: Option<Raw<Vec<String>>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawSentinel {
+    pub const KEYS: &'static [&'static str] = &["master", "addresses"];
 }
 
 /// `tls: true`, or a block with the files to use.

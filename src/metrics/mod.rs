@@ -254,6 +254,7 @@ mod tests {
                         username: None,
                         password: None,
                         tls: None,
+                        sentinel: None,
                     };
                     (crate::model::DatacenterId::new(dc), endpoint)
                 })

@@ -112,6 +112,7 @@ mod tests {
                     username: None,
                     password: None,
                     tls: None,
+                    sentinel: None,
                 };
                 (DatacenterId::new(dc), endpoint)
             })

@@ -120,6 +120,18 @@ pub struct Endpoint {
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub tls: Option<Tls>,
+    /// Sentinel watches this datacenter's primary: confirmation probes ask it where the
+    /// primary is and whether it is failing over.
+    pub sentinel: Option<SentinelRef>,
+}
+
+/// The Sentinels of one datacenter and the name they know the primary by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelRef {
+    /// `SENTINEL MASTER <master>`.
+    pub master: String,
+    /// `(host, port)` of each Sentinel; the first that answers is asked.
+    pub addresses: Vec<(String, u16)>,
 }
 
 impl Endpoint {

@@ -70,6 +70,7 @@ impl Prober for Fixed {
                 ping_latency: Some(Duration::from_millis(1)),
                 info: None,
                 error: None,
+                sentinel_failover: false,
             }
         } else {
             FreshProbe::down(CollectError {
@@ -95,6 +96,7 @@ fn instance() -> Instance {
                 username: None,
                 password: None,
                 tls: None,
+                sentinel: None,
             };
             (DatacenterId::new(dc), endpoint)
         })

@@ -279,6 +279,45 @@ mod tests {
     }
 
     #[test]
+    fn an_endpoint_may_name_its_sentinels() {
+        let text = "instances:\n\
+            \x20 - {uid: app, active_dc: east, endpoints: {\n\
+            \x20    east: {host: e.example, sentinel: {master: mymaster, addresses: ['s1:26379', 's2:26379']}},\n\
+            \x20    west: {host: w.example, sentinel: {master: '', addresses: ['nope']}}}}\n";
+        let said = match parse(text, "test", Path::new("."), &|_| None) {
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()
+            }
+            other => panic!("expected problems, got {other:?}"),
+        };
+        assert!(
+            said.iter()
+                .any(|p| p
+                    .contains("endpoints.west.sentinel.addresses[0]: \"nope\" is not host:port")),
+            "{said:#?}"
+        );
+        let ok = text.replace(
+            "{master: '', addresses: ['nope']}",
+            "{master: m2, addresses: ['[::1]:26379']}",
+        );
+        let c = parse(&ok, "test", Path::new("."), &|_| None)
+            .unwrap()
+            .config;
+        let east = &c.instances[0].endpoints[&crate::model::DatacenterId::new("east")];
+        let s = east.sentinel.as_ref().unwrap();
+        assert_eq!(s.master, "mymaster");
+        assert_eq!(
+            s.addresses,
+            [("s1".to_owned(), 26379), ("s2".to_owned(), 26379)]
+        );
+        let west = &c.instances[0].endpoints[&crate::model::DatacenterId::new("west")];
+        assert_eq!(
+            west.sentinel.as_ref().unwrap().addresses,
+            [("::1".to_owned(), 26379)]
+        );
+    }
+
+    #[test]
     fn bad_decision_keys_are_all_named() {
         let said = problems(
             "failover_label: 'not a label'\nfailover_cooldown: 0\n\

@@ -3,9 +3,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::ctx::{Ctx, join};
-use crate::config::raw::{Raw, RawAuth, RawEndpoint, RawInstance, RawTls, RawTlsSettings};
+use crate::config::raw::{
+    Raw, RawAuth, RawEndpoint, RawInstance, RawSentinel, RawTls, RawTlsSettings,
+};
 use crate::model::{
-    Datacenter, DatacenterId, Endpoint, EndpointKey, Instance, InstanceId, Secret, Tls,
+    Datacenter, DatacenterId, Endpoint, EndpointKey, Instance, InstanceId, Secret, SentinelRef, Tls,
 };
 
 #[derive(Default, Clone)]
@@ -205,6 +207,7 @@ fn endpoint(
         some => cx.port(&join(path, "port"), some),
     };
     let own = auth(cx, path, raw.auth);
+    let sentinel = sentinel(cx, &join(path, "sentinel"), raw.sentinel);
     Some(Endpoint {
         key: EndpointKey::new(uid, dc),
         host: host?,
@@ -212,5 +215,40 @@ fn endpoint(
         username: own.username.or_else(|| shared.username.clone()),
         password: own.password.or_else(|| shared.password.clone()),
         tls: own.tls.or_else(|| shared.tls.clone()).flatten(),
+        sentinel,
+    })
+}
+
+fn sentinel(cx: &mut Ctx<'_>, path: &str, raw: Option<Raw<RawSentinel>>) -> Option<SentinelRef> {
+    let raw = cx.value(path, raw)?;
+    cx.unknown(path, &raw.unknown, &[RawSentinel::KEYS]);
+    let master = cx.required(&join(path, "master"), raw.master);
+    let given = cx
+        .required(&join(path, "addresses"), raw.addresses)
+        .unwrap_or_default();
+    if given.is_empty() {
+        cx.problem(
+            &join(path, "addresses"),
+            "must list at least one Sentinel (host:port)",
+        );
+    }
+    let mut addresses = Vec::new();
+    for (i, a) in given.iter().enumerate() {
+        match a
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        {
+            Some((host, port)) if !host.is_empty() && port > 0 => {
+                addresses.push((host.trim_matches(['[', ']']).to_owned(), port))
+            }
+            _ => cx.problem(
+                &format!("{path}.addresses[{i}]"),
+                format!("{a:?} is not host:port"),
+            ),
+        }
+    }
+    Some(SentinelRef {
+        master: master?,
+        addresses,
     })
 }

@@ -192,34 +192,18 @@ async fn evaluate(
                 detail: "the agent stopped during confirmation; nothing was changed".into(),
             });
         }
-        let round = probe_round(inner, inst, &candidates).await;
+        let round = recorded_round(
+            inner,
+            id,
+            inst,
+            &candidates,
+            format!("round {} of {k}", n + 1),
+        )
+        .await?;
         let active_good = round
             .probes
             .iter()
             .any(|p| p.datacenter == active && p.up && p.health >= policy::ACTIVE_BAD_BELOW);
-        let summary: Vec<String> = round
-            .probes
-            .iter()
-            .map(|p| {
-                format!(
-                    "{} {} {:.2}",
-                    p.datacenter,
-                    if p.up { "up" } else { "down" },
-                    p.health
-                )
-            })
-            .collect();
-        inner
-            .step(
-                id,
-                step(
-                    "probe_round",
-                    "info",
-                    format!("round {} of {k}: {}", n + 1, summary.join(", ")),
-                    serde_json::to_value(&round).unwrap_or_default(),
-                ),
-            )
-            .await?;
         rounds.push(round);
         if active_good && !force && !planned {
             break;
@@ -233,18 +217,49 @@ async fn evaluate(
     } else if let (true, Some(target)) = (planned, requested) {
         policy::judge_planned(&rounds, target)
     } else {
-        policy::judge(
-            &Evidence {
-                active: &active,
-                datacenters: &candidates,
-                rounds: &rounds,
-                sentinel_seen_for: None,
-            },
-            Thresholds {
-                confidence: settings.failover.confidence_threshold,
-                sentinel_wait: settings.failover.sentinel_wait,
-            },
-        )
+        // While Sentinel is failing over inside the active datacenter, keep probing
+        // (up to sentinel_failover_wait) and let its promotion finish first.
+        let thresholds = Thresholds {
+            confidence: settings.failover.confidence_threshold,
+            sentinel_wait: settings.failover.sentinel_wait,
+        };
+        loop {
+            let seen_since = rounds.iter().find_map(|r| {
+                r.probes
+                    .iter()
+                    .any(|p| p.datacenter == active && p.sentinel_failover)
+                    .then_some(r.at)
+            });
+            let verdict = policy::judge(
+                &Evidence {
+                    active: &active,
+                    datacenters: &candidates,
+                    rounds: &rounds,
+                    sentinel_seen_for: seen_since
+                        .map(|t| SystemTime::now().duration_since(t).unwrap_or_default()),
+                },
+                thresholds,
+            );
+            let Verdict::Hold(hold @ Hold::SentinelFailover { .. }) = &verdict else {
+                break verdict;
+            };
+            inner
+                .step(
+                    id,
+                    step("sentinel_wait", "info", hold.describe(), json!(hold)),
+                )
+                .await?;
+            if !inner.sleep(settings.failover.confirm_interval).await {
+                return Ok(Outcome::Interrupted {
+                    detail:
+                        "the agent stopped while Sentinel was failing over; nothing was changed"
+                            .into(),
+                });
+            }
+            let n = rounds.len() + 1;
+            let label = format!("round {n} (waiting for Sentinel)");
+            rounds.push(recorded_round(inner, id, inst, &candidates, label).await?);
+        }
     };
     let (target, confidence) = match verdict {
         Verdict::Hold(hold) => {
@@ -317,6 +332,42 @@ async fn evaluate(
         action: if planned { "failback" } else { "failover" },
     };
     act::act(inner, &settings, plan).await
+}
+
+/// Probes every candidate datacenter once and records the round.
+async fn recorded_round(
+    inner: &Inner,
+    id: u64,
+    inst: &crate::model::Instance,
+    candidates: &[DatacenterId],
+    label: String,
+) -> Result<Round, EngineError> {
+    let round = probe_round(inner, inst, candidates).await;
+    let summary: Vec<String> = round
+        .probes
+        .iter()
+        .map(|p| {
+            let state = if p.up { "up" } else { "down" };
+            let sentinel = if p.sentinel_failover {
+                " (Sentinel failing over)"
+            } else {
+                ""
+            };
+            format!("{} {state} {:.2}{sentinel}", p.datacenter, p.health)
+        })
+        .collect();
+    inner
+        .step(
+            id,
+            step(
+                "probe_round",
+                "info",
+                format!("{label}: {}", summary.join(", ")),
+                serde_json::to_value(&round).unwrap_or_default(),
+            ),
+        )
+        .await?;
+    Ok(round)
 }
 
 /// A forced request: no confirmation, but never a target that is down or unknown.

@@ -69,6 +69,6 @@ fn to_probe(
         datacenter: dc.clone(),
         up: fresh.up,
         health,
-        sentinel_failover: false,
+        sentinel_failover: fresh.sentinel_failover,
     }
 }

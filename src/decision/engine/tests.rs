@@ -21,6 +21,8 @@ use crate::model::{CollectError, Endpoint, EndpointKey, ErrorKind};
 #[derive(Debug, Default)]
 struct ScriptedProber {
     script: StdMutex<BTreeMap<String, VecDeque<bool>>>,
+    /// Probes of east that report Sentinel failing over, from the first.
+    sentinel_probes: StdMutex<u32>,
 }
 
 impl ScriptedProber {
@@ -31,13 +33,25 @@ impl ScriptedProber {
             .collect();
         Arc::new(Self {
             script: StdMutex::new(map),
+            sentinel_probes: StdMutex::new(0),
         })
+    }
+
+    fn sentinel_failing_over_for(self: Arc<Self>, probes: u32) -> Arc<Self> {
+        *self.sentinel_probes.lock().unwrap() = probes;
+        self
     }
 }
 
 #[async_trait]
 impl Prober for ScriptedProber {
     async fn probe(&self, endpoint: &Endpoint) -> FreshProbe {
+        let sentinel = endpoint.key.datacenter.as_str() == "east" && {
+            let mut left = self.sentinel_probes.lock().unwrap();
+            let on = *left > 0;
+            *left = left.saturating_sub(1);
+            on
+        };
         let mut script = self.script.lock().unwrap();
         let answers = script.get_mut(endpoint.key.datacenter.as_str()).unwrap();
         let up = if answers.len() > 1 {
@@ -45,19 +59,22 @@ impl Prober for ScriptedProber {
         } else {
             answers[0]
         };
-        if up {
+        let mut probe = if up {
             FreshProbe {
                 up: true,
                 ping_latency: Some(Duration::from_millis(1)),
                 info: None,
                 error: None,
+                sentinel_failover: false,
             }
         } else {
             FreshProbe::down(CollectError {
                 kind: ErrorKind::Connect,
                 message: "connection refused".into(),
             })
-        }
+        };
+        probe.sentinel_failover = sentinel;
+        probe
     }
 
     async fn promote(&self, _endpoint: &Endpoint) -> Result<(), CollectError> {
@@ -76,6 +93,7 @@ fn instance() -> Instance {
                 username: None,
                 password: None,
                 tls: None,
+                sentinel: None,
             };
             (DatacenterId::new(dc), endpoint)
         })
@@ -588,4 +606,43 @@ async fn a_stable_home_datacenter_brings_a_recommendation_then_with_auto_failbac
             assert_eq!(b.dns.calls(Op::Upsert), 1);
         }
     }
+}
+
+#[tokio::test]
+async fn sentinel_failing_over_inside_the_datacenter_holds_until_it_is_done() {
+    // East is down while Sentinel promotes its replica (4 probes), then the new primary
+    // answers: no cross-datacenter failover.
+    let prober =
+        ScriptedProber::new(&[("east", &[false, false, false, false, true]), ("west", UP)])
+            .sentinel_failing_over_for(4);
+    let b = bed(prober, settings(true, false, HookSettings::default())).await;
+    b.engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    let i = b.settle().await;
+    assert!(
+        matches!(i.outcome, Some(Outcome::Held(Hold::ActiveRecovered { .. }))),
+        "{i:#?}"
+    );
+    assert!(i.steps.iter().any(|s| s.name == "sentinel_wait"), "{i:#?}");
+    assert_eq!(b.dns.calls(Op::Upsert), 0);
+
+    // Sentinel never finishes within sentinel_failover_wait: decide on the evidence.
+    let mut s = settings(true, false, HookSettings::default());
+    s.failover.sentinel_wait = Duration::from_millis(50);
+    let prober =
+        ScriptedProber::new(&[("east", DOWN), ("west", UP)]).sentinel_failing_over_for(1000);
+    let b = bed(prober, s).await;
+    b.engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    let i = b.settle().await;
+    assert!(
+        matches!(i.outcome, Some(Outcome::FailedOver { .. })),
+        "{i:#?}"
+    );
+    assert!(i.steps.iter().any(|s| s.name == "sentinel_wait"), "{i:#?}");
+    assert_eq!(b.dns.calls(Op::Upsert), 1);
 }
