@@ -23,6 +23,8 @@ struct ScriptedProber {
     script: StdMutex<BTreeMap<String, VecDeque<bool>>>,
     /// Probes of east that report Sentinel failing over, from the first.
     sentinel_probes: StdMutex<u32>,
+    /// Datacenters told `REPLICAOF NO ONE`.
+    promoted: StdMutex<Vec<String>>,
 }
 
 impl ScriptedProber {
@@ -34,6 +36,7 @@ impl ScriptedProber {
         Arc::new(Self {
             script: StdMutex::new(map),
             sentinel_probes: StdMutex::new(0),
+            promoted: StdMutex::new(Vec::new()),
         })
     }
 
@@ -77,7 +80,11 @@ impl Prober for ScriptedProber {
         probe
     }
 
-    async fn promote(&self, _endpoint: &Endpoint) -> Result<(), CollectError> {
+    async fn promote(&self, endpoint: &Endpoint) -> Result<(), CollectError> {
+        self.promoted
+            .lock()
+            .unwrap()
+            .push(endpoint.key.datacenter.to_string());
         Ok(())
     }
 }
@@ -645,4 +652,55 @@ async fn sentinel_failing_over_inside_the_datacenter_holds_until_it_is_done() {
     );
     assert!(i.steps.iter().any(|s| s.name == "sentinel_wait"), "{i:#?}");
     assert_eq!(b.dns.calls(Op::Upsert), 1);
+}
+
+#[tokio::test]
+async fn hooks_and_promotion_run_around_the_dns_change_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hooks.log");
+    let hook = |name: &str| {
+        Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            format!(
+                "echo \"{name} $FROM_DATACENTER $TO_DATACENTER\" >> {}",
+                log.display()
+            ),
+        ])
+    };
+    let hooks = HookSettings {
+        pre_failover: hook("pre"),
+        post_failover: hook("post"),
+        ..HookSettings::default()
+    };
+    let mut s = settings(true, false, hooks);
+    s.failover.promote.insert(InstanceId::new("cache"));
+    let prober = ScriptedProber::new(&[("east", DOWN), ("west", UP)]);
+    let b = bed(Arc::clone(&prober), s).await;
+    b.engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    let i = b.settle().await;
+    assert!(
+        matches!(i.outcome, Some(Outcome::FailedOver { .. })),
+        "{i:#?}"
+    );
+    let names: Vec<&str> = i.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        &names[4..],
+        [
+            "policy",
+            "pre_failover_hook",
+            "promote",
+            "dns",
+            "post_failover_hook",
+            "verify"
+        ]
+    );
+    assert_eq!(*prober.promoted.lock().unwrap(), ["west"]);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "pre east west\npost east west\n"
+    );
 }
