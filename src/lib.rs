@@ -19,12 +19,15 @@
 //!   the engine that confirms and acts, and the journal that makes it crash-safe.
 //! - [`actuators`]: what the engine acts through: DNS providers (Route53, dry-run),
 //!   pre/post hooks, and the agent's own alerts pushed to Alertmanager.
+//! - [`advisors`]: client impact (Elasticsearch) and AI advice (OpenAI-compatible), each
+//!   behind a trait; the engine works without them.
 //! - [`api`]: the axum router (`/metrics`, `/healthz`, `/readyz`,
 //!   `/webhook/alertmanager`, the operator API under `/api`); the only module that
 //!   knows axum.
 //! - [`app`]: wiring, signals, reload and graceful shutdown.
 
 pub mod actuators;
+pub mod advisors;
 pub mod anomaly;
 pub mod api;
 pub mod app;

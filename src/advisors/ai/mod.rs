@@ -1,0 +1,1 @@
+//! Failover advice from Azure OpenAI or any OpenAI-compatible endpoint.

@@ -1,0 +1,1 @@
+//! Client impact: error rates from client logs in Elasticsearch.
