@@ -99,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::map_response(json_limit_errors))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     REQUEST_TIMEOUT,
@@ -106,6 +107,33 @@ pub fn router(state: AppState) -> Router {
                 .layer(ConcurrencyLimitLayer::new(CONCURRENCY_LIMIT))
                 .layer(RequestBodyLimitLayer::new(BODY_LIMIT)),
         )
+}
+
+/// The limits answer in plain text; every other error of this API is JSON.
+async fn json_limit_errors<B>(response: axum::http::Response<B>) -> Response
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let message = match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("the request body is larger than {BODY_LIMIT} bytes")
+        }
+        StatusCode::REQUEST_TIMEOUT => format!(
+            "the request took longer than {} s",
+            REQUEST_TIMEOUT.as_secs()
+        ),
+        _ => return response.map(axum::body::Body::new),
+    };
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return response.map(axum::body::Body::new);
+    }
+    let status = response.status();
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {

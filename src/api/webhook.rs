@@ -270,8 +270,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = state(Some(TOKEN), dir.path()).await;
         let auth = format!("Bearer {TOKEN}");
-        let (status, _) = post(s, Some(&auth), vec![b' '; 2 * 1024 * 1024]).await;
+        let (status, body) = post(s, Some(&auth), vec![b' '; 2 * 1024 * 1024]).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(
+            body["error"].as_str().unwrap().contains("larger than"),
+            "{body}"
+        );
     }
 
     #[tokio::test]

@@ -45,6 +45,7 @@ pub struct Probe {
 /// Fresh probes of every datacenter of the instance, taken together.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Round {
+    #[serde(with = "crate::model::rfc3339::required")]
     pub at: SystemTime,
     pub probes: Vec<Probe>,
 }
@@ -62,11 +63,19 @@ pub enum Hold {
     /// The alert names an instance the configuration does not have.
     UnknownInstance,
     /// An earlier failover of this instance is too recent.
-    Cooldown { until: SystemTime },
+    Cooldown {
+        #[serde(with = "crate::model::rfc3339::required")]
+        until: SystemTime,
+    },
     /// The active datacenter answered in round `round` (1-based).
     ActiveRecovered { round: usize },
     /// Sentinel is failing over inside the active datacenter; decide again later.
-    SentinelFailover { waited: Duration, wait: Duration },
+    SentinelFailover {
+        #[serde(with = "seconds")]
+        waited: Duration,
+        #[serde(with = "seconds")]
+        wait: Duration,
+    },
     /// No other datacenter was up and healthy enough in every round.
     NoHealthyTarget,
     /// Every datacenter of the instance was down.
@@ -126,6 +135,22 @@ impl Hold {
             Hold::UnknownTarget { .. } => "unknown_target",
             Hold::Vetoed { .. } => "vetoed",
         }
+    }
+}
+
+/// Durations as seconds (a float) in records people read.
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
     }
 }
 
