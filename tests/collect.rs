@@ -545,3 +545,49 @@ fn a_restart_keeps_the_anomaly_model() {
         agent.log()
     );
 }
+
+#[test]
+fn an_endpoint_behind_sentinel_is_collected_from_the_primary_sentinel_promotes() {
+    let mut primary = Redis::start(&["--repl-diskless-sync-delay", "0"]);
+    let replica = Redis::start(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    let sentinel = Redis::sentinel(&primary);
+    common::wait_for(
+        Duration::from_secs(30),
+        "Sentinel to know the replica",
+        || {
+            let out = sentinel.cli(&["SENTINEL", "replicas", "mymaster"]);
+            out.contains(&replica.port.to_string()).then_some(())
+        },
+    );
+    let yaml = format!(
+        "instances:\n  - uid: app\n    endpoints:\n      east:\n        host: 127.0.0.1\n        \
+         port: {}\n        sentinel: {{master: mymaster, addresses: ['127.0.0.1:{}']}}\n\
+         monitoring_interval: 1\ntimeouts: {{connect: 300ms, command: 300ms}}\n\
+         reconnect_max_backoff: 1s\n",
+        primary.port, sentinel.port
+    );
+    let agent = Agent::start(&yaml);
+    agent.wait_metrics(Duration::from_secs(20), "the primary collected", |m| {
+        m.of("redis_up", "app", "east") == Some(1.0)
+    });
+    primary.kill();
+    // Sentinel promotes the replica; collection follows it, as a Sentinel-aware client
+    // would, instead of reporting the old address down for ever.
+    let m = agent.wait_metrics(
+        Duration::from_secs(30),
+        "collection from the new primary",
+        |m| {
+            m.of("redis_up", "app", "east") == Some(1.0)
+                && m.get(
+                    "redis_instance_info",
+                    &[("redis_instance", "app"), ("role", "master")],
+                ) == Some(1.0)
+                && m.of("redis_connected_slaves", "app", "east").is_some()
+                && m.text.contains(&format!(
+                    "redis_process_id{{redis_instance=\"app\",datacenter=\"east\"}} {}",
+                    replica.pid()
+                ))
+        },
+    );
+    assert_eq!(m.of("redis_up", "app", "east"), Some(1.0));
+}

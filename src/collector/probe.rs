@@ -88,31 +88,10 @@ impl Prober for RedisProber {
         };
         // Ask the Sentinels where the primary is, as Sentinel-aware clients do, and
         // whether they are moving it.
-        let mut view = None;
-        let mut last_error = None;
-        for (host, port) in &sentinel.addresses {
-            let at = Endpoint {
-                host: host.clone(),
-                port: *port,
-                username: None,
-                password: None,
-                tls: None,
-                sentinel: None,
-                ..endpoint.clone()
-            };
-            let asked = match connect(&at, &self.settings).await {
-                Ok(mut conn) => conn.sentinel_master(&sentinel.master).await,
-                Err(e) => Err(e),
-            };
-            match asked.map(|fields| sentinel_view(&fields)) {
-                Ok(Some(v)) => {
-                    view = Some(v);
-                    break;
-                }
-                Ok(None) => {}
-                Err(e) => last_error = Some(e),
-            }
-        }
+        let (view, last_error) = match ask_sentinels(endpoint, sentinel, &self.settings).await {
+            Ok(view) => (Some(view), None),
+            Err(e) => (None, e),
+        };
         let Some(view) = view else {
             // No Sentinel answered: probe the configured address.
             let mut probe = self.probe_at(endpoint).await;
@@ -137,6 +116,54 @@ impl Prober for RedisProber {
             .await?
             .replicaof_no_one()
             .await
+    }
+}
+
+/// Asks each Sentinel in turn, until one answers, what it knows about the primary.
+/// `Err` carries the last failure (`None` when the Sentinels answered but did not know
+/// the name).
+pub(crate) async fn ask_sentinels(
+    endpoint: &Endpoint,
+    sentinel: &crate::model::SentinelRef,
+    settings: &CollectorSettings,
+) -> Result<SentinelView, Option<CollectError>> {
+    let mut last_error = None;
+    for (host, port) in &sentinel.addresses {
+        let at = Endpoint {
+            host: host.clone(),
+            port: *port,
+            username: None,
+            password: None,
+            tls: None,
+            sentinel: None,
+            ..endpoint.clone()
+        };
+        let asked = match connect(&at, settings).await {
+            Ok(mut conn) => conn.sentinel_master(&sentinel.master).await,
+            Err(e) => Err(e),
+        };
+        match asked.map(|fields| sentinel_view(&fields)) {
+            Ok(Some(view)) => return Ok(view),
+            Ok(None) => {}
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error)
+}
+
+/// The endpoint as Sentinel says it is now: its primary's address, or the configured
+/// one when no Sentinel answers.
+pub(crate) async fn current_primary(endpoint: &Endpoint, settings: &CollectorSettings) -> Endpoint {
+    match &endpoint.sentinel {
+        Some(sentinel) => match ask_sentinels(endpoint, sentinel, settings).await {
+            Ok(view) => Endpoint {
+                host: view.host,
+                port: view.port,
+                ..endpoint.clone()
+            },
+            Err(_) => endpoint.clone(),
+        },
+        None => endpoint.clone(),
     }
 }
 

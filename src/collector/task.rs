@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::info::{parse_cluster_info, parse_info, sentinel_master_from_pairs};
+use super::probe::current_primary;
 use super::redis::{RedisConnection, connect};
 use crate::config::CollectorSettings;
 use crate::model::{
@@ -183,7 +184,7 @@ async fn round(
 ) -> Result<(Snapshot, Option<CollectError>), CollectError> {
     let conn = match slot {
         Some(conn) => conn,
-        None => match connect(endpoint, settings).await {
+        None => match connect(&current_primary(endpoint, settings).await, settings).await {
             Ok(conn) => {
                 backoff.succeeded();
                 slot.insert(conn)
@@ -197,6 +198,13 @@ async fn round(
     let result = read(conn).await;
     match &result {
         Err(e) | Ok((_, Some(e))) if breaks_connection(e.kind) => *slot = None,
+        // Sentinel moved the primary (the old one came back as a replica): ask again
+        // where it is before the next round.
+        Ok((snapshot, _))
+            if endpoint.sentinel.is_some() && snapshot.info.role() != Some("master") =>
+        {
+            *slot = None
+        }
         _ => {}
     }
     result
