@@ -47,6 +47,16 @@ pub const fn default_ai_failover_confidence() -> f64 {
 pub const fn default_ai_consecutive_recommendations() -> u32 {
     2
 }
+/// `ai_max_hold`.
+pub const fn default_ai_max_hold() -> Duration {
+    Duration::from_secs(120)
+}
+/// `azure_openai.timeout`.
+pub const fn default_ai_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+/// `azure_openai.api_version`.
+pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
 pub const fn default_api_port() -> u16 {
     8080
 }
@@ -267,20 +277,49 @@ pub struct NotifySettings {
     pub resolve_after: Duration,
 }
 
+/// `use_azure_openai` + `azure_openai`: failover advice from a model (see
+/// `advisors::ai`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AzureOpenAiSettings {
-    pub endpoint: String,
-    pub api_key: Secret,
-    /// Default `2024-02-01`.
-    pub api_version: String,
-    /// The deployment name. Default `gpt-4`.
+    pub service: AiService,
+    /// `azure_openai.model`: the model, or with Azure the deployment name. Default
+    /// `gpt-4`.
     pub model: String,
-    /// Default 1000.
+    /// `azure_openai.max_tokens`: longest answer, in tokens. Default 1000.
     pub max_tokens: u32,
-    /// Default 0.2.
+    /// `azure_openai.temperature`, 0 to 2. Default 0.2.
     pub temperature: f64,
-    /// Default 30 s.
+    /// `azure_openai.timeout`: per consultation; a later answer is discarded. Default
+    /// 30 s.
     pub timeout: Duration,
+    /// `ai_max_hold` (top level): the longest advice may hold back a failover once the
+    /// active datacenter is down in every round and the clients are not reported fine.
+    /// Default 2 min.
+    pub max_hold: Duration,
+}
+
+/// Where the advice comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AiService {
+    /// Azure OpenAI: `{endpoint}/openai/deployments/{model}/chat/completions
+    /// ?api-version={api_version}` with an `api-key` header.
+    Azure {
+        /// `azure_openai.endpoint`, else `AZURE_OPENAI_ENDPOINT`.
+        endpoint: String,
+        /// `azure_openai.api_key` or `api_key_file`, else `AZURE_OPENAI_API_KEY`.
+        api_key: Secret,
+        /// `azure_openai.api_version`. Default `2024-10-21`, the first GA version with
+        /// structured outputs (the `json_schema` answer format).
+        api_version: String,
+    },
+    /// Any OpenAI-compatible server (`azure_openai.base_url`, e.g.
+    /// `http://llm.internal:8000/v1`): `{base_url}/chat/completions` with
+    /// `Authorization: Bearer {api_key}`.
+    OpenAiCompatible {
+        base_url: String,
+        /// `azure_openai.api_key` or `api_key_file`; on-premises servers may need none.
+        api_key: Option<Secret>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -443,11 +482,46 @@ pub fn parse(
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     expand::expand_tree(&mut tree, "", env, &mut problems, &mut warnings);
+    azure_from_env(&mut tree, env);
     let raw: raw::RawConfig =
         serde_yaml::from_value(tree).map_err(|e| invalid(vec![Problem::new("", e.to_string())]))?;
     let config = validate::validate(raw, base_dir, &mut problems, &mut warnings);
     match config {
         Some(config) if problems.is_empty() => Ok(Loaded { config, warnings }),
         _ => Err(invalid(problems)),
+    }
+}
+
+/// Seed 000's `AZURE_OPENAI_ENDPOINT` and `AZURE_OPENAI_API_KEY`: used for Azure
+/// (no `azure_openai.base_url`) when the file gives no endpoint or no key.
+fn azure_from_env(tree: &mut serde_yaml::Value, env: &dyn Fn(&str) -> Option<String>) {
+    use serde_yaml::Value;
+    let Value::Mapping(top) = tree else { return };
+    let enabled = top.get("use_azure_openai") == Some(&Value::Bool(true));
+    if enabled && !top.contains_key("azure_openai") {
+        top.insert("azure_openai".into(), Value::Mapping(Default::default()));
+    }
+    let Some(Value::Mapping(block)) = top.get_mut("azure_openai") else {
+        return;
+    };
+    if block.contains_key("base_url") {
+        return;
+    }
+    let missing = |block: &serde_yaml::Mapping, key: &str| match block.get(key) {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        Some(_) => false,
+    };
+    let value = |name: &str| env(name).filter(|v| !v.is_empty());
+    if missing(block, "endpoint")
+        && let Some(v) = value("AZURE_OPENAI_ENDPOINT")
+    {
+        block.insert("endpoint".into(), Value::String(v));
+    }
+    if missing(block, "api_key")
+        && !block.contains_key("api_key_file")
+        && let Some(v) = value("AZURE_OPENAI_API_KEY")
+    {
+        block.insert("api_key".into(), Value::String(v));
     }
 }

@@ -14,6 +14,7 @@ use tempfile::TempDir;
 pub mod alertmanager;
 pub mod faulty_http;
 pub mod moto;
+pub mod openai;
 pub mod stack;
 
 /// Fails the test with an install hint when a program is missing.

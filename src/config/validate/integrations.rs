@@ -4,15 +4,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::ctx::{Ctx, join};
+use crate::config::duration::Seconds;
 use crate::config::raw::{Raw, RawAzureOpenAi, RawDnsConfig, RawDnsRecord, RawElk};
-use crate::config::{AzureOpenAiSettings, DnsRecord, DnsSettings, ElkSettings};
-use crate::model::{DatacenterId, Instance, Secret};
+use crate::config::{
+    AiService, AzureOpenAiSettings, DEFAULT_AZURE_API_VERSION, DnsRecord, DnsSettings, ElkSettings,
+    default_ai_max_hold, default_ai_timeout,
+};
+use crate::model::{DatacenterId, Instance};
 
 pub(super) fn azure_openai(
     cx: &mut Ctx<'_>,
     enabled: bool,
     raw: Option<Raw<RawAzureOpenAi>>,
+    max_hold: Option<Raw<Seconds>>,
 ) -> Option<AzureOpenAiSettings> {
+    let max_hold = cx.positive("ai_max_hold", max_hold, default_ai_max_hold());
     let raw = cx.value("azure_openai", raw);
     if enabled && raw.is_none() {
         cx.problem("azure_openai", "is required when use_azure_openai is true");
@@ -21,37 +27,94 @@ pub(super) fn azure_openai(
     let p = "azure_openai";
     cx.unknown(p, &raw.unknown, &[RawAzureOpenAi::KEYS]);
     let endpoint = cx.text(&join(p, "endpoint"), raw.endpoint);
+    let base_url = cx.text(&join(p, "base_url"), raw.base_url);
     let api_key = cx.secret(p, "api_key", raw.api_key, raw.api_key_file);
-    let settings = AzureOpenAiSettings {
-        endpoint: endpoint.unwrap_or_default(),
-        api_key: api_key.unwrap_or_else(|| Secret::new("")),
-        api_version: cx
-            .text(&join(p, "api_version"), raw.api_version)
-            .unwrap_or_else(|| "2024-02-01".into()),
-        model: cx
-            .text(&join(p, "model"), raw.model)
-            .unwrap_or_else(|| "gpt-4".into()),
-        max_tokens: cx.count(&join(p, "max_tokens"), raw.max_tokens, 1000),
-        temperature: cx
-            .value(&join(p, "temperature"), raw.temperature)
-            .unwrap_or(0.2),
-        timeout: cx.positive(&join(p, "timeout"), raw.timeout, Duration::from_secs(30)),
-    };
-    if enabled {
-        if settings.endpoint.is_empty() {
+    let api_version = cx.text(&join(p, "api_version"), raw.api_version);
+    for (key, url) in [("endpoint", &endpoint), ("base_url", &base_url)] {
+        if let Some(u) = url.as_deref().filter(|u| !is_http_url(u)) {
             cx.problem(
-                &join(p, "endpoint"),
-                "is required when use_azure_openai is true",
-            );
-        }
-        if settings.api_key.expose().is_empty() {
-            cx.problem(
-                &join(p, "api_key"),
-                "is required when use_azure_openai is true",
+                &join(p, key),
+                format!("{u:?} is not an http:// or https:// URL"),
             );
         }
     }
+    let service = match (endpoint, base_url) {
+        (Some(_), Some(_)) => {
+            cx.problem(
+                p,
+                "give endpoint (Azure OpenAI) or base_url (an OpenAI-compatible server), not both",
+            );
+            None
+        }
+        (None, Some(base_url)) => {
+            if api_version.is_some() {
+                cx.warnings.push(
+                    "azure_openai.api_version: ignored with base_url (an OpenAI-compatible \
+                     server has no API versions)"
+                        .into(),
+                );
+            }
+            Some(AiService::OpenAiCompatible { base_url, api_key })
+        }
+        (endpoint, None) => {
+            let required = "is required when use_azure_openai is true (or set \
+                            AZURE_OPENAI_ENDPOINT / AZURE_OPENAI_API_KEY; for an \
+                            OpenAI-compatible server give base_url)";
+            if enabled && endpoint.is_none() {
+                cx.problem(&join(p, "endpoint"), required);
+            }
+            if enabled && api_key.is_none() {
+                cx.problem(&join(p, "api_key"), required);
+            }
+            let api_version = api_version.unwrap_or_else(|| DEFAULT_AZURE_API_VERSION.into());
+            // Structured outputs (response_format json_schema) came with
+            // 2024-08-01-preview; versions are dates, so they compare as text.
+            if api_version.get(..10).is_some_and(|d| d < "2024-08-01") {
+                cx.warnings.push(format!(
+                    "azure_openai.api_version: {api_version:?} predates structured outputs \
+                     (2024-08-01-preview); Azure will refuse the answer schema and every \
+                     consultation will be discarded; use {DEFAULT_AZURE_API_VERSION} or later"
+                ));
+            }
+            endpoint
+                .zip(api_key)
+                .map(|(endpoint, api_key)| AiService::Azure {
+                    endpoint,
+                    api_key,
+                    api_version,
+                })
+        }
+    };
+    let temperature = cx
+        .value(&join(p, "temperature"), raw.temperature)
+        .unwrap_or(0.2);
+    if !(0.0..=2.0).contains(&temperature) {
+        cx.problem(
+            &join(p, "temperature"),
+            format!("{temperature} is outside 0 to 2"),
+        );
+    }
+    let model = cx
+        .text(&join(p, "model"), raw.model)
+        .unwrap_or_else(|| "gpt-4".into());
+    let max_tokens = cx.count(&join(p, "max_tokens"), raw.max_tokens, 1000);
+    let timeout = cx.positive(&join(p, "timeout"), raw.timeout, default_ai_timeout());
+    let settings = AzureOpenAiSettings {
+        service: service?,
+        model,
+        max_tokens,
+        temperature,
+        timeout,
+        max_hold,
+    };
     enabled.then_some(settings)
+}
+
+fn is_http_url(u: &str) -> bool {
+    let rest = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace))
 }
 
 pub(super) fn elk(
@@ -203,4 +266,139 @@ pub(super) fn dns(
         endpoint_url,
         records,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::config::{AiService, AzureOpenAiSettings, ConfigError, Loaded, parse};
+
+    const INSTANCES: &str =
+        "instances:\n  - uid: cache\n    endpoints:\n      east: {host: 127.0.0.1, port: 6379}\n";
+
+    fn load(extra: &str, env: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+        let text = format!("{INSTANCES}{extra}");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse(&text, "test", Path::new("."), &move |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    fn ai(extra: &str, env: &[(&str, &str)]) -> AzureOpenAiSettings {
+        match load(extra, env) {
+            Ok(l) => l.config.azure_openai.expect("advice is configured"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn problems(extra: &str, env: &[(&str, &str)]) -> String {
+        match load(extra, env) {
+            Ok(_) => panic!("{extra} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_seed_block_loads_with_a_warning_about_its_api_version() {
+        let block = "use_azure_openai: true\nazure_openai:\n  api_key: ${KEY}\n  \
+                     endpoint: https://x.openai.azure.com/\n  api_version: 2023-05-15\n  \
+                     model: gpt-4\n  max_tokens: 1000\n  temperature: 0.2\n  timeout: 30\n";
+        let loaded = load(block, &[("KEY", "k")]).unwrap();
+        let s = loaded.config.azure_openai.unwrap();
+        assert_eq!(
+            s.service,
+            AiService::Azure {
+                endpoint: "https://x.openai.azure.com/".into(),
+                api_key: crate::model::Secret::new("k"),
+                api_version: "2023-05-15".into(),
+            }
+        );
+        assert_eq!(s.timeout, Duration::from_secs(30));
+        assert_eq!(s.max_hold, Duration::from_secs(120));
+        assert!(
+            loaded
+                .warnings
+                .iter()
+                .any(|w| w.contains("predates structured outputs")),
+            "{:?}",
+            loaded.warnings
+        );
+    }
+
+    #[test]
+    fn endpoint_and_key_come_from_the_environment_when_absent() {
+        let s = ai(
+            "use_azure_openai: true\n",
+            &[
+                ("AZURE_OPENAI_ENDPOINT", "https://env.openai.azure.com"),
+                ("AZURE_OPENAI_API_KEY", "from-env"),
+            ],
+        );
+        match s.service {
+            AiService::Azure {
+                endpoint,
+                api_key,
+                api_version,
+            } => {
+                assert_eq!(endpoint, "https://env.openai.azure.com");
+                assert_eq!(api_key.expose(), "from-env");
+                assert_eq!(api_version, "2024-10-21");
+            }
+            other => panic!("{other:?}"),
+        }
+        let said = problems("use_azure_openai: true\n", &[]);
+        assert!(
+            said.contains("azure_openai.endpoint: is required"),
+            "{said}"
+        );
+        assert!(said.contains("AZURE_OPENAI_ENDPOINT"), "{said}");
+    }
+
+    #[test]
+    fn base_url_selects_an_openai_compatible_server() {
+        let s = ai(
+            "use_azure_openai: true\nai_max_hold: 90\nazure_openai:\n  \
+             base_url: http://127.0.0.1:8000/v1\n  model: llama\n",
+            &[("AZURE_OPENAI_API_KEY", "not-for-this-server")],
+        );
+        assert_eq!(
+            s.service,
+            AiService::OpenAiCompatible {
+                base_url: "http://127.0.0.1:8000/v1".into(),
+                api_key: None
+            }
+        );
+        assert_eq!(s.model, "llama");
+        assert_eq!(s.max_hold, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let said = problems(
+            "use_azure_openai: true\nai_max_hold: 0\nazure_openai:\n  endpoint: x\n  \
+             base_url: ftp://y\n  temperature: 3\n  api_key: k\n  bse_url: z\n",
+            &[],
+        );
+        for expected in [
+            "ai_max_hold: 0 s is not allowed",
+            "azure_openai.endpoint: \"x\" is not an http:// or https:// URL",
+            "azure_openai.base_url: \"ftp://y\" is not an http:// or https:// URL",
+            "azure_openai: give endpoint (Azure OpenAI) or base_url",
+            "azure_openai.temperature: 3 is outside 0 to 2",
+            "azure_openai.bse_url: unknown key (did you mean `base_url`?)",
+        ] {
+            assert!(said.contains(expected), "{expected} not in {said}");
+        }
+    }
+
+    #[test]
+    fn without_use_azure_openai_nothing_is_built() {
+        let loaded = load("azure_openai:\n  base_url: http://127.0.0.1:1/v1\n", &[]).unwrap();
+        assert!(loaded.config.azure_openai.is_none());
+    }
 }

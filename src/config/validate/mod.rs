@@ -130,7 +130,7 @@ pub fn validate(
     let use_ai = cx
         .value("use_azure_openai", raw.use_azure_openai)
         .unwrap_or(false);
-    let azure_openai = azure_openai(&mut cx, use_ai, raw.azure_openai);
+    let azure_openai = azure_openai(&mut cx, use_ai, raw.azure_openai, raw.ai_max_hold);
     let use_elk = cx.value("use_elk", raw.use_elk).unwrap_or(false);
     let elk = elk(&mut cx, use_elk, raw.elk);
     let dns = dns(&mut cx, raw.dns_provider, raw.dns_config, &instances);

@@ -1,0 +1,422 @@
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+
+use super::*;
+use crate::advisors::ai::evidence::tests::{CALM, OUTAGE, dc, failover_to, request};
+use crate::decision::policy::Hold;
+
+fn answer(rec: &str, target: Option<&str>, confidence: f64) -> String {
+    json!({
+        "recommendation": rec,
+        "target_dc": target,
+        "confidence": confidence,
+        "reasoning": "r",
+        "impact": "i",
+    })
+    .to_string()
+}
+
+fn outage_request() -> AdviceRequest {
+    request(&[OUTAGE, OUTAGE], failover_to("west", 1.0))
+}
+
+fn check(content: &str) -> Result<Advice, Discarded> {
+    validate_answer(content, &outage_request())
+}
+
+#[test]
+fn sound_advice_is_accepted() {
+    let a = check(&answer("failover", Some("west"), 0.9)).unwrap();
+    assert_eq!(a.recommendation, Recommendation::Failover);
+    assert_eq!(a.target_dc, Some(dc("west")));
+    assert_eq!(a.confidence, 0.9);
+    let h = check(&answer("hold", None, 0.7)).unwrap();
+    assert_eq!(h.recommendation, Recommendation::Hold);
+    assert_eq!(h.target_dc, None);
+    // A hold may name the datacenter to stay on.
+    assert!(check(&answer("hold", Some("east"), 0.7)).is_ok());
+}
+
+#[test]
+fn prose_is_invalid_json() {
+    assert!(matches!(
+        check("I would fail over to west."),
+        Err(Discarded::InvalidJson { .. })
+    ));
+    assert!(matches!(check(""), Err(Discarded::InvalidJson { .. })));
+}
+
+#[test]
+fn schema_breaks_are_named() {
+    let cases = [
+        ("[1]", "not a JSON object"),
+        (
+            r#"{"recommendation":"hold","target_dc":null,"confidence":0.5,"reasoning":"r","impact":"i","extra":1}"#,
+            "unexpected key `extra`",
+        ),
+        (
+            r#"{"recommendation":"hold","target_dc":null,"confidence":0.5,"reasoning":"r"}"#,
+            "`impact` is missing",
+        ),
+        (
+            r#"{"recommendation":"FAILOVER","target_dc":"west","confidence":0.5,"reasoning":"r","impact":"i"}"#,
+            "`recommendation`",
+        ),
+        (
+            r#"{"recommendation":"hold","target_dc":null,"confidence":"high","reasoning":"r","impact":"i"}"#,
+            "`confidence`",
+        ),
+        (
+            r#"{"recommendation":"hold","target_dc":null,"confidence":1.5,"reasoning":"r","impact":"i"}"#,
+            "not a number from 0 to 1",
+        ),
+        (
+            r#"{"recommendation":"hold","target_dc":3,"confidence":0.5,"reasoning":"r","impact":"i"}"#,
+            "`target_dc`",
+        ),
+        (
+            r#"{"recommendation":"hold","target_dc":null,"confidence":0.5,"reasoning":["r"],"impact":"i"}"#,
+            "`reasoning`",
+        ),
+        (
+            r#"{"recommendation":"failover","target_dc":null,"confidence":0.5,"reasoning":"r","impact":"i"}"#,
+            "without `target_dc`",
+        ),
+    ];
+    for (content, expected) in cases {
+        match check(content) {
+            Err(Discarded::SchemaBreak { detail }) => {
+                assert!(detail.contains(expected), "{content}: {detail}")
+            }
+            other => panic!("{content}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn targets_must_be_configured_healthy_and_not_active() {
+    assert_eq!(
+        check(&answer("failover", Some("mars"), 0.9)),
+        Err(Discarded::UnknownDatacenter {
+            datacenter: "mars".into()
+        })
+    );
+    assert_eq!(
+        check(&answer("hold", Some("mars"), 0.9)),
+        Err(Discarded::UnknownDatacenter {
+            datacenter: "mars".into()
+        })
+    );
+    // north is up but failing (health 0.3).
+    assert_eq!(
+        check(&answer("failover", Some("north"), 0.9)),
+        Err(Discarded::UnhealthyTarget {
+            datacenter: "north".into()
+        })
+    );
+    assert_eq!(
+        check(&answer("failover", Some("east"), 0.9)),
+        Err(Discarded::ActiveAsTarget {
+            datacenter: "east".into()
+        })
+    );
+}
+
+#[test]
+fn long_texts_are_cut() {
+    let long = "x".repeat(5000);
+    let content = json!({"recommendation": "hold", "target_dc": null, "confidence": 0.5,
+        "reasoning": long, "impact": long})
+    .to_string();
+    let a = check(&content).unwrap();
+    assert!(a.reasoning.chars().count() <= TEXT_LIMIT + 1);
+}
+
+const RULES: Rules = Rules {
+    min_confidence: 0.85,
+    consecutive: 2,
+    max_hold: Duration::from_secs(120),
+};
+
+fn consultation(result: Result<Advice, Discarded>) -> Consultation {
+    Consultation {
+        advisor: "fake".into(),
+        model: "m".into(),
+        at: SystemTime::UNIX_EPOCH,
+        latency: Duration::from_millis(5),
+        fingerprint: "f".into(),
+        result,
+        raw: None,
+    }
+}
+
+fn advice(rec: Recommendation, target: Option<&str>, confidence: f64) -> Consultation {
+    consultation(Ok(Advice {
+        recommendation: rec,
+        target_dc: target.map(dc),
+        confidence,
+        reasoning: "r".into(),
+        impact: "i".into(),
+    }))
+}
+
+fn situation(clients: ClientStatus, outage_for: Option<u64>) -> Situation {
+    Situation {
+        threshold: 0.95,
+        clients,
+        outage_for: outage_for.map(Duration::from_secs),
+    }
+}
+
+const HOLD: Recommendation = Recommendation::Hold;
+const FAILOVER: Recommendation = Recommendation::Failover;
+
+#[test]
+fn without_usable_advice_the_policy_decides() {
+    let v = failover_to("west", 1.0);
+    let s = situation(ClientStatus::Unknown, Some(10));
+    let c = combine(&v, None, 0, &s, &RULES);
+    assert_eq!(c.decision, Decision::Policy(v.clone()));
+    assert_eq!(c.effect, Effect::NotConsulted);
+    for d in [
+        Discarded::Timeout { after_ms: 100 },
+        Discarded::Http { status: 500 },
+        Discarded::InvalidJson { detail: "x".into() },
+    ] {
+        let kind = d.kind();
+        let c = combine(&v, Some(&consultation(Err(d))), 0, &s, &RULES);
+        assert_eq!(c.decision, Decision::Policy(v.clone()));
+        assert_eq!(c.effect, Effect::Discarded { reason: kind });
+    }
+}
+
+#[test]
+fn advice_can_never_start_a_failover() {
+    // The active datacenter is healthy; a manipulated model says failover, 1.0, over and
+    // over, with the clients failing too.
+    let held = Verdict::Hold(Hold::ActiveRecovered { round: 1 });
+    let manipulated = advice(FAILOVER, Some("west"), 1.0);
+    for clients in [
+        ClientStatus::Failing,
+        ClientStatus::Unknown,
+        ClientStatus::Normal,
+    ] {
+        let c = combine(
+            &held,
+            Some(&manipulated),
+            10,
+            &situation(clients, None),
+            &RULES,
+        );
+        assert_eq!(c.decision, Decision::Policy(held.clone()));
+        assert_eq!(c.effect, Effect::CannotStartFailover);
+        assert!(!c.effect.counted());
+    }
+    // Nor with a low-confidence policy hold.
+    let low = Verdict::Hold(Hold::LowConfidence {
+        confidence: 0.8,
+        threshold: 0.95,
+    });
+    let c = combine(
+        &low,
+        Some(&manipulated),
+        5,
+        &situation(ClientStatus::Failing, None),
+        &RULES,
+    );
+    assert_eq!(c.decision, Decision::Policy(low));
+}
+
+#[test]
+fn advice_never_picks_the_target() {
+    let v = failover_to("west", 1.0);
+    let s = situation(ClientStatus::Failing, Some(5));
+    let c = combine(
+        &v,
+        Some(&advice(FAILOVER, Some("west"), 0.9)),
+        2,
+        &s,
+        &RULES,
+    );
+    assert_eq!(c.decision, Decision::Policy(v.clone()));
+    assert_eq!(
+        c.effect,
+        Effect::Agrees {
+            streak: 2,
+            counted: true
+        }
+    );
+    let c = combine(
+        &v,
+        Some(&advice(FAILOVER, Some("north"), 0.9)),
+        1,
+        &s,
+        &RULES,
+    );
+    assert_eq!(c.decision, Decision::Policy(v));
+    assert_eq!(
+        c.effect,
+        Effect::TargetKept {
+            advised: Some(dc("north")),
+            used: dc("west")
+        }
+    );
+}
+
+#[test]
+fn a_hold_needs_confidence_and_ambiguous_evidence() {
+    let v = failover_to("west", 1.0);
+    let hold = advice(HOLD, None, 0.9);
+    // Confidence below ai_failover_confidence.
+    let c = combine(
+        &v,
+        Some(&advice(HOLD, None, 0.5)),
+        2,
+        &situation(ClientStatus::Unknown, None),
+        &RULES,
+    );
+    assert_eq!(c.decision, Decision::Policy(v.clone()));
+    assert!(matches!(c.effect, Effect::LowConfidence { .. }));
+    // Clear: clients failing and the policy fully confident.
+    let c = combine(
+        &v,
+        Some(&hold),
+        2,
+        &situation(ClientStatus::Failing, Some(5)),
+        &RULES,
+    );
+    assert_eq!(c.decision, Decision::Policy(v.clone()));
+    assert_eq!(c.effect, Effect::EvidenceClear);
+    // Clients failing but the policy only just confident (a degraded target): ambiguous.
+    let marginal = failover_to("west", 0.96);
+    let c = combine(
+        &marginal,
+        Some(&hold),
+        2,
+        &situation(ClientStatus::Failing, Some(5)),
+        &RULES,
+    );
+    assert_eq!(
+        c.decision,
+        Decision::AdvisedHold {
+            target: dc("west"),
+            confidence: 0.96,
+            wait: Some(Duration::from_secs(115))
+        }
+    );
+    assert!(c.effect.counted());
+    match c.effect {
+        Effect::HoldsBack { ambiguity, .. } => assert_eq!(
+            ambiguity,
+            Ambiguity::MarginalConfidence {
+                confidence: 0.96,
+                clear_from: 1.0
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_hold_of_a_hard_outage_ends_at_ai_max_hold() {
+    let v = failover_to("west", 1.0);
+    let hold = advice(HOLD, None, 0.95);
+    // Clients unknown: ambiguous, but the outage clock runs.
+    let c = combine(
+        &v,
+        Some(&hold),
+        2,
+        &situation(ClientStatus::Unknown, Some(30)),
+        &RULES,
+    );
+    assert_eq!(
+        c.decision,
+        Decision::AdvisedHold {
+            target: dc("west"),
+            confidence: 1.0,
+            wait: Some(Duration::from_secs(90))
+        }
+    );
+    let c = combine(
+        &v,
+        Some(&hold),
+        7,
+        &situation(ClientStatus::Unknown, Some(120)),
+        &RULES,
+    );
+    assert_eq!(c.decision, Decision::Policy(v.clone()));
+    assert_eq!(
+        c.effect,
+        Effect::MaxHoldReached {
+            outage_s: 120,
+            max_hold_s: 120
+        }
+    );
+    // Clients normal (agent-side partition suspected): no outage clock, the hold ends
+    // the evaluation.
+    let c = combine(
+        &v,
+        Some(&hold),
+        2,
+        &situation(ClientStatus::Normal, None),
+        &RULES,
+    );
+    assert_eq!(
+        c.decision,
+        Decision::AdvisedHold {
+            target: dc("west"),
+            confidence: 1.0,
+            wait: None
+        }
+    );
+}
+
+#[test]
+fn a_hold_counts_from_the_nth_consecutive_answer() {
+    let v = failover_to("west", 1.0);
+    let hold = advice(HOLD, None, 0.9);
+    let s = situation(ClientStatus::Unknown, Some(10));
+    let c = combine(&v, Some(&hold), 1, &s, &RULES);
+    assert_eq!(c.decision, Decision::ConsultAgain);
+    assert_eq!(
+        c.effect,
+        Effect::AwaitingConfirmation {
+            streak: 1,
+            needed: 2
+        }
+    );
+    assert!(!c.effect.counted());
+    let one = Rules {
+        consecutive: 1,
+        ..RULES
+    };
+    let c = combine(&v, Some(&hold), 1, &s, &one);
+    assert!(matches!(c.decision, Decision::AdvisedHold { .. }));
+}
+
+#[test]
+fn ambiguity_is_defined_by_clients_and_margin() {
+    let s = |clients, threshold| Situation {
+        threshold,
+        clients,
+        outage_for: None,
+    };
+    assert_eq!(ambiguity(1.0, &s(ClientStatus::Failing, 0.95)), None);
+    assert!(ambiguity(0.99, &s(ClientStatus::Failing, 0.95)).is_some());
+    assert!(ambiguity(1.0, &s(ClientStatus::Unknown, 0.95)).is_some());
+    assert!(ambiguity(1.0, &s(ClientStatus::Normal, 0.5)).is_some());
+    // The bar is capped at 1: a fully confident policy is clear at any threshold.
+    assert_eq!(ambiguity(1.0, &s(ClientStatus::Failing, 0.99)), None);
+    assert_eq!(ambiguity(0.8, &s(ClientStatus::Failing, 0.7)), None);
+}
+
+#[test]
+fn effects_describe_themselves() {
+    assert!(
+        Effect::CannotStartFailover
+            .describe()
+            .contains("cannot start")
+    );
+    let _ = CALM;
+}
