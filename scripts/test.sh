@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Passes every test on a fresh machine: installs the real programs the tests start
 # (Redis, Sentinel, redis-cli, Prometheus and promtool, Alertmanager and amtool, Node.js
-# for the dashboard type check, moto_server for Route53) when they are missing, then
-# checks formatting, lints, runs the whole test suite and the checks of the shipped
-# monitoring files (scripts/check/*.sh). Safe to run again and again.
+# for the dashboard type check, moto_server for Route53, osmem-server for Elasticsearch)
+# when they are missing, then checks formatting, lints, runs the whole test suite and
+# the checks of the shipped monitoring files (scripts/check/*.sh). Safe to run again and
+# again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,6 +77,27 @@ if ! moto_server --help >/dev/null 2>&1; then
   if ! moto_server --help >/dev/null 2>&1; then
     echo "error: moto_server is still missing after pip install '$moto_spec';" \
       "is pip's script directory ($(python3 -m site --user-base)/bin or /usr/local/bin) on PATH?" >&2
+    exit 1
+  fi
+fi
+
+# osmem-server: the Elasticsearch query API that tests/client_impact.rs talks to (an
+# in-memory reimplementation; no real Elasticsearch installs here). The wheel ships a
+# static binary; the tests find it through the Python package.
+osmem_version='0.1.6'
+osmem_spec="osmem-server==$osmem_version"
+osmem_ready() {
+  local bin
+  bin=$(python3 -c 'import osmem_server,os;print(os.path.join(os.path.dirname(osmem_server.__file__),"bin","osmem-server"))' 2>/dev/null) &&
+    [ -x "$bin" ] && "$bin" -version 2>/dev/null | grep -q "osmem-server $osmem_version"
+}
+if ! osmem_ready; then
+  echo "installing: $osmem_spec (pip)"
+  python3 -m pip install --quiet "$osmem_spec" ||
+    python3 -m pip install --quiet --break-system-packages "$osmem_spec"
+  if ! osmem_ready; then
+    echo "error: osmem-server $osmem_version is still missing after pip install '$osmem_spec'" \
+      "(python3: $(command -v python3)); tests/client_impact.rs needs it" >&2
     exit 1
   fi
 fi

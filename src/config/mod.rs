@@ -322,22 +322,77 @@ pub enum AiService {
     },
 }
 
+/// Where client logs live and how to read them (`elk`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ElkSettings {
+    /// `elk.url`: the Elasticsearch (or OpenSearch) address, `https://host:9200`.
     pub url: String,
+    /// `elk.username`, for HTTP basic authentication with `password`.
     pub username: Option<String>,
+    /// `elk.password` or `elk.password_file`.
     pub password: Option<Secret>,
-    /// Default `logstash-*`.
+    /// `elk.index_pattern`: indices to search, commas allowed. Default `logstash-*`.
     pub index_pattern: String,
-    /// Default true.
+    /// `elk.verify_ssl`: check the server's certificate. Default true.
     pub verify_tls: bool,
-    /// Default 30 s.
+    /// `elk.timeout`: the most one analysis may take, all its requests included; past
+    /// it the impact is "unknown". Seconds, default 30 s (seed 000).
     pub timeout: Duration,
-    /// Default 300 s.
+    /// `elk.cache_ttl`: how long an analysis is reused. Seconds, default 300 s.
     pub cache_ttl: Duration,
+    /// `elk.client_logs_only`: count only lines whose `log_source` is `client`.
     /// Default true.
     pub client_logs_only: bool,
+    /// `elk.headers`: extra HTTP headers sent with every request.
     pub headers: BTreeMap<String, String>,
+    /// `elk.fields`: names of the log fields. Default: seed 000's log format.
+    pub fields: ElkFields,
+    /// `elk.error_levels`: `level` values that make a line an error (compared as given,
+    /// in upper and in lower case). Default `ERROR`, `FATAL`, `CRITICAL`.
+    pub error_levels: Vec<String>,
+}
+
+/// The names of the client log fields (`elk.fields.*`). A text field with a `.keyword`
+/// sub-field (Elasticsearch's dynamic mapping) is fine: the keyword is used for exact
+/// matches and counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElkFields {
+    /// Default `@timestamp`.
+    pub timestamp: String,
+    /// Default `level`.
+    pub level: String,
+    /// Default `message`.
+    pub message: String,
+    /// Milliseconds the Redis call took. Default `latency_ms`.
+    pub latency_ms: String,
+    /// The Redis instance's uid or name. Default `redis_instance`.
+    pub redis_instance: String,
+    /// Default `operation`.
+    pub operation: String,
+    /// The exception's class name. Default `exception`.
+    pub exception: String,
+    /// `client` on client lines (see `client_logs_only`). Default `log_source`.
+    pub log_source: String,
+}
+
+impl Default for ElkFields {
+    fn default() -> Self {
+        Self {
+            timestamp: "@timestamp".into(),
+            level: "level".into(),
+            message: "message".into(),
+            latency_ms: "latency_ms".into(),
+            redis_instance: "redis_instance".into(),
+            operation: "operation".into(),
+            exception: "exception".into(),
+            log_source: "log_source".into(),
+        }
+    }
+}
+
+/// The `level` values counted as errors when `elk.error_levels` is not given.
+pub fn default_error_levels() -> Vec<String> {
+    ["ERROR", "FATAL", "CRITICAL"].map(String::from).to_vec()
 }
 
 #[derive(Debug, Clone, PartialEq)]

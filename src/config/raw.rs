@@ -361,8 +361,38 @@ pub struct RawElk {
     pub cache_ttl: Option<Raw<super::duration::Seconds>>,
     pub client_logs_only: Option<Raw<bool>>,
     pub headers: Option<Raw<BTreeMap<String, String>>>,
+    pub fields: Option<Raw<RawElkFields>>,
+    pub error_levels: Option<Raw<Vec<String>>>,
     #[serde(flatten)]
     pub unknown: Unknown,
+}
+
+/// `elk.fields`: the names of the client log fields, where they differ from seed 000's.
+#[derive(Debug, Deserialize)]
+pub struct RawElkFields {
+    pub timestamp: Option<Raw<String>>,
+    pub level: Option<Raw<String>>,
+    pub message: Option<Raw<String>>,
+    pub latency_ms: Option<Raw<String>>,
+    pub redis_instance: Option<Raw<String>>,
+    pub operation: Option<Raw<String>>,
+    pub exception: Option<Raw<String>>,
+    pub log_source: Option<Raw<String>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawElkFields {
+    pub const KEYS: &'static [&'static str] = &[
+        "timestamp",
+        "level",
+        "message",
+        "latency_ms",
+        "redis_instance",
+        "operation",
+        "exception",
+        "log_source",
+    ];
 }
 
 impl RawElk {
@@ -377,6 +407,8 @@ impl RawElk {
         "cache_ttl",
         "client_logs_only",
         "headers",
+        "fields",
+        "error_levels",
     ];
 }
 

@@ -15,6 +15,7 @@ pub mod alertmanager;
 pub mod faulty_http;
 pub mod moto;
 pub mod openai;
+pub mod osmem;
 pub mod stack;
 
 /// Fails the test with an install hint when a program is missing.

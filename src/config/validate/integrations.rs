@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use super::ctx::{Ctx, join};
 use crate::config::duration::Seconds;
-use crate::config::raw::{Raw, RawAzureOpenAi, RawDnsConfig, RawDnsRecord, RawElk};
+use crate::config::raw::{Raw, RawAzureOpenAi, RawDnsConfig, RawDnsRecord, RawElk, RawElkFields};
 use crate::config::{
-    AiService, AzureOpenAiSettings, DEFAULT_AZURE_API_VERSION, DnsRecord, DnsSettings, ElkSettings,
-    default_ai_max_hold, default_ai_timeout,
+    AiService, AzureOpenAiSettings, DEFAULT_AZURE_API_VERSION, DnsRecord, DnsSettings, ElkFields,
+    ElkSettings, default_ai_max_hold, default_ai_timeout, default_error_levels,
 };
 use crate::model::{DatacenterId, Instance};
 
@@ -155,8 +155,102 @@ pub(super) fn elk(
         headers: cx
             .value(&join(p, "headers"), raw.headers)
             .unwrap_or_default(),
+        fields: elk_fields(cx, raw.fields),
+        error_levels: elk_error_levels(cx, raw.error_levels),
     };
+    for (name, value) in &settings.headers {
+        let bad_name = name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if bad_name {
+            cx.problem(&format!("{p}.headers.{name}"), "is not an HTTP header name");
+        } else if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+            cx.problem(
+                &format!("{p}.headers.{name}"),
+                "contains a control character",
+            );
+        }
+    }
+    if settings.password.is_some() && settings.username.is_none() {
+        cx.problem(&join(p, "username"), "is required when elk.password is set");
+    }
+    let userinfo = settings
+        .url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+        .is_some_and(|authority| authority.contains('@'));
+    if userinfo {
+        cx.problem(
+            &join(p, "url"),
+            "must not contain credentials; use elk.username and elk.password (or password_file)",
+        );
+    }
+    let scheme = settings.url.to_ascii_lowercase();
+    if !settings.url.is_empty() && !scheme.starts_with("http://") && !scheme.starts_with("https://")
+    {
+        // Not echoed when it may hold a password.
+        let shown = if settings.url.contains('@') {
+            "the value".to_owned()
+        } else {
+            format!("{:?}", settings.url)
+        };
+        cx.problem(
+            &join(p, "url"),
+            format!("{shown} is not an http:// or https:// address"),
+        );
+    }
     enabled.then_some(settings)
+}
+
+/// `elk.fields`: each name defaults to seed 000's.
+fn elk_fields(cx: &mut Ctx<'_>, raw: Option<Raw<RawElkFields>>) -> ElkFields {
+    let p = "elk.fields";
+    let mut fields = ElkFields::default();
+    let Some(raw) = cx.value(p, raw) else {
+        return fields;
+    };
+    cx.unknown(p, &raw.unknown, &[RawElkFields::KEYS]);
+    let given = [
+        (&mut fields.timestamp, "timestamp", raw.timestamp),
+        (&mut fields.level, "level", raw.level),
+        (&mut fields.message, "message", raw.message),
+        (&mut fields.latency_ms, "latency_ms", raw.latency_ms),
+        (
+            &mut fields.redis_instance,
+            "redis_instance",
+            raw.redis_instance,
+        ),
+        (&mut fields.operation, "operation", raw.operation),
+        (&mut fields.exception, "exception", raw.exception),
+        (&mut fields.log_source, "log_source", raw.log_source),
+    ];
+    for (slot, key, value) in given {
+        if let Some(name) = cx.text(&join(p, key), value) {
+            *slot = name.trim().to_owned();
+        }
+    }
+    fields
+}
+
+/// `elk.error_levels`: at least one level; default ERROR, FATAL, CRITICAL.
+fn elk_error_levels(cx: &mut Ctx<'_>, raw: Option<Raw<Vec<String>>>) -> Vec<String> {
+    let key = "elk.error_levels";
+    match cx.value(key, raw) {
+        Some(levels) if levels.iter().any(|l| l.trim().is_empty()) => {
+            cx.problem(key, "an empty level is not allowed");
+            default_error_levels()
+        }
+        Some(levels) if levels.is_empty() => {
+            cx.problem(
+                key,
+                "an empty list is not allowed; leave it out for ERROR, FATAL, CRITICAL",
+            );
+            default_error_levels()
+        }
+        Some(levels) => levels.into_iter().map(|l| l.trim().to_owned()).collect(),
+        None => default_error_levels(),
+    }
 }
 
 pub(super) fn dns(
@@ -269,7 +363,7 @@ pub(super) fn dns(
 }
 
 #[cfg(test)]
-mod tests {
+mod ai_tests {
     use std::path::Path;
     use std::time::Duration;
 
@@ -400,5 +494,114 @@ mod tests {
     fn without_use_azure_openai_nothing_is_built() {
         let loaded = load("azure_openai:\n  base_url: http://127.0.0.1:1/v1\n", &[]).unwrap();
         assert!(loaded.config.azure_openai.is_none());
+    }
+}
+
+#[cfg(test)]
+mod elk_tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::config::{ConfigError, ElkFields, ElkSettings, parse};
+
+    const BASE: &str = "instances:\n\
+        \x20 - {uid: cache, active_dc: east,\n\
+        \x20    endpoints: {east: {host: e.example}, west: {host: w.example}}}\n";
+
+    /// Seed 000's `elk` block, as given there, plus `extra` inside it.
+    fn elk(extra: &str) -> Result<ElkSettings, Vec<String>> {
+        let text = format!(
+            "{BASE}use_elk: true\nelk:\n  url: https://elasticsearch.example.com:9200\n  \
+             username: elastic\n  password: YOUR_ELK_PASSWORD\n  index_pattern: logstash-*\n  \
+             verify_ssl: true\n  timeout: 30\n  cache_ttl: 300\n  client_logs_only: true\n  \
+             headers: {{X-Custom-Header: value}}\n{extra}"
+        );
+        match parse(&text, "test", Path::new("."), &|_| None) {
+            Ok(l) => Ok(l.config.elk.expect("elk is enabled")),
+            Err(ConfigError::Invalid { problems, .. }) => {
+                Err(problems.iter().map(|p| p.to_string()).collect())
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn seed_block_loads_with_seed_field_names() {
+        let e = elk("").unwrap();
+        assert_eq!(e.index_pattern, "logstash-*");
+        assert_eq!(e.timeout, Duration::from_secs(30));
+        assert_eq!(e.cache_ttl, Duration::from_secs(300));
+        assert_eq!(e.password.unwrap().expose(), "YOUR_ELK_PASSWORD");
+        assert_eq!(e.headers["X-Custom-Header"], "value");
+        assert_eq!(e.fields, ElkFields::default());
+        assert_eq!(e.fields.timestamp, "@timestamp");
+        assert_eq!(e.error_levels, ["ERROR", "FATAL", "CRITICAL"]);
+    }
+
+    #[test]
+    fn fields_and_levels_can_be_renamed() {
+        let e = elk("  fields: {timestamp: ts, redis_instance: redis.name}\n  error_levels: [error, SEVERE]\n")
+            .unwrap();
+        assert_eq!(e.fields.timestamp, "ts");
+        assert_eq!(e.fields.redis_instance, "redis.name");
+        assert_eq!(e.fields.message, "message");
+        assert_eq!(e.error_levels, ["error", "SEVERE"]);
+    }
+
+    #[test]
+    fn misspelled_and_empty_keys_are_refused() {
+        let problems =
+            elk("  fields: {exeption: exc, level: ''}\n  error_levels: []\n").unwrap_err();
+        let text = problems.join("\n");
+        assert!(
+            text.contains("elk.fields.exeption: unknown key (did you mean `exception`?)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("elk.fields.level: must not be empty"),
+            "{text}"
+        );
+        assert!(text.contains("elk.error_levels: an empty list"), "{text}");
+    }
+
+    #[test]
+    fn url_needs_a_scheme_and_headers_need_names() {
+        let text = format!(
+            "{BASE}use_elk: true\nelk: {{url: 'elastic:9200', headers: {{'bad header': x}}}}\n"
+        );
+        let Err(ConfigError::Invalid { problems, .. }) =
+            parse(&text, "test", Path::new("."), &|_| None)
+        else {
+            panic!("expected problems");
+        };
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        let text = text.join("\n");
+        assert!(
+            text.contains("elk.url: \"elastic:9200\" is not an http"),
+            "{text}"
+        );
+        assert!(
+            text.contains("elk.headers.bad header: is not an HTTP header name"),
+            "{text}"
+        );
+        let text = format!(
+            "{BASE}use_elk: true\nelk: {{url: 'https://elastic:pw@es.example:9200', password: pw}}\n"
+        );
+        let Err(ConfigError::Invalid { problems, .. }) =
+            parse(&text, "test", Path::new("."), &|_| None)
+        else {
+            panic!("expected problems");
+        };
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        let text = text.join("\n");
+        assert!(
+            text.contains("elk.url: must not contain credentials"),
+            "{text}"
+        );
+        assert!(!text.contains("pw@"), "{text}");
+        assert!(
+            text.contains("elk.username: is required when elk.password is set"),
+            "{text}"
+        );
     }
 }

@@ -1,0 +1,663 @@
+//! The Elasticsearch query DSL for one analysis, and the reading of its answers, as
+//! pure functions over JSON (the HTTP calls are in `elasticsearch.rs`).
+//!
+//! Two requests: `_field_caps` says which indices match and how the fields are mapped
+//! (Logstash's dynamic mapping makes strings `text` with a `.keyword` sub-field; exact
+//! matches and counts need the keyword), then one `_search` with `size: 0` whose
+//! aggregations carry everything: lines and errors per period, errors by exception and
+//! message, latency percentiles, an error histogram, and the newest errors.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use super::report::{Latency, LogCounts, MAX_SAMPLES, PeriodCounts, RawSample, TimeBucket};
+use super::{Bounds, ClientImpactError, ErrorCategory, ErrorKind, categorize, categorize_text};
+use crate::config::ElkFields;
+
+/// Exception names (and messages per exception) counted one by one; the rest of the
+/// errors count as "other".
+const EXCEPTION_BUCKETS: usize = 50;
+const MESSAGE_BUCKETS: usize = 20;
+
+/// The fields as the matching indices map them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Resolved {
+    pub timestamp: String,
+    pub level: String,
+    pub instance: String,
+    /// Set when only `log_source: client` lines count.
+    pub log_source: Option<String>,
+    /// Keyword forms, when there is one.
+    pub exception: Option<String>,
+    pub message: Option<String>,
+    /// When numeric.
+    pub latency: Option<String>,
+}
+
+/// The names `_field_caps` is asked about: each field and its `.keyword`.
+pub(super) fn caps_fields(f: &ElkFields) -> Vec<String> {
+    let all = [
+        &f.timestamp,
+        &f.level,
+        &f.message,
+        &f.latency_ms,
+        &f.redis_instance,
+        &f.operation,
+        &f.exception,
+        &f.log_source,
+    ];
+    all.iter()
+        .flat_map(|n| [n.to_string(), format!("{n}.keyword")])
+        .collect()
+}
+
+/// Picks the form of each field to query, from a `_field_caps` answer.
+pub(super) fn resolve(
+    f: &ElkFields,
+    client_logs_only: bool,
+    caps: &Value,
+    pattern: &str,
+) -> Result<Resolved, ClientImpactError> {
+    let indices = caps["indices"].as_array().map_or(0, Vec::len);
+    if indices == 0 {
+        return Err(ClientImpactError::new(
+            ErrorKind::NotFound,
+            format!("no index matches {pattern:?}"),
+        ));
+    }
+    let types = |name: &str| -> Vec<(String, bool)> {
+        caps["fields"][name]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(t, _)| t.as_str() != "unmapped")
+                    .map(|(t, c)| (t.clone(), c["aggregatable"].as_bool().unwrap_or(false)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let is_exact = |name: &str| {
+        let t = types(name);
+        !t.is_empty() && t.iter().all(|(ty, agg)| *agg && ty != "text")
+    };
+    let exact = |name: &str| -> Option<String> {
+        let keyword = format!("{name}.keyword");
+        [name.to_owned(), keyword].into_iter().find(|n| is_exact(n))
+    };
+    let required = |name: &str| -> Result<String, ClientImpactError> {
+        exact(name).ok_or_else(|| {
+            if types(name).is_empty() {
+                ClientImpactError::new(
+                    ErrorKind::NotFound,
+                    format!("field {name:?} is in no index matching {pattern:?}; see elk.fields"),
+                )
+            } else {
+                ClientImpactError::new(
+                    ErrorKind::Invalid,
+                    format!(
+                        "field {name:?} is text without a keyword form; map it as keyword or \
+                         give it a .keyword sub-field"
+                    ),
+                )
+            }
+        })
+    };
+    let ts = types(&f.timestamp);
+    if ts.is_empty() || !ts.iter().all(|(t, _)| t == "date" || t == "date_nanos") {
+        return Err(ClientImpactError::new(
+            if ts.is_empty() {
+                ErrorKind::NotFound
+            } else {
+                ErrorKind::Invalid
+            },
+            format!(
+                "field {:?} is not a date in the indices matching {pattern:?}",
+                f.timestamp
+            ),
+        ));
+    }
+    let numeric = [
+        "long",
+        "integer",
+        "short",
+        "byte",
+        "double",
+        "float",
+        "half_float",
+        "scaled_float",
+        "unsigned_long",
+    ];
+    let lat = types(&f.latency_ms);
+    Ok(Resolved {
+        timestamp: f.timestamp.clone(),
+        level: required(&f.level)?,
+        instance: required(&f.redis_instance)?,
+        log_source: if client_logs_only {
+            Some(required(&f.log_source)?)
+        } else {
+            None
+        },
+        exception: exact(&f.exception),
+        message: exact(&f.message),
+        latency: (!lat.is_empty() && lat.iter().all(|(t, _)| numeric.contains(&t.as_str())))
+            .then(|| f.latency_ms.clone()),
+    })
+}
+
+/// Histogram buckets: a fifth of the recent period, at least 10 s, in whole seconds.
+pub(super) fn bucket_width(recent: Duration) -> Duration {
+    Duration::from_secs((recent.as_secs() / 5).max(10))
+}
+
+/// Each level as given, in upper case, lower case and capitalised: `level` values are
+/// compared exactly, and clients disagree on case.
+pub(super) fn level_values(levels: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for l in levels {
+        let lower = l.to_lowercase();
+        let mut capital: String = lower.chars().take(1).flat_map(char::to_uppercase).collect();
+        capital.extend(lower.chars().skip(1));
+        for v in [l.clone(), l.to_uppercase(), lower, capital] {
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+fn millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The `_search` body for one instance (known by any of `names`) over `bounds`.
+pub(super) fn search_body(
+    r: &Resolved,
+    f: &ElkFields,
+    names: &[String],
+    levels: &[String],
+    bounds: &Bounds,
+    width: Duration,
+) -> Value {
+    let ts = r.timestamp.as_str();
+    let (from, split, end) = (
+        millis(bounds.baseline_from),
+        millis(bounds.recent_from),
+        millis(bounds.end),
+    );
+    let range = |gte: i64, lt: i64| json!({"range": {ts: {"gte": gte, "lt": lt, "format": "epoch_millis"}}});
+    let mut filter = vec![
+        json!({"terms": {r.instance.as_str(): names}}),
+        range(from, end),
+    ];
+    if let Some(src) = &r.log_source {
+        filter.push(json!({"term": {src.as_str(): "client"}}));
+    }
+    let errors = json!({"terms": {r.level.as_str(): level_values(levels)}});
+    let latency = r
+        .latency
+        .as_ref()
+        .map(|l| json!({"percentiles": {"field": l, "percents": [50.0, 95.0, 99.0]}}));
+    let by_message = r
+        .message
+        .as_ref()
+        .map(|m| json!({"terms": {"field": m, "size": MESSAGE_BUCKETS}}));
+    let mut error_aggs = serde_json::Map::new();
+    error_aggs.insert(
+        "samples".into(),
+        json!({"top_hits": {
+            "size": MAX_SAMPLES,
+            "sort": [{ts: {"order": "desc"}}],
+            "_source": {"includes": [ts, &f.message, &f.exception, &f.operation]},
+        }}),
+    );
+    match (&r.exception, &by_message) {
+        (Some(e), m) => {
+            let mut agg = json!({"terms": {"field": e, "size": EXCEPTION_BUCKETS, "missing": ""}});
+            if let Some(m) = m {
+                agg["aggs"] = json!({"by_message": m});
+            }
+            error_aggs.insert("by_exception".into(), agg);
+        }
+        (None, Some(m)) => {
+            error_aggs.insert("by_message".into(), m.clone());
+        }
+        (None, None) => {}
+    }
+    let period = |gte: i64, lt: i64, error_aggs: Option<&serde_json::Map<String, Value>>| {
+        let mut errs = json!({"filter": errors});
+        if let Some(a) = error_aggs {
+            errs["aggs"] = Value::Object(a.clone());
+        }
+        let mut aggs = json!({"errors": errs});
+        if let Some(l) = &latency {
+            aggs["latency"] = l.clone();
+        }
+        json!({"filter": range(gte, lt), "aggs": aggs})
+    };
+    let width_ms = width.as_millis() as i64;
+    json!({
+        "size": 0,
+        "track_total_hits": true,
+        "query": {"bool": {"filter": filter}},
+        "aggs": {
+            "recent": period(split, end, Some(&error_aggs)),
+            "baseline": period(from, split, None),
+            "timeline": {
+                "date_histogram": {
+                    "field": ts,
+                    "fixed_interval": format!("{}s", width.as_secs()),
+                    "offset": format!("{}ms", split.rem_euclid(width_ms.max(1))),
+                    "min_doc_count": 0,
+                    "extended_bounds": {"min": from, "max": end - 1},
+                },
+                "aggs": {"errors": {"filter": errors}},
+            },
+        },
+    })
+}
+
+fn count(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn latency(v: &Value) -> Latency {
+    let values = &v["values"];
+    let at = |p: f64| -> Option<f64> {
+        values
+            .as_object()?
+            .iter()
+            .find_map(|(k, x)| (k.parse::<f64>().ok()? == p).then(|| x.as_f64()).flatten())
+    };
+    Latency {
+        p50: at(50.0),
+        p95: at(95.0),
+        p99: at(99.0),
+    }
+}
+
+/// A `_source` value at a dotted path, flat (`"log.level"`) or nested.
+fn source_text(source: &Value, path: &str) -> Option<String> {
+    let v = source
+        .get(path)
+        .or_else(|| path.split('.').try_fold(source, |v, part| v.get(part)))?;
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// Reads the `_search` answer of [`search_body`].
+pub(super) fn parse(
+    answer: &Value,
+    f: &ElkFields,
+    width: Duration,
+) -> Result<LogCounts, ClientImpactError> {
+    let failed = count(&answer["_shards"]["failed"]);
+    if failed > 0 {
+        let reason = answer["_shards"]["failures"][0]["reason"]["reason"]
+            .as_str()
+            .unwrap_or("no reason given");
+        return Err(ClientImpactError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "partial answer: {failed} of {} shards failed ({reason})",
+                count(&answer["_shards"]["total"])
+            ),
+        ));
+    }
+    if answer["timed_out"].as_bool() == Some(true) {
+        return Err(ClientImpactError::new(
+            ErrorKind::Timeout,
+            "the search timed out on the server; its counts would be partial",
+        ));
+    }
+    let aggs = &answer["aggregations"];
+    let (recent, baseline) = (&aggs["recent"], &aggs["baseline"]);
+    if !recent["doc_count"].is_u64() || !baseline["doc_count"].is_u64() {
+        return Err(ClientImpactError::new(
+            ErrorKind::Invalid,
+            "the answer has no aggregations.recent/baseline counts",
+        ));
+    }
+    let errors = &recent["errors"];
+    let total_errors = count(&errors["doc_count"]);
+    let (categories, exceptions) = categories(errors, total_errors);
+    let timeline = aggs["timeline"]["buckets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| {
+            let key = b["key"].as_i64().filter(|k| *k >= 0)?;
+            Some(TimeBucket {
+                start: UNIX_EPOCH + Duration::from_millis(key as u64),
+                errors: count(&b["errors"]["doc_count"]),
+            })
+        })
+        .collect();
+    let samples = errors["samples"]["hits"]["hits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| {
+            let s = &h["_source"];
+            RawSample {
+                at: source_text(s, &f.timestamp),
+                operation: source_text(s, &f.operation),
+                exception: source_text(s, &f.exception),
+                message: source_text(s, &f.message),
+            }
+        })
+        .collect();
+    Ok(LogCounts {
+        recent: PeriodCounts {
+            lines: count(&recent["doc_count"]),
+            errors: total_errors,
+            latency: latency(&recent["latency"]),
+        },
+        baseline: PeriodCounts {
+            lines: count(&baseline["doc_count"]),
+            errors: count(&baseline["errors"]["doc_count"]),
+            latency: latency(&baseline["latency"]),
+        },
+        categories,
+        exceptions,
+        bucket_width: width,
+        timeline,
+        samples,
+    })
+}
+
+/// Recent errors by category, and by exception name, from the `errors` aggregation:
+/// an exception name decides when it says something, else each message bucket under
+/// it does; whatever no bucket shows (past the bucket limits) is "other".
+fn categories(errors: &Value, total: u64) -> (BTreeMap<ErrorCategory, u64>, Vec<(String, u64)>) {
+    let mut out: BTreeMap<ErrorCategory, u64> = BTreeMap::new();
+    let mut exceptions = Vec::new();
+    let agg = &errors["by_exception"];
+    if agg.is_object() {
+        let mut seen = 0;
+        for b in agg["buckets"].as_array().into_iter().flatten() {
+            let (name, n) = (key(b), count(&b["doc_count"]));
+            seen += n;
+            if let Some(name) = name {
+                exceptions.push((name.to_owned(), n));
+            }
+            match name.map(categorize_text) {
+                Some(c) if c != ErrorCategory::Other => *out.entry(c).or_default() += n,
+                _ => by_message(&b["by_message"], name, n, &mut out),
+            }
+        }
+        *out.entry(ErrorCategory::Other).or_default() += total.saturating_sub(seen);
+    } else {
+        by_message(&errors["by_message"], None, total, &mut out);
+    }
+    out.retain(|_, n| *n > 0);
+    (out, exceptions)
+}
+
+/// `total` errors with `exception`, by the message buckets of `agg`.
+fn by_message(
+    agg: &Value,
+    exception: Option<&str>,
+    total: u64,
+    out: &mut BTreeMap<ErrorCategory, u64>,
+) {
+    let mut seen = 0;
+    for b in agg["buckets"].as_array().into_iter().flatten() {
+        let n = count(&b["doc_count"]);
+        seen += n;
+        *out.entry(categorize(exception, key(b))).or_default() += n;
+    }
+    *out.entry(ErrorCategory::Other).or_default() += total.saturating_sub(seen);
+}
+
+/// A terms bucket's key; the `missing` bucket ("") is none.
+fn key(bucket: &Value) -> Option<&str> {
+    bucket["key"].as_str().filter(|k| !k.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::advisors::client_impact::Window;
+
+    fn caps(fields: Value) -> Value {
+        json!({"indices": ["logstash-1"], "fields": fields})
+    }
+
+    fn text_with_keyword(names: &[&str]) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        for n in names {
+            m.insert(
+                n.to_string(),
+                json!({"text": {"type": "text", "aggregatable": false}}),
+            );
+            m.insert(
+                format!("{n}.keyword"),
+                json!({"keyword": {"type": "keyword", "aggregatable": true}}),
+            );
+        }
+        m.insert(
+            "@timestamp".into(),
+            json!({"date": {"type": "date", "aggregatable": true}}),
+        );
+        m.insert(
+            "latency_ms".into(),
+            json!({"long": {"type": "long", "aggregatable": true}}),
+        );
+        m
+    }
+
+    #[test]
+    fn dynamic_mapping_uses_the_keyword_sub_fields() {
+        let f = ElkFields::default();
+        let all = [
+            "level",
+            "message",
+            "redis_instance",
+            "exception",
+            "log_source",
+        ];
+        let r = resolve(
+            &f,
+            true,
+            &caps(Value::Object(text_with_keyword(&all))),
+            "l-*",
+        )
+        .unwrap();
+        assert_eq!(r.instance, "redis_instance.keyword");
+        assert_eq!(r.level, "level.keyword");
+        assert_eq!(r.log_source.as_deref(), Some("log_source.keyword"));
+        assert_eq!(r.exception.as_deref(), Some("exception.keyword"));
+        assert_eq!(r.latency.as_deref(), Some("latency_ms"));
+
+        // No exception field at all: fine, categories come from messages.
+        let r = resolve(
+            &f,
+            false,
+            &caps(Value::Object(text_with_keyword(&all[..3]))),
+            "l-*",
+        );
+        let r = r.unwrap();
+        assert_eq!((r.exception, r.log_source), (None, None));
+    }
+
+    #[test]
+    fn what_cannot_be_queried_is_named() {
+        let f = ElkFields::default();
+        let none = resolve(&f, true, &json!({"indices": [], "fields": {}}), "l-*").unwrap_err();
+        assert_eq!(none.to_string(), "not_found: no index matches \"l-*\"");
+        let mut m = text_with_keyword(&["level", "log_source"]);
+        m.insert(
+            "redis_instance".into(),
+            json!({"text": {"type": "text", "aggregatable": false}}),
+        );
+        let e = resolve(&f, true, &caps(Value::Object(m.clone())), "l-*").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Invalid);
+        assert!(
+            e.message
+                .contains("\"redis_instance\" is text without a keyword"),
+            "{e}"
+        );
+        m.insert(
+            "@timestamp".into(),
+            json!({"keyword": {"type": "keyword", "aggregatable": true}}),
+        );
+        let e = resolve(&f, true, &caps(Value::Object(m)), "l-*").unwrap_err();
+        assert!(e.message.contains("\"@timestamp\" is not a date"), "{e}");
+    }
+
+    #[test]
+    fn levels_in_every_case_and_buckets_of_a_fifth() {
+        assert_eq!(
+            level_values(&["ERROR".into(), "fatal".into()]),
+            ["ERROR", "error", "Error", "fatal", "FATAL", "Fatal"]
+        );
+        assert_eq!(
+            bucket_width(Duration::from_secs(300)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            bucket_width(Duration::from_secs(20)),
+            Duration::from_secs(10)
+        );
+    }
+
+    #[test]
+    fn the_search_aligns_buckets_with_the_recent_period() {
+        let f = ElkFields::default();
+        let all = [
+            "level",
+            "message",
+            "redis_instance",
+            "exception",
+            "log_source",
+        ];
+        let r = resolve(
+            &f,
+            true,
+            &caps(Value::Object(text_with_keyword(&all))),
+            "l-*",
+        )
+        .unwrap();
+        let now = UNIX_EPOCH + Duration::from_millis(1_800_000_012_345);
+        let b = Window::default().bounds(now);
+        let body = search_body(
+            &r,
+            &f,
+            &["cache".into()],
+            &["ERROR".into()],
+            &b,
+            Duration::from_secs(60),
+        );
+        let q = &body["query"]["bool"]["filter"];
+        assert_eq!(q[0]["terms"]["redis_instance.keyword"], json!(["cache"]));
+        assert_eq!(q[1]["range"]["@timestamp"]["lt"], 1_800_000_012_345_i64);
+        assert_eq!(q[2]["term"]["log_source.keyword"], "client");
+        let split = 1_800_000_012_345_i64 - 300_000;
+        assert_eq!(
+            body["aggs"]["timeline"]["date_histogram"]["offset"],
+            format!("{}ms", split % 60_000)
+        );
+        assert_eq!(
+            body["aggs"]["recent"]["filter"]["range"]["@timestamp"]["gte"],
+            split
+        );
+        let by_exc = &body["aggs"]["recent"]["aggs"]["errors"]["aggs"]["by_exception"];
+        assert_eq!(by_exc["terms"]["field"], "exception.keyword");
+        assert_eq!(
+            by_exc["aggs"]["by_message"]["terms"]["field"],
+            "message.keyword"
+        );
+    }
+
+    fn answer(errors: Value) -> Value {
+        json!({
+            "_shards": {"total": 1, "failed": 0},
+            "timed_out": false,
+            "aggregations": {
+                "recent": {"doc_count": 100, "errors": errors,
+                           "latency": {"values": {"50.0": 2.0, "95.0": null, "99.0": 9.5}}},
+                "baseline": {"doc_count": 600, "errors": {"doc_count": 6}},
+                "timeline": {"buckets": [{"key": 60000, "doc_count": 3, "errors": {"doc_count": 1}}]},
+            },
+        })
+    }
+
+    #[test]
+    fn categories_from_exception_and_message_buckets() {
+        let errors = json!({
+            "doc_count": 30,
+            "by_exception": {"sum_other_doc_count": 2, "buckets": [
+                {"key": "RedisConnectionException", "doc_count": 10, "by_message": {"buckets": []}},
+                {"key": "RedisCommandExecutionException", "doc_count": 9, "by_message": {"buckets": [
+                    {"key": "OOM command not allowed", "doc_count": 4},
+                    {"key": "NOAUTH Authentication required.", "doc_count": 3},
+                ]}},
+                {"key": "", "doc_count": 9, "by_message": {"buckets": [
+                    {"key": "Read timed out", "doc_count": 8},
+                ]}},
+            ]},
+            "samples": {"hits": {"hits": [{"_source": {"@timestamp": "2026-01-01T00:00:00Z", "message": "m"}}]}},
+        });
+        let c = parse(
+            &answer(errors),
+            &ElkFields::default(),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let want: BTreeMap<ErrorCategory, u64> = [
+            (ErrorCategory::Connection, 10),
+            (ErrorCategory::Memory, 4),
+            (ErrorCategory::Authentication, 3),
+            (ErrorCategory::Timeout, 8),
+            // 2 messages past the buckets, 1 without exception or message bucket, 2 past
+            // the exception buckets.
+            (ErrorCategory::Other, 5),
+        ]
+        .into();
+        assert_eq!(c.categories, want);
+        assert_eq!(c.categories.values().sum::<u64>(), 30);
+        assert_eq!(c.exceptions.len(), 2);
+        assert_eq!(
+            (c.recent.lines, c.recent.errors, c.baseline.errors),
+            (100, 30, 6)
+        );
+        assert_eq!(
+            c.recent.latency,
+            Latency {
+                p50: Some(2.0),
+                p95: None,
+                p99: Some(9.5)
+            }
+        );
+        assert_eq!(c.timeline.len(), 1);
+        assert_eq!(c.samples[0].message.as_deref(), Some("m"));
+    }
+
+    #[test]
+    fn partial_or_odd_answers_are_errors() {
+        let f = ElkFields::default();
+        let mut a = answer(json!({"doc_count": 0}));
+        a["_shards"] =
+            json!({"total": 3, "failed": 1, "failures": [{"reason": {"reason": "boom"}}]});
+        let e = parse(&a, &f, Duration::from_secs(60)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unavailable: partial answer: 1 of 3 shards failed (boom)"
+        );
+        let mut a = answer(json!({"doc_count": 0}));
+        a["timed_out"] = json!(true);
+        assert_eq!(
+            parse(&a, &f, Duration::from_secs(60)).unwrap_err().kind,
+            ErrorKind::Timeout
+        );
+        let e = parse(&json!({"hits": {}}), &f, Duration::from_secs(60)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Invalid);
+    }
+}
