@@ -1,6 +1,7 @@
 //! The operator API through `router(state).oneshot(...)`, with a fake prober, the
 //! in-memory DNS and a real engine and journal in a temporary directory.
 
+use crate::decision::engine::testkit::fresh;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -22,9 +23,8 @@ use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::{Deps, Engine, InstanceRecord, Settings};
 use crate::metrics::Metrics;
 use crate::model::{
-    ActiveDatacenters, Analysis, AnalysisStore, AnomalyState, CollectError, DatacenterId, Endpoint,
-    EndpointKey, EndpointStatus, ErrorKind, HealthStatus, Instance, InstanceId, Round, Secret,
-    Snapshot, SnapshotStore,
+    ActiveDatacenters, Analysis, AnalysisStore, AnomalyState, CollectError, Endpoint, EndpointKey,
+    EndpointStatus, HealthStatus, Instance, InstanceId, Round, Secret, Snapshot, SnapshotStore,
 };
 
 const KEY: &str = "an-operator-api-key-of-40-characters-xyz";
@@ -64,20 +64,7 @@ impl Prober for Fixed {
     async fn probe(&self, endpoint: &Endpoint) -> FreshProbe {
         tokio::time::sleep(self.1).await;
         let up = self.0.lock().unwrap()[endpoint.key.datacenter.as_str()];
-        if up {
-            FreshProbe {
-                up: true,
-                ping_latency: Some(Duration::from_millis(1)),
-                info: None,
-                error: None,
-                sentinel_failover: false,
-            }
-        } else {
-            FreshProbe::down(CollectError {
-                kind: ErrorKind::Connect,
-                message: "connection refused".into(),
-            })
-        }
+        fresh(up)
     }
 
     async fn promote(&self, _: &Endpoint) -> Result<(), CollectError> {
@@ -86,27 +73,7 @@ impl Prober for Fixed {
 }
 
 fn instance() -> Instance {
-    let endpoints = ["east", "west"]
-        .into_iter()
-        .map(|dc| {
-            let endpoint = Endpoint {
-                key: EndpointKey::new("cache", dc),
-                host: format!("redis-{dc}.example.com"),
-                port: 6379,
-                username: None,
-                password: None,
-                tls: None,
-                sentinel: None,
-            };
-            (DatacenterId::new(dc), endpoint)
-        })
-        .collect();
-    Instance {
-        uid: InstanceId::new("cache"),
-        name: "cache-service".into(),
-        endpoints,
-        active_dc: DatacenterId::new("east"),
-    }
+    crate::decision::engine::testkit::instance("cache-service")
 }
 
 fn record() -> RecordRef {

@@ -497,4 +497,6 @@ impl Inner {
 }
 
 #[cfg(test)]
+pub(crate) mod testkit;
+#[cfg(test)]
 mod tests;

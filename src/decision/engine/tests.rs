@@ -14,7 +14,7 @@ use crate::collector::probe::FreshProbe;
 use crate::config::HookSettings;
 use crate::decision::policy::Hold;
 use crate::decision::webhook::{AlertStatus, Candidate, Target};
-use crate::model::{CollectError, Endpoint, EndpointKey, ErrorKind};
+use crate::model::{CollectError, Endpoint, EndpointKey};
 
 /// Answers per datacenter from a script (`true`: up and healthy); the last answer
 /// repeats.
@@ -62,20 +62,7 @@ impl Prober for ScriptedProber {
         } else {
             answers[0]
         };
-        let mut probe = if up {
-            FreshProbe {
-                up: true,
-                ping_latency: Some(Duration::from_millis(1)),
-                info: None,
-                error: None,
-                sentinel_failover: false,
-            }
-        } else {
-            FreshProbe::down(CollectError {
-                kind: ErrorKind::Connect,
-                message: "connection refused".into(),
-            })
-        };
+        let mut probe = super::testkit::fresh(up);
         probe.sentinel_failover = sentinel;
         probe
     }
@@ -90,27 +77,7 @@ impl Prober for ScriptedProber {
 }
 
 fn instance() -> Instance {
-    let endpoints = ["east", "west"]
-        .into_iter()
-        .map(|dc| {
-            let endpoint = Endpoint {
-                key: EndpointKey::new("cache", dc),
-                host: format!("redis-{dc}.example.com"),
-                port: 6379,
-                username: None,
-                password: None,
-                tls: None,
-                sentinel: None,
-            };
-            (DatacenterId::new(dc), endpoint)
-        })
-        .collect();
-    Instance {
-        uid: InstanceId::new("cache"),
-        name: "cache".into(),
-        endpoints,
-        active_dc: DatacenterId::new("east"),
-    }
+    super::testkit::instance("cache")
 }
 
 fn record() -> RecordRef {
