@@ -17,6 +17,7 @@ use tracing::{error, info, warn};
 
 use crate::actuators::alertmanager::{AlertmanagerNotifier, Notifier, NotifierSettings};
 use crate::actuators::dns;
+use crate::advisors::{ai, client_impact};
 use crate::anomaly::{AnomalyEngine, AnomalySettings, detector::DetectorSettings};
 use crate::api::{self, Access, AppState};
 use crate::collector::Collector;
@@ -108,6 +109,7 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
             analysis: Arc::clone(&analysis),
             active: Arc::clone(&active),
             metrics: decisions.clone(),
+            advisors: build_advisors(&config)?,
         },
         tracker.clone(),
         cancel.clone(),
@@ -194,6 +196,33 @@ async fn start_engine(
     .with_context(|| format!("state_dir {}", config.state_dir.display()))
 }
 
+/// The client impact source (`use_elk`) and the AI advisor (`use_azure_openai`).
+fn build_advisors(config: &Config) -> anyhow::Result<engine::Advisors> {
+    let client_impact = match &config.elk {
+        Some(elk) => Some(
+            client_impact::build(elk, &config.instances)
+                .map_err(|e| anyhow::anyhow!("elk: cannot set up the client: {e}"))?,
+        ),
+        None => None,
+    };
+    let ai = match &config.azure_openai {
+        Some(settings) => Some(
+            ai::build(settings)
+                .map_err(|e| anyhow::anyhow!("azure_openai: cannot set up the client: {e}"))?,
+        ),
+        None => None,
+    };
+    info!(
+        client_impact = if client_impact.is_some() { "elasticsearch" } else { "off" },
+        ai = config.azure_openai.as_ref().map_or("off", |a| match a.service {
+            config::AiService::Azure { .. } => "azure_openai",
+            config::AiService::OpenAiCompatible { .. } => "openai_compatible",
+        }),
+        "advisors"
+    );
+    Ok(engine::Advisors { client_impact, ai })
+}
+
 fn anomaly_settings(config: &Config) -> AnomalySettings {
     let a = config.anomaly;
     AnomalySettings {
@@ -235,6 +264,11 @@ fn reload(
                 &loaded.config,
                 options.no_failover,
             ));
+            match build_advisors(&loaded.config) {
+                Ok(advisors) => engine.set_advisors(advisors),
+                Err(e) => error!(config = %path.display(), error = %e,
+                    "advisors not reloaded; keeping the running ones"),
+            }
             *access.write().unwrap_or_else(|e| e.into_inner()) =
                 Access::from_config(&loaded.config);
             reloads.get_or_create(&result("success")).inc();

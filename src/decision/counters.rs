@@ -5,17 +5,44 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 type Labels = Vec<(&'static str, String)>;
 
-#[derive(Debug, Clone, Default)]
+/// Bounds of `redis_agent_advisor_call_duration_seconds`: Elasticsearch answers in
+/// milliseconds, a model in seconds, a stalled one at its timeout.
+const ADVISOR_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+type Durations = Family<Labels, Histogram, fn() -> Histogram>;
+
+fn advisor_histogram() -> Histogram {
+    Histogram::new(ADVISOR_BUCKETS)
+}
+
+#[derive(Debug, Clone)]
 pub struct DecisionMetrics {
     webhook_requests: Family<Labels, Counter>,
     decisions: Family<Labels, Counter>,
     failovers: Family<Labels, Counter>,
     last_failover: Family<Labels, Gauge<f64, AtomicU64>>,
+    advisor_calls: Family<Labels, Counter>,
+    advisor_durations: Durations,
+}
+
+impl Default for DecisionMetrics {
+    fn default() -> Self {
+        Self {
+            webhook_requests: Family::default(),
+            decisions: Family::default(),
+            failovers: Family::default(),
+            last_failover: Family::default(),
+            advisor_calls: Family::default(),
+            advisor_durations: Family::new_with_constructor(advisor_histogram),
+        }
+    }
 }
 
 impl DecisionMetrics {
@@ -40,6 +67,16 @@ impl DecisionMetrics {
             "redis_agent_last_failover_timestamp_seconds",
             "Unix time of the latest failover of the instance",
             m.last_failover.clone(),
+        );
+        registry.register(
+            "redis_agent_advisor_calls",
+            "Calls to the advisors made for decisions, by advisor (elasticsearch, azure_openai, openai_compatible) and result",
+            m.advisor_calls.clone(),
+        );
+        registry.register(
+            "redis_agent_advisor_call_duration_seconds",
+            "How long the advisors took to answer, by advisor",
+            m.advisor_durations.clone(),
         );
         for result in ["accepted", "unauthorized", "bad_request", "error"] {
             m.webhook_requests
@@ -84,5 +121,18 @@ impl DecisionMetrics {
                 .get_or_create(&vec![("redis_instance", instance.to_owned())])
                 .set(now);
         }
+    }
+
+    /// One call to an advisor: `result` is a bounded name (a verdict or an error kind).
+    pub fn advisor_call(&self, advisor: &str, result: &'static str, took: Duration) {
+        self.advisor_calls
+            .get_or_create(&vec![
+                ("advisor", advisor.to_owned()),
+                ("result", result.to_owned()),
+            ])
+            .inc();
+        self.advisor_durations
+            .get_or_create(&vec![("advisor", advisor.to_owned())])
+            .observe(took.as_secs_f64());
     }
 }

@@ -223,7 +223,13 @@ impl Ledger {
                 }
             }
             Record::Step { incident, step } => {
-                if let Some(i) = self.open.get_mut(incident) {
+                // A closed incident takes late steps too (the effect of a failover,
+                // measured minutes after it).
+                let target = match self.open.get_mut(incident) {
+                    Some(i) => Some(i),
+                    None => self.history.iter_mut().rev().find(|i| i.id == *incident),
+                };
+                if let Some(i) = target {
                     i.steps.push(step.clone());
                 }
             }

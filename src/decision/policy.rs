@@ -10,10 +10,15 @@
 //!    fault was brief: hold.
 //! 3. Sentinel: while Sentinel is failing over inside the active datacenter, hold for up
 //!    to `sentinel_wait` so its own promotion can finish first.
-//! 4. Target: the healthiest datacenter that was up with a health of at least
+//! 4. Clients (when a client impact advisor is configured): if the applications that use
+//!    the instance log no more errors than usual while the probes see the active
+//!    datacenter bad, the agent's own view is suspect (it may be cut off from the
+//!    datacenter while the clients are not): hold. Unknown changes nothing.
+//! 5. Target: the healthiest datacenter that was up with a health of at least
 //!    [`TARGET_GOOD_FROM`] in every round. None: hold.
-//! 5. Confidence: how bad the active datacenter was times how good the target stayed,
-//!    compared with `failover_confidence_threshold`.
+//! 6. Confidence: how bad the active datacenter was times how good the target stayed,
+//!    compared with `failover_confidence_threshold`. Clients reported failing are a
+//!    second witness: the remaining doubt shrinks to [`CLIENTS_FAILING_DOUBT`] of itself.
 
 use std::time::{Duration, SystemTime};
 
@@ -29,6 +34,33 @@ pub const ACTIVE_BAD_BELOW: f64 = 0.5;
 pub const TARGET_GOOD_FROM: f64 = 0.5;
 /// A target at or above this health (status `healthy`) costs no confidence.
 pub const TARGET_HEALTHY_FROM: f64 = 0.8;
+
+/// Of the doubt the probes leave (1 - confidence), what remains once the clients are
+/// reported failing too: 0.25 turns a confidence of 0.8 into 0.95.
+pub const CLIENTS_FAILING_DOUBT: f64 = 0.25;
+
+/// What the clients say, as far as the client impact advisor could tell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientStatus {
+    /// No client impact advisor, or it failed, timed out or found too few logs.
+    #[default]
+    Unknown,
+    /// Clients report no more errors than their baseline.
+    Normal,
+    /// Clients report errors well above their baseline.
+    Failing,
+}
+
+impl ClientStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientStatus::Unknown => "unknown",
+            ClientStatus::Normal => "normal",
+            ClientStatus::Failing => "failing",
+        }
+    }
+}
 
 /// One datacenter as one confirmation round saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,6 +120,16 @@ pub enum Hold {
     UnknownTarget { datacenter: DatacenterId },
     /// The pre-failover hook said no.
     Vetoed { detail: String },
+    /// The probes see the active datacenter bad, but its clients log no more errors
+    /// than usual: the agent, not Redis, may be cut off.
+    PartitionSuspected { active: DatacenterId },
+    /// The AI advisor's hold counted (the evidence was ambiguous; see
+    /// `advisors::ai::guard`). `confidence` is the policy's.
+    Advised {
+        target: DatacenterId,
+        confidence: f64,
+        advice_confidence: f64,
+    },
 }
 
 impl Hold {
@@ -118,6 +160,19 @@ impl Hold {
                 format!("{datacenter} is not one of the instance's datacenters")
             }
             Hold::Vetoed { detail } => format!("vetoed by the pre-failover hook: {detail}"),
+            Hold::PartitionSuspected { active } => format!(
+                "agent-side partition suspected: the probes see {active} failing, but its \
+                 clients log no more errors than usual"
+            ),
+            Hold::Advised {
+                target,
+                confidence,
+                advice_confidence,
+            } => format!(
+                "the AI advisor advised holding (confidence {advice_confidence:.2}) while the \
+                 evidence was ambiguous; the policy supported {target} with confidence \
+                 {confidence:.2}"
+            ),
         }
     }
 
@@ -134,6 +189,8 @@ impl Hold {
             Hold::AlreadyActive => "already_active",
             Hold::UnknownTarget { .. } => "unknown_target",
             Hold::Vetoed { .. } => "vetoed",
+            Hold::PartitionSuspected { .. } => "partition_suspected",
+            Hold::Advised { .. } => "advised",
         }
     }
 }
@@ -195,6 +252,8 @@ pub struct Evidence<'a> {
     pub rounds: &'a [Round],
     /// How long Sentinel has been seen failing over the active datacenter, if it is.
     pub sentinel_seen_for: Option<Duration>,
+    /// What the client impact advisor says (rules 4 and 6).
+    pub clients: ClientStatus,
 }
 
 /// Thresholds of the policy.
@@ -204,7 +263,7 @@ pub struct Thresholds {
     pub sentinel_wait: Duration,
 }
 
-/// Judges the confirmation rounds (rule 2 to 5 of the module documentation).
+/// Judges the confirmation rounds (rules 2 to 6 of the module documentation).
 pub fn judge(e: &Evidence<'_>, t: Thresholds) -> Verdict {
     let rounds = e.rounds;
     if rounds.is_empty() {
@@ -232,7 +291,13 @@ pub fn judge(e: &Evidence<'_>, t: Thresholds) -> Verdict {
             wait: t.sentinel_wait,
         });
     }
-    // 4. The healthiest datacenter that stayed good in every round.
+    // 4. The clients still reach Redis (this also explains an everything-down view).
+    if e.clients == ClientStatus::Normal {
+        return Verdict::Hold(Hold::PartitionSuspected {
+            active: e.active.clone(),
+        });
+    }
+    // 5. The healthiest datacenter that stayed good in every round.
     let others = e.datacenters.iter().filter(|dc| *dc != e.active);
     let mut best: Option<(&DatacenterId, f64)> = None;
     let mut any_up = false;
@@ -264,8 +329,11 @@ pub fn judge(e: &Evidence<'_>, t: Thresholds) -> Verdict {
             Hold::AllDown
         });
     };
-    // 5. Confidence.
-    let confidence = active_severity(rounds, e.active) * target_quality(target_health);
+    // 6. Confidence.
+    let mut confidence = active_severity(rounds, e.active) * target_quality(target_health);
+    if e.clients == ClientStatus::Failing {
+        confidence = 1.0 - (1.0 - confidence) * CLIENTS_FAILING_DOUBT;
+    }
     if confidence < t.confidence {
         return Verdict::Hold(Hold::LowConfidence {
             confidence,
@@ -356,6 +424,7 @@ mod tests {
                 datacenters: &dcs,
                 rounds,
                 sentinel_seen_for: None,
+                clients: ClientStatus::Unknown,
             },
             T,
         )
@@ -471,10 +540,90 @@ mod tests {
                 datacenters: &dcs,
                 rounds: &rounds,
                 sentinel_seen_for: None,
+                clients: ClientStatus::Unknown,
             },
             lenient,
         );
         assert!(matches!(v, Verdict::Failover { .. }), "{v:?}");
+    }
+
+    fn judge_with_clients(rounds: &[Round], clients: ClientStatus) -> Verdict {
+        let dcs = [dc("east"), dc("west"), dc("north")];
+        judge(
+            &Evidence {
+                active: &dcs[0],
+                datacenters: &dcs,
+                rounds,
+                sentinel_seen_for: None,
+                clients,
+            },
+            T,
+        )
+    }
+
+    #[test]
+    fn clients_as_usual_hold_as_a_suspected_partition_and_unknown_changes_nothing() {
+        let rounds = [outage(), outage(), outage()];
+        assert_eq!(
+            judge_with_clients(&rounds, ClientStatus::Normal),
+            Verdict::Hold(Hold::PartitionSuspected {
+                active: dc("east")
+            })
+        );
+        assert_eq!(
+            judge_with_clients(&rounds, ClientStatus::Unknown),
+            judge_rounds(&rounds)
+        );
+        // Everything looks down from here, yet the clients are fine: the agent is cut off.
+        let down = round(&[
+            ("east", false, 0.0),
+            ("west", false, 0.0),
+            ("north", false, 0.0),
+        ]);
+        let v = judge_with_clients(&[down.clone(), down], ClientStatus::Normal);
+        assert!(matches!(v, Verdict::Hold(Hold::PartitionSuspected { .. })));
+        // The clients never turn an active datacenter that answered into a failover.
+        let fine = round(&[
+            ("east", true, 0.9),
+            ("west", true, 0.9),
+            ("north", true, 0.9),
+        ]);
+        assert_eq!(
+            judge_with_clients(&[fine], ClientStatus::Failing),
+            Verdict::Hold(Hold::ActiveRecovered { round: 1 })
+        );
+    }
+
+    #[test]
+    fn clients_failing_strengthen_a_brownout_past_the_threshold() {
+        // Health 0.2: the probes alone give 0.8 (held); the clients' errors leave a
+        // quarter of the doubt: 0.95.
+        let slow = round(&[
+            ("east", true, 0.2),
+            ("west", true, 0.9),
+            ("north", true, 0.9),
+        ]);
+        let rounds = [slow.clone(), slow.clone(), slow];
+        assert!(matches!(
+            judge_with_clients(&rounds, ClientStatus::Unknown),
+            Verdict::Hold(Hold::LowConfidence { .. })
+        ));
+        match judge_with_clients(&rounds, ClientStatus::Failing) {
+            Verdict::Failover { target, confidence } => {
+                assert_eq!(target, dc("west"));
+                assert!((confidence - 0.95).abs() < 1e-9, "{confidence}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A hard down is already certain; failing clients keep it at 1.
+        let v = judge_with_clients(&[outage(), outage()], ClientStatus::Failing);
+        assert_eq!(
+            v,
+            Verdict::Failover {
+                target: dc("west"),
+                confidence: 1.0
+            }
+        );
     }
 
     #[test]
@@ -508,6 +657,7 @@ mod tests {
                     datacenters: &dcs,
                     rounds: &rounds,
                     sentinel_seen_for: Some(seen),
+                    clients: ClientStatus::Unknown,
                 },
                 T,
             )

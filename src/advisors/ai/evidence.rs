@@ -14,6 +14,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub use crate::decision::policy::ClientStatus;
 use crate::decision::policy::{Probe, Round, TARGET_GOOD_FROM, TARGET_HEALTHY_FROM, Verdict};
 use crate::model::{DatacenterId, InstanceId, rfc3339};
 
@@ -21,19 +22,6 @@ use crate::model::{DatacenterId, InstanceId, rfc3339};
 pub const UNTRUSTED_KEY: &str = "untrusted_log_text";
 /// How much of one untrusted string is sent.
 pub const UNTRUSTED_LIMIT: usize = 300;
-
-/// What the clients say, as far as the client impact advisor could tell.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientStatus {
-    /// No client impact advisor, or it failed, timed out or found no logs.
-    #[default]
-    Unknown,
-    /// Clients report no more errors than their baseline.
-    Normal,
-    /// Clients report errors well above their baseline.
-    Failing,
-}
 
 /// One round of fresh probes, with its time as RFC 3339.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -167,6 +167,55 @@ impl ClientImpact {
     pub fn clients_as_usual(&self) -> bool {
         self.verdict() == Some(Verdict::AsUsual)
     }
+
+    /// Bounded name for metrics labels: `failing`, `as_usual`, `inconclusive` or
+    /// `unknown`.
+    pub fn label(&self) -> &'static str {
+        match self.verdict() {
+            Some(Verdict::Failing) => "failing",
+            Some(Verdict::AsUsual) => "as_usual",
+            Some(Verdict::Inconclusive) => "inconclusive",
+            None => "unknown",
+        }
+    }
+
+    /// One line for the decision record and the agent's notices. Only numbers and
+    /// category names: no text from the logs.
+    pub fn describe(&self) -> String {
+        let r = match self {
+            ClientImpact::Unknown { reason } => return format!("unknown ({reason})"),
+            ClientImpact::Known(r) => r,
+        };
+        let pct = |rate: Option<f64>| rate.map_or("-".into(), |x| format!("{:.1}%", x * 100.0));
+        let state = match r.verdict {
+            Verdict::Failing => "clients failing",
+            Verdict::AsUsual => "clients as usual",
+            Verdict::Inconclusive => "too few client log lines to tell",
+        };
+        let categories: Vec<String> = r
+            .errors_by_category
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(c, n)| format!("{} {n}", c.as_str()))
+            .collect();
+        let mut out = format!(
+            "{state}: {} errors in {} lines ({}) against {} before",
+            r.recent.errors,
+            r.recent.lines,
+            pct(r.recent.error_rate),
+            pct(r.baseline.error_rate),
+        );
+        if !categories.is_empty() {
+            out.push_str(&format!("; {}", categories.join(", ")));
+        }
+        if let Some(p95) = r.recent.latency_ms.p95 {
+            out.push_str(&format!("; p95 {p95:.0} ms"));
+        }
+        if let Some(spike) = &r.spike {
+            out.push_str(&format!("; error spike at {}", spike.at));
+        }
+        out
+    }
 }
 
 impl From<ClientImpactError> for ClientImpact {

@@ -205,6 +205,17 @@ pub enum FailoverEffect {
     Inconclusive,
 }
 
+impl FailoverEffect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailoverEffect::Helped => "helped",
+            FailoverEffect::NoChange => "no_change",
+            FailoverEffect::Worse => "worse",
+            FailoverEffect::Inconclusive => "inconclusive",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImpactReport {
     pub instance: InstanceId,

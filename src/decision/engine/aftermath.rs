@@ -71,10 +71,32 @@ pub(super) async fn notify(inner: &Inner, id: u64, instance: &InstanceId, outcom
     };
     let mut alert = alert;
     alert.labels.insert("incident".into(), id.to_string());
+    if let Some(said) = advisors_said(inner, id).await {
+        alert.description.push_str(&format!(" Advisors: {said}."));
+    }
     if let Err(e) = notifier.notify(std::slice::from_ref(&alert)).await {
         warn!(redis_instance = %instance, incident = id, error = %e,
             "cannot tell Alertmanager about the decision");
     }
+}
+
+/// What the advisors said in an incident, for people: the client impact and the AI
+/// advisor's latest consultation with what the guard made of it. `None`: none consulted.
+async fn advisors_said(inner: &Inner, id: u64) -> Option<String> {
+    let state = inner.state.lock().await;
+    let incident = state
+        .ledger
+        .history
+        .iter()
+        .rev()
+        .find(|i| i.id == id)
+        .or_else(|| state.ledger.open.get(&id))?;
+    let latest = |name: &str| incident.steps.iter().rev().find(|s| s.name == name);
+    let said: Vec<String> = [("client impact", "client_impact"), ("AI", "advisor")]
+        .into_iter()
+        .filter_map(|(who, step)| latest(step).map(|s| format!("{who}: {}", s.detail)))
+        .collect();
+    (!said.is_empty()).then(|| said.join("; "))
 }
 
 /// Finishes an incident a previous run left open (see `Engine::recover`).

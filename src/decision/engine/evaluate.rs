@@ -10,9 +10,11 @@ use tracing::{error, info};
 
 use super::aftermath::notify;
 use super::probes::probe_round;
-use super::{EngineError, Inner, act};
+use super::{EngineError, Inner, act, advice};
 use crate::decision::incident::{Outcome, Step};
-use crate::decision::policy::{self, Evidence, GuardInput, Hold, Round, Thresholds, Verdict};
+use crate::decision::policy::{
+    self, ClientStatus, Evidence, GuardInput, Hold, Round, Thresholds, Verdict,
+};
 use crate::model::{DatacenterId, InstanceId};
 /// An operator's request through the API.
 #[derive(Debug, Clone)]
@@ -97,6 +99,9 @@ pub(super) async fn run(
             "cannot record the end of the evaluation");
     }
     notify(&inner, id, &instance, &outcome).await;
+    if matches!(outcome, Outcome::FailedOver { .. }) {
+        advice::measure_effect(&inner, id, &instance, SystemTime::now());
+    }
 }
 
 async fn evaluate(
@@ -179,6 +184,14 @@ async fn evaluate(
         )
         .await?;
 
+    // Client impact runs beside the confirmation rounds (not for a forced or planned
+    // move: the active datacenter's state does not matter there).
+    let pending = if force || planned {
+        None
+    } else {
+        advice::start_client_impact(inner, instance)
+    };
+
     // 2. Confirmation rounds.
     let k = if force {
         1
@@ -188,9 +201,7 @@ async fn evaluate(
     let mut rounds = Vec::new();
     for n in 0..k {
         if n > 0 && !inner.sleep(settings.failover.confirm_interval).await {
-            return Ok(Outcome::Interrupted {
-                detail: "the agent stopped during confirmation; nothing was changed".into(),
-            });
+            return Ok(stopped("during confirmation"));
         }
         let round = recorded_round(
             inner,
@@ -210,55 +221,57 @@ async fn evaluate(
         }
     }
 
-    // 3-5. The policy.
+    let clients = advice::finish_client_impact(inner, id, pending).await?;
+
+    // 3-6. The policy, then the AI advisor (alert-driven evaluations only: an operator's
+    // request is a person's decision already).
     let requested = request.and_then(|r| r.target.as_ref());
     let verdict = if force {
         forced_verdict(&rounds, &active, requested)
     } else if let (true, Some(target)) = (planned, requested) {
         policy::judge_planned(&rounds, target)
     } else {
-        // While Sentinel is failing over inside the active datacenter, keep probing
-        // (up to sentinel_failover_wait) and let its promotion finish first.
-        let thresholds = Thresholds {
-            confidence: settings.failover.confidence_threshold,
-            sentinel_wait: settings.failover.sentinel_wait,
+        let judged = Judged {
+            inst,
+            active: &active,
+            candidates: &candidates,
+            clients: clients.status,
         };
-        loop {
-            let seen_since = rounds.iter().find_map(|r| {
-                r.probes
-                    .iter()
-                    .any(|p| p.datacenter == active && p.sentinel_failover)
-                    .then_some(r.at)
-            });
-            let verdict = policy::judge(
-                &Evidence {
-                    active: &active,
-                    datacenters: &candidates,
-                    rounds: &rounds,
-                    sentinel_seen_for: seen_since
-                        .map(|t| SystemTime::now().duration_since(t).unwrap_or_default()),
-                },
-                thresholds,
-            );
-            let Verdict::Hold(hold @ Hold::SentinelFailover { .. }) = &verdict else {
-                break verdict;
-            };
-            inner
-                .step(
+        let Some(verdict) = judge_alert(inner, id, &judged, &mut rounds).await? else {
+            return Ok(stopped("while Sentinel was failing over"));
+        };
+        match (inner.advisors().ai, request, &verdict) {
+            (Some(ai), None, Verdict::Failover { .. }) => {
+                let ctx = advice::AiContext {
                     id,
-                    step("sentinel_wait", "info", hold.describe(), json!(hold)),
-                )
-                .await?;
-            if !inner.sleep(settings.failover.confirm_interval).await {
-                return Ok(Outcome::Interrupted {
-                    detail:
-                        "the agent stopped while Sentinel was failing over; nothing was changed"
-                            .into(),
-                });
+                    inst,
+                    active: &active,
+                    clients: &clients,
+                    since: now,
+                };
+                let mut verdict = verdict;
+                let mut last_effect = None;
+                loop {
+                    let next =
+                        advice::advise(inner, &ctx, &ai, &rounds, &verdict, &mut last_effect)
+                            .await?;
+                    match next {
+                        advice::Next::Decide(v) => break v,
+                        advice::Next::Probe => {}
+                    }
+                    if !inner.sleep(settings.failover.confirm_interval).await {
+                        return Ok(stopped("while the AI advice held the failover back"));
+                    }
+                    let label = format!("round {} (AI advice)", rounds.len() + 1);
+                    rounds.push(recorded_round(inner, id, inst, &candidates, label).await?);
+                    match judge_alert(inner, id, &judged, &mut rounds).await? {
+                        None => return Ok(stopped("while Sentinel was failing over")),
+                        Some(v @ Verdict::Hold(_)) => break v,
+                        Some(v) => verdict = v,
+                    }
+                }
             }
-            let n = rounds.len() + 1;
-            let label = format!("round {n} (waiting for Sentinel)");
-            rounds.push(recorded_round(inner, id, inst, &candidates, label).await?);
+            _ => verdict,
         }
     };
     let (target, confidence) = match verdict {
@@ -368,6 +381,69 @@ async fn recorded_round(
         )
         .await?;
     Ok(round)
+}
+
+fn stopped(when: &str) -> Outcome {
+    Outcome::Interrupted {
+        detail: format!("the agent stopped {when}; nothing was changed"),
+    }
+}
+
+/// What an alert-driven judgement is about.
+struct Judged<'a> {
+    inst: &'a crate::model::Instance,
+    active: &'a DatacenterId,
+    candidates: &'a [DatacenterId],
+    clients: ClientStatus,
+}
+
+/// The policy on the rounds so far. While Sentinel is failing over inside the active
+/// datacenter, keeps probing (up to `sentinel_failover_wait`) and lets its promotion
+/// finish first. `None`: the agent stopped meanwhile.
+async fn judge_alert(
+    inner: &Inner,
+    id: u64,
+    j: &Judged<'_>,
+    rounds: &mut Vec<Round>,
+) -> Result<Option<Verdict>, EngineError> {
+    let settings = inner.settings();
+    let thresholds = Thresholds {
+        confidence: settings.failover.confidence_threshold,
+        sentinel_wait: settings.failover.sentinel_wait,
+    };
+    loop {
+        let seen_since = rounds.iter().find_map(|r| {
+            r.probes
+                .iter()
+                .any(|p| &p.datacenter == j.active && p.sentinel_failover)
+                .then_some(r.at)
+        });
+        let verdict = policy::judge(
+            &Evidence {
+                active: j.active,
+                datacenters: j.candidates,
+                rounds,
+                sentinel_seen_for: seen_since
+                    .map(|t| SystemTime::now().duration_since(t).unwrap_or_default()),
+                clients: j.clients,
+            },
+            thresholds,
+        );
+        let Verdict::Hold(hold @ Hold::SentinelFailover { .. }) = &verdict else {
+            return Ok(Some(verdict));
+        };
+        inner
+            .step(
+                id,
+                step("sentinel_wait", "info", hold.describe(), json!(hold)),
+            )
+            .await?;
+        if !inner.sleep(settings.failover.confirm_interval).await {
+            return Ok(None);
+        }
+        let label = format!("round {} (waiting for Sentinel)", rounds.len() + 1);
+        rounds.push(recorded_round(inner, id, j.inst, j.candidates, label).await?);
+    }
 }
 
 /// A forced request: no confirmation, but never a target that is down or unknown.

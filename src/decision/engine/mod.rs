@@ -8,6 +8,7 @@
 //! acknowledged delivery is never lost, and a restart finds every incident it left open.
 
 mod act;
+mod advice;
 mod aftermath;
 mod evaluate;
 mod failback;
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+pub use advice::{Advisors, CLIENT_IMPACT_WAIT, DECISION_WINDOW, EFFECT_AFTER, EFFECT_BEFORE};
 pub use failback::WATCH_EVERY;
 
 use super::counters::DecisionMetrics;
@@ -31,6 +33,8 @@ use super::incident::{Incident, Ledger, Outcome, Record, Step, Trigger};
 use super::journal::{Journal, JournalError, JournalLimits};
 use super::webhook::{AlertStatus, Candidate, Target};
 use crate::actuators::alertmanager::Notifier;
+use crate::advisors::ai::history::{AdviceBook, Recorded};
+use crate::advisors::client_impact::{ClientImpact, Window};
 use crate::actuators::dns::{DnsProvider, RecordRef, SwitchPolicy};
 use crate::collector::probe::Prober;
 use crate::config::{Config, FailoverSettings};
@@ -57,6 +61,8 @@ pub struct Deps {
     pub analysis: Arc<AnalysisStore>,
     pub active: Arc<ActiveDatacenters>,
     pub metrics: DecisionMetrics,
+    /// Client impact and AI advice; none configured: the probes decide alone.
+    pub advisors: Advisors,
 }
 
 /// The DNS record of one instance and its value per datacenter.
@@ -76,6 +82,11 @@ pub struct Settings {
     /// `--no-failover`: recommend only, whatever `auto_failover` says.
     pub no_failover: bool,
     pub switch: SwitchPolicy,
+    /// `ai_max_hold`: the longest AI advice may hold back a hard outage.
+    pub ai_max_hold: Duration,
+    /// After a failover, client errors this long before it are compared with this long
+    /// after it: `(before, after)`.
+    pub effect_window: (Duration, Duration),
 }
 
 impl Settings {
@@ -119,6 +130,11 @@ impl Settings {
             records,
             no_failover,
             switch: SwitchPolicy::default(),
+            ai_max_hold: config
+                .azure_openai
+                .as_ref()
+                .map_or_else(crate::config::default_ai_max_hold, |a| a.max_hold),
+            effect_window: (EFFECT_BEFORE, EFFECT_AFTER),
         }
     }
 
@@ -152,6 +168,10 @@ pub(crate) struct Inner {
     settings: std::sync::RwLock<Arc<Settings>>,
     deps: Deps,
     state: Mutex<State>,
+    /// The advisors in use: those of `deps` until [`Engine::set_advisors`].
+    advisors: std::sync::RwLock<Advisors>,
+    /// Per instance, the AI advisor's consultations; never held across a call.
+    advice: std::sync::Mutex<AdviceBook>,
     tracker: TaskTracker,
     cancel: CancellationToken,
 }
@@ -191,6 +211,7 @@ impl Engine {
         for (instance, dc) in &ledger.active {
             deps.active.set(instance, dc);
         }
+        let advisors = deps.advisors.clone();
         let engine = Engine {
             inner: Arc::new(Inner {
                 settings: std::sync::RwLock::new(Arc::new(settings)),
@@ -199,6 +220,8 @@ impl Engine {
                     ledger,
                     journal: Some(journal),
                 }),
+                advisors: std::sync::RwLock::new(advisors),
+                advice: std::sync::Mutex::new(AdviceBook::default()),
                 tracker,
                 cancel,
             }),
@@ -213,6 +236,9 @@ impl Engine {
 
     /// Takes a reloaded configuration; running evaluations finish with the old one.
     pub fn reload(&self, settings: Settings) {
+        self.inner
+            .advice()
+            .retain(|i| settings.instances.contains_key(i));
         *self
             .inner
             .settings
@@ -305,6 +331,43 @@ impl Engine {
             .get(&id)
             .cloned()
             .or_else(|| state.ledger.history.iter().find(|i| i.id == id).cloned())
+    }
+
+    /// The client impact analysis of an instance (the last 5 minutes against the 30
+    /// before, cached `elk.cache_ttl`); `None` when no source is configured.
+    pub async fn client_errors(&self, instance: &InstanceId) -> Option<ClientImpact> {
+        let source = self.inner.advisors().client_impact?;
+        Some(source.impact(instance, Window::default()).await)
+    }
+
+    /// Which advisors are configured: (client impact, AI).
+    pub fn advisors(&self) -> (bool, bool) {
+        let a = self.inner.advisors();
+        (a.client_impact.is_some(), a.ai.is_some())
+    }
+
+    /// Replaces the advisors (a reload changed `elk` or `azure_openai`); running
+    /// evaluations finish with the old ones.
+    pub fn set_advisors(&self, advisors: Advisors) {
+        *self
+            .inner
+            .advisors
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = advisors;
+    }
+
+    /// The AI advisor's consultations about an instance, newest first.
+    pub fn ai_recommendations(&self, instance: &InstanceId, limit: usize) -> Vec<Recorded> {
+        self.inner
+            .advice()
+            .get(instance)
+            .map(|h| h.recent().take(limit).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// When the AI advisor's outage clock for an instance started, if it runs.
+    pub fn ai_outage_since(&self, instance: &InstanceId) -> Option<String> {
+        self.inner.advice().get(instance).and_then(|h| h.outage_since())
     }
 
     /// The end of an instance's cooldown, if one runs.
@@ -420,6 +483,17 @@ impl Engine {
 impl Inner {
     fn settings(&self) -> Arc<Settings> {
         Arc::clone(&self.settings.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn advisors(&self) -> Advisors {
+        self.advisors
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn advice(&self) -> std::sync::MutexGuard<'_, AdviceBook> {
+        self.advice.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Appends records durably, then applies them to the ledger.
