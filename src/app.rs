@@ -213,11 +213,18 @@ fn build_advisors(config: &Config) -> anyhow::Result<engine::Advisors> {
         None => None,
     };
     info!(
-        client_impact = if client_impact.is_some() { "elasticsearch" } else { "off" },
-        ai = config.azure_openai.as_ref().map_or("off", |a| match a.service {
-            config::AiService::Azure { .. } => "azure_openai",
-            config::AiService::OpenAiCompatible { .. } => "openai_compatible",
-        }),
+        client_impact = if client_impact.is_some() {
+            "elasticsearch"
+        } else {
+            "off"
+        },
+        ai = config
+            .azure_openai
+            .as_ref()
+            .map_or("off", |a| match a.service {
+                config::AiService::Azure { .. } => "azure_openai",
+                config::AiService::OpenAiCompatible { .. } => "openai_compatible",
+            }),
         "advisors"
     );
     Ok(engine::Advisors { client_impact, ai })

@@ -147,6 +147,11 @@ mod tests {
             records: Default::default(),
             no_failover: false,
             switch: Default::default(),
+            ai_max_hold: std::time::Duration::from_secs(120),
+            effect_window: (
+                std::time::Duration::from_secs(900),
+                std::time::Duration::from_secs(600),
+            ),
         };
         let engine = Engine::open(
             dir,
@@ -158,6 +163,7 @@ mod tests {
                 analysis: Arc::clone(&analysis),
                 active: Arc::clone(&active),
                 metrics: DecisionMetrics::default(),
+                advisors: crate::decision::engine::Advisors::default(),
             },
             TaskTracker::new(),
             CancellationToken::new(),

@@ -566,9 +566,7 @@ mod tests {
         let rounds = [outage(), outage(), outage()];
         assert_eq!(
             judge_with_clients(&rounds, ClientStatus::Normal),
-            Verdict::Hold(Hold::PartitionSuspected {
-                active: dc("east")
-            })
+            Verdict::Hold(Hold::PartitionSuspected { active: dc("east") })
         );
         assert_eq!(
             judge_with_clients(&rounds, ClientStatus::Unknown),

@@ -109,6 +109,8 @@ fn settings() -> Settings {
             poll_interval: Duration::from_millis(10),
             ..SwitchPolicy::default()
         },
+        ai_max_hold: Duration::from_secs(120),
+        effect_window: (Duration::from_secs(900), Duration::from_secs(600)),
     }
 }
 
@@ -137,6 +139,7 @@ async fn bed_with(key: Option<&str>, enabled: bool, prober: Arc<Fixed>) -> Bed {
             analysis: Arc::clone(&analysis),
             active: Arc::clone(&active),
             metrics: DecisionMetrics::default(),
+            advisors: crate::decision::engine::Advisors::default(),
         },
         TaskTracker::new(),
         CancellationToken::new(),

@@ -23,7 +23,9 @@ use super::{EngineError, Inner};
 use crate::advisors::ai::evidence::{AnomalyEvidence, Contributor, RecentDecision, RoundEvidence};
 use crate::advisors::ai::guard::{self, Decision, Rules};
 use crate::advisors::ai::{AdviceRequest, Advisor, Consultation};
-use crate::advisors::client_impact::{ClientImpact, ClientImpactSource, Verdict as Clients, Window};
+use crate::advisors::client_impact::{
+    ClientImpact, ClientImpactSource, Verdict as Clients, Window,
+};
 use crate::decision::incident::Outcome;
 use crate::decision::policy::{ClientStatus, Hold, Round, Verdict};
 use crate::model::{AnomalyState, DatacenterId, EndpointKey, Instance, InstanceId};
@@ -95,7 +97,10 @@ pub(super) async fn finish_client_impact(
     };
     let impact = match tokio::time::timeout(CLIENT_IMPACT_WAIT, &mut task).await {
         Ok(Ok((impact, took))) => {
-            inner.deps.metrics.advisor_call(source, impact.label(), took);
+            inner
+                .deps
+                .metrics
+                .advisor_call(source, impact.label(), took);
             impact
         }
         Ok(Err(e)) => ClientImpact::unknown(format!("the query task failed: {e}")),
@@ -209,11 +214,19 @@ pub(super) async fn advise(
         let said = latest.as_ref().map_or_else(
             || "not consulted".to_owned(),
             |c| {
-                let reused = if called { "" } else { " (earlier answer reused: rate limit)" };
+                let reused = if called {
+                    ""
+                } else {
+                    " (earlier answer reused: rate limit)"
+                };
                 format!("{}{reused}", c.describe())
             },
         );
-        let outcome = if combined.effect.counted() { "hold" } else { "info" };
+        let outcome = if combined.effect.counted() {
+            "hold"
+        } else {
+            "info"
+        };
         inner
             .step(
                 ctx.id,
@@ -298,10 +311,14 @@ fn anomaly(inner: &Inner, instance: &InstanceId, dc: &DatacenterId) -> AnomalyEv
         instance: instance.clone(),
         datacenter: dc.clone(),
     };
-    let latest = inner.deps.analysis.get(&key).and_then(|a| match &a.anomaly {
-        AnomalyState::Ready { latest, .. } => latest.clone(),
-        _ => None,
-    });
+    let latest = inner
+        .deps
+        .analysis
+        .get(&key)
+        .and_then(|a| match &a.anomaly {
+            AnomalyState::Ready { latest, .. } => latest.clone(),
+            _ => None,
+        });
     AnomalyEvidence {
         datacenter: dc.clone(),
         score: latest.as_ref().map(|s| s.score),
@@ -321,7 +338,11 @@ fn anomaly(inner: &Inner, instance: &InstanceId, dc: &DatacenterId) -> AnomalyEv
     }
 }
 
-async fn recent_decisions(inner: &Inner, instance: &InstanceId, current: u64) -> Vec<RecentDecision> {
+async fn recent_decisions(
+    inner: &Inner,
+    instance: &InstanceId,
+    current: u64,
+) -> Vec<RecentDecision> {
     let state = inner.state.lock().await;
     state
         .ledger

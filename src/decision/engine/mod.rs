@@ -33,9 +33,9 @@ use super::incident::{Incident, Ledger, Outcome, Record, Step, Trigger};
 use super::journal::{Journal, JournalError, JournalLimits};
 use super::webhook::{AlertStatus, Candidate, Target};
 use crate::actuators::alertmanager::Notifier;
+use crate::actuators::dns::{DnsProvider, RecordRef, SwitchPolicy};
 use crate::advisors::ai::history::{AdviceBook, Recorded};
 use crate::advisors::client_impact::{ClientImpact, Window};
-use crate::actuators::dns::{DnsProvider, RecordRef, SwitchPolicy};
 use crate::collector::probe::Prober;
 use crate::config::{Config, FailoverSettings};
 use crate::model::{ActiveDatacenters, AnalysisStore, DatacenterId, Instance, InstanceId};
@@ -367,7 +367,10 @@ impl Engine {
 
     /// When the AI advisor's outage clock for an instance started, if it runs.
     pub fn ai_outage_since(&self, instance: &InstanceId) -> Option<String> {
-        self.inner.advice().get(instance).and_then(|h| h.outage_since())
+        self.inner
+            .advice()
+            .get(instance)
+            .and_then(|h| h.outage_since())
     }
 
     /// The end of an instance's cooldown, if one runs.

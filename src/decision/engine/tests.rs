@@ -25,6 +25,8 @@ struct ScriptedProber {
     sentinel_probes: StdMutex<u32>,
     /// Datacenters told `REPLICAOF NO ONE`.
     promoted: StdMutex<Vec<String>>,
+    /// Datacenters that answer in 1 s when up (health 0.1).
+    slow: StdMutex<Vec<String>>,
 }
 
 impl ScriptedProber {
@@ -37,7 +39,13 @@ impl ScriptedProber {
             script: StdMutex::new(map),
             sentinel_probes: StdMutex::new(0),
             promoted: StdMutex::new(Vec::new()),
+            slow: StdMutex::new(Vec::new()),
         })
+    }
+
+    fn slow(self: Arc<Self>, dc: &str) -> Arc<Self> {
+        self.slow.lock().unwrap().push(dc.to_owned());
+        self
     }
 
     fn sentinel_failing_over_for(self: Arc<Self>, probes: u32) -> Arc<Self> {
@@ -64,6 +72,10 @@ impl Prober for ScriptedProber {
         };
         let mut probe = super::testkit::fresh(up);
         probe.sentinel_failover = sentinel;
+        let slow = self.slow.lock().unwrap();
+        if up && slow.iter().any(|d| d == endpoint.key.datacenter.as_str()) {
+            probe.ping_latency = Some(Duration::from_secs(1));
+        }
         probe
     }
 
@@ -126,6 +138,8 @@ fn settings(auto: bool, no_failover: bool, hooks: HookSettings) -> Settings {
             poll_interval: Duration::from_millis(10),
             ..SwitchPolicy::default()
         },
+        ai_max_hold: Duration::from_secs(120),
+        effect_window: (Duration::from_secs(900), Duration::from_secs(600)),
     }
 }
 
@@ -134,6 +148,16 @@ async fn bed_in(
     prober: Arc<ScriptedProber>,
     settings: Settings,
     dns: Arc<MemoryDns>,
+) -> Bed {
+    bed_advised(dir, prober, settings, dns, Advisors::default()).await
+}
+
+async fn bed_advised(
+    dir: tempfile::TempDir,
+    prober: Arc<ScriptedProber>,
+    settings: Settings,
+    dns: Arc<MemoryDns>,
+    advisors: Advisors,
 ) -> Bed {
     let notifier = Arc::new(RecordingNotifier::new());
     let active = Arc::new(ActiveDatacenters::new());
@@ -147,6 +171,7 @@ async fn bed_in(
         analysis: Arc::clone(&analysis),
         active: Arc::clone(&active),
         metrics: DecisionMetrics::default(),
+        advisors,
     };
     let engine = Engine::open(
         dir.path(),
@@ -210,6 +235,9 @@ impl Bed {
 
 const DOWN: &[bool] = &[false];
 const UP: &[bool] = &[true];
+
+#[path = "advice_tests.rs"]
+mod advice;
 
 #[tokio::test]
 async fn a_confirmed_outage_fails_over_once_and_says_so() {
