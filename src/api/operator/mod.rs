@@ -8,6 +8,7 @@
 //! what is wrong and is not logged as an error; a failure of the agent is a 5xx that says
 //! little and is logged once, with its detail, by [`log_failures`].
 
+mod advisors;
 mod failover;
 mod status;
 #[cfg(test)]
@@ -47,6 +48,14 @@ pub(super) fn router(state: AppState) -> Router<AppState> {
         .route("/failover/{instance_uid}", post(failover::request))
         .route("/failover/{instance_uid}/ack", post(failover::ack))
         .route("/alerts", get(failover::alerts))
+        .route(
+            "/client-errors/{instance_uid}",
+            get(advisors::client_errors),
+        )
+        .route(
+            "/ai-recommendations/{instance_uid}",
+            get(advisors::ai_recommendations),
+        )
         .route("/openapi.json", get(openapi))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)

@@ -108,7 +108,7 @@ pub(super) async fn metrics(
 }
 
 /// The instance, or a 404 that names it.
-fn routing(state: &AppState, uid: &str) -> Result<Routing, ApiError> {
+pub(super) fn routing(state: &AppState, uid: &str) -> Result<Routing, ApiError> {
     let all = state.active.all();
     let known: Vec<&str> = all.iter().map(|r| r.instance.as_str()).collect();
     let message = format!(

@@ -20,7 +20,7 @@ use crate::collector::info::parse_info;
 use crate::collector::probe::{FreshProbe, Prober};
 use crate::config::FailoverSettings;
 use crate::decision::counters::DecisionMetrics;
-use crate::decision::engine::{Deps, Engine, InstanceRecord, Settings};
+use crate::decision::engine::{Advisors, Deps, Engine, InstanceRecord, Settings};
 use crate::metrics::Metrics;
 use crate::model::{
     ActiveDatacenters, Analysis, AnalysisStore, AnomalyState, CollectError, Endpoint, EndpointKey,
@@ -39,8 +39,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/failover/{instance_uid}/ack"),
     ("get", "/api/failover/history"),
     ("get", "/api/alerts"),
+    ("get", "/api/client-errors/{instance_uid}"),
+    ("get", "/api/ai-recommendations/{instance_uid}"),
     ("get", "/api/openapi.json"),
 ];
+
+#[path = "advisors_tests.rs"]
+mod advisors;
 
 /// Each datacenter up or down, as told, answering after `delay`.
 #[derive(Debug)]
@@ -121,6 +126,15 @@ struct Bed {
 }
 
 async fn bed_with(key: Option<&str>, enabled: bool, prober: Arc<Fixed>) -> Bed {
+    bed_advised(key, enabled, prober, Advisors::default()).await
+}
+
+async fn bed_advised(
+    key: Option<&str>,
+    enabled: bool,
+    prober: Arc<Fixed>,
+    advisors: Advisors,
+) -> Bed {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SnapshotStore::new());
     let analysis = Arc::new(AnalysisStore::new());
@@ -139,7 +153,7 @@ async fn bed_with(key: Option<&str>, enabled: bool, prober: Arc<Fixed>) -> Bed {
             analysis: Arc::clone(&analysis),
             active: Arc::clone(&active),
             metrics: DecisionMetrics::default(),
-            advisors: crate::decision::engine::Advisors::default(),
+            advisors,
         },
         TaskTracker::new(),
         CancellationToken::new(),
@@ -839,7 +853,11 @@ async fn the_key_never_appears_in_an_answer_or_a_log_line() {
 
 #[tokio::test]
 async fn the_openapi_document_lists_every_route_the_router_serves() {
-    let b = bed(Some(KEY)).await;
+    // With both advisors, so their routes answer too.
+    let (b, _, _) = advisors::advised(crate::advisors::client_impact::FakeClientImpact::failing(
+        &InstanceId::new("cache"),
+    ))
+    .await;
     let a = get(&b.state, "/api/openapi.json").await;
     assert_eq!(a.status, StatusCode::OK);
     let doc: Value = serde_json::from_str(&a.text).expect("the document is JSON");
