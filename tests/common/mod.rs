@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod alertmanager;
+pub mod e2e;
 pub mod faulty_http;
 pub mod moto;
 pub mod openai;
