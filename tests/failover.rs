@@ -23,6 +23,7 @@ fn an_outage_fails_over_once_however_often_it_is_delivered() {
 
     bed.east.kill();
     // Twenty deliveries at once, as Alertmanager's retries and an HA pair can make.
+    let started = std::time::Instant::now();
     let body = payload("firing");
     let threads: Vec<_> = (0..20)
         .map(|_| {
@@ -38,6 +39,11 @@ fn an_outage_fails_over_once_however_often_it_is_delivered() {
     wait_for(Duration::from_secs(60), "DNS to point at west", || {
         (bed.pointing_at() == WEST).then_some(())
     });
+    // README "Advisors" compares this with tests/advised_failover.rs.
+    eprintln!(
+        "without advisors: webhook to DNS switched in {:?}",
+        started.elapsed()
+    );
     wait_for(Duration::from_secs(30), "the incident to close", || {
         (!closed_outcomes(&journal(state.path())).is_empty()).then_some(())
     });
