@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::evaluate::step;
+use super::evaluate::{Judged, judge_alert, recorded_round, step};
 use super::{EngineError, Inner};
 use crate::advisors::ai::evidence::{AnomalyEvidence, Contributor, RecentDecision, RoundEvidence};
 use crate::advisors::ai::guard::{self, Decision, Rules};
@@ -139,11 +139,59 @@ pub(super) async fn finish_client_impact(
 }
 
 /// What the evaluation does after asking the AI advisor.
-pub(super) enum Next {
+enum Next {
     /// The verdict to act on.
     Decide(Verdict),
     /// Probe another round after `confirm_interval`, judge again, and ask again.
     Probe,
+}
+
+/// Asks the AI advisor about the policy's failover until the guard lets the evaluation
+/// decide: probing another round after `confirm_interval` and judging it again whenever
+/// the advice holds the failover back or awaits confirmation. `None`: the agent stopped
+/// meanwhile.
+pub(super) async fn consult(
+    inner: &Inner,
+    ctx: &AiContext<'_>,
+    ai: &Arc<dyn Advisor>,
+    judged: &Judged<'_>,
+    rounds: &mut Vec<Round>,
+    mut verdict: Verdict,
+) -> Result<Option<Verdict>, EngineError> {
+    let settings = inner.settings();
+    let f = &settings.failover;
+    // The guard bounds the loop (ai_max_hold, the confirmation count); this bounds it
+    // again, should the guard ever be wrong.
+    let bound = settings.ai_max_hold.as_millis() / f.confirm_interval.as_millis().max(1)
+        + u128::from(f.ai_consecutive_recommendations)
+        + 5;
+    let mut probed = 0u128;
+    let mut last_effect = None;
+    loop {
+        match advise(inner, ctx, ai, rounds, &verdict, &mut last_effect).await? {
+            Next::Decide(v) => return Ok(Some(v)),
+            Next::Probe if probed >= bound => {
+                let detail = format!(
+                    "the advice kept the decision waiting past {probed} rounds; the policy decides"
+                );
+                inner
+                    .step(ctx.id, step("advisor", "info", detail, json!(null)))
+                    .await?;
+                return Ok(Some(verdict));
+            }
+            Next::Probe => probed += 1,
+        }
+        if !inner.sleep(f.confirm_interval).await {
+            return Ok(None);
+        }
+        let label = format!("round {} (AI advice)", rounds.len() + 1);
+        rounds.push(recorded_round(inner, ctx.id, ctx.inst, judged.candidates, label).await?);
+        match judge_alert(inner, ctx.id, judged, rounds).await? {
+            None => return Ok(None),
+            Some(v @ Verdict::Hold(_)) => return Ok(Some(v)),
+            Some(v) => verdict = v,
+        }
+    }
 }
 
 /// What one consultation needs besides the rounds and the verdict.
@@ -159,7 +207,7 @@ pub(super) struct AiContext<'a> {
 /// Asks the AI advisor about the policy's failover (or reuses its latest answer, as the
 /// rate limit says), combines the answer with the verdict under the guard's rules, and
 /// records what came of it.
-pub(super) async fn advise(
+async fn advise(
     inner: &Inner,
     ctx: &AiContext<'_>,
     advisor: &Arc<dyn Advisor>,

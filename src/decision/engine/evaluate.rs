@@ -249,26 +249,9 @@ async fn evaluate(
                     clients: &clients,
                     since: now,
                 };
-                let mut verdict = verdict;
-                let mut last_effect = None;
-                loop {
-                    let next =
-                        advice::advise(inner, &ctx, &ai, &rounds, &verdict, &mut last_effect)
-                            .await?;
-                    match next {
-                        advice::Next::Decide(v) => break v,
-                        advice::Next::Probe => {}
-                    }
-                    if !inner.sleep(settings.failover.confirm_interval).await {
-                        return Ok(stopped("while the AI advice held the failover back"));
-                    }
-                    let label = format!("round {} (AI advice)", rounds.len() + 1);
-                    rounds.push(recorded_round(inner, id, inst, &candidates, label).await?);
-                    match judge_alert(inner, id, &judged, &mut rounds).await? {
-                        None => return Ok(stopped("while Sentinel was failing over")),
-                        Some(v @ Verdict::Hold(_)) => break v,
-                        Some(v) => verdict = v,
-                    }
+                match advice::consult(inner, &ctx, &ai, &judged, &mut rounds, verdict).await? {
+                    Some(v) => v,
+                    None => return Ok(stopped("while the AI advice held the failover back")),
                 }
             }
             _ => verdict,
@@ -348,7 +331,7 @@ async fn evaluate(
 }
 
 /// Probes every candidate datacenter once and records the round.
-async fn recorded_round(
+pub(super) async fn recorded_round(
     inner: &Inner,
     id: u64,
     inst: &crate::model::Instance,
@@ -390,17 +373,17 @@ fn stopped(when: &str) -> Outcome {
 }
 
 /// What an alert-driven judgement is about.
-struct Judged<'a> {
-    inst: &'a crate::model::Instance,
-    active: &'a DatacenterId,
-    candidates: &'a [DatacenterId],
-    clients: ClientStatus,
+pub(super) struct Judged<'a> {
+    pub inst: &'a crate::model::Instance,
+    pub active: &'a DatacenterId,
+    pub candidates: &'a [DatacenterId],
+    pub clients: ClientStatus,
 }
 
 /// The policy on the rounds so far. While Sentinel is failing over inside the active
 /// datacenter, keeps probing (up to `sentinel_failover_wait`) and lets its promotion
 /// finish first. `None`: the agent stopped meanwhile.
-async fn judge_alert(
+pub(super) async fn judge_alert(
     inner: &Inner,
     id: u64,
     j: &Judged<'_>,
