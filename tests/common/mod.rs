@@ -13,6 +13,9 @@ use tempfile::TempDir;
 
 pub mod alertmanager;
 pub mod e2e;
+pub mod proxy;
+pub mod scenario;
+pub mod workload;
 pub mod faulty_http;
 pub mod moto;
 pub mod openai;
@@ -92,23 +95,29 @@ impl Redis {
 
     /// Starts a Sentinel that watches `primary` as `mymaster` with quorum 1.
     pub fn sentinel(primary: &Redis) -> Redis {
+        Self::sentinel_of(primary.port, "mymaster", 1, "")
+    }
+
+    /// Starts a Sentinel that watches the primary on `port` as `master` with `quorum`,
+    /// down after 1 s; `extra` is appended to its configuration.
+    pub fn sentinel_of(port: u16, master: &str, quorum: u32, extra: &str) -> Redis {
         require("redis-sentinel", "redis-sentinel");
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let sentinel_port = free_port();
         let conf = dir.path().join("sentinel.conf");
         std::fs::write(
             &conf,
             format!(
-                "port {port}\nbind 127.0.0.1\ndir {dir}\n\
-                 sentinel monitor mymaster 127.0.0.1 {p} 1\n\
-                 sentinel down-after-milliseconds mymaster 1000\n",
+                "port {sport}\nbind 127.0.0.1\ndir {dir}\n\
+                 sentinel monitor {master} 127.0.0.1 {port} {quorum}\n\
+                 sentinel down-after-milliseconds {master} 1000\n{extra}",
+                sport = sentinel_port,
                 dir = dir.path().display(),
-                p = primary.port
             ),
         )
         .unwrap();
         let mut r = Redis {
-            port,
+            port: sentinel_port,
             dir,
             pid: None,
             args: vec![conf.display().to_string()],
@@ -160,6 +169,11 @@ impl Redis {
 
     pub fn pid(&self) -> u32 {
         self.pid.expect("running")
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, ...) to the running server.
+    pub fn signal(&self, signal: &str) {
+        kill(self.pid(), signal);
     }
 
     /// Kills the server (SIGKILL) and waits until it is gone.
@@ -221,6 +235,11 @@ impl Agent {
     }
 
     pub fn start_full(config_yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Agent {
+        Self::start_on(free_port(), config_yaml, env, args)
+    }
+
+    /// As [`Agent::start_full`], listening on `port`.
+    pub fn start_on(port: u16, config_yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("agent.yaml");
         // Each agent its own decision journal: two agents must not share one.
@@ -233,7 +252,6 @@ impl Agent {
             )
         };
         std::fs::write(&config, config_yaml).unwrap();
-        let port = free_port();
         let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_redis-failover-agent"))
             .arg("--config")

@@ -243,6 +243,12 @@ impl Alertmanager {
     /// Webhooks to the agent go to `receiver` (`/webhook/alertmanager`); Slack to
     /// `/slack` and PagerDuty to `/pagerduty` on the same receiver.
     pub fn start_shipped(receiver: &Receiver) -> Alertmanager {
+        Self::start_shipped_to(receiver, &receiver.url(""))
+    }
+
+    /// As [`Alertmanager::start_shipped`], but the webhook goes to
+    /// `{webhook_base}/webhook/alertmanager` (the agent itself).
+    pub fn start_shipped_to(receiver: &Receiver, webhook_base: &str) -> Alertmanager {
         let binary = require("prometheus-alertmanager", "prometheus-alertmanager");
         let dir = tempfile::tempdir().unwrap();
         let shipped = repo("alertmanager/alertmanager.yml");
@@ -252,6 +258,7 @@ impl Alertmanager {
             dir: dir.path().to_owned(),
             token: webhook_token.clone(),
             receiver: receiver.url(""),
+            webhook: webhook_base.to_owned(),
         };
         secrets.rewrite(&mut config, "");
         // Templates are found relative to the shipped file, wherever the overlay lives.
@@ -305,6 +312,8 @@ struct Secrets {
     token: String,
     /// Base URL of the test receiver.
     receiver: String,
+    /// Base URL the agent webhook goes to.
+    webhook: String,
 }
 
 impl Secrets {
@@ -329,7 +338,7 @@ impl Secrets {
                             *v = self.file(k, "test-secret")
                         }
                         "url" if parent == "webhook_configs" => {
-                            *v = Yaml::String(format!("{}/webhook/alertmanager", self.receiver))
+                            *v = Yaml::String(format!("{}/webhook/alertmanager", self.webhook))
                         }
                         "url" if parent == "pagerduty_configs" => {
                             *v = Yaml::String(format!("{}/pagerduty", self.receiver))

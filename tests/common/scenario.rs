@@ -1,0 +1,627 @@
+//! The scenario bed (issue 7): two datacenters on loopback, each a Redis primary with a
+//! replica and three Sentinels; the agent with the shipped fast profile; real Prometheus
+//! and Alertmanager with the shipped rules and routes (Alertmanager's webhook goes to the
+//! agent); `moto_server` as Route53 with the instance's CNAME pointing at `a`;
+//! `osmem-server` fed by a client workload; optionally the scripted AI server.
+//!
+//! The agent reaches each datacenter through fault proxies (one in front of the primary
+//! and one per Sentinel), so its path alone can be cut while the clients, which connect
+//! directly, still reach Redis.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value as Json;
+use serde_yaml::Value as Yaml;
+use tempfile::TempDir;
+
+use super::moto::{ACCESS_KEY, Moto, SECRET_KEY, listing, zone_with};
+use super::openai::{Reply, ScriptedOpenAi};
+use super::osmem::{Osmem, ok};
+use super::proxy::{Fault, FaultProxy};
+use super::stack::{Alertmanager, Prometheus, Receiver, repo};
+use super::workload::{Routes, Workload};
+use super::{Agent, Redis, free_port, http_request, wait_for};
+
+pub const RECORD: &str = "app.example.com";
+pub const API_KEY: &str = "scenario-operator-api-key-0123456789";
+pub const AI_KEY: &str = "scenario-azure-openai-key-0123456789";
+pub const INDEX: &str = "client-logs-scenario";
+
+/// The CNAME's value for a datacenter.
+pub fn host_of(dc: &str) -> String {
+    format!("redis-{dc}.example.com")
+}
+
+/// `profiles/fast.yaml`: the agent's keys and Prometheus's interval.
+pub struct Profile {
+    pub agent: String,
+    pub prometheus_interval: String,
+}
+
+impl Profile {
+    pub fn fast() -> Profile {
+        let path = repo("profiles/fast.yaml");
+        let text = std::fs::read_to_string(&path).expect("profiles/fast.yaml");
+        let doc: Yaml = serde_yaml::from_str(&text).expect("profiles/fast.yaml is YAML");
+        let agent = serde_yaml::to_string(&doc["agent"]).unwrap();
+        let prometheus_interval = doc["prometheus"]["scrape_interval"]
+            .as_str()
+            .expect("prometheus.scrape_interval")
+            .to_owned();
+        assert_eq!(
+            doc["prometheus"]["evaluation_interval"].as_str(),
+            Some(prometheus_interval.as_str()),
+            "the bed applies one interval to scrape and evaluation"
+        );
+        Profile {
+            agent,
+            prometheus_interval,
+        }
+    }
+}
+
+/// One datacenter.
+pub struct Dc {
+    pub name: &'static str,
+    pub master: String,
+    pub primary: Redis,
+    pub replica: Redis,
+    pub sentinels: Vec<Redis>,
+    /// The agent's paths: `[primary, sentinel 1, sentinel 2, sentinel 3]`.
+    pub paths: Vec<FaultProxy>,
+}
+
+impl Dc {
+    fn start(name: &'static str, primary_extra: &[&str]) -> Dc {
+        let mut args = vec![
+            "--repl-diskless-sync-delay",
+            "0",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ];
+        args.extend_from_slice(primary_extra);
+        let primary = Redis::start(&args);
+        let port = primary.port.to_string();
+        let mut replica_args = args.clone();
+        replica_args.extend_from_slice(&["--replicaof", "127.0.0.1", &port]);
+        let replica = Redis::start(&replica_args);
+        let master = format!("app-{name}");
+        let sentinels: Vec<Redis> = (0..3)
+            .map(|_| {
+                Redis::sentinel_of(
+                    primary.port,
+                    &master,
+                    2,
+                    &format!("sentinel failover-timeout {master} 5000\n"),
+                )
+            })
+            .collect();
+        let mut paths = vec![FaultProxy::start(primary.port)];
+        paths.extend(sentinels.iter().map(|s| FaultProxy::start(s.port)));
+        let dc = Dc {
+            name,
+            master,
+            primary,
+            replica,
+            sentinels,
+            paths,
+        };
+        dc.wait_replicated();
+        dc
+    }
+
+    /// Waits until the Sentinels know the replica (a failover needs it).
+    pub fn wait_replicated(&self) {
+        let s = &self.sentinels[0];
+        wait_for(
+            Duration::from_secs(30),
+            &format!("Sentinels of {} to list the replica", self.name),
+            || {
+                let out = s.cli(&["SENTINEL", "replicas", &self.master]);
+                out.contains(&self.replica.port.to_string()).then_some(())
+            },
+        );
+    }
+
+    /// Cuts (or heals) the agent's every path into the datacenter.
+    pub fn agent_paths(&self, fault: Fault) {
+        for p in &self.paths {
+            p.set(fault);
+        }
+    }
+
+    /// Kills every Redis and Sentinel of the datacenter.
+    pub fn kill_all(&mut self) {
+        self.primary.kill();
+        self.replica.kill();
+        for s in &mut self.sentinels {
+            s.kill();
+        }
+    }
+
+    /// The port of the datacenter's primary, as its Sentinels say now.
+    pub fn primary_port(&self) -> Option<u16> {
+        self.sentinels.iter().find_map(|s| {
+            let out = std::process::Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", &s.port.to_string()])
+                .args(["SENTINEL", "get-master-addr-by-name", &self.master])
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .nth(1)?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
+    fn endpoint_yaml(&self, sentinel: bool) -> String {
+        let mut y = format!("{{host: 127.0.0.1, port: {}", self.paths[0].port);
+        if sentinel {
+            let addresses: Vec<String> = self.paths[1..]
+                .iter()
+                .map(|p| format!("'127.0.0.1:{}'", p.port))
+                .collect();
+            y.push_str(&format!(
+                ", sentinel: {{master: {}, addresses: [{}]}}",
+                self.master,
+                addresses.join(", ")
+            ));
+        }
+        y.push('}');
+        y
+    }
+}
+
+/// How a scenario wants the bed.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The agent follows each datacenter's Sentinels (default), or probes the primary's
+    /// address only.
+    pub agent_uses_sentinel: bool,
+    /// The scripted model's answers; `None`: no AI advisor.
+    pub ai: Option<Vec<Reply>>,
+    /// `azure_openai.timeout`, seconds.
+    pub ai_timeout_s: u64,
+    /// Extra `redis-server` arguments for datacenter `a`'s Redis.
+    pub a_extra: Vec<String>,
+    /// Appended to the agent's configuration.
+    pub agent_extra: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            agent_uses_sentinel: true,
+            ai: None,
+            ai_timeout_s: 5,
+            a_extra: Vec::new(),
+            agent_extra: String::new(),
+        }
+    }
+}
+
+impl Options {
+    /// With the scripted AI when `SCENARIO_AI=scripted` (the benchmark's second pass):
+    /// it agrees with whatever the policy says.
+    pub fn from_env() -> Options {
+        let ai = (std::env::var("SCENARIO_AI").as_deref() == Ok("scripted"))
+            .then(|| vec![Reply::advice("failover", Some("b"), 0.95)]);
+        Options {
+            ai,
+            ..Options::default()
+        }
+    }
+}
+
+/// Everything running.
+pub struct World {
+    pub a: Dc,
+    pub b: Dc,
+    pub moto: Moto,
+    pub zone: String,
+    pub osmem: Osmem,
+    pub receiver: Receiver,
+    pub alertmanager: Alertmanager,
+    pub prometheus: Prometheus,
+    pub agent: Option<Agent>,
+    pub agent_port: u16,
+    pub config: String,
+    pub state: TempDir,
+    pub workload: Option<Workload>,
+    pub ai: Option<ScriptedOpenAi>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl World {
+    pub fn build(opts: Options) -> World {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let a_extra: Vec<&str> = opts.a_extra.iter().map(String::as_str).collect();
+        let a = Dc::start("a", &a_extra);
+        let b = Dc::start("b", &[]);
+        let moto = Moto::start();
+        let zone = rt.block_on(zone_with(&moto, &[(RECORD, &host_of("a"))]));
+        let osmem = Osmem::start();
+        // Half an hour of calm client history, so the decision has a baseline.
+        let history: Vec<Json> = (0..300)
+            .map(|i| ok("app", Duration::from_secs(330 + i * 6), 2))
+            .collect();
+        osmem.load(INDEX, &history);
+        let ai = opts
+            .ai
+            .clone()
+            .map(|script| rt.block_on(ScriptedOpenAi::start(AI_KEY, script)));
+        let receiver = Receiver::start();
+        let agent_port = free_port();
+        let alertmanager =
+            Alertmanager::start_shipped_to(&receiver, &format!("http://127.0.0.1:{agent_port}"));
+        let profile = Profile::fast();
+        let state = tempfile::tempdir().unwrap();
+        let config = agent_config(&a, &b, &moto, &zone, &osmem, &alertmanager, &opts, &profile, ai.as_ref(), state.path());
+        let agent = Agent::start_on(agent_port, &config, &env(), &["--verbose"]);
+        let prometheus = Prometheus::start_shipped(
+            agent_port,
+            Some(alertmanager.port),
+            &profile.prometheus_interval,
+        );
+        prometheus.wait_targets_up();
+        let routes = Routes {
+            datacenter_of: [("a", &a), ("b", &b)]
+                .into_iter()
+                .map(|(n, _)| (host_of(n), n.to_owned()))
+                .collect(),
+            sentinels: [&a, &b]
+                .into_iter()
+                .map(|dc| {
+                    (
+                        dc.name.to_owned(),
+                        (dc.sentinels.iter().map(|s| s.port).collect(), dc.master.clone()),
+                    )
+                })
+                .collect(),
+        };
+        let mut world = World {
+            a,
+            b,
+            moto,
+            zone,
+            osmem,
+            receiver,
+            alertmanager,
+            prometheus,
+            agent: Some(agent),
+            agent_port,
+            config,
+            state,
+            workload: None,
+            ai,
+            rt,
+        };
+        let moto_url = world.moto.url();
+        let zone = world.zone.clone();
+        let map = routes.datacenter_of.clone();
+        let resolve = move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            let records = rt.block_on(listing_at(&moto_url, &zone));
+            let value = records
+                .into_iter()
+                .find(|(name, kind, _)| name.trim_end_matches('.') == RECORD && kind == "CNAME")?
+                .2
+                .join(",");
+            map.get(&value).cloned()
+        };
+        world.workload = Some(Workload::start(
+            "app",
+            routes,
+            resolve,
+            world.osmem.port,
+            INDEX,
+        ));
+        world.wait_ready();
+        world
+    }
+
+    pub fn agent(&self) -> &Agent {
+        self.agent.as_ref().expect("the agent runs")
+    }
+
+    /// Both datacenters up in Prometheus, the clients writing, nothing firing.
+    fn wait_ready(&self) {
+        wait_for(Duration::from_secs(60), "both datacenters up in Prometheus", || {
+            let r = self
+                .prometheus
+                .query("redis_up{redis_instance=\"app\"} == 1")
+                .ok()?;
+            (r.len() == 2).then_some(())
+        });
+        wait_for(Duration::from_secs(30), "the clients to write", || {
+            (self.workload().writes().len() >= 20).then_some(())
+        });
+    }
+
+    pub fn workload(&self) -> &Workload {
+        self.workload.as_ref().expect("the workload runs")
+    }
+
+    /// Where the CNAME points (`a` or `b`), as moto holds it.
+    pub fn pointing_at(&self) -> String {
+        let all = self.rt.block_on(listing(&self.moto, &self.zone));
+        let value = all
+            .into_iter()
+            .find(|(name, kind, _)| name.trim_end_matches('.') == RECORD && kind == "CNAME")
+            .map(|(_, _, values)| values.join(","))
+            .unwrap_or_default();
+        value
+            .strip_prefix("redis-")
+            .and_then(|v| v.strip_suffix(".example.com"))
+            .unwrap_or(&value)
+            .to_owned()
+    }
+
+    /// Waits until the CNAME points at `dc`; the time from `since`.
+    pub fn wait_dns(&self, dc: &str, since: Instant, timeout: Duration) -> Duration {
+        wait_for(timeout, &format!("DNS to point at {dc}"), || {
+            (self.pointing_at() == dc).then_some(())
+        });
+        since.elapsed()
+    }
+
+    /// The journal's records, in order.
+    pub fn journal(&self) -> Vec<Json> {
+        std::fs::read_to_string(self.state.path().join("journal.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+            .filter(|e| !e["record"].is_null())
+            .map(|e| e["record"].clone())
+            .collect()
+    }
+
+    pub fn count(&self, kind: &str) -> usize {
+        self.journal().iter().filter(|r| r["type"] == kind).count()
+    }
+
+    /// Outcomes of closed incidents, in order (`failed_over`, `held:all_down`, ...).
+    pub fn outcomes(&self) -> Vec<String> {
+        self.journal()
+            .iter()
+            .filter(|r| r["type"] == "closed")
+            .map(|r| {
+                let o = &r["outcome"];
+                match o["reason"].as_str() {
+                    Some(reason) => format!("{}:{reason}", o["outcome"].as_str().unwrap_or("")),
+                    None => o["outcome"].as_str().unwrap_or("").to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    /// Waits until `n` incidents are closed.
+    pub fn wait_closed(&self, n: usize, timeout: Duration) -> Vec<String> {
+        wait_for(timeout, &format!("{n} closed incident(s)"), || {
+            let o = self.outcomes();
+            (o.len() >= n).then_some(o)
+        })
+    }
+
+    /// Steps of every incident: (name, detail).
+    pub fn steps(&self) -> Vec<(String, String)> {
+        self.journal()
+            .iter()
+            .filter(|r| r["type"] == "step")
+            .map(|r| {
+                (
+                    r["step"]["name"].as_str().unwrap_or("").to_owned(),
+                    r["step"]["detail"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// The agent's notices Alertmanager holds, by alert name.
+    pub fn notices(&self) -> Vec<String> {
+        self.alertmanager
+            .alerts()
+            .iter()
+            .filter(|a| a["labels"]["source"] == "redis-failover-agent")
+            .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Waits until Alertmanager holds the agent's notice `name`.
+    pub fn wait_notice(&self, name: &str, timeout: Duration) {
+        wait_for(timeout, &format!("{name} in Alertmanager"), || {
+            self.notices().iter().any(|n| n == name).then_some(())
+        });
+    }
+
+    /// Alertmanager's webhook deliveries of the candidate to the agent, as the agent
+    /// counted them.
+    pub fn webhook_accepted(&self) -> f64 {
+        self.agent()
+            .metrics()
+            .get("redis_agent_webhook_requests_total", &[("result", "accepted")])
+            .unwrap_or(0.0)
+    }
+
+    /// POSTs Alertmanager's payload for `app` in `a` straight to the agent's webhook.
+    pub fn deliver(&self, status: &str) -> u16 {
+        let body = super::e2e::payload(status).replace("\"east\"", "\"a\"");
+        let auth = format!("Bearer {}", self.alertmanager.webhook_token);
+        http_request(
+            self.agent_port,
+            "POST",
+            "/webhook/alertmanager",
+            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .expect("the agent answers")
+        .0
+    }
+
+    /// GET on the operator API.
+    pub fn api(&self, path: &str) -> Json {
+        let (status, body) = http_request(
+            self.agent_port,
+            "GET",
+            path,
+            &[("X-API-Key", API_KEY)],
+            b"",
+        )
+        .expect("the agent answers");
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).expect("JSON")
+    }
+
+    /// `kill -9`s the agent (if running) and starts it again on the same port, journal
+    /// and configuration, with `env`.
+    pub fn restart_agent(&mut self, extra_env: &[(&str, &str)]) {
+        if let Some(mut agent) = self.agent.take() {
+            super::kill(agent.pid(), "KILL");
+            let _ = agent.stop_after_signal();
+        }
+        let mut env = env();
+        env.extend_from_slice(extra_env);
+        self.agent = Some(Agent::start_on(
+            self.agent_port,
+            &self.config,
+            &env,
+            &["--verbose"],
+        ));
+    }
+
+    /// Keys the clients wrote to `dc` before `before` whose value `port` does not hold.
+    pub fn missing_writes(&self, dc: &str, before: SystemTime, port: u16) -> Vec<String> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let mut c = client.get_connection().expect("the datacenter's Redis answers");
+        self.workload()
+            .writes()
+            .into_iter()
+            .filter(|w| w.datacenter == dc && w.at < before)
+            .filter(|w| {
+                let got: Option<String> = redis::cmd("GET").arg(&w.key).query(&mut c).ok().flatten();
+                got.as_deref() != Some(w.value.as_str())
+            })
+            .map(|w| w.key)
+            .collect()
+    }
+}
+
+fn env() -> Vec<(&'static str, &'static str)> {
+    vec![("AZURE_OPENAI_API_KEY", AI_KEY)]
+}
+
+async fn listing_at(url: &str, zone: &str) -> Vec<(String, String, Vec<String>)> {
+    let sdk = super::moto::sdk(url);
+    let Ok(out) = sdk.list_resource_record_sets().hosted_zone_id(zone).send().await else {
+        return Vec::new();
+    };
+    out.resource_record_sets()
+        .iter()
+        .map(|r| {
+            (
+                r.name().to_owned(),
+                r.r#type().as_str().to_owned(),
+                r.resource_records()
+                    .iter()
+                    .map(|v| v.value().to_owned())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn agent_config(
+    a: &Dc,
+    b: &Dc,
+    moto: &Moto,
+    zone: &str,
+    osmem: &Osmem,
+    alertmanager: &Alertmanager,
+    opts: &Options,
+    profile: &Profile,
+    ai: Option<&ScriptedOpenAi>,
+    state: &Path,
+) -> String {
+    let mut y = format!(
+        "instances:\n\
+         \x20 - uid: app\n\
+         \x20   active_dc: a\n\
+         \x20   endpoints:\n\
+         \x20     a: {ea}\n\
+         \x20     b: {eb}\n\
+         datacenters: {{a: {{name: a}}, b: {{name: b}}}}\n\
+         timeouts: {{connect: 300ms, command: 300ms}}\n\
+         reconnect_max_backoff: 1s\n\
+         {profile}\
+         auto_failover: true\n\
+         sentinel_failover_wait: 15s\n\
+         state_dir: {state}\n\
+         webhook: {{bearer_token: {token}}}\n\
+         api: {{api_key: {API_KEY}}}\n\
+         alertmanager: {{urls: ['http://127.0.0.1:{am}']}}\n\
+         dns_provider: route53\n\
+         dns_config:\n\
+         \x20 zone_id: '{zone}'\n\
+         \x20 aws_access_key: {ACCESS_KEY}\n\
+         \x20 aws_secret_key: {SECRET_KEY}\n\
+         \x20 endpoint_url: {moto}\n\
+         \x20 records:\n\
+         \x20   - {{instance_name: app, name: {RECORD}, type: CNAME, ttl: 5,\n\
+         \x20       values: {{a: {ha}, b: {hb}}}}}\n\
+         use_elk: true\n\
+         elk: {{url: '{es}', index_pattern: 'client-logs-*', timeout: 3, cache_ttl: 10}}\n",
+        ea = a.endpoint_yaml(opts.agent_uses_sentinel),
+        eb = b.endpoint_yaml(opts.agent_uses_sentinel),
+        profile = profile.agent,
+        state = state.display(),
+        token = alertmanager.webhook_token,
+        am = alertmanager.port,
+        moto = moto.url(),
+        ha = host_of("a"),
+        hb = host_of("b"),
+        es = osmem.url(),
+    );
+    if let Some(ai) = ai {
+        y.push_str(&format!(
+            "use_azure_openai: true\n\
+             azure_openai: {{endpoint: '{}', model: failover-advisor, timeout: {}}}\n",
+            ai.endpoint(),
+            opts.ai_timeout_s
+        ));
+    }
+    y.push_str(&opts.agent_extra);
+    y
+}
+
+/// Where the scenario results go: one JSON line per measurement when
+/// `SCENARIO_RESULTS` names a file (scripts/bench-failover.sh reads them).
+pub fn record(scenario: &str, measure: &str, value: Duration) {
+    let ai = std::env::var("SCENARIO_AI").unwrap_or_else(|_| "none".into());
+    eprintln!("SCENARIO {scenario} {measure} ai={ai}: {:.2} s", value.as_secs_f64());
+    if let Some(path) = std::env::var_os("SCENARIO_RESULTS") {
+        let line = serde_json::json!({
+            "scenario": scenario, "measure": measure, "ai": ai,
+            "seconds": value.as_secs_f64(),
+        });
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(PathBuf::from(path))
+            .expect("SCENARIO_RESULTS is writable");
+        writeln!(f, "{line}").unwrap();
+    }
+}
