@@ -107,6 +107,7 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
             dns: None,
             notifier: None,
             analysis: Arc::clone(&analysis),
+            store: Arc::clone(&store),
             active: Arc::clone(&active),
             metrics: decisions.clone(),
             advisors: build_advisors(&config)?,

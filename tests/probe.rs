@@ -47,6 +47,26 @@ fn a_running_server_is_up_with_its_info() {
 }
 
 #[test]
+fn probes_leave_no_error_replies_on_the_server() {
+    // A probed target must not look less healthy for having been probed: Redis before
+    // 7.2 answers CLIENT SETINFO with an error, which counts in its error replies.
+    let redis = Redis::start(&[]);
+    let rt = runtime();
+    for _ in 0..3 {
+        assert!(rt.block_on(prober().probe(&endpoint(redis.port))).up);
+    }
+    let stats = redis.cli(&["INFO", "stats"]);
+    assert!(
+        stats.contains("total_error_replies:0"),
+        "{}",
+        stats
+            .lines()
+            .find(|l| l.contains("error_replies"))
+            .unwrap_or("")
+    );
+}
+
+#[test]
 fn a_closed_port_is_down_as_a_connect_error() {
     let probe = runtime().block_on(prober().probe(&endpoint(free_port())));
     assert!(!probe.up);

@@ -51,3 +51,373 @@ fn s01_hard_down_fails_over_once() {
     let missing = w.missing_writes("b", SystemTime::now(), w.b.primary.port);
     assert!(missing.is_empty(), "lost in b: {missing:?}");
 }
+
+/// Runs `f` until the returned guard is dropped, on its own thread.
+struct Background {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    fn start(f: impl Fn() + Send + 'static) -> Background {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::SeqCst) {
+                f();
+            }
+        });
+        Background {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn signal_dc(dc: &common::scenario::Dc, signal: &str) {
+    dc.primary.signal(signal);
+    dc.replica.signal(signal);
+    for s in &dc.sentinels {
+        s.signal(signal);
+    }
+}
+
+#[test]
+fn s02_a_hang_fails_over_once() {
+    let _one = serial();
+    let w = World::build(Options::from_env());
+    let fault = Instant::now();
+    let fault_at = SystemTime::now();
+    signal_dc(&w.a, "STOP");
+    let took = w.wait_dns("b", fault, Duration::from_secs(60));
+    record("s02_hang", "fault_to_dns", took);
+    assert_eq!(w.wait_closed(1, Duration::from_secs(30)), ["failed_over"]);
+    assert_eq!(w.count("applied"), 1);
+    // a wakes up: everything acknowledged there before the hang is still there, and
+    // DNS stays on b (failing back is a recommendation, not automatic).
+    signal_dc(&w.a, "CONT");
+    let missing = w.missing_writes("a", fault_at, w.a.primary.port);
+    assert!(missing.is_empty(), "lost in a: {missing:?}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(w.pointing_at(), "b");
+}
+
+#[test]
+fn s03_the_agent_alone_cut_off_from_a_holds() {
+    let _one = serial();
+    // The agent probes a's primary through its proxy only, so cutting the proxy cuts
+    // the agent's whole view of a; the clients still reach a directly.
+    let w = World::build(Options {
+        agent_uses_sentinel: false,
+        ..Options::from_env()
+    });
+    w.a.agent_paths(common::proxy::Fault::Blackhole);
+    let outcomes = w.wait_closed(1, Duration::from_secs(60));
+    assert_eq!(outcomes[0], "held:partition_suspected", "{outcomes:?}");
+    assert_eq!(w.pointing_at(), "a");
+    assert_eq!(w.count("intent"), 0);
+    let steps = w.steps();
+    assert!(
+        steps
+            .iter()
+            .any(|(n, d)| n == "client_impact" && d.contains("clients as usual")),
+        "{steps:#?}"
+    );
+    w.wait_notice("RedisFailoverHeld", Duration::from_secs(30));
+    // The clients never noticed.
+    let counts = w.workload().counts();
+    assert_eq!(counts.len(), 1, "only successful calls: {counts:?}");
+}
+
+#[test]
+fn s04_a_slow_with_clients_timing_out_fails_over() {
+    let _one = serial();
+    let w = World::build(Options::from_env());
+    let port = w.a.primary.port;
+    let fault = Instant::now();
+    // Every command waits up to 900 ms behind a DEBUG SLEEP: the clients (250 ms) and
+    // most of the agent's probes (300 ms) time out, the rest answer slowly; Sentinel
+    // (down after 1 s) still sees PONGs, so nothing fails over inside a. The agent sees
+    // a's health collapse (RedisDatacenterHealthCollapsed, `for: 15s`).
+    let _slow = Background::start(move || {
+        let _ = std::process::Command::new("redis-cli")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "DEBUG",
+                "SLEEP",
+                "0.9",
+            ])
+            .output();
+    });
+    let took = w.wait_dns("b", fault, Duration::from_secs(60));
+    record("s04_slow", "fault_to_dns", took);
+    assert_eq!(w.wait_closed(1, Duration::from_secs(30)), ["failed_over"]);
+    assert_eq!(w.count("applied"), 1);
+    let counts = w.workload().counts();
+    assert!(
+        counts
+            .get("RedisCommandTimeoutException")
+            .copied()
+            .unwrap_or(0)
+            > 0,
+        "the clients timed out: {counts:?}"
+    );
+}
+
+#[test]
+fn s05_a_benign_load_spike_does_not_fail_over() {
+    let _one = serial();
+    let w = World::build(Options::from_env());
+    let port = w.a.primary.port;
+    let before = w.workload().writes().len();
+    // About five times the clients' rate, pipelined: busy, not slow.
+    let _load = Background::start(move || {
+        if let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            && let Ok(mut c) = client.get_connection()
+        {
+            let mut pipe = redis::pipe();
+            for i in 0..10 {
+                pipe.cmd("INCR").arg(format!("load:{i}")).ignore();
+            }
+            let _: redis::RedisResult<()> = pipe.query(&mut c);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    });
+    std::thread::sleep(Duration::from_secs(15));
+    // A delivery as if some rule had fired during the spike: the agent holds.
+    assert_eq!(w.deliver("firing"), 200);
+    let outcomes = w.wait_closed(1, Duration::from_secs(30));
+    assert_eq!(outcomes, ["held:active_recovered"]);
+    assert_eq!(w.pointing_at(), "a");
+    assert_eq!(w.count("intent"), 0);
+    // Prometheus saw nothing worth a failover.
+    let firing = w
+        .prometheus
+        .query("ALERTS{alertstate=\"firing\",failover_candidate=\"true\"}")
+        .unwrap();
+    assert!(firing.is_empty(), "{firing:?}");
+    assert!(w.workload().writes().len() > before + 100);
+}
+
+#[test]
+fn s06_both_datacenters_down_holds_and_tells_people() {
+    let _one = serial();
+    let mut w = World::build(Options::from_env());
+    // b first: a's alert must find no healthy target when it fires.
+    w.b.kill_all();
+    w.a.kill_all();
+    let outcomes = w.wait_closed(1, Duration::from_secs(60));
+    assert_eq!(outcomes[0], "held:all_down", "{outcomes:?}");
+    assert_eq!(w.pointing_at(), "a");
+    assert_eq!(w.count("intent"), 0);
+    w.wait_notice("RedisFailoverHeld", Duration::from_secs(30));
+}
+
+#[test]
+fn s07_sentinel_promotion_inside_a_is_not_a_datacenter_failover() {
+    let _one = serial();
+    let mut w = World::build(Options::from_env());
+    let old_replica = w.a.replica.port;
+    // Writes acknowledged a second before the fault have reached the replica.
+    std::thread::sleep(Duration::from_secs(1));
+    let safe_before = SystemTime::now() - Duration::from_secs(1);
+    w.a.primary.kill();
+    common::wait_for(
+        Duration::from_secs(30),
+        "Sentinel to promote a's replica",
+        || (w.a.primary_port() == Some(old_replica)).then_some(()),
+    );
+    // Give the alert, the webhook and the agent's confirmation time to act, if they do.
+    std::thread::sleep(Duration::from_secs(20));
+    assert_eq!(w.pointing_at(), "a");
+    assert_eq!(w.count("intent"), 0, "{:?}", w.outcomes());
+    for o in w.outcomes() {
+        assert!(o.starts_with("held:"), "{o}");
+    }
+    let missing = w.missing_writes("a", safe_before, old_replica);
+    assert!(missing.is_empty(), "lost at a's new primary: {missing:?}");
+    // The clients follow Sentinel to the new primary.
+    let n = w.workload().writes().len();
+    common::wait_for(Duration::from_secs(20), "clients writing again", || {
+        (w.workload().writes().len() > n + 20).then_some(())
+    });
+}
+
+#[test]
+fn s08_a_flapping_datacenter_fails_over_at_most_once() {
+    let _one = serial();
+    let w = World::build(Options::from_env());
+    let fault = Instant::now();
+    for _ in 0..4 {
+        signal_dc(&w.a, "STOP");
+        std::thread::sleep(Duration::from_secs(8));
+        signal_dc(&w.a, "CONT");
+        std::thread::sleep(Duration::from_secs(4));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let applied = w.count("applied");
+    assert!(applied <= 1, "{:?}", w.outcomes());
+    if applied == 1 {
+        assert_eq!(w.pointing_at(), "b");
+        record("s08_flapping", "fault_to_dns", fault.elapsed());
+    }
+}
+
+#[test]
+fn s09_repeated_deliveries_make_one_dns_change() {
+    let _one = serial();
+    let mut w = World::build(Options::from_env());
+    let fault = Instant::now();
+    w.a.kill_all();
+    // Alertmanager's own delivery, and ten more at once as retries and an HA pair make.
+    let w = std::sync::Arc::new(w);
+    let threads: Vec<_> = (0..10)
+        .map(|_| {
+            let w = std::sync::Arc::clone(&w);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(7));
+                w.deliver("firing")
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 200);
+    }
+    w.wait_dns("b", fault, Duration::from_secs(60));
+    w.wait_closed(1, Duration::from_secs(30));
+    // More deliveries after the change: held by the cooldown.
+    for _ in 0..3 {
+        assert_eq!(w.deliver("firing"), 200);
+    }
+    common::wait_for(Duration::from_secs(30), "the repeats to close", || {
+        (w.outcomes().len() >= 2).then_some(())
+    });
+    assert_eq!(w.count("applied"), 1, "{:?}", w.outcomes());
+    assert_eq!(w.count("intent"), 1);
+    assert!(w.webhook_accepted() >= 13.0);
+    assert_eq!(w.pointing_at(), "b");
+}
+
+#[test]
+fn s10_the_agent_killed_mid_failover_changes_dns_once() {
+    let _one = serial();
+    let mut w = World::build(Options::from_env());
+    w.restart_agent(&[("REDIS_FAILOVER_AGENT_CRASH_AT", "after_dns")]);
+    let fault = Instant::now();
+    w.a.kill_all();
+    w.wait_dns("b", fault, Duration::from_secs(60));
+    // The agent aborted right after the change; start it again on the same journal.
+    std::thread::sleep(Duration::from_secs(1));
+    w.restart_agent(&[]);
+    let outcomes = w.wait_closed(1, Duration::from_secs(30));
+    assert_eq!(outcomes[0], "failed_over");
+    // Alertmanager keeps delivering; the completed failover's cooldown holds them.
+    assert_eq!(w.deliver("firing"), 200);
+    w.wait_closed(2, Duration::from_secs(30));
+    assert_eq!(w.count("applied"), 1);
+    assert_eq!(w.count("intent"), 1);
+    assert_eq!(w.pointing_at(), "b");
+    let steps = w.steps();
+    assert!(steps.iter().any(|(n, _)| n == "recovery"), "{steps:#?}");
+}
+
+#[test]
+fn s11_nonsense_or_a_stall_from_the_model_changes_nothing() {
+    let _one = serial();
+    for (name, reply) in [
+        (
+            "s11_ai_nonsense",
+            common::openai::Reply::Content("Fail over now!!! {not json".into()),
+        ),
+        (
+            "s11_ai_stall",
+            common::openai::Reply::Stall(Duration::from_secs(10)),
+        ),
+    ] {
+        let mut w = World::build(Options {
+            ai: Some(vec![reply]),
+            ai_timeout_s: 2,
+            ..Options::default()
+        });
+        let fault = Instant::now();
+        w.a.kill_all();
+        let took = w.wait_dns("b", fault, Duration::from_secs(60));
+        record(name, "fault_to_dns", took);
+        assert_eq!(w.wait_closed(1, Duration::from_secs(30)), ["failed_over"]);
+        let steps = w.steps();
+        assert!(
+            steps
+                .iter()
+                .any(|(n, d)| n == "advisor" && d.contains("discarded")),
+            "{steps:#?}"
+        );
+        // Within scenario 1's bound plus the model's timeout.
+        assert!(took < Duration::from_secs(15 + 2), "{took:?}");
+    }
+}
+
+#[test]
+fn s12_memory_pressure_with_oom_errors() {
+    let _one = serial();
+    let w = World::build(Options {
+        a_extra: ["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]
+            .map(String::from)
+            .to_vec(),
+        ..Options::from_env()
+    });
+    // Fill a past maxmemory (DEBUG POPULATE ignores the limit): from now on every
+    // write is refused with OOM, as on a noeviction store that outgrew its memory.
+    w.a.primary
+        .cli(&["DEBUG", "POPULATE", "20000", "fill", "512"]);
+    let fault = Instant::now();
+    common::wait_for(Duration::from_secs(30), "clients to get OOM errors", || {
+        (w.workload()
+            .counts()
+            .get("RedisOutOfMemoryException")
+            .copied()
+            .unwrap_or(0)
+            > 10)
+            .then_some(())
+    });
+    // The README's decision ("Scenarios"): the health of a collapses, the candidate
+    // fires, and with the clients' writes failing the agent fails over.
+    let took = w.wait_dns("b", fault, Duration::from_secs(90));
+    record("s12_memory", "fault_to_dns", took);
+    assert_eq!(w.wait_closed(1, Duration::from_secs(30)), ["failed_over"]);
+    // The candidate was the health collapse; the memory alerts are on their way (their
+    // `for:` is minutes: they tell people, the collapse asks the agent).
+    let opened: Vec<String> = w
+        .journal()
+        .iter()
+        .filter(|r| r["type"] == "opened")
+        .filter_map(|r| r["trigger"]["name"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(opened, ["RedisDatacenterHealthCollapsed"]);
+    let memory = w
+        .prometheus
+        .query("ALERTS{alertname=~\"RedisMemoryHigh|RedisOutOfMemoryErrors\"}")
+        .unwrap();
+    assert!(
+        !memory.is_empty(),
+        "the memory alerts are pending or firing"
+    );
+    let steps = w.steps();
+    assert!(
+        steps
+            .iter()
+            .any(|(n, d)| n == "client_impact" && d.contains("clients failing")),
+        "{steps:#?}"
+    );
+}

@@ -161,6 +161,7 @@ mod tests {
                 dns: None,
                 notifier: None,
                 analysis: Arc::clone(&analysis),
+                store: Arc::new(crate::model::SnapshotStore::new()),
                 active: Arc::clone(&active),
                 metrics: DecisionMetrics::default(),
                 advisors: crate::decision::engine::Advisors::default(),

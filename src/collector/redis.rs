@@ -46,8 +46,10 @@ pub async fn connect(
 }
 
 fn client(endpoint: &Endpoint) -> redis::RedisResult<Client> {
-    let mut redis = RedisConnectionInfo::default()
-        .set_lib_name("redis-failover-agent", env!("CARGO_PKG_VERSION"));
+    // No `CLIENT SETINFO` on connect: servers before 7.2 answer it with an error, which
+    // counts in their error replies, so every fresh probe would lower the health of the
+    // very datacenter it is checking as a failover target.
+    let mut redis = RedisConnectionInfo::default().set_skip_set_lib_name();
     if let Some(user) = &endpoint.username {
         redis = redis.set_username(user);
     }

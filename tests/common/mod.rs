@@ -13,14 +13,14 @@ use tempfile::TempDir;
 
 pub mod alertmanager;
 pub mod e2e;
-pub mod proxy;
-pub mod scenario;
-pub mod workload;
 pub mod faulty_http;
 pub mod moto;
 pub mod openai;
 pub mod osmem;
+pub mod proxy;
+pub mod scenario;
 pub mod stack;
+pub mod workload;
 
 /// Fails the test with an install hint when a program is missing.
 pub fn require(program: &str, package: &str) -> PathBuf {

@@ -111,8 +111,7 @@ fn serve(client: TcpStream, target: u16, s: &Arc<Shared>) {
             // Hold it open and read nothing until the proxy stops or the fault lifts:
             // the client sees a connection that never answers.
             s.open.lock().unwrap().push(client.try_clone().unwrap());
-            while !s.stop.load(Ordering::SeqCst) && *s.fault.lock().unwrap() == Fault::Blackhole
-            {
+            while !s.stop.load(Ordering::SeqCst) && *s.fault.lock().unwrap() == Fault::Blackhole {
                 std::thread::sleep(Duration::from_millis(50));
             }
             return;

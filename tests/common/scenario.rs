@@ -81,6 +81,9 @@ impl Dc {
             "yes",
             "--appendfsync",
             "always",
+            // DEBUG SLEEP and DEBUG POPULATE inject faults.
+            "--enable-debug-command",
+            "yes",
         ];
         args.extend_from_slice(primary_extra);
         let primary = Redis::start(&args);
@@ -265,7 +268,18 @@ impl World {
             Alertmanager::start_shipped_to(&receiver, &format!("http://127.0.0.1:{agent_port}"));
         let profile = Profile::fast();
         let state = tempfile::tempdir().unwrap();
-        let config = agent_config(&a, &b, &moto, &zone, &osmem, &alertmanager, &opts, &profile, ai.as_ref(), state.path());
+        let config = agent_config(
+            &a,
+            &b,
+            &moto,
+            &zone,
+            &osmem,
+            &alertmanager,
+            &opts,
+            &profile,
+            ai.as_ref(),
+            state.path(),
+        );
         let agent = Agent::start_on(agent_port, &config, &env(), &["--verbose"]);
         let prometheus = Prometheus::start_shipped(
             agent_port,
@@ -283,7 +297,10 @@ impl World {
                 .map(|dc| {
                     (
                         dc.name.to_owned(),
-                        (dc.sentinels.iter().map(|s| s.port).collect(), dc.master.clone()),
+                        (
+                            dc.sentinels.iter().map(|s| s.port).collect(),
+                            dc.master.clone(),
+                        ),
                     )
                 })
                 .collect(),
@@ -338,13 +355,17 @@ impl World {
 
     /// Both datacenters up in Prometheus, the clients writing, nothing firing.
     fn wait_ready(&self) {
-        wait_for(Duration::from_secs(60), "both datacenters up in Prometheus", || {
-            let r = self
-                .prometheus
-                .query("redis_up{redis_instance=\"app\"} == 1")
-                .ok()?;
-            (r.len() == 2).then_some(())
-        });
+        wait_for(
+            Duration::from_secs(60),
+            "both datacenters up in Prometheus",
+            || {
+                let r = self
+                    .prometheus
+                    .query("redis_up{redis_instance=\"app\"} == 1")
+                    .ok()?;
+                (r.len() == 2).then_some(())
+            },
+        );
         wait_for(Duration::from_secs(30), "the clients to write", || {
             (self.workload().writes().len() >= 20).then_some(())
         });
@@ -371,10 +392,39 @@ impl World {
 
     /// Waits until the CNAME points at `dc`; the time from `since`.
     pub fn wait_dns(&self, dc: &str, since: Instant, timeout: Duration) -> Duration {
-        wait_for(timeout, &format!("DNS to point at {dc}"), || {
-            (self.pointing_at() == dc).then_some(())
-        });
+        let deadline = Instant::now() + timeout;
+        while self.pointing_at() != dc {
+            if Instant::now() > deadline {
+                panic!(
+                    "DNS does not point at {dc} after {timeout:?}\n{}",
+                    self.diagnose()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         since.elapsed()
+    }
+
+    /// What the journal, Prometheus and the clients say: for a failed scenario.
+    pub fn diagnose(&self) -> String {
+        let alerts: Vec<String> = self
+            .prometheus
+            .query("ALERTS")
+            .unwrap_or_default()
+            .iter()
+            .map(|a| format!("{}:{}", a["metric"]["alertname"], a["metric"]["alertstate"]))
+            .collect();
+        let steps: Vec<String> = self
+            .steps()
+            .into_iter()
+            .map(|(n, d)| format!("  {n}: {d}"))
+            .collect();
+        format!(
+            "outcomes: {:?}\nalerts: {alerts:?}\nclients: {:?}\nsteps:\n{}",
+            self.outcomes(),
+            self.workload().counts(),
+            steps.join("\n")
+        )
     }
 
     /// The journal's records, in order.
@@ -451,7 +501,10 @@ impl World {
     pub fn webhook_accepted(&self) -> f64 {
         self.agent()
             .metrics()
-            .get("redis_agent_webhook_requests_total", &[("result", "accepted")])
+            .get(
+                "redis_agent_webhook_requests_total",
+                &[("result", "accepted")],
+            )
             .unwrap_or(0.0)
     }
 
@@ -463,7 +516,10 @@ impl World {
             self.agent_port,
             "POST",
             "/webhook/alertmanager",
-            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
             body.as_bytes(),
         )
         .expect("the agent answers")
@@ -472,14 +528,9 @@ impl World {
 
     /// GET on the operator API.
     pub fn api(&self, path: &str) -> Json {
-        let (status, body) = http_request(
-            self.agent_port,
-            "GET",
-            path,
-            &[("X-API-Key", API_KEY)],
-            b"",
-        )
-        .expect("the agent answers");
+        let (status, body) =
+            http_request(self.agent_port, "GET", path, &[("X-API-Key", API_KEY)], b"")
+                .expect("the agent answers");
         assert_eq!(status, 200, "{path}: {body}");
         serde_json::from_str(&body).expect("JSON")
     }
@@ -504,13 +555,16 @@ impl World {
     /// Keys the clients wrote to `dc` before `before` whose value `port` does not hold.
     pub fn missing_writes(&self, dc: &str, before: SystemTime, port: u16) -> Vec<String> {
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-        let mut c = client.get_connection().expect("the datacenter's Redis answers");
+        let mut c = client
+            .get_connection()
+            .expect("the datacenter's Redis answers");
         self.workload()
             .writes()
             .into_iter()
             .filter(|w| w.datacenter == dc && w.at < before)
             .filter(|w| {
-                let got: Option<String> = redis::cmd("GET").arg(&w.key).query(&mut c).ok().flatten();
+                let got: Option<String> =
+                    redis::cmd("GET").arg(&w.key).query(&mut c).ok().flatten();
                 got.as_deref() != Some(w.value.as_str())
             })
             .map(|w| w.key)
@@ -524,7 +578,12 @@ fn env() -> Vec<(&'static str, &'static str)> {
 
 async fn listing_at(url: &str, zone: &str) -> Vec<(String, String, Vec<String>)> {
     let sdk = super::moto::sdk(url);
-    let Ok(out) = sdk.list_resource_record_sets().hosted_zone_id(zone).send().await else {
+    let Ok(out) = sdk
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+    else {
         return Vec::new();
     };
     out.resource_record_sets()
@@ -610,7 +669,10 @@ fn agent_config(
 /// `SCENARIO_RESULTS` names a file (scripts/bench-failover.sh reads them).
 pub fn record(scenario: &str, measure: &str, value: Duration) {
     let ai = std::env::var("SCENARIO_AI").unwrap_or_else(|_| "none".into());
-    eprintln!("SCENARIO {scenario} {measure} ai={ai}: {:.2} s", value.as_secs_f64());
+    eprintln!(
+        "SCENARIO {scenario} {measure} ai={ai}: {:.2} s",
+        value.as_secs_f64()
+    );
     if let Some(path) = std::env::var_os("SCENARIO_RESULTS") {
         let line = serde_json::json!({
             "scenario": scenario, "measure": measure, "ai": ai,

@@ -43,6 +43,8 @@ struct Shared {
     writes: Mutex<Vec<Write>>,
     pending: Mutex<Vec<Json>>,
     counts: Mutex<BTreeMap<String, u64>>,
+    /// The datacenter the CNAME points at, as last read.
+    current: Mutex<Option<String>>,
 }
 
 /// The running workload; stops when dropped.
@@ -63,9 +65,20 @@ impl Workload {
         index: &str,
     ) -> Workload {
         let shared = Arc::new(Shared::default());
+        // DNS is read on its own thread (the record's TTL is short: every half second),
+        // so a slow read never slows the calls.
+        let s = Arc::clone(&shared);
+        let resolver = std::thread::spawn(move || {
+            while !s.stop.load(Ordering::SeqCst) {
+                if let Some(dc) = resolve() {
+                    *s.current.lock().unwrap() = Some(dc);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
         let s = Arc::clone(&shared);
         let instance_name = instance.to_owned();
-        let caller = std::thread::spawn(move || calls(&instance_name, &routes, &resolve, &s));
+        let caller = std::thread::spawn(move || calls(&instance_name, &routes, &s));
         let s = Arc::clone(&shared);
         let index = index.to_owned();
         let shipper = std::thread::spawn(move || {
@@ -77,7 +90,7 @@ impl Workload {
         });
         Workload {
             shared,
-            threads: vec![caller, shipper],
+            threads: vec![resolver, caller, shipper],
         }
     }
 
@@ -101,26 +114,15 @@ impl Drop for Workload {
     }
 }
 
-fn calls(
-    instance: &str,
-    routes: &Routes,
-    resolve: &dyn Fn() -> Option<String>,
-    s: &Shared,
-) {
+fn calls(instance: &str, routes: &Routes, s: &Shared) {
     let mut dc: Option<String> = None;
-    let mut resolved_at = Instant::now() - Duration::from_secs(10);
     let mut conn: Option<(u16, redis::Connection)> = None;
     let mut n: u64 = 0;
     while !s.stop.load(Ordering::SeqCst) {
-        // Clients honour the record's TTL; the bed's is short, so look every second.
-        if resolved_at.elapsed() >= Duration::from_secs(1) {
-            if let Some(now) = resolve() {
-                if dc.as_ref() != Some(&now) {
-                    conn = None;
-                }
-                dc = Some(now);
-            }
-            resolved_at = Instant::now();
+        let now = s.current.lock().unwrap().clone();
+        if now != dc {
+            conn = None;
+            dc = now;
         }
         let Some(current) = dc.clone() else {
             std::thread::sleep(PACE);
@@ -199,9 +201,15 @@ fn call(
         .arg(value)
         .query::<()>(c)
         .map_err(|e| classify(&e))?;
-    let back: Option<String> = redis::cmd("GET").arg(key).query(c).map_err(|e| classify(&e))?;
+    let back: Option<String> = redis::cmd("GET")
+        .arg(key)
+        .query(c)
+        .map_err(|e| classify(&e))?;
     if back.as_deref() != Some(value) {
-        return Err(("RedisDataException", format!("read back {back:?} for {key}")));
+        return Err((
+            "RedisDataException",
+            format!("read back {back:?} for {key}"),
+        ));
     }
     Ok(())
 }

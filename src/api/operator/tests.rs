@@ -151,6 +151,7 @@ async fn bed_advised(
             dns: Some(dns.clone()),
             notifier: None,
             analysis: Arc::clone(&analysis),
+            store: Arc::clone(&store),
             active: Arc::clone(&active),
             metrics: DecisionMetrics::default(),
             advisors,

@@ -28,7 +28,7 @@ use crate::advisors::client_impact::{
 };
 use crate::decision::incident::Outcome;
 use crate::decision::policy::{ClientStatus, Hold, Round, Verdict};
-use crate::model::{AnomalyState, DatacenterId, EndpointKey, Instance, InstanceId};
+use crate::model::{AnomalyState, DatacenterId, EndpointKey, EndpointStatus, Instance, InstanceId};
 
 /// How long an evaluation waits for the client impact once its confirmation rounds are
 /// done (the query started with the evaluation). Past it the clients are unknown and
@@ -68,15 +68,33 @@ pub(super) struct ClientView {
 }
 
 /// Starts the client impact query of an evaluation, if a source is configured.
-pub(super) fn start_client_impact(inner: &Inner, instance: &InstanceId) -> Option<PendingImpact> {
+///
+/// The clients' lines that matter are those since the agent lost the active endpoint:
+/// lines from before it would drown a fresh outage in successes (and make it look like
+/// a partition). So while the collector's latest round of the active endpoint failed,
+/// the recent period starts at its last successful round (at most
+/// [`DECISION_WINDOW`]`.0` ago); otherwise (the agent still reaches it: a brownout) it
+/// is the last [`DECISION_WINDOW`]`.0`. Either way it ends now, so no answer cached from
+/// before the outage is used. Too few lines in a short period are "inconclusive".
+pub(super) fn start_client_impact(
+    inner: &Inner,
+    instance: &InstanceId,
+    active: &DatacenterId,
+) -> Option<PendingImpact> {
     let source = inner.advisors().client_impact?;
-    let instance = instance.clone();
-    // A window that ends now: never a cached answer from before the outage.
-    let window = Window {
-        recent: DECISION_WINDOW.0,
-        baseline: DECISION_WINDOW.1,
-        end: Some(SystemTime::now()),
+    let now = SystemTime::now();
+    let key = EndpointKey {
+        instance: instance.clone(),
+        datacenter: active.clone(),
     };
+    let recent = lost_since(inner.deps.store.get(&key).as_deref(), now)
+        .map_or(DECISION_WINDOW.0, |d| d.min(DECISION_WINDOW.0));
+    let window = Window {
+        recent,
+        baseline: DECISION_WINDOW.1,
+        end: Some(now),
+    };
+    let instance = instance.clone();
     let name = source.name();
     let task = inner.tracker.spawn(async move {
         let started = tokio::time::Instant::now();
@@ -84,6 +102,19 @@ pub(super) fn start_client_impact(inner: &Inner, instance: &InstanceId) -> Optio
         (impact, started.elapsed())
     });
     Some(PendingImpact { source: name, task })
+}
+
+/// How long ago the agent last reached the endpoint, when its latest round failed.
+fn lost_since(status: Option<&EndpointStatus>, now: SystemTime) -> Option<Duration> {
+    let status = status?;
+    let failed = status.last_round.as_ref()?.error.is_some();
+    if !failed {
+        return None;
+    }
+    match &status.last_success {
+        Some(s) => Some(now.duration_since(s.taken_at).unwrap_or_default()),
+        None => Some(DECISION_WINDOW.0),
+    }
 }
 
 /// Waits (at most [`CLIENT_IMPACT_WAIT`]) for the query, counts and records it.
@@ -469,4 +500,58 @@ pub(super) fn measure_effect(inner: &Arc<Inner>, id: u64, instance: &InstanceId,
                 "cannot record the effect of the failover");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CollectError, ErrorKind, Round as CollectRound, Snapshot};
+    use std::time::Instant;
+
+    fn status(last_ok_ago: Option<u64>, last_failed: bool, now: SystemTime) -> EndpointStatus {
+        let mut s = EndpointStatus::new(
+            EndpointKey::new("app", "a"),
+            1,
+            "127.0.0.1:6379".into(),
+            Duration::from_secs(1),
+        );
+        s.last_success = last_ok_ago.map(|ago| {
+            Arc::new(Snapshot {
+                taken_at: now - Duration::from_secs(ago),
+                finished: Instant::now(),
+                ping_latency: Duration::from_millis(1),
+                info: Default::default(),
+                cluster: None,
+                sentinel_masters: Vec::new(),
+            })
+        });
+        s.last_round = Some(CollectRound {
+            finished: Instant::now(),
+            at: now,
+            duration: Duration::from_millis(1),
+            error: last_failed.then(|| CollectError {
+                kind: ErrorKind::Connect,
+                message: "connection refused".into(),
+            }),
+        });
+        s
+    }
+
+    #[test]
+    fn the_clients_are_read_from_when_the_agent_lost_the_endpoint() {
+        let now = SystemTime::now();
+        // Lost 8 s ago: read the 8 s since.
+        assert_eq!(
+            lost_since(Some(&status(Some(8), true, now)), now),
+            Some(Duration::from_secs(8))
+        );
+        // Never reached: the whole recent period.
+        assert_eq!(
+            lost_since(Some(&status(None, true, now)), now),
+            Some(DECISION_WINDOW.0)
+        );
+        // Still reached (a brownout), or not collected yet: the default period.
+        assert_eq!(lost_since(Some(&status(Some(1), false, now)), now), None);
+        assert_eq!(lost_since(None, now), None);
+    }
 }

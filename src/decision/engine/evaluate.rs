@@ -189,7 +189,7 @@ async fn evaluate(
     let pending = if force || planned {
         None
     } else {
-        advice::start_client_impact(inner, instance)
+        advice::start_client_impact(inner, instance, &active)
     };
 
     // 2. Confirmation rounds.

@@ -38,7 +38,9 @@ use crate::advisors::ai::history::{AdviceBook, Recorded};
 use crate::advisors::client_impact::{ClientImpact, Window};
 use crate::collector::probe::Prober;
 use crate::config::{Config, FailoverSettings};
-use crate::model::{ActiveDatacenters, AnalysisStore, DatacenterId, Instance, InstanceId};
+use crate::model::{
+    ActiveDatacenters, AnalysisStore, DatacenterId, Instance, InstanceId, SnapshotStore,
+};
 
 #[derive(Debug, Error)]
 pub enum EngineError {
@@ -59,6 +61,8 @@ pub struct Deps {
     /// `None`: no `alertmanager` configured; notices are only logged.
     pub notifier: Option<Arc<dyn Notifier>>,
     pub analysis: Arc<AnalysisStore>,
+    /// The collector's latest rounds: when the agent last reached each endpoint.
+    pub store: Arc<SnapshotStore>,
     pub active: Arc<ActiveDatacenters>,
     pub metrics: DecisionMetrics,
     /// Client impact and AI advice; none configured: the probes decide alone.

@@ -169,6 +169,7 @@ async fn bed_advised(
         dns: Some(dns.clone()),
         notifier: Some(notifier.clone()),
         analysis: Arc::clone(&analysis),
+        store: Arc::new(crate::model::SnapshotStore::new()),
         active: Arc::clone(&active),
         metrics: DecisionMetrics::default(),
         advisors,
