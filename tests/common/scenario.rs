@@ -8,6 +8,7 @@
 //! and one per Sentinel), so its path alone can be cut while the clients, which connect
 //! directly, still reach Redis.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -70,6 +71,9 @@ pub struct Dc {
     pub sentinels: Vec<Redis>,
     /// The agent's paths: `[primary, sentinel 1, sentinel 2, sentinel 3]`.
     pub paths: Vec<FaultProxy>,
+    /// The clients' paths, by the real port they lead to (Redis and Sentinels): the
+    /// network between the clients and the datacenter.
+    pub client_paths: BTreeMap<u16, FaultProxy>,
 }
 
 impl Dc {
@@ -104,6 +108,11 @@ impl Dc {
             .collect();
         let mut paths = vec![FaultProxy::start(primary.port)];
         paths.extend(sentinels.iter().map(|s| FaultProxy::start(s.port)));
+        let client_paths = [primary.port, replica.port]
+            .into_iter()
+            .chain(sentinels.iter().map(|s| s.port))
+            .map(|p| (p, FaultProxy::start(p)))
+            .collect();
         let dc = Dc {
             name,
             master,
@@ -111,6 +120,7 @@ impl Dc {
             replica,
             sentinels,
             paths,
+            client_paths,
         };
         dc.wait_replicated();
         dc
@@ -132,6 +142,15 @@ impl Dc {
     /// Cuts (or heals) the agent's every path into the datacenter.
     pub fn agent_paths(&self, fault: Fault) {
         for p in &self.paths {
+            p.set(fault);
+        }
+    }
+
+    /// Puts `fault` on every path into the datacenter, the agent's and the clients'
+    /// (inside it, Sentinel still reaches its Redis).
+    pub fn network(&self, fault: Fault) {
+        self.agent_paths(fault);
+        for p in self.client_paths.values() {
             p.set(fault);
         }
     }
@@ -295,14 +314,17 @@ impl World {
             sentinels: [&a, &b]
                 .into_iter()
                 .map(|dc| {
-                    (
-                        dc.name.to_owned(),
-                        (
-                            dc.sentinels.iter().map(|s| s.port).collect(),
-                            dc.master.clone(),
-                        ),
-                    )
+                    let ports = dc
+                        .sentinels
+                        .iter()
+                        .map(|s| dc.client_paths[&s.port].port)
+                        .collect();
+                    (dc.name.to_owned(), (ports, dc.master.clone()))
                 })
+                .collect(),
+            via: [&a, &b]
+                .into_iter()
+                .flat_map(|dc| dc.client_paths.iter().map(|(real, p)| (*real, p.port)))
                 .collect(),
         };
         let mut world = World {

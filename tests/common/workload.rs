@@ -25,6 +25,8 @@ pub struct Routes {
     pub datacenter_of: BTreeMap<String, String>,
     /// Per datacenter: its Sentinels' ports and the master name.
     pub sentinels: BTreeMap<String, (Vec<u16>, String)>,
+    /// The clients' network: the port to dial for a server's real port.
+    pub via: BTreeMap<u16, u16>,
 }
 
 /// One acknowledged write.
@@ -187,7 +189,8 @@ fn call(
         ))?,
     };
     if conn.is_none() {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let dial = routes.via.get(&port).copied().unwrap_or(port);
+        let client = redis::Client::open(format!("redis://127.0.0.1:{dial}/")).unwrap();
         let c = client
             .get_connection_with_timeout(CLIENT_TIMEOUT)
             .map_err(|e| classify(&e))?;
