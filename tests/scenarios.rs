@@ -50,6 +50,7 @@ fn s01_hard_down_fails_over_once() {
     assert!(missing.is_empty(), "lost in a: {missing:?}");
     let missing = w.missing_writes("b", SystemTime::now(), w.b.primary.port);
     assert!(missing.is_empty(), "lost in b: {missing:?}");
+    w.passed("s01_hard_down");
 }
 
 /// Runs `f` until the returned guard is dropped, on its own thread.
@@ -109,6 +110,7 @@ fn s02_a_hang_fails_over_once() {
     assert!(missing.is_empty(), "lost in a: {missing:?}");
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(w.pointing_at(), "b");
+    w.passed("s02_hang");
 }
 
 #[test]
@@ -136,6 +138,7 @@ fn s03_the_agent_alone_cut_off_from_a_holds() {
     // The clients never noticed.
     let counts = w.workload().counts();
     assert_eq!(counts.len(), 1, "only successful calls: {counts:?}");
+    w.passed("s03_agent_partition");
 }
 
 #[test]
@@ -165,6 +168,7 @@ fn s04_a_slow_with_clients_timing_out_fails_over() {
             > 0,
         "the clients timed out: {counts:?}"
     );
+    w.passed("s04_slow");
 }
 
 #[test]
@@ -200,6 +204,7 @@ fn s05_a_benign_load_spike_does_not_fail_over() {
         .unwrap();
     assert!(firing.is_empty(), "{firing:?}");
     assert!(w.workload().writes().len() > before + 100);
+    w.passed("s05_load_spike");
 }
 
 #[test]
@@ -214,6 +219,7 @@ fn s06_both_datacenters_down_holds_and_tells_people() {
     assert_eq!(w.pointing_at(), "a");
     assert_eq!(w.count("intent"), 0);
     w.wait_notice("RedisFailoverHeld", Duration::from_secs(30));
+    w.passed("s06_both_down");
 }
 
 #[test]
@@ -244,6 +250,7 @@ fn s07_sentinel_promotion_inside_a_is_not_a_datacenter_failover() {
     common::wait_for(Duration::from_secs(20), "clients writing again", || {
         (w.workload().writes().len() > n + 20).then_some(())
     });
+    w.passed("s07_sentinel_promotion");
 }
 
 #[test]
@@ -264,6 +271,7 @@ fn s08_a_flapping_datacenter_fails_over_at_most_once() {
         assert_eq!(w.pointing_at(), "b");
         record("s08_flapping", "fault_to_dns", fault.elapsed());
     }
+    w.passed("s08_flapping");
 }
 
 #[test]
@@ -299,6 +307,7 @@ fn s09_repeated_deliveries_make_one_dns_change() {
     assert_eq!(w.count("intent"), 1);
     assert!(w.webhook_accepted() >= 13.0);
     assert_eq!(w.pointing_at(), "b");
+    w.passed("s09_repeated_deliveries");
 }
 
 #[test]
@@ -322,6 +331,7 @@ fn s10_the_agent_killed_mid_failover_changes_dns_once() {
     assert_eq!(w.pointing_at(), "b");
     let steps = w.steps();
     assert!(steps.iter().any(|(n, _)| n == "recovery"), "{steps:#?}");
+    w.passed("s10_agent_killed");
 }
 
 #[test]
@@ -356,6 +366,7 @@ fn s11_nonsense_or_a_stall_from_the_model_changes_nothing() {
         );
         // Within scenario 1's bound plus the model's timeout.
         assert!(took < Duration::from_secs(15 + 2), "{took:?}");
+        w.passed(name);
     }
 }
 
@@ -411,4 +422,5 @@ fn s12_memory_pressure_with_oom_errors() {
             .any(|(n, d)| n == "client_impact" && d.contains("clients failing")),
         "{steps:#?}"
     );
+    w.passed("s12_memory");
 }

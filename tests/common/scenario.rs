@@ -690,22 +690,39 @@ fn agent_config(
 /// Where the scenario results go: one JSON line per measurement when
 /// `SCENARIO_RESULTS` names a file (scripts/bench-failover.sh reads them).
 pub fn record(scenario: &str, measure: &str, value: Duration) {
-    let ai = std::env::var("SCENARIO_AI").unwrap_or_else(|_| "none".into());
+    write_result(scenario, measure, value.as_secs_f64());
     eprintln!(
-        "SCENARIO {scenario} {measure} ai={ai}: {:.2} s",
+        "SCENARIO {scenario} {measure} ai={}: {:.2} s",
+        ai_mode(),
         value.as_secs_f64()
     );
-    if let Some(path) = std::env::var_os("SCENARIO_RESULTS") {
-        let line = serde_json::json!({
-            "scenario": scenario, "measure": measure, "ai": ai,
-            "seconds": value.as_secs_f64(),
-        });
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(PathBuf::from(path))
-            .expect("SCENARIO_RESULTS is writable");
-        writeln!(f, "{line}").unwrap();
+}
+
+fn ai_mode() -> String {
+    std::env::var("SCENARIO_AI").unwrap_or_else(|_| "none".into())
+}
+
+fn write_result(scenario: &str, measure: &str, value: f64) {
+    let Some(path) = std::env::var_os("SCENARIO_RESULTS") else {
+        return;
+    };
+    let line = serde_json::json!({
+        "scenario": scenario, "measure": measure, "ai": ai_mode(), "value": value,
+    });
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(PathBuf::from(path))
+        .expect("SCENARIO_RESULTS is writable");
+    writeln!(f, "{line}").unwrap();
+}
+
+impl World {
+    /// Records how many DNS changes the scenario made (`dns_changes`) and that it
+    /// passed (`passed`, written last: a scenario that failed an assertion has none).
+    pub fn passed(&self, scenario: &str) {
+        write_result(scenario, "dns_changes", self.count("applied") as f64);
+        write_result(scenario, "passed", 1.0);
     }
 }

@@ -34,7 +34,8 @@ use crate::model::{AnomalyState, DatacenterId, EndpointKey, EndpointStatus, Inst
 /// done (the query started with the evaluation). Past it the clients are unknown and
 /// the query finishes in the background.
 pub const CLIENT_IMPACT_WAIT: Duration = Duration::from_secs(5);
-/// The client logs a decision reads: the last 5 minutes against the 30 before.
+/// The client logs a decision reads: a recent period of at most 5 minutes (see
+/// `start_client_impact`) against the 30 minutes before it.
 pub const DECISION_WINDOW: (Duration, Duration) =
     (Duration::from_secs(5 * 60), Duration::from_secs(30 * 60));
 /// After a failover: the error rate over this long after it...
