@@ -115,19 +115,6 @@ fn outage(bed: &mut Bed, agent: &Agent) -> Duration {
     started.elapsed()
 }
 
-fn steps(records: &[Json]) -> Vec<(String, String)> {
-    records
-        .iter()
-        .filter(|r| r["type"] == "step")
-        .map(|r| {
-            (
-                r["step"]["name"].as_str().unwrap_or("").to_owned(),
-                r["step"]["detail"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn with_both_advisors_an_outage_fails_over_and_the_record_says_what_they_said() {
     let osmem = Osmem::start();

@@ -138,6 +138,9 @@ fn s03_the_agent_alone_cut_off_from_a_holds() {
     // The clients never noticed.
     let counts = w.workload().counts();
     assert_eq!(counts.len(), 1, "only successful calls: {counts:?}");
+    // Every write the clients made stayed in a, where they kept writing.
+    let missing = w.missing_writes("a", SystemTime::now(), w.a.primary.port);
+    assert!(missing.is_empty(), "lost in a: {missing:?}");
     w.passed("s03_agent_partition");
 }
 
@@ -151,6 +154,7 @@ fn s04_a_slow_with_clients_timing_out_fails_over() {
         ..Options::from_env()
     });
     let fault = Instant::now();
+    let fault_at = SystemTime::now();
     // The network into a adds 400 ms to every chunk each way: the clients (250 ms) and
     // the agent's rounds (300 ms) time out. Inside a, Sentinel still reaches its Redis,
     // so nothing fails over there: only moving traffic helps.
@@ -168,6 +172,9 @@ fn s04_a_slow_with_clients_timing_out_fails_over() {
             > 0,
         "the clients timed out: {counts:?}"
     );
+    // Slow is not lost: a (read directly, behind no proxy) has what it acknowledged.
+    let missing = w.missing_writes("a", fault_at, w.a.primary.port);
+    assert!(missing.is_empty(), "lost in a: {missing:?}");
     w.passed("s04_slow");
 }
 
@@ -204,6 +211,8 @@ fn s05_a_benign_load_spike_does_not_fail_over() {
         .unwrap();
     assert!(firing.is_empty(), "{firing:?}");
     assert!(w.workload().writes().len() > before + 100);
+    let missing = w.missing_writes("a", SystemTime::now(), w.a.primary.port);
+    assert!(missing.is_empty(), "lost in a: {missing:?}");
     w.passed("s05_load_spike");
 }
 
@@ -212,6 +221,7 @@ fn s06_both_datacenters_down_holds_and_tells_people() {
     let _one = serial();
     let mut w = World::build(Options::from_env());
     // b first: a's alert must find no healthy target when it fires.
+    let fault_at = SystemTime::now();
     w.b.kill_all();
     w.a.kill_all();
     let outcomes = w.wait_closed(1, Duration::from_secs(60));
@@ -219,6 +229,10 @@ fn s06_both_datacenters_down_holds_and_tells_people() {
     assert_eq!(w.pointing_at(), "a");
     assert_eq!(w.count("intent"), 0);
     w.wait_notice("RedisFailoverHeld", Duration::from_secs(30));
+    // a comes back with everything it acknowledged; DNS never moved.
+    w.a.primary.restart();
+    let missing = w.missing_writes("a", fault_at, w.a.primary.port);
+    assert!(missing.is_empty(), "lost in a: {missing:?}");
     w.passed("s06_both_down");
 }
 
@@ -271,6 +285,11 @@ fn s08_a_flapping_datacenter_fails_over_at_most_once() {
         assert_eq!(w.pointing_at(), "b");
         record("s08_flapping", "fault_to_dns", fault.elapsed());
     }
+    // a is resumed: it has everything it acknowledged; b has what went there.
+    let missing = w.missing_writes("a", SystemTime::now(), w.a.primary.port);
+    assert!(missing.is_empty(), "lost in a: {missing:?}");
+    let missing = w.missing_writes("b", SystemTime::now(), w.b.primary.port);
+    assert!(missing.is_empty(), "lost in b: {missing:?}");
     w.passed("s08_flapping");
 }
 
@@ -279,6 +298,7 @@ fn s09_repeated_deliveries_make_one_dns_change() {
     let _one = serial();
     let mut w = World::build(Options::from_env());
     let fault = Instant::now();
+    let fault_at = SystemTime::now();
     w.a.kill_all();
     // Alertmanager's own delivery, and ten more at once as retries and an HA pair make.
     let w = std::sync::Arc::new(w);
@@ -307,6 +327,12 @@ fn s09_repeated_deliveries_make_one_dns_change() {
     assert_eq!(w.count("intent"), 1);
     assert!(w.webhook_accepted() >= 13.0);
     assert_eq!(w.pointing_at(), "b");
+    let mut w = std::sync::Arc::try_unwrap(w)
+        .ok()
+        .expect("the threads are done");
+    w.a.primary.restart();
+    let missing = w.missing_writes("a", fault_at, w.a.primary.port);
+    assert!(missing.is_empty(), "lost in a: {missing:?}");
     w.passed("s09_repeated_deliveries");
 }
 
@@ -316,6 +342,7 @@ fn s10_the_agent_killed_mid_failover_changes_dns_once() {
     let mut w = World::build(Options::from_env());
     w.restart_agent(&[("REDIS_FAILOVER_AGENT_CRASH_AT", "after_dns")]);
     let fault = Instant::now();
+    let fault_at = SystemTime::now();
     w.a.kill_all();
     w.wait_dns("b", fault, Duration::from_secs(60));
     // The agent aborted right after the change; start it again on the same journal.
@@ -331,6 +358,9 @@ fn s10_the_agent_killed_mid_failover_changes_dns_once() {
     assert_eq!(w.pointing_at(), "b");
     let steps = w.steps();
     assert!(steps.iter().any(|(n, _)| n == "recovery"), "{steps:#?}");
+    w.a.primary.restart();
+    let missing = w.missing_writes("a", fault_at, w.a.primary.port);
+    assert!(missing.is_empty(), "lost in a: {missing:?}");
     w.passed("s10_agent_killed");
 }
 
@@ -353,6 +383,7 @@ fn s11_nonsense_or_a_stall_from_the_model_changes_nothing() {
             ..Options::default()
         });
         let fault = Instant::now();
+        let fault_at = SystemTime::now();
         w.a.kill_all();
         let took = w.wait_dns("b", fault, Duration::from_secs(60));
         record(name, "fault_to_dns", took);
@@ -366,6 +397,9 @@ fn s11_nonsense_or_a_stall_from_the_model_changes_nothing() {
         );
         // Within scenario 1's bound plus the model's timeout.
         assert!(took < Duration::from_secs(15 + 2), "{took:?}");
+        w.a.primary.restart();
+        let missing = w.missing_writes("a", fault_at, w.a.primary.port);
+        assert!(missing.is_empty(), "lost in a: {missing:?}");
         w.passed(name);
     }
 }
@@ -381,6 +415,7 @@ fn s12_memory_pressure_with_oom_errors() {
     });
     // Fill a past maxmemory (DEBUG POPULATE ignores the limit): from now on every
     // write is refused with OOM, as on a noeviction store that outgrew its memory.
+    let fault_at = SystemTime::now();
     w.a.primary
         .cli(&["DEBUG", "POPULATE", "20000", "fill", "512"]);
     let fault = Instant::now();
@@ -422,5 +457,8 @@ fn s12_memory_pressure_with_oom_errors() {
             .any(|(n, d)| n == "client_impact" && d.contains("clients failing")),
         "{steps:#?}"
     );
+    // Refused writes were never acknowledged; the acknowledged ones are all in a.
+    let missing = w.missing_writes("a", fault_at, w.a.primary.port);
+    assert!(missing.is_empty(), "lost in a: {missing:?}");
     w.passed("s12_memory");
 }

@@ -64,19 +64,16 @@ impl Bed {
                  webhook: {{bearer_token: {TOKEN}}}\n\
                  api: {{api_key: {API_KEY}}}\n\
                  alertmanager: {{urls: ['{am}']}}\n\
-                 dns_provider: route53\n\
-                 dns_config:\n\
-                 \x20 zone_id: '{zone}'\n\
-                 \x20 aws_access_key: {ACCESS_KEY}\n\
-                 \x20 aws_secret_key: {SECRET_KEY}\n\
-                 \x20 endpoint_url: {moto}\n\
-                 \x20 records:\n\
-                 \x20   - {{instance_name: app, name: {RECORD}, type: CNAME, ttl: 60,\n\
-                 \x20       values: {{east: {EAST}, west: {WEST}}}}}\n",
+                 {dns}",
                 state = state_dir.display(),
                 am = self.receiver.url(""),
-                zone = self.zone,
-                moto = self.moto.url(),
+                dns = route53_yaml(
+                    &self.zone,
+                    &self.moto.url(),
+                    RECORD,
+                    60,
+                    &[("east", EAST), ("west", WEST)]
+                ),
             ) + extra),
         )
     }
@@ -133,6 +130,44 @@ pub fn journal(state_dir: &Path) -> Vec<Json> {
         .filter(|e| !e["record"].is_null())
         .map(|e| e["record"].clone())
         .collect()
+}
+
+/// The steps of every incident, in order: (name, detail).
+pub fn steps(records: &[Json]) -> Vec<(String, String)> {
+    records
+        .iter()
+        .filter(|r| r["type"] == "step")
+        .map(|r| {
+            (
+                r["step"]["name"].as_str().unwrap_or("").to_owned(),
+                r["step"]["detail"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The agent's `dns_provider: route53` block for one CNAME of instance `app` in moto,
+/// with its value per datacenter.
+pub fn route53_yaml(
+    zone: &str,
+    moto_url: &str,
+    name: &str,
+    ttl: u32,
+    values: &[(&str, &str)],
+) -> String {
+    let values: Vec<String> = values.iter().map(|(dc, v)| format!("{dc}: {v}")).collect();
+    format!(
+        "dns_provider: route53\n\
+         dns_config:\n\
+         \x20 zone_id: '{zone}'\n\
+         \x20 aws_access_key: {ACCESS_KEY}\n\
+         \x20 aws_secret_key: {SECRET_KEY}\n\
+         \x20 endpoint_url: {moto_url}\n\
+         \x20 records:\n\
+         \x20   - {{instance_name: app, name: {name}, type: CNAME, ttl: {ttl},\n\
+         \x20       values: {{{}}}}}\n",
+        values.join(", ")
+    )
 }
 
 pub fn count(records: &[Json], kind: &str) -> usize {

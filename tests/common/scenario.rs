@@ -16,7 +16,8 @@ use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 use tempfile::TempDir;
 
-use super::moto::{ACCESS_KEY, Moto, SECRET_KEY, listing, zone_with};
+use super::e2e::route53_yaml;
+use super::moto::{Moto, listing, zone_with};
 use super::openai::{Reply, ScriptedOpenAi};
 use super::osmem::{Osmem, ok};
 use super::proxy::{Fault, FaultProxy};
@@ -451,13 +452,7 @@ impl World {
 
     /// The journal's records, in order.
     pub fn journal(&self) -> Vec<Json> {
-        std::fs::read_to_string(self.state.path().join("journal.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Json>(l).ok())
-            .filter(|e| !e["record"].is_null())
-            .map(|e| e["record"].clone())
-            .collect()
+        super::e2e::journal(self.state.path())
     }
 
     pub fn count(&self, kind: &str) -> usize {
@@ -489,16 +484,7 @@ impl World {
 
     /// Steps of every incident: (name, detail).
     pub fn steps(&self) -> Vec<(String, String)> {
-        self.journal()
-            .iter()
-            .filter(|r| r["type"] == "step")
-            .map(|r| {
-                (
-                    r["step"]["name"].as_str().unwrap_or("").to_owned(),
-                    r["step"]["detail"].as_str().unwrap_or("").to_owned(),
-                )
-            })
-            .collect()
+        super::e2e::steps(&self.journal())
     }
 
     /// The agent's notices Alertmanager holds, by alert name.
@@ -653,15 +639,7 @@ fn agent_config(
          webhook: {{bearer_token: {token}}}\n\
          api: {{api_key: {API_KEY}}}\n\
          alertmanager: {{urls: ['http://127.0.0.1:{am}']}}\n\
-         dns_provider: route53\n\
-         dns_config:\n\
-         \x20 zone_id: '{zone}'\n\
-         \x20 aws_access_key: {ACCESS_KEY}\n\
-         \x20 aws_secret_key: {SECRET_KEY}\n\
-         \x20 endpoint_url: {moto}\n\
-         \x20 records:\n\
-         \x20   - {{instance_name: app, name: {RECORD}, type: CNAME, ttl: 5,\n\
-         \x20       values: {{a: {ha}, b: {hb}}}}}\n\
+         {dns}\
          use_elk: true\n\
          elk: {{url: '{es}', index_pattern: 'client-logs-*', timeout: 3, cache_ttl: 10}}\n",
         ea = a.endpoint_yaml(opts.agent_uses_sentinel),
@@ -670,9 +648,13 @@ fn agent_config(
         state = state.display(),
         token = alertmanager.webhook_token,
         am = alertmanager.port,
-        moto = moto.url(),
-        ha = host_of("a"),
-        hb = host_of("b"),
+        dns = route53_yaml(
+            zone,
+            &moto.url(),
+            RECORD,
+            5,
+            &[("a", &host_of("a")), ("b", &host_of("b"))]
+        ),
         es = osmem.url(),
     );
     if let Some(ai) = ai {
