@@ -40,25 +40,28 @@ fn spread(n: u64, from: u64, to: u64, make: impl Fn(Duration) -> Json) -> Vec<Js
         .collect()
 }
 
-/// Half an hour of calm, then (when `failing`) the last four minutes full of
-/// connection errors.
-fn client_logs(failing: bool) -> Vec<Json> {
+/// Half an hour of calm client history, the last four minutes included.
+fn client_logs() -> Vec<Json> {
     let mut docs = spread(300, 360, 2100, |ago| ok("app", ago, 2));
     docs.extend(spread(3, 400, 2000, |ago| {
         error("app", ago, Some("RedisTimeoutException"), "Read timed out")
     }));
     docs.extend(spread(60, 1, 240, |ago| ok("app", ago, 3)));
-    if failing {
-        docs.extend(spread(80, 1, 240, |ago| {
+    docs
+}
+
+/// What the clients log once east is gone: 80 connection errors in the last 300 ms.
+fn clients_failing_now() -> Vec<Json> {
+    (0..80)
+        .map(|i| {
             error(
                 "app",
-                ago,
+                Duration::from_millis(300 * i / 80),
                 Some("RedisConnectionException"),
                 "Unable to connect to redis-east.example.com:6379: Connection refused",
             )
-        }));
-    }
-    docs
+        })
+        .collect()
 }
 
 /// The advisors' configuration: Elasticsearch at `es`, Azure OpenAI at `ai`.
@@ -104,9 +107,17 @@ fn wait_both_up(agent: &Agent) {
     });
 }
 
-/// Kills east, delivers the alert, and returns the time until DNS points at west.
-fn outage(bed: &mut Bed, agent: &Agent) -> Duration {
+/// Kills east and, once the agent has seen it gone, has the clients' errors logged
+/// (the decision reads the clients since the agent last reached east). Delivers the
+/// alert, and returns the time from the delivery until DNS points at west.
+fn outage(bed: &mut Bed, agent: &Agent, osmem: Option<&Osmem>) -> Duration {
     bed.east.kill();
+    agent.wait_metrics(Duration::from_secs(20), "east down", |m| {
+        m.of("redis_up", "app", "east") == Some(0.0)
+    });
+    if let Some(osmem) = osmem {
+        osmem.load(INDEX, &clients_failing_now());
+    }
     let started = Instant::now();
     assert_eq!(post(agent.port, &payload("firing"), TOKEN).0, 200);
     wait_for(Duration::from_secs(60), "DNS to point at west", || {
@@ -118,7 +129,7 @@ fn outage(bed: &mut Bed, agent: &Agent) -> Duration {
 #[test]
 fn with_both_advisors_an_outage_fails_over_and_the_record_says_what_they_said() {
     let osmem = Osmem::start();
-    osmem.load(INDEX, &client_logs(true));
+    osmem.load(INDEX, &client_logs());
     let rt = ai_runtime();
     let ai = rt.block_on(ScriptedOpenAi::start(
         AI_KEY,
@@ -130,7 +141,7 @@ fn with_both_advisors_an_outage_fails_over_and_the_record_says_what_they_said() 
     let agent = start_agent(&config);
     wait_both_up(&agent);
 
-    let took = outage(&mut bed, &agent);
+    let took = outage(&mut bed, &agent, Some(&osmem));
     eprintln!("with both advisors: webhook to DNS switched in {took:?}");
     wait_for(Duration::from_secs(30), "the incident to close", || {
         (!closed_outcomes(&journal(state.path())).is_empty()).then_some(())
@@ -156,7 +167,7 @@ fn with_both_advisors_an_outage_fails_over_and_the_record_says_what_they_said() 
     assert!(
         steps[3]
             .1
-            .starts_with("elasticsearch: clients failing: 80 errors in 140 lines"),
+            .starts_with("elasticsearch: clients failing: 80 errors in 80 lines"),
         "{}",
         steps[3].1
     );
@@ -246,7 +257,7 @@ fn with_both_advisors_an_outage_fails_over_and_the_record_says_what_they_said() 
 #[test]
 fn an_instruction_in_a_client_log_cannot_start_a_failover() {
     let osmem = Osmem::start();
-    let mut docs = client_logs(false);
+    let mut docs = client_logs();
     docs.push(error(
         "app",
         Duration::from_secs(5),
@@ -309,7 +320,7 @@ fn advisors_that_are_down_or_stall_do_not_stop_the_failover() {
     let agent = start_agent(&config);
     wait_both_up(&agent);
 
-    let took = outage(&mut bed, &agent);
+    let took = outage(&mut bed, &agent, None);
     eprintln!("with the advisors down or stalling: webhook to DNS switched in {took:?}");
     assert!(took < Duration::from_secs(10), "{took:?}");
     wait_for(Duration::from_secs(30), "the incident to close", || {
