@@ -52,6 +52,11 @@ async fn advised(
     }
 }
 
+/// East refuses every probe; west answers.
+fn east_down() -> Arc<ScriptedProber> {
+    ScriptedProber::new(&[("east", DOWN), ("west", UP)])
+}
+
 fn auto() -> Settings {
     settings(true, false, HookSettings::default())
 }
@@ -90,7 +95,7 @@ impl Bed {
 #[tokio::test]
 async fn clients_as_usual_hold_the_failover_as_a_suspected_partition() {
     let a = advised(
-        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        east_down(),
         auto(),
         Some(FakeClientImpact::as_usual(&uid())),
         vec![Script::answer("failover", Some("west"), 1.0)],
@@ -137,7 +142,7 @@ async fn clients_as_usual_hold_the_failover_as_a_suspected_partition() {
 #[tokio::test]
 async fn failing_clients_and_agreeing_advice_fail_over_and_the_record_says_so() {
     let a = advised(
-        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        east_down(),
         auto(),
         Some(FakeClientImpact::failing(&uid())),
         vec![Script::answer("failover", Some("west"), 0.95)],
@@ -193,13 +198,7 @@ async fn advice_that_is_discarded_leaves_the_policy_to_decide() {
         Script::Discard(Discarded::Http { status: 429 }),
         Script::Discard(Discarded::Timeout { after_ms: 100 }),
     ] {
-        let a = advised(
-            ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
-            auto(),
-            None,
-            vec![script.clone()],
-        )
-        .await;
+        let a = advised(east_down(), auto(), None, vec![script.clone()]).await;
         let incident = a.bed.fire().await;
         assert!(
             matches!(&incident.outcome, Some(Outcome::FailedOver { .. })),
@@ -220,7 +219,7 @@ async fn a_confident_hold_during_an_outage_lasts_at_most_ai_max_hold() {
     let mut s = auto();
     s.ai_max_hold = Duration::from_millis(300);
     let a = advised(
-        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        east_down(),
         s,
         None,
         vec![Script::answer("hold", None, 0.9)],
@@ -325,7 +324,7 @@ async fn a_brownout_with_failing_clients_fails_over_unless_advice_holds_it() {
 async fn the_same_evidence_is_not_sent_twice_within_the_rate_limit() {
     // Recommend only, so no cooldown stands between the two evaluations.
     let a = advised(
-        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        east_down(),
         settings(false, false, HookSettings::default()),
         Some(FakeClientImpact::failing(&uid())),
         vec![Script::answer("failover", Some("west"), 0.9)],
@@ -349,7 +348,7 @@ async fn the_same_evidence_is_not_sent_twice_within_the_rate_limit() {
 #[tokio::test]
 async fn an_operator_request_is_not_put_to_the_model() {
     let a = advised(
-        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        east_down(),
         auto(),
         None,
         vec![Script::answer("hold", None, 1.0)],
@@ -371,7 +370,7 @@ async fn an_operator_request_is_not_put_to_the_model() {
 #[tokio::test]
 async fn a_client_impact_source_that_stalls_is_unknown_after_the_wait() {
     let a = advised(
-        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        east_down(),
         auto(),
         Some(FakeClientImpact::as_usual(&uid())),
         vec![Script::answer("failover", Some("west"), 1.0)],
@@ -408,7 +407,7 @@ async fn the_effect_of_a_failover_is_measured_afterwards() {
     let mut s = auto();
     s.effect_window = (Duration::from_secs(60), Duration::from_millis(50));
     let a = advised(
-        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        east_down(),
         s,
         Some(FakeClientImpact::failing(&uid())),
         vec![Script::answer("failover", Some("west"), 1.0)],
