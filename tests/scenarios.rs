@@ -161,7 +161,22 @@ fn s04_a_slow_with_clients_timing_out_fails_over() {
     w.a.network(common::proxy::Fault::Delay(Duration::from_millis(400)));
     let took = w.wait_dns("b", fault, Duration::from_secs(60));
     record("s04_slow", "fault_to_dns", took);
-    assert_eq!(w.wait_closed(1, Duration::from_secs(30)), ["failed_over"]);
+    // A probe that gets through slowly can make an early evaluation a brownout held for
+    // low confidence; the next delivery fails over. Holds first, then one failover.
+    let outcomes = common::wait_for(Duration::from_secs(30), "the failover to close", || {
+        let o = w.outcomes();
+        o.contains(&"failed_over".to_owned()).then_some(o)
+    });
+    assert_eq!(
+        outcomes.last().map(String::as_str),
+        Some("failed_over"),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes[..outcomes.len() - 1]
+            .iter()
+            .all(|o| o.starts_with("held:"))
+    );
     assert_eq!(w.count("applied"), 1);
     let counts = w.workload().counts();
     assert!(

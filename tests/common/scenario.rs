@@ -566,13 +566,21 @@ impl World {
         let mut c = client
             .get_connection()
             .expect("the datacenter's Redis answers");
+        // A restarted server accepts connections while it still loads its AOF, and
+        // answers -LOADING meanwhile: read only once it is done.
+        wait_for(Duration::from_secs(30), "the AOF to be loaded", || {
+            let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).ok()?;
+            info.contains("loading:0").then_some(())
+        });
         self.workload()
             .writes()
             .into_iter()
             .filter(|w| w.datacenter == dc && w.at < before)
             .filter(|w| {
-                let got: Option<String> =
-                    redis::cmd("GET").arg(&w.key).query(&mut c).ok().flatten();
+                let got: Option<String> = redis::cmd("GET")
+                    .arg(&w.key)
+                    .query(&mut c)
+                    .unwrap_or_else(|e| panic!("GET {} on port {port}: {e}", w.key));
                 got.as_deref() != Some(w.value.as_str())
             })
             .map(|w| w.key)
