@@ -248,7 +248,7 @@ fn a_dead_or_hung_endpoint_does_not_delay_the_others() {
             ("hung", &[("east", hung.port)]),
             ("healthy", &[("east", healthy.port)]),
         ],
-        "",
+        "api: {api_key: collect-test-key}\n",
     ));
     agent.wait_metrics(WAIT, "all up", |m| {
         ["dying", "hung", "healthy"]
@@ -256,7 +256,10 @@ fn a_dead_or_hung_endpoint_does_not_delay_the_others() {
             .all(|i| m.of("redis_up", i, "east") == Some(1.0))
     });
 
+    assert_eq!(failing_since(&agent, "dying"), serde_json::Value::Null);
+
     // Freeze one server (connections hang, commands time out) and kill another.
+    let killed_wall = std::time::SystemTime::now();
     common::kill(hung.pid(), "STOP");
     dying.kill();
     let killed_at = std::time::Instant::now();
@@ -286,10 +289,30 @@ fn a_dead_or_hung_endpoint_does_not_delay_the_others() {
         "a dead endpoint's data is not shown as fresh"
     );
 
+    // The API says since when each endpoint has been failing: the first failed round,
+    // not the latest one (the decision reads the clients' logs from then).
+    let since = failing_since(&agent, "dying");
+    let at = since.as_str().map(|t| {
+        redis_failover_agent::model::rfc3339::parse(t)
+            .unwrap()
+            .unwrap()
+    });
+    assert!(
+        at.is_some_and(|at| at >= killed_wall),
+        "dying: failing_since {since} (killed at {killed_wall:?})"
+    );
+    assert!(failing_since(&agent, "hung").is_string());
+
     // The healthy endpoint keeps its one-second cadence meanwhile.
     let before = rounds(&agent, "healthy");
     std::thread::sleep(Duration::from_secs(4));
     let after = rounds(&agent, "healthy");
+    assert_eq!(
+        failing_since(&agent, "dying"),
+        since,
+        "moved with later rounds"
+    );
+    assert_eq!(failing_since(&agent, "healthy"), serde_json::Value::Null);
     assert!(
         after - before >= 3.0,
         "healthy endpoint did only {} rounds in 4 s",
@@ -313,6 +336,23 @@ fn a_dead_or_hung_endpoint_does_not_delay_the_others() {
         m.of("redis_up", "dying", "east") == Some(1.0)
             && m.of("redis_up", "hung", "east") == Some(1.0)
     });
+    assert_eq!(failing_since(&agent, "dying"), serde_json::Value::Null);
+    assert_eq!(failing_since(&agent, "hung"), serde_json::Value::Null);
+}
+
+/// `failing_since` of an instance's only endpoint, from `GET /api/status/{uid}`.
+fn failing_since(agent: &Agent, uid: &str) -> serde_json::Value {
+    let (code, body) = common::http_request(
+        agent.port,
+        "GET",
+        &format!("/api/status/{uid}"),
+        &[("X-API-Key", "collect-test-key")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    status["datacenters"][0]["failing_since"].clone()
 }
 
 #[test]

@@ -161,9 +161,14 @@ impl EndpointTask {
                     Some(e)
                 }
             };
+            let at = SystemTime::now();
+            status.failing_since = match &error {
+                Some(_) => status.failing_since.or(Some(at)),
+                None => None,
+            };
             status.last_round = Some(Round {
                 finished,
-                at: SystemTime::now(),
+                at,
                 duration,
                 error,
             });

@@ -27,6 +27,9 @@ pub struct EndpointStatus {
     pub last_round: Option<Round>,
     /// The latest successful round.
     pub last_success: Option<Arc<Snapshot>>,
+    /// While rounds fail: when the first failed round of the current run of failures
+    /// finished, i.e. when the agent learnt it had lost the endpoint.
+    pub failing_since: Option<SystemTime>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +52,7 @@ impl EndpointStatus {
             errors: ErrorCounts::default(),
             last_round: None,
             last_success: None,
+            failing_since: None,
         }
     }
 

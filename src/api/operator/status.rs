@@ -192,6 +192,10 @@ async fn instance_status(
                     .as_ref()
                     .and_then(|s| s.last_success.as_ref())
                     .map(|s| rfc3339::format(s.taken_at)),
+                "failing_since": status
+                    .as_ref()
+                    .and_then(|s| s.failing_since)
+                    .map(rfc3339::format),
                 "last_error": round
                     .and_then(|r| r.error.as_ref())
                     .map(|e| json!({ "kind": e.kind.as_str(), "message": e.message })),

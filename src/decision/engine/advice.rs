@@ -70,13 +70,15 @@ pub(super) struct ClientView {
 
 /// Starts the client impact query of an evaluation, if a source is configured.
 ///
-/// The clients' lines that matter are those since the agent lost the active endpoint:
-/// lines from before it would drown a fresh outage in successes (and make it look like
-/// a partition). So while the collector's latest round of the active endpoint failed,
-/// the recent period starts at its last successful round (at most
-/// [`DECISION_WINDOW`]`.0` ago); otherwise (the agent still reaches it: a brownout) it
-/// is the last [`DECISION_WINDOW`]`.0`. Either way it ends now, so no answer cached from
-/// before the outage is used. Too few lines in a short period are "inconclusive".
+/// The clients' lines that matter are those written since the agent lost the active
+/// endpoint: "as usual" must mean the clients reached it while the agent could not.
+/// Lines from before would drown a fresh outage in successes, and a hang that slows the
+/// clients to a few errors a second would look like a partition. So while the
+/// collector's rounds of the active endpoint fail, the recent period starts when the
+/// first of them failed (at most [`DECISION_WINDOW`]`.0` ago); otherwise (the agent
+/// still reaches it: a brownout) it is the last [`DECISION_WINDOW`]`.0`. Either way it
+/// ends now, so no answer cached from before the outage is used. Too few lines in a
+/// short period are "inconclusive", which changes nothing.
 pub(super) fn start_client_impact(
     inner: &Inner,
     instance: &InstanceId,
@@ -105,17 +107,17 @@ pub(super) fn start_client_impact(
     Some(PendingImpact { source: name, task })
 }
 
-/// How long ago the agent last reached the endpoint, when its latest round failed.
+/// How long ago the agent found it had lost the endpoint, when its latest round failed.
 fn lost_since(status: Option<&EndpointStatus>, now: SystemTime) -> Option<Duration> {
     let status = status?;
     let failed = status.last_round.as_ref()?.error.is_some();
     if !failed {
         return None;
     }
-    match &status.last_success {
-        Some(s) => Some(now.duration_since(s.taken_at).unwrap_or_default()),
-        None => Some(DECISION_WINDOW.0),
-    }
+    Some(match status.failing_since {
+        Some(at) => now.duration_since(at).unwrap_or_default(),
+        None => DECISION_WINDOW.0,
+    })
 }
 
 /// Waits (at most [`CLIENT_IMPACT_WAIT`]) for the query, counts and records it.
@@ -506,31 +508,22 @@ pub(super) fn measure_effect(inner: &Arc<Inner>, id: u64, instance: &InstanceId,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CollectError, ErrorKind, Round as CollectRound, Snapshot};
+    use crate::model::{CollectError, ErrorKind, Round as CollectRound};
     use std::time::Instant;
 
-    fn status(last_ok_ago: Option<u64>, last_failed: bool, now: SystemTime) -> EndpointStatus {
+    fn status(failing_for: Option<u64>, now: SystemTime) -> EndpointStatus {
         let mut s = EndpointStatus::new(
             EndpointKey::new("app", "a"),
             1,
             "127.0.0.1:6379".into(),
             Duration::from_secs(1),
         );
-        s.last_success = last_ok_ago.map(|ago| {
-            Arc::new(Snapshot {
-                taken_at: now - Duration::from_secs(ago),
-                finished: Instant::now(),
-                ping_latency: Duration::from_millis(1),
-                info: Default::default(),
-                cluster: None,
-                sentinel_masters: Vec::new(),
-            })
-        });
+        s.failing_since = failing_for.map(|ago| now - Duration::from_secs(ago));
         s.last_round = Some(CollectRound {
             finished: Instant::now(),
             at: now,
             duration: Duration::from_millis(1),
-            error: last_failed.then(|| CollectError {
+            error: failing_for.map(|_| CollectError {
                 kind: ErrorKind::Connect,
                 message: "connection refused".into(),
             }),
@@ -541,18 +534,18 @@ mod tests {
     #[test]
     fn the_clients_are_read_from_when_the_agent_lost_the_endpoint() {
         let now = SystemTime::now();
-        // Lost 8 s ago: read the 8 s since.
+        // The first failed round ended 8 s ago: read the 8 s since, not the time since
+        // the last success (the clients' successes before the fault are not evidence).
         assert_eq!(
-            lost_since(Some(&status(Some(8), true, now)), now),
+            lost_since(Some(&status(Some(8), now)), now),
             Some(Duration::from_secs(8))
         );
-        // Never reached: the whole recent period.
-        assert_eq!(
-            lost_since(Some(&status(None, true, now)), now),
-            Some(DECISION_WINDOW.0)
-        );
+        // Failing, with no start known: the whole recent period.
+        let mut unknown = status(Some(8), now);
+        unknown.failing_since = None;
+        assert_eq!(lost_since(Some(&unknown), now), Some(DECISION_WINDOW.0));
         // Still reached (a brownout), or not collected yet: the default period.
-        assert_eq!(lost_since(Some(&status(Some(1), false, now)), now), None);
+        assert_eq!(lost_since(Some(&status(None, now)), now), None);
         assert_eq!(lost_since(None, now), None);
     }
 }
