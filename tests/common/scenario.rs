@@ -567,10 +567,17 @@ impl World {
             .get_connection()
             .expect("the datacenter's Redis answers");
         // A restarted server accepts connections while it still loads its AOF, and
-        // answers -LOADING meanwhile: read only once it is done.
+        // answers -LOADING meanwhile: read only once a GET is answered. (`INFO`'s
+        // `loading:0` is not enough: Redis 7.0 loads a multi-part AOF file by file, and
+        // was seen answering -LOADING after it.)
         wait_for(Duration::from_secs(30), "the AOF to be loaded", || {
-            let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).ok()?;
-            info.contains("loading:0").then_some(())
+            let r: redis::RedisResult<Option<String>> =
+                redis::cmd("GET").arg("scenario:probe").query(&mut c);
+            match r {
+                Ok(_) => Some(()),
+                Err(e) if e.code() == Some("LOADING") => None,
+                Err(e) => panic!("GET on port {port}: {e}"),
+            }
         });
         self.workload()
             .writes()
