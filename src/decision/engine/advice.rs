@@ -9,7 +9,8 @@
 //!   failover (advice can never start one, so asking otherwise would only cost money),
 //!   and [`crate::advisors::ai::guard`] decides what the answer may change.
 //! - After a failover, the clients' error rates before and after it are compared once
-//!   [`EFFECT_AFTER`] has passed, and the result is added to the incident.
+//!   [`EFFECT_AFTER`] has passed, and the result is added to the incident; a restart
+//!   picks up the measurements the previous run left undone ([`resume_effects`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -26,7 +27,7 @@ use crate::advisors::ai::{AdviceRequest, Advisor, Consultation};
 use crate::advisors::client_impact::{
     ClientImpact, ClientImpactSource, Verdict as Clients, Window,
 };
-use crate::decision::incident::Outcome;
+use crate::decision::incident::{Incident, Outcome};
 use crate::decision::policy::{ClientStatus, Hold, Round, Verdict};
 use crate::model::{AnomalyState, DatacenterId, EndpointKey, EndpointStatus, Instance, InstanceId};
 
@@ -42,6 +43,8 @@ pub const DECISION_WINDOW: (Duration, Duration) =
 pub const EFFECT_AFTER: Duration = Duration::from_secs(10 * 60);
 /// ...against this long before it.
 pub const EFFECT_BEFORE: Duration = Duration::from_secs(15 * 60);
+/// After a restart, failovers closed longer ago than this are not measured any more.
+pub const EFFECT_RESUME_WITHIN: Duration = Duration::from_secs(24 * 60 * 60);
 /// Earlier decisions sent to the AI advisor.
 const RECENT_DECISIONS: usize = 5;
 /// Anomaly contributors sent per datacenter.
@@ -453,9 +456,9 @@ async fn recent_decisions(
         .collect()
 }
 
-/// After a failover at `at`: once [`EFFECT_AFTER`] has passed, compares the clients'
-/// errors after it with those before, and adds the result to the incident. Runs in the
-/// background; a restart before then loses it (the incident says so by its absence).
+/// After a failover at `at`: once [`EFFECT_AFTER`] has passed since `at`, compares the
+/// clients' errors after it with those before, and adds the result to the incident. Runs
+/// in the background; after a restart [`resume_effects`] starts it again.
 pub(super) fn measure_effect(inner: &Arc<Inner>, id: u64, instance: &InstanceId, at: SystemTime) {
     let Some(source) = inner.advisors().client_impact else {
         return;
@@ -464,7 +467,10 @@ pub(super) fn measure_effect(inner: &Arc<Inner>, id: u64, instance: &InstanceId,
     let instance = instance.clone();
     inner.tracker.spawn(async move {
         let (before, after) = inner2.settings().effect_window;
-        if !inner2.sleep(after).await {
+        let due = (at + after)
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        if !inner2.sleep(due).await {
             return;
         }
         let started = tokio::time::Instant::now();
@@ -503,6 +509,26 @@ pub(super) fn measure_effect(inner: &Arc<Inner>, id: u64, instance: &InstanceId,
                 "cannot record the effect of the failover");
         }
     });
+}
+
+/// After a restart: measures the effect of every recent failover whose measurement the
+/// previous run did not record (it stopped first), each when it falls due. A failover
+/// closed more than [`EFFECT_RESUME_WITHIN`] ago is left unmeasured.
+pub(super) fn resume_effects(inner: &Arc<Inner>, history: &[Incident]) {
+    let now = SystemTime::now();
+    for incident in history {
+        let (Some(Outcome::FailedOver { .. }), Some(closed)) = (&incident.outcome, incident.closed)
+        else {
+            continue;
+        };
+        let measured = incident.steps.iter().any(|s| s.name == "failover_effect");
+        let recent = now.duration_since(closed).unwrap_or_default() <= EFFECT_RESUME_WITHIN;
+        if !measured && recent {
+            info!(redis_instance = %incident.instance, incident = incident.id,
+                "the effect of this failover was not measured before the restart; measuring it");
+            measure_effect(inner, incident.id, &incident.instance, closed);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -475,6 +475,8 @@ impl Engine {
     /// made and the incident completes as a failover; otherwise nothing changed and it
     /// closes as interrupted. Nothing is ever written to DNS here: a still-firing alert
     /// comes back within Alertmanager's repeat interval and starts a fresh evaluation.
+    /// Recent failovers whose effect on the clients was not measured yet are measured
+    /// when due.
     async fn recover(&self) -> Result<(), EngineError> {
         let open: Vec<Incident> = {
             let state = self.inner.state.lock().await;
@@ -483,6 +485,11 @@ impl Engine {
         for incident in open {
             aftermath::recover(&self.inner, incident).await?;
         }
+        let history: Vec<Incident> = {
+            let state = self.inner.state.lock().await;
+            state.ledger.history.iter().cloned().collect()
+        };
+        advice::resume_effects(&self.inner, &history);
         Ok(())
     }
 }

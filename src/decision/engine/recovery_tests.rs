@@ -96,6 +96,118 @@ async fn a_restart_before_the_change_records_an_interruption_and_changes_nothing
     assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverFailed]);
 }
 
+/// A failover of incident `id` closed `ago` ago, with or without its effect measured.
+fn failed_over(id: u64, ago: Duration, measured: bool) -> Vec<Record> {
+    let cache = InstanceId::new("cache");
+    let at = SystemTime::now() - ago;
+    let mut records = vec![
+        Record::Opened {
+            incident: id,
+            instance: cache.clone(),
+            trigger: Trigger {
+                source: "alert".into(),
+                name: "RedisActiveDatacenterDown".into(),
+                fingerprint: format!("f{id}"),
+                datacenter: None,
+            },
+            at,
+        },
+        Record::Intent {
+            incident: id,
+            instance: cache.clone(),
+            from: DatacenterId::new("east"),
+            to: DatacenterId::new("west"),
+            record: "redis.example.com".into(),
+            values: vec!["redis-west.example.com".into()],
+        },
+        Record::Applied {
+            incident: id,
+            instance: cache,
+            to: DatacenterId::new("west"),
+            change: Some(format!("C{id}")),
+        },
+    ];
+    if measured {
+        records.push(Record::Step {
+            incident: id,
+            step: Step {
+                name: "failover_effect".into(),
+                outcome: "info".into(),
+                detail: "helped".into(),
+                evidence: serde_json::Value::Null,
+                at,
+            },
+        });
+    }
+    records.push(Record::Closed {
+        incident: id,
+        outcome: Outcome::FailedOver {
+            from: DatacenterId::new("east"),
+            to: DatacenterId::new("west"),
+            confidence: 0.9,
+        },
+        at,
+    });
+    records
+}
+
+#[tokio::test]
+async fn a_restart_measures_the_effect_of_a_recent_failover_the_previous_run_left_unmeasured() {
+    let day = Duration::from_secs(24 * 60 * 60);
+    let records: Vec<Record> = [
+        failed_over(1, 2 * day, false),                 // too long ago
+        failed_over(2, Duration::from_secs(30), true),  // measured before the restart
+        failed_over(3, Duration::from_secs(20), false), // due: measured now
+    ]
+    .concat();
+    let clients = Arc::new(crate::advisors::client_impact::FakeClientImpact::new());
+    let cache = InstanceId::new("cache");
+    clients.set(
+        &cache,
+        crate::advisors::client_impact::FakeClientImpact::failing(&cache),
+    );
+    let mut s = settings(true, false, HookSettings::default());
+    s.effect_window = (Duration::from_secs(60), Duration::from_secs(5));
+    let dns = Arc::new(
+        MemoryDns::new().with_record(&record(), RecordValue::single("redis-west.example.com", 60)),
+    );
+    let advisors = Advisors {
+        client_impact: Some(clients.clone()),
+        ai: None,
+    };
+    let b = bed_advised(
+        seeded(&records),
+        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        s,
+        dns,
+        advisors,
+    )
+    .await;
+    let mut effect = None;
+    for _ in 0..300 {
+        let i = b.engine.incident(3).await.unwrap();
+        effect = i.steps.into_iter().find(|s| s.name == "failover_effect");
+        if effect.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let effect = effect.expect("incident 3's effect is recorded within 3 s");
+    assert_eq!(effect.evidence["effect"], "worse", "{effect:#?}");
+    // Only incident 3 was measured, over the 5 s after it closed, not the 5 s before now.
+    let calls = clients.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let closed = b.engine.incident(3).await.unwrap().closed.unwrap();
+    assert_eq!(calls[0].1.end, Some(closed + Duration::from_secs(5)));
+    assert_eq!(calls[0].1.baseline, Duration::from_secs(60));
+    for untouched in [1, 2] {
+        let i = b.engine.incident(untouched).await.unwrap();
+        let effects = i.steps.iter().filter(|s| s.name == "failover_effect");
+        assert_eq!(effects.count(), usize::from(untouched == 2), "{i:#?}");
+    }
+    assert_eq!(b.dns.calls(Op::Upsert), 0);
+}
+
 fn healthy_home(b: &Bed, healthy: bool) {
     b.analysis.publish(
         EndpointKey::new("cache", "east"),
