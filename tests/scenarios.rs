@@ -12,7 +12,8 @@ mod common;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::scenario::{Options, World, record};
+use common::scenario::results::record;
+use common::scenario::{Options, World};
 
 /// One scenario at a time.
 static SERIAL: Mutex<()> = Mutex::new(());

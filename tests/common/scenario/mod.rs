@@ -8,22 +8,26 @@
 //! and one per Sentinel), so its path alone can be cut while the clients, which connect
 //! directly, still reach Redis.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 use tempfile::TempDir;
 
-use super::e2e::route53_yaml;
 use super::moto::{Moto, listing, zone_with};
 use super::openai::{Reply, ScriptedOpenAi};
 use super::osmem::{Osmem, ok};
-use super::proxy::{Fault, FaultProxy};
 use super::stack::{Alertmanager, Prometheus, Receiver, repo};
 use super::workload::{Routes, Workload};
-use super::{Agent, Redis, free_port, http_request, wait_for};
+use super::{Agent, free_port, http_request, wait_for};
+
+mod config;
+mod dc;
+pub mod results;
+
+pub use dc::Dc;
+
+use config::agent_config;
 
 pub const RECORD: &str = "app.example.com";
 pub const API_KEY: &str = "scenario-operator-api-key-0123456789";
@@ -60,143 +64,6 @@ impl Profile {
             agent,
             prometheus_interval,
         }
-    }
-}
-
-/// One datacenter.
-pub struct Dc {
-    pub name: &'static str,
-    pub master: String,
-    pub primary: Redis,
-    pub replica: Redis,
-    pub sentinels: Vec<Redis>,
-    /// The agent's paths: `[primary, sentinel 1, sentinel 2, sentinel 3]`.
-    pub paths: Vec<FaultProxy>,
-    /// The clients' paths, by the real port they lead to (Redis and Sentinels): the
-    /// network between the clients and the datacenter.
-    pub client_paths: BTreeMap<u16, FaultProxy>,
-}
-
-impl Dc {
-    fn start(name: &'static str, primary_extra: &[&str]) -> Dc {
-        let mut args = vec![
-            "--repl-diskless-sync-delay",
-            "0",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            // DEBUG SLEEP and DEBUG POPULATE inject faults.
-            "--enable-debug-command",
-            "yes",
-        ];
-        args.extend_from_slice(primary_extra);
-        let primary = Redis::start(&args);
-        let port = primary.port.to_string();
-        let mut replica_args = args.clone();
-        replica_args.extend_from_slice(&["--replicaof", "127.0.0.1", &port]);
-        let replica = Redis::start(&replica_args);
-        let master = format!("app-{name}");
-        let sentinels: Vec<Redis> = (0..3)
-            .map(|_| {
-                Redis::sentinel_of(
-                    primary.port,
-                    &master,
-                    2,
-                    &format!("sentinel failover-timeout {master} 5000\n"),
-                )
-            })
-            .collect();
-        let mut paths = vec![FaultProxy::start(primary.port)];
-        paths.extend(sentinels.iter().map(|s| FaultProxy::start(s.port)));
-        let client_paths = [primary.port, replica.port]
-            .into_iter()
-            .chain(sentinels.iter().map(|s| s.port))
-            .map(|p| (p, FaultProxy::start(p)))
-            .collect();
-        let dc = Dc {
-            name,
-            master,
-            primary,
-            replica,
-            sentinels,
-            paths,
-            client_paths,
-        };
-        dc.wait_replicated();
-        dc
-    }
-
-    /// Waits until the Sentinels know the replica (a failover needs it).
-    pub fn wait_replicated(&self) {
-        let s = &self.sentinels[0];
-        wait_for(
-            Duration::from_secs(30),
-            &format!("Sentinels of {} to list the replica", self.name),
-            || {
-                let out = s.cli(&["SENTINEL", "replicas", &self.master]);
-                out.contains(&self.replica.port.to_string()).then_some(())
-            },
-        );
-    }
-
-    /// Cuts (or heals) the agent's every path into the datacenter.
-    pub fn agent_paths(&self, fault: Fault) {
-        for p in &self.paths {
-            p.set(fault);
-        }
-    }
-
-    /// Puts `fault` on every path into the datacenter, the agent's and the clients'
-    /// (inside it, Sentinel still reaches its Redis).
-    pub fn network(&self, fault: Fault) {
-        self.agent_paths(fault);
-        for p in self.client_paths.values() {
-            p.set(fault);
-        }
-    }
-
-    /// Kills every Redis and Sentinel of the datacenter.
-    pub fn kill_all(&mut self) {
-        self.primary.kill();
-        self.replica.kill();
-        for s in &mut self.sentinels {
-            s.kill();
-        }
-    }
-
-    /// The port of the datacenter's primary, as its Sentinels say now.
-    pub fn primary_port(&self) -> Option<u16> {
-        self.sentinels.iter().find_map(|s| {
-            let out = std::process::Command::new("redis-cli")
-                .args(["-h", "127.0.0.1", "-p", &s.port.to_string()])
-                .args(["SENTINEL", "get-master-addr-by-name", &self.master])
-                .output()
-                .ok()?;
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .nth(1)?
-                .trim()
-                .parse()
-                .ok()
-        })
-    }
-
-    fn endpoint_yaml(&self, sentinel: bool) -> String {
-        let mut y = format!("{{host: 127.0.0.1, port: {}", self.paths[0].port);
-        if sentinel {
-            let addresses: Vec<String> = self.paths[1..]
-                .iter()
-                .map(|p| format!("'127.0.0.1:{}'", p.port))
-                .collect();
-            y.push_str(&format!(
-                ", sentinel: {{master: {}, addresses: [{}]}}",
-                self.master,
-                addresses.join(", ")
-            ));
-        }
-        y.push('}');
-        y
     }
 }
 
@@ -622,104 +489,4 @@ async fn listing_at(url: &str, zone: &str) -> Vec<(String, String, Vec<String>)>
             )
         })
         .collect()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn agent_config(
-    a: &Dc,
-    b: &Dc,
-    moto: &Moto,
-    zone: &str,
-    osmem: &Osmem,
-    alertmanager: &Alertmanager,
-    opts: &Options,
-    profile: &Profile,
-    ai: Option<&ScriptedOpenAi>,
-    state: &Path,
-) -> String {
-    let mut y = format!(
-        "instances:\n\
-         \x20 - uid: app\n\
-         \x20   active_dc: a\n\
-         \x20   endpoints:\n\
-         \x20     a: {ea}\n\
-         \x20     b: {eb}\n\
-         datacenters: {{a: {{name: a}}, b: {{name: b}}}}\n\
-         timeouts: {{connect: 300ms, command: 300ms}}\n\
-         reconnect_max_backoff: 1s\n\
-         {profile}\
-         auto_failover: true\n\
-         sentinel_failover_wait: 15s\n\
-         state_dir: {state}\n\
-         webhook: {{bearer_token: {token}}}\n\
-         api: {{api_key: {API_KEY}}}\n\
-         alertmanager: {{urls: ['http://127.0.0.1:{am}']}}\n\
-         {dns}\
-         use_elk: true\n\
-         elk: {{url: '{es}', index_pattern: 'client-logs-*', timeout: 3, cache_ttl: 10}}\n",
-        ea = a.endpoint_yaml(opts.agent_uses_sentinel),
-        eb = b.endpoint_yaml(opts.agent_uses_sentinel),
-        profile = profile.agent,
-        state = state.display(),
-        token = alertmanager.webhook_token,
-        am = alertmanager.port,
-        dns = route53_yaml(
-            zone,
-            &moto.url(),
-            RECORD,
-            5,
-            &[("a", &host_of("a")), ("b", &host_of("b"))]
-        ),
-        es = osmem.url(),
-    );
-    if let Some(ai) = ai {
-        y.push_str(&format!(
-            "use_azure_openai: true\n\
-             azure_openai: {{endpoint: '{}', model: failover-advisor, timeout: {}}}\n",
-            ai.endpoint(),
-            opts.ai_timeout_s
-        ));
-    }
-    y.push_str(&opts.agent_extra);
-    y
-}
-
-/// Where the scenario results go: one JSON line per measurement when
-/// `SCENARIO_RESULTS` names a file (scripts/bench-failover.sh reads them).
-pub fn record(scenario: &str, measure: &str, value: Duration) {
-    write_result(scenario, measure, value.as_secs_f64());
-    eprintln!(
-        "SCENARIO {scenario} {measure} ai={}: {:.2} s",
-        ai_mode(),
-        value.as_secs_f64()
-    );
-}
-
-fn ai_mode() -> String {
-    std::env::var("SCENARIO_AI").unwrap_or_else(|_| "none".into())
-}
-
-fn write_result(scenario: &str, measure: &str, value: f64) {
-    let Some(path) = std::env::var_os("SCENARIO_RESULTS") else {
-        return;
-    };
-    let line = serde_json::json!({
-        "scenario": scenario, "measure": measure, "ai": ai_mode(), "value": value,
-    });
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(PathBuf::from(path))
-        .expect("SCENARIO_RESULTS is writable");
-    writeln!(f, "{line}").unwrap();
-}
-
-impl World {
-    /// Records how many DNS changes the scenario made (`dns_changes`) and that it
-    /// passed (`passed`, written last: a scenario that failed an assertion has none).
-    pub fn passed(&self, scenario: &str) {
-        write_result(scenario, "dns_changes", self.count("applied") as f64);
-        write_result(scenario, "passed", 1.0);
-    }
 }

@@ -1,0 +1,70 @@
+//! The agent's configuration in the bed.
+
+use std::path::Path;
+
+use super::super::e2e::route53_yaml;
+use super::super::moto::Moto;
+use super::super::openai::ScriptedOpenAi;
+use super::super::osmem::Osmem;
+use super::super::stack::Alertmanager;
+use super::{API_KEY, Dc, Options, Profile, RECORD, host_of};
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn agent_config(
+    a: &Dc,
+    b: &Dc,
+    moto: &Moto,
+    zone: &str,
+    osmem: &Osmem,
+    alertmanager: &Alertmanager,
+    opts: &Options,
+    profile: &Profile,
+    ai: Option<&ScriptedOpenAi>,
+    state: &Path,
+) -> String {
+    let mut y = format!(
+        "instances:\n\
+         \x20 - uid: app\n\
+         \x20   active_dc: a\n\
+         \x20   endpoints:\n\
+         \x20     a: {ea}\n\
+         \x20     b: {eb}\n\
+         datacenters: {{a: {{name: a}}, b: {{name: b}}}}\n\
+         timeouts: {{connect: 300ms, command: 300ms}}\n\
+         reconnect_max_backoff: 1s\n\
+         {profile}\
+         auto_failover: true\n\
+         sentinel_failover_wait: 15s\n\
+         state_dir: {state}\n\
+         webhook: {{bearer_token: {token}}}\n\
+         api: {{api_key: {API_KEY}}}\n\
+         alertmanager: {{urls: ['http://127.0.0.1:{am}']}}\n\
+         {dns}\
+         use_elk: true\n\
+         elk: {{url: '{es}', index_pattern: 'client-logs-*', timeout: 3, cache_ttl: 10}}\n",
+        ea = a.endpoint_yaml(opts.agent_uses_sentinel),
+        eb = b.endpoint_yaml(opts.agent_uses_sentinel),
+        profile = profile.agent,
+        state = state.display(),
+        token = alertmanager.webhook_token,
+        am = alertmanager.port,
+        dns = route53_yaml(
+            zone,
+            &moto.url(),
+            RECORD,
+            5,
+            &[("a", &host_of("a")), ("b", &host_of("b"))]
+        ),
+        es = osmem.url(),
+    );
+    if let Some(ai) = ai {
+        y.push_str(&format!(
+            "use_azure_openai: true\n\
+             azure_openai: {{endpoint: '{}', model: failover-advisor, timeout: {}}}\n",
+            ai.endpoint(),
+            opts.ai_timeout_s
+        ));
+    }
+    y.push_str(&opts.agent_extra);
+    y
+}
