@@ -2,7 +2,7 @@ use super::*;
 use std::time::{Duration, UNIX_EPOCH};
 
 // Delivered by a real Alertmanager 0.25 with the shipped configuration
-// (tests/notify.rs, CAPTURE_ALERTMANAGER_FIXTURES=1).
+// (tests/webhook_deliveries.rs, CAPTURE_ALERTMANAGER_FIXTURES=1).
 const FIRING_INSTANCE: &[u8] =
     include_bytes!("../../tests/fixtures/alertmanager/firing-instance.json");
 const FIRING_DATACENTER: &[u8] =

@@ -218,3 +218,57 @@ fn read_request(stream: &TcpStream) -> Option<String> {
     reader.read_exact(&mut body).ok()?;
     Some(String::from_utf8_lossy(&body).into_owned())
 }
+
+/// The shipped rules' failover candidates, labelled and annotated as Prometheus sends
+/// them (shared by the webhook and the notice tests).
+pub const INSTANCE_DOWN: &[(&str, &str)] = &[
+    ("alertname", "RedisActiveDatacenterDown"),
+    ("severity", "critical"),
+    ("scope", "instance"),
+    ("failover_candidate", "true"),
+    ("redis_instance", "redis-app-01"),
+    ("datacenter", "east"),
+];
+
+pub const INSTANCE_DOWN_ANNOTATIONS: &[(&str, &str)] = &[
+    (
+        "summary",
+        "Redis redis-app-01 does not answer in its active datacenter east",
+    ),
+    (
+        "description",
+        "The agent gets no answer from redis-app-01 in east, the datacenter its clients are \
+         sent to (redis_up = 0). Failover candidate: the agent now probes every datacenter \
+         of the instance before it moves DNS.",
+    ),
+    ("runbook", "README.md#active-datacenter-down"),
+    (
+        "dashboard",
+        "/d/redis-overview/redis-overview?var-redis_instance=redis-app-01&var-datacenter=east",
+    ),
+];
+
+pub const DATACENTER_COLLAPSED: &[(&str, &str)] = &[
+    ("alertname", "RedisDatacenterHealthCollapsed"),
+    ("severity", "critical"),
+    ("scope", "datacenter"),
+    ("failover_candidate", "true"),
+    ("datacenter", "east"),
+];
+
+pub const DATACENTER_COLLAPSED_ANNOTATIONS: &[(&str, &str)] = &[
+    (
+        "summary",
+        "Redis health in datacenter east collapsed to 0.12",
+    ),
+    (
+        "description",
+        "The mean health of the Redis endpoints in east is 0.12 (below 0.3; 1 is healthy, 0 \
+         means no endpoint answers). 2 instance(s) send their clients there.",
+    ),
+    ("runbook", "README.md#datacenter-health-collapsed"),
+    (
+        "dashboard",
+        "/d/redis-failover/datacenters-and-failover?var-datacenter=east",
+    ),
+];
