@@ -1,4 +1,5 @@
-//! `switch()` against the in-memory provider (read first, retries, waiting for the change to be in sync), record values and types, and building the configured provider.
+//! `switch()` against the in-memory provider (read first, retries, waiting for the
+//! change to be in sync), record values and types, and building the configured provider.
 
 use super::*;
 
