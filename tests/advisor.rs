@@ -48,6 +48,7 @@ fn evidence(rounds: &[&[(&str, bool, f64)]], policy: Verdict) -> AdviceRequest {
                         up: *up,
                         health: *health,
                         sentinel_failover: false,
+                        sentinel_heard: None,
                     })
                     .collect(),
             })

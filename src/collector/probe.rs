@@ -23,6 +23,11 @@ pub struct FreshProbe {
     pub error: Option<CollectError>,
     /// The datacenter's Sentinel reports a failover of the primary in progress.
     pub sentinel_failover: bool,
+    /// How long ago the datacenter's Sentinel last had a valid PING reply from the
+    /// primary (`last-ok-ping-reply`), when a Sentinel answered and does not consider the
+    /// primary down. Redis answering its Sentinel while refusing the agent points at the
+    /// agent's own path (policy rule 4).
+    pub sentinel_heard: Option<Duration>,
 }
 
 impl FreshProbe {
@@ -33,6 +38,7 @@ impl FreshProbe {
             info: None,
             error: Some(error),
             sentinel_failover: false,
+            sentinel_heard: None,
         }
     }
 }
@@ -45,18 +51,26 @@ pub struct SentinelView {
     pub port: u16,
     /// `failover_in_progress` among the flags, or a failover state other than `none`.
     pub failing_over: bool,
+    /// `last-ok-ping-reply`, unless the flags say the primary is down (`s_down`,
+    /// `o_down`) or Sentinel has no link to it (`disconnected`).
+    pub heard: Option<Duration>,
 }
 
 /// Reads `SENTINEL MASTER` fields (pure).
 pub fn sentinel_view(fields: &[(String, String)]) -> Option<SentinelView> {
     let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.as_str());
     let flags = get("flags").unwrap_or("");
+    let flagged = |names: &[&str]| flags.split(',').any(|f| names.contains(&f));
     let state = get("failover-state").unwrap_or("none");
+    let heard = get("last-ok-ping-reply")
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .filter(|_| !flagged(&["s_down", "o_down", "disconnected"]));
     Some(SentinelView {
         host: get("ip")?.to_owned(),
         port: get("port")?.parse().ok()?,
-        failing_over: flags.split(',').any(|f| f == "failover_in_progress")
-            || !matches!(state, "none" | ""),
+        failing_over: flagged(&["failover_in_progress"]) || !matches!(state, "none" | ""),
+        heard,
     })
 }
 
@@ -108,6 +122,7 @@ impl Prober for RedisProber {
         };
         let mut probe = self.probe_at(&primary).await;
         probe.sentinel_failover = view.failing_over;
+        probe.sentinel_heard = view.heard;
         probe
     }
 
@@ -192,6 +207,7 @@ impl RedisProber {
                 info: Some(parse_info(text)),
                 error: None,
                 sentinel_failover: false,
+                sentinel_heard: None,
             },
             Err(e) => FreshProbe {
                 ping_latency: Some(latency),
@@ -220,13 +236,15 @@ mod tests {
             ("port", "6379"),
             ("flags", "master"),
             ("failover-state", "none"),
+            ("last-ok-ping-reply", "412"),
         ]);
         assert_eq!(
             sentinel_view(&calm),
             Some(SentinelView {
                 host: "10.0.0.5".into(),
                 port: 6379,
-                failing_over: false
+                failing_over: false,
+                heard: Some(Duration::from_millis(412)),
             })
         );
         let moving = fields(&[
@@ -235,6 +253,20 @@ mod tests {
             ("flags", "s_down,o_down,master,failover_in_progress"),
         ]);
         assert!(sentinel_view(&moving).unwrap().failing_over);
+        // A primary Sentinel considers down, or has no link to, was not heard.
+        for flags in [
+            "s_down,master",
+            "o_down,s_down,master",
+            "master,disconnected",
+        ] {
+            let down = fields(&[
+                ("ip", "10.0.0.5"),
+                ("port", "6379"),
+                ("flags", flags),
+                ("last-ok-ping-reply", "300"),
+            ]);
+            assert_eq!(sentinel_view(&down).unwrap().heard, None, "{flags}");
+        }
         let electing = fields(&[
             ("ip", "10.0.0.5"),
             ("port", "6379"),

@@ -10,10 +10,16 @@
 //!    fault was brief: hold.
 //! 3. Sentinel: while Sentinel is failing over inside the active datacenter, hold for up
 //!    to `sentinel_wait` so its own promotion can finish first.
-//! 4. Clients (when a client impact advisor is configured): if the applications that use
-//!    the instance log no more errors than usual while the probes see the active
-//!    datacenter bad, the agent's own view is suspect (it may be cut off from the
-//!    datacenter while the clients are not): hold. Unknown changes nothing.
+//! 4. Someone else still reaches Redis, so the agent's own view is suspect (it may be cut
+//!    off from the datacenter while the clients are not): hold.
+//!    - Clients (when a client impact advisor is configured): the applications that use
+//!      the instance log no more errors than usual while the probes see the active
+//!      datacenter bad. Unknown changes nothing.
+//!    - Sentinel (when the endpoint names its Sentinels): in the last round the agent
+//!      could not reach the active primary, yet the datacenter's Sentinel had a PING
+//!      reply from it at most [`SENTINEL_HEARD_WITHIN`] before, and the clients are not
+//!      reported failing (failing clients outweigh it: Redis may answer its Sentinel and
+//!      still not its clients).
 //! 5. Target: the healthiest datacenter that was up with a health of at least
 //!    [`TARGET_GOOD_FROM`] in every round. None: hold.
 //! 6. Confidence: how bad the active datacenter was times how good the target stayed,
@@ -34,6 +40,11 @@ pub const ACTIVE_BAD_BELOW: f64 = 0.5;
 pub const TARGET_GOOD_FROM: f64 = 0.5;
 /// A target at or above this health (status `healthy`) costs no confidence.
 pub const TARGET_HEALTHY_FROM: f64 = 0.8;
+
+/// Sentinel PINGs a primary every second; a valid reply this recent means the primary
+/// answered within the datacenter just now. Kept short: an outage older than this can
+/// never look heard, and every evaluation starts after the alert's `for:`.
+pub const SENTINEL_HEARD_WITHIN: Duration = Duration::from_millis(1500);
 
 /// Of the doubt the probes leave (1 - confidence), what remains once the clients are
 /// reported failing too: 0.25 turns a confidence of 0.8 into 0.95.
@@ -72,6 +83,10 @@ pub struct Probe {
     pub health: f64,
     /// Sentinel reports a failover of this datacenter's primary in progress.
     pub sentinel_failover: bool,
+    /// How long ago the datacenter's Sentinel last had a valid PING reply from the
+    /// primary, when a Sentinel answered and does not consider it down.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_seconds")]
+    pub sentinel_heard: Option<Duration>,
 }
 
 /// Fresh probes of every datacenter of the instance, taken together.
@@ -121,8 +136,13 @@ pub enum Hold {
     /// The pre-failover hook said no.
     Vetoed { detail: String },
     /// The probes see the active datacenter bad, but its clients log no more errors
-    /// than usual: the agent, not Redis, may be cut off.
-    PartitionSuspected { active: DatacenterId },
+    /// than usual, or (`sentinel_heard`) its Sentinel still hears the primary: the
+    /// agent, not Redis, may be cut off.
+    PartitionSuspected {
+        active: DatacenterId,
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_seconds")]
+        sentinel_heard: Option<Duration>,
+    },
     /// The AI advisor's hold counted (the evidence was ambiguous; see
     /// `advisors::ai::guard`). `confidence` is the policy's.
     Advised {
@@ -160,9 +180,21 @@ impl Hold {
                 format!("{datacenter} is not one of the instance's datacenters")
             }
             Hold::Vetoed { detail } => format!("vetoed by the pre-failover hook: {detail}"),
-            Hold::PartitionSuspected { active } => format!(
+            Hold::PartitionSuspected {
+                active,
+                sentinel_heard: None,
+            } => format!(
                 "agent-side partition suspected: the probes see {active} failing, but its \
                  clients log no more errors than usual"
+            ),
+            Hold::PartitionSuspected {
+                active,
+                sentinel_heard: Some(heard),
+            } => format!(
+                "agent-side partition suspected: the agent cannot reach {active}'s primary, \
+                 but {active}'s Sentinel had a PING reply from it {:.1} s ago and the clients \
+                 are not reported failing",
+                heard.as_secs_f64()
             ),
             Hold::Advised {
                 target,
@@ -208,6 +240,26 @@ mod seconds {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let secs = f64::deserialize(d)?;
         Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Optional durations as seconds (a float), absent when `None`.
+mod opt_seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::seconds::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<f64>::deserialize(d)?
+            .map(|secs| Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -291,10 +343,26 @@ pub fn judge(e: &Evidence<'_>, t: Thresholds) -> Verdict {
             wait: t.sentinel_wait,
         });
     }
-    // 4. The clients still reach Redis (this also explains an everything-down view).
+    // 4. The clients still reach Redis (this also explains an everything-down view), or
+    //    the datacenter's Sentinel still hears the primary the agent cannot reach.
     if e.clients == ClientStatus::Normal {
         return Verdict::Hold(Hold::PartitionSuspected {
             active: e.active.clone(),
+            sentinel_heard: None,
+        });
+    }
+    let heard = rounds
+        .last()
+        .and_then(|r| r.probe(e.active))
+        .filter(|p| !p.up)
+        .and_then(|p| p.sentinel_heard)
+        .filter(|heard| *heard <= SENTINEL_HEARD_WITHIN);
+    if let Some(heard) = heard
+        && e.clients != ClientStatus::Failing
+    {
+        return Verdict::Hold(Hold::PartitionSuspected {
+            active: e.active.clone(),
+            sentinel_heard: Some(heard),
         });
     }
     // 5. The healthiest datacenter that stayed good in every round.

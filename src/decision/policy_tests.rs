@@ -22,6 +22,7 @@ fn round(probes: &[(&str, bool, f64)]) -> Round {
                 up: *up,
                 health: *health,
                 sentinel_failover: false,
+                sentinel_heard: None,
             })
             .collect(),
     }
@@ -177,7 +178,10 @@ fn clients_as_usual_hold_as_a_suspected_partition_and_unknown_changes_nothing() 
     let rounds = [outage(), outage(), outage()];
     assert_eq!(
         judge_with_clients(&rounds, ClientStatus::Normal),
-        Verdict::Hold(Hold::PartitionSuspected { active: dc("east") })
+        Verdict::Hold(Hold::PartitionSuspected {
+            active: dc("east"),
+            sentinel_heard: None
+        })
     );
     assert_eq!(
         judge_with_clients(&rounds, ClientStatus::Unknown),

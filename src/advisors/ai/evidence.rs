@@ -306,6 +306,7 @@ pub(crate) mod tests {
                             up: *up,
                             health: *health,
                             sentinel_failover: false,
+                            sentinel_heard: None,
                         })
                         .collect(),
                 })

@@ -105,7 +105,7 @@ async fn clients_as_usual_hold_the_failover_as_a_suspected_partition() {
     assert!(
         matches!(
             &incident.outcome,
-            Some(Outcome::Held(Hold::PartitionSuspected { active })) if active.as_str() == "east"
+            Some(Outcome::Held(Hold::PartitionSuspected { active, sentinel_heard: None })) if active.as_str() == "east"
         ),
         "{incident:#?}"
     );

@@ -70,5 +70,6 @@ fn to_probe(
         up: fresh.up,
         health,
         sentinel_failover: fresh.sentinel_failover,
+        sentinel_heard: fresh.sentinel_heard,
     }
 }

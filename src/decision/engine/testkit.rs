@@ -42,6 +42,7 @@ pub(crate) fn fresh(up: bool) -> FreshProbe {
             info: None,
             error: None,
             sentinel_failover: false,
+            sentinel_heard: None,
         }
     } else {
         FreshProbe::down(CollectError {
