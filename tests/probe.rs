@@ -129,3 +129,69 @@ fn through_sentinel_the_probe_follows_the_primary_sentinel_promotes() {
     assert_eq!(after.info.unwrap().role(), Some("master"));
     assert_ne!(primary_port, replica.port);
 }
+
+/// A primary that refuses the agent's new connection (`maxclients` reached) still answers
+/// the Sentinel that watches it over its open link: the probe is down, and says how
+/// recently Sentinel heard the primary (the policy's partition witness). A killed primary
+/// is not heard.
+#[test]
+fn a_primary_that_refuses_the_agent_but_answers_its_sentinel_is_heard_and_a_dead_one_is_not() {
+    use redis_failover_agent::decision::policy::SENTINEL_HEARD_WITHIN;
+
+    let mut primary = Redis::start(&[]);
+    let sentinel = Redis::sentinel(&primary);
+    let mut ep = endpoint(primary.port);
+    ep.sentinel = Some(SentinelRef {
+        master: "mymaster".into(),
+        addresses: vec![("127.0.0.1".into(), sentinel.port)],
+    });
+    let rt = runtime();
+    let calm = common::wait_for(
+        Duration::from_secs(15),
+        "Sentinel to hear the primary",
+        || {
+            let p = rt.block_on(prober().probe(&ep));
+            (p.up && p.sentinel_heard.is_some()).then_some(p)
+        },
+    );
+    assert!(
+        calm.sentinel_heard.unwrap() <= SENTINEL_HEARD_WITHIN,
+        "{calm:?}"
+    );
+
+    // Full (maxclients below the connections already open): those go on, Sentinel's among
+    // them; new ones are refused.
+    let mut admin = primary.client();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxclients")
+        .arg("1")
+        .query(&mut admin)
+        .unwrap();
+    let refused = common::wait_for(
+        Duration::from_secs(10),
+        "a refused probe while Sentinel hears the primary",
+        || {
+            let p = rt.block_on(prober().probe(&ep));
+            (!p.up && p.sentinel_heard.is_some_and(|h| h <= SENTINEL_HEARD_WITHIN)).then_some(p)
+        },
+    );
+    assert!(
+        refused
+            .error
+            .as_ref()
+            .is_some_and(|e| e.message.contains("max number of clients")),
+        "{refused:?}"
+    );
+
+    // Dead: Sentinel stops hearing it (s_down after its 1 s down-after).
+    primary.kill();
+    std::thread::sleep(SENTINEL_HEARD_WITHIN + Duration::from_millis(500));
+    let dead = rt.block_on(prober().probe(&ep));
+    assert!(!dead.up, "{dead:?}");
+    assert!(
+        dead.sentinel_heard
+            .is_none_or(|h| h > SENTINEL_HEARD_WITHIN),
+        "{dead:?}"
+    );
+}

@@ -207,6 +207,98 @@ fn clients_as_usual_hold_as_a_suspected_partition_and_unknown_changes_nothing() 
     );
 }
 
+/// An outage round in which east's Sentinel last heard its primary `heard_ms` ago.
+fn outage_heard(heard_ms: Option<u64>) -> Round {
+    let mut r = outage();
+    r.probes[0].sentinel_heard = heard_ms.map(Duration::from_millis);
+    r
+}
+
+#[test]
+fn a_primary_its_sentinel_still_hears_is_held_as_a_suspected_partition() {
+    let heard = |ms| Some(Duration::from_millis(ms));
+    let rounds = [outage_heard(Some(400)), outage_heard(Some(600))];
+    let expected = Verdict::Hold(Hold::PartitionSuspected {
+        active: dc("east"),
+        sentinel_heard: heard(600),
+    });
+    // The last round counts; unknown or normal clients do not change it.
+    assert_eq!(judge_rounds(&rounds), expected);
+    assert_eq!(
+        judge_with_clients(&rounds, ClientStatus::Normal),
+        Verdict::Hold(Hold::PartitionSuspected {
+            active: dc("east"),
+            sentinel_heard: None
+        }),
+        "the clients are the first witness"
+    );
+    match &expected {
+        Verdict::Hold(h) => assert!(
+            h.describe()
+                .contains("east's Sentinel had a PING reply from it 0.6 s ago"),
+            "{}",
+            h.describe()
+        ),
+        Verdict::Failover { .. } => unreachable!(),
+    }
+    // Failing clients outweigh Sentinel: Redis may answer it and not them.
+    assert!(matches!(
+        judge_with_clients(&rounds, ClientStatus::Failing),
+        Verdict::Failover { .. }
+    ));
+    // Not heard recently, heard only in an earlier round, or no Sentinel: the probes decide.
+    for rounds in [
+        [outage_heard(Some(400)), outage_heard(Some(1600))],
+        [outage_heard(Some(400)), outage_heard(None)],
+        [outage_heard(None), outage_heard(None)],
+    ] {
+        assert!(
+            matches!(judge_rounds(&rounds), Verdict::Failover { .. }),
+            "{rounds:?}"
+        );
+    }
+    // A primary that answers the agent (a brownout) is judged on its health, not on this.
+    let mut brownout = round(&[
+        ("east", true, 0.2),
+        ("west", true, 0.95),
+        ("north", true, 0.9),
+    ]);
+    brownout.probes[0].sentinel_heard = heard(300);
+    assert!(matches!(
+        judge_rounds(&[brownout.clone(), brownout]),
+        Verdict::Hold(Hold::LowConfidence { .. })
+    ));
+}
+
+#[test]
+fn the_sentinel_witness_reads_as_seconds_and_older_records_still_load() {
+    let hold = Hold::PartitionSuspected {
+        active: dc("east"),
+        sentinel_heard: Some(Duration::from_millis(250)),
+    };
+    let json = serde_json::to_value(&hold).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"reason": "partition_suspected", "active": "east", "sentinel_heard": 0.25})
+    );
+    assert_eq!(serde_json::from_value::<Hold>(json).unwrap(), hold);
+    // Written before the field existed.
+    let old: Hold =
+        serde_json::from_str(r#"{"reason": "partition_suspected", "active": "east"}"#).unwrap();
+    assert_eq!(
+        old,
+        Hold::PartitionSuspected {
+            active: dc("east"),
+            sentinel_heard: None
+        }
+    );
+    let probe: Probe = serde_json::from_str(
+        r#"{"datacenter": "east", "up": false, "health": 0.0, "sentinel_failover": false}"#,
+    )
+    .unwrap();
+    assert_eq!(probe.sentinel_heard, None);
+}
+
 #[test]
 fn clients_failing_strengthen_a_brownout_past_the_threshold() {
     // Health 0.2: the probes alone give 0.8 (held); the clients' errors leave a
