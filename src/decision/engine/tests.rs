@@ -27,6 +27,8 @@ struct ScriptedProber {
     promoted: StdMutex<Vec<String>>,
     /// Datacenters that answer in 1 s when up (health 0.1).
     slow: StdMutex<Vec<String>>,
+    /// East's Sentinel last heard its primary this long before each probe.
+    east_heard: StdMutex<Option<Duration>>,
 }
 
 impl ScriptedProber {
@@ -40,7 +42,13 @@ impl ScriptedProber {
             sentinel_probes: StdMutex::new(0),
             promoted: StdMutex::new(Vec::new()),
             slow: StdMutex::new(Vec::new()),
+            east_heard: StdMutex::new(None),
         })
+    }
+
+    fn east_heard(self: Arc<Self>, ago: Duration) -> Arc<Self> {
+        *self.east_heard.lock().unwrap() = Some(ago);
+        self
     }
 
     fn slow(self: Arc<Self>, dc: &str) -> Arc<Self> {
@@ -72,6 +80,9 @@ impl Prober for ScriptedProber {
         };
         let mut probe = super::testkit::fresh(up);
         probe.sentinel_failover = sentinel;
+        if endpoint.key.datacenter.as_str() == "east" {
+            probe.sentinel_heard = *self.east_heard.lock().unwrap();
+        }
         let slow = self.slow.lock().unwrap();
         if up && slow.iter().any(|d| d == endpoint.key.datacenter.as_str()) {
             probe.ping_latency = Some(Duration::from_secs(1));
@@ -341,6 +352,46 @@ async fn an_unhealthy_target_or_everything_down_holds() {
     assert_eq!(b.settle().await.outcome, Some(Outcome::Held(Hold::AllDown)));
     assert_eq!(b.dns.calls(Op::Upsert), 0);
     assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverHeld]);
+}
+
+#[tokio::test]
+async fn a_primary_its_sentinel_still_hears_is_held_and_people_are_told_why() {
+    let b = bed(
+        ScriptedProber::new(&[("east", DOWN), ("west", UP)]).east_heard(Duration::from_millis(700)),
+        settings(true, false, HookSettings::default()),
+    )
+    .await;
+    b.engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    let incident = b.settle().await;
+    assert_eq!(
+        incident.outcome,
+        Some(Outcome::Held(Hold::PartitionSuspected {
+            active: DatacenterId::new("east"),
+            sentinel_heard: Some(Duration::from_millis(700)),
+        }))
+    );
+    // Each round records what east's Sentinel said.
+    let round = incident
+        .steps
+        .iter()
+        .find(|s| s.name == "probe_round")
+        .expect("a probe round");
+    assert!(
+        round
+            .evidence
+            .to_string()
+            .contains("\"sentinel_heard\":0.7"),
+        "{round:#?}"
+    );
+    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.pointing_at(), "redis-east.example.com");
+    assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverHeld]);
+    let notice = &b.notifier.alerts()[0];
+    let said = format!("{:?}", notice.annotations());
+    assert!(said.contains("Sentinel had a PING reply"), "{said}");
 }
 
 #[tokio::test]
