@@ -12,6 +12,10 @@ fn seeded(records: &[Record]) -> tempfile::TempDir {
 }
 
 fn opened(incident: u64) -> Record {
+    opened_at(incident, SystemTime::now())
+}
+
+fn opened_at(incident: u64, at: SystemTime) -> Record {
     Record::Opened {
         incident,
         instance: InstanceId::new("cache"),
@@ -21,25 +25,26 @@ fn opened(incident: u64) -> Record {
             fingerprint: "f1".into(),
             datacenter: None,
         },
-        at: SystemTime::now(),
+        at,
+    }
+}
+
+/// The DNS intent of a failover of cache from east to west.
+fn intent(incident: u64) -> Record {
+    Record::Intent {
+        incident,
+        instance: InstanceId::new("cache"),
+        from: DatacenterId::new("east"),
+        to: DatacenterId::new("west"),
+        record: "redis.example.com".into(),
+        values: vec!["redis-west.example.com".into()],
     }
 }
 
 #[tokio::test]
 async fn a_restart_completes_what_was_started_and_never_writes_twice() {
     // A previous run recorded the intent; DNS had already moved when it stopped.
-    let cache = InstanceId::new("cache");
-    let dir = seeded(&[
-        opened(4),
-        Record::Intent {
-            incident: 4,
-            instance: cache,
-            from: DatacenterId::new("east"),
-            to: DatacenterId::new("west"),
-            record: "redis.example.com".into(),
-            values: vec!["redis-west.example.com".into()],
-        },
-    ]);
+    let dir = seeded(&[opened(4), intent(4)]);
     let moved = Arc::new(
         MemoryDns::new().with_record(&record(), RecordValue::single("redis-west.example.com", 60)),
     );
@@ -98,31 +103,13 @@ async fn a_restart_before_the_change_records_an_interruption_and_changes_nothing
 
 /// A failover of incident `id` closed `ago` ago, with or without its effect measured.
 fn failed_over(id: u64, ago: Duration, measured: bool) -> Vec<Record> {
-    let cache = InstanceId::new("cache");
     let at = SystemTime::now() - ago;
     let mut records = vec![
-        Record::Opened {
-            incident: id,
-            instance: cache.clone(),
-            trigger: Trigger {
-                source: "alert".into(),
-                name: "RedisActiveDatacenterDown".into(),
-                fingerprint: format!("f{id}"),
-                datacenter: None,
-            },
-            at,
-        },
-        Record::Intent {
-            incident: id,
-            instance: cache.clone(),
-            from: DatacenterId::new("east"),
-            to: DatacenterId::new("west"),
-            record: "redis.example.com".into(),
-            values: vec!["redis-west.example.com".into()],
-        },
+        opened_at(id, at),
+        intent(id),
         Record::Applied {
             incident: id,
-            instance: cache,
+            instance: InstanceId::new("cache"),
             to: DatacenterId::new("west"),
             change: Some(format!("C{id}")),
         },
