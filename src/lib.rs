@@ -25,6 +25,7 @@
 //!   `/webhook/alertmanager`, the operator API under `/api`); the only module that
 //!   knows axum.
 //! - [`app`]: wiring, signals, reload and graceful shutdown.
+//! - `fuzz` (tests only): the seed and budget convention of the property tests.
 
 pub mod actuators;
 pub mod advisors;
@@ -34,6 +35,8 @@ pub mod app;
 pub mod collector;
 pub mod config;
 pub mod decision;
+#[cfg(test)]
+pub(crate) mod fuzz;
 pub mod health;
 pub mod metrics;
 pub mod model;

@@ -5,6 +5,7 @@
 
 mod duration;
 mod expand;
+pub mod limits;
 mod raw;
 mod validate;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use crate::model::{Datacenter, DatacenterId, Instance, InstanceId, Secret};
 
 pub use duration::show as show_duration;
+pub use limits::{HttpLimits, Limits};
 
 /// The configuration used when no `--config` is given: one Redis on the local machine.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
@@ -113,6 +115,8 @@ pub struct Config {
     pub webhook: WebhookSettings,
     /// Where the agent pushes its own alerts (`alertmanager`); none: it only logs them.
     pub alertmanager: Option<NotifySettings>,
+    /// Bounds on everything that comes in from outside (`limits`).
+    pub limits: Limits,
 }
 
 impl Config {

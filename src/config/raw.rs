@@ -84,6 +84,7 @@ pub struct RawConfig {
     pub hooks: Option<Raw<RawHooks>>,
     pub webhook: Option<Raw<RawWebhook>>,
     pub alertmanager: Option<Raw<RawAlertmanager>>,
+    pub limits: Option<Raw<super::limits::RawLimits>>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -128,6 +129,7 @@ impl RawConfig {
         "hooks",
         "webhook",
         "alertmanager",
+        "limits",
     ];
 }
 

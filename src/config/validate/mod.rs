@@ -8,6 +8,7 @@ mod ctx;
 mod decision;
 mod instances;
 mod integrations;
+mod limits;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -141,6 +142,7 @@ pub fn validate(
         .unwrap_or_else(|| PathBuf::from("./state"));
     let webhook = decision::webhook(&mut cx, raw.webhook);
     let alertmanager = decision::alertmanager(&mut cx, raw.alertmanager);
+    let limits = limits::limits(&mut cx, raw.limits);
 
     Some(Config {
         instances,
@@ -157,6 +159,7 @@ pub fn validate(
         state_dir,
         webhook,
         alertmanager,
+        limits,
     })
 }
 
