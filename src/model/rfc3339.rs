@@ -8,9 +8,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const GO_ZERO: i64 = -62_135_596_800;
 
 /// Parses `2025-01-02T03:04:05.123456789Z` or `...+02:00`; `Ok(None)` for Go's zero
-/// time. The error says what was expected.
+/// time. The error says what was expected (and quotes at most the first
+/// [`QUOTED_CHARS`] characters of the text).
+///
+/// The text is read as bytes after checking it is ASCII, as every RFC 3339 time is: no
+/// index below can fall inside a multibyte character.
 pub fn parse(text: &str) -> Result<Option<SystemTime>, String> {
-    let bad = || format!("{text:?} is not an RFC 3339 time such as \"2025-01-02T03:04:05Z\"");
+    let bad = || {
+        let quoted: String = text.chars().take(QUOTED_CHARS).collect();
+        let more = if quoted.len() < text.len() { "..." } else { "" };
+        format!("{quoted:?}{more} is not an RFC 3339 time such as \"2025-01-02T03:04:05Z\"")
+    };
+    if !text.is_ascii() {
+        return Err(bad());
+    }
     let b = text.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
         return Err(bad());
@@ -18,16 +29,9 @@ pub fn parse(text: &str) -> Result<Option<SystemTime>, String> {
     if !matches!(b[10], b'T' | b't' | b' ') {
         return Err(bad());
     }
-    let num = |from: usize, to: usize| -> Result<i64, String> {
-        let digits = &text[from..to];
-        if digits.bytes().all(|c| c.is_ascii_digit()) {
-            digits.parse::<i64>().map_err(|_| bad())
-        } else {
-            Err(bad())
-        }
-    };
-    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let num = |digits: &[u8]| -> Result<i64, String> { digits_value(digits).ok_or_else(bad) };
+    let (year, month, day) = (num(&b[0..4])?, num(&b[5..7])?, num(&b[8..10])?);
+    let (hour, minute, second) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
     if !(1..=12).contains(&month)
         || day < 1
         || day > days_in_month(year, month)
@@ -37,31 +41,25 @@ pub fn parse(text: &str) -> Result<Option<SystemTime>, String> {
     {
         return Err(bad());
     }
-    let mut rest = &text[19..];
+    let mut rest = &b[19..];
     let mut nanos: u32 = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
         if digits == 0 || digits > 9 {
             return Err(bad());
         }
-        nanos = frac[..digits].parse::<u32>().map_err(|_| bad())? * 10u32.pow(9 - digits as u32);
+        let value = u32::try_from(num(&frac[..digits])?).map_err(|_| bad())?;
+        nanos = value * 10u32.pow(9 - digits as u32);
         rest = &frac[digits..];
     }
     let offset = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
-            let sign = match rest.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return Err(bad()),
-            };
-            let (h, m) = (
-                num(text.len() - 5, text.len() - 3)?,
-                num(text.len() - 2, text.len())?,
-            );
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let (h, m) = (num(&[*h1, *h2])?, num(&[*m1, *m2])?);
             if h > 23 || m > 59 {
                 return Err(bad());
             }
+            let sign = if *sign == b'+' { 1 } else { -1 };
             sign * (h * 3600 + m * 60)
         }
         _ => return Err(bad()),
@@ -73,6 +71,21 @@ pub fn parse(text: &str) -> Result<Option<SystemTime>, String> {
         return Ok(None);
     }
     Ok(Some(at(secs, nanos)))
+}
+
+/// How much of a bad time an error message quotes.
+pub const QUOTED_CHARS: usize = 40;
+
+/// The value of a run of ASCII digits (at most 9 of them); `None` for anything else.
+fn digits_value(digits: &[u8]) -> Option<i64> {
+    if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        digits
+            .iter()
+            .fold(0i64, |n, d| n * 10 + i64::from(d - b'0')),
+    )
 }
 
 /// `2025-01-02T03:04:05.5Z`: UTC, fraction only when there is one.
@@ -183,6 +196,94 @@ pub mod optional {
             None => Ok(None),
             Some(text) if text.is_empty() => Ok(None),
             Some(text) => super::parse(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// 9999-12-31T23:59:59Z: the last second a four-digit year can write.
+    const LAST: i64 = 253_402_300_799;
+
+    #[test]
+    fn reads_what_alertmanager_writes() {
+        let t = parse("2025-01-02T03:04:05.5Z").unwrap().unwrap();
+        assert_eq!(format(t), "2025-01-02T03:04:05.5Z");
+        let shifted = parse("2025-01-02T05:04:05.5+02:00").unwrap().unwrap();
+        assert_eq!(shifted, t);
+        assert_eq!(parse("0001-01-01T00:00:00Z"), Ok(None));
+    }
+
+    #[test]
+    fn a_multibyte_character_is_an_error_not_a_panic() {
+        for text in [
+            "2025-01-02T03:04:0éZ",
+            "2025-01-02T03:04:05.é",
+            "2025-01-02T03:04:05+0é:00",
+            "é025-01-02T03:04:05Z",
+            "2025-01-02T03:04:05.000000000éZ",
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains("is not an RFC 3339 time"), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_error_quotes_a_long_text_only_in_part() {
+        let long = "9".repeat(100_000);
+        let e = parse(&long).unwrap_err();
+        assert!(e.len() < 200, "{}", e.len());
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzz::config(2048))]
+
+        /// Any text: an answer, never a panic; what parses formats to a text that parses
+        /// to the same time.
+        #[test]
+        fn fuzz_rfc3339_any_text(text in "\\PC{0,40}") {
+            if let Ok(Some(t)) = parse(&text) {
+                let secs = match t.duration_since(UNIX_EPOCH) {
+                    Ok(d) => d.as_secs() as i64,
+                    Err(e) => -(e.duration().as_secs() as i64),
+                };
+                if (GO_ZERO..=LAST).contains(&secs) {
+                    prop_assert_eq!(parse(&format(t)), Ok(Some(t)));
+                }
+            }
+        }
+
+        /// Texts shaped like times, with any character anywhere.
+        #[test]
+        fn fuzz_rfc3339_near_misses(
+            at in 0usize..30,
+            c in any::<char>(),
+            base in prop::sample::select(vec![
+                "2025-01-02T03:04:05Z",
+                "2025-01-02T03:04:05.123456789Z",
+                "2025-01-02T03:04:05-07:30",
+                "0001-01-01T00:00:00Z",
+            ]),
+        ) {
+            let mut text: Vec<char> = base.chars().collect();
+            let i = at.min(text.len() - 1);
+            text[i] = c;
+            let text: String = text.into_iter().collect();
+            let _ = parse(&text);
+            let mut longer = base.to_owned();
+            longer.insert(at.min(base.len()), c);
+            let _ = parse(&longer);
+        }
+
+        /// Every time from year 1 to 9999 round-trips through its text.
+        #[test]
+        fn fuzz_rfc3339_round_trip(secs in (GO_ZERO + 1)..=LAST, nanos in 0u32..1_000_000_000) {
+            let t = at(secs, nanos);
+            prop_assert_eq!(parse(&format(t)), Ok(Some(t)));
         }
     }
 }
