@@ -398,14 +398,39 @@ pub struct Extraction {
     pub ignored: Vec<Ignored>,
 }
 
+/// Sorts a delivery's alerts (in payload order), with label values kept to the default
+/// `limits.max_label_bytes`; see [`candidates_within`].
+pub fn candidates(payload: &WebhookPayload, label: &str) -> Extraction {
+    candidates_within(
+        payload,
+        label,
+        crate::config::limits::default_max_label_bytes(),
+    )
+}
+
 /// Sorts a delivery's alerts (in payload order). An alert is a candidate when it carries
 /// `<label>="true"` (exactly) and a non-empty `redis_instance` (→ [`Target::Instance`]) or,
 /// without one, a non-empty `datacenter` (→ [`Target::Datacenter`]). Firing and resolved
 /// candidates are both returned; the status says which.
-pub fn candidates(payload: &WebhookPayload, label: &str) -> Extraction {
+///
+/// Every value taken from the payload (instance, datacenter, alert name, fingerprint) is
+/// at most `max_label_bytes` long: a longer one is cut by [`bounded_label`]. What comes
+/// out of a delivery is small whatever came in.
+pub fn candidates_within(
+    payload: &WebhookPayload,
+    label: &str,
+    max_label_bytes: usize,
+) -> Extraction {
+    let cut = |v: &str| bounded_label(v, max_label_bytes);
     let mut out = Extraction::default();
     for alert in &payload.alerts {
-        let get = |name: &str| alert.labels.get(name).filter(|v| !v.is_empty()).cloned();
+        let get = |name: &str| {
+            alert
+                .labels
+                .get(name)
+                .filter(|v| !v.is_empty())
+                .map(|v| cut(v))
+        };
         let datacenter = get("datacenter");
         let target = if alert.labels.get(label).map(String::as_str) != Some("true") {
             Err(IgnoreReason::NotACandidate)
@@ -420,21 +445,42 @@ pub fn candidates(payload: &WebhookPayload, label: &str) -> Extraction {
             Ok(target) => out.candidates.push(Candidate {
                 target,
                 datacenter,
-                alertname: alert.alertname().to_owned(),
-                fingerprint: alert.fingerprint.clone(),
+                alertname: cut(alert.alertname()),
+                fingerprint: cut(&alert.fingerprint),
                 status: alert.status,
                 starts_at: alert.starts_at,
                 ends_at: alert.ends_at,
             }),
             Err(reason) => out.ignored.push(Ignored {
-                alertname: alert.alertname().to_owned(),
-                fingerprint: alert.fingerprint.clone(),
+                alertname: cut(alert.alertname()),
+                fingerprint: cut(&alert.fingerprint),
                 status: alert.status,
                 reason,
             }),
         }
     }
     out
+}
+
+/// Ends a label value that was cut.
+pub const CUT_MARKER: &str = "…";
+
+/// `value` when it is at most `max_bytes` long; otherwise its longest prefix that ends on
+/// a character boundary and leaves room for [`CUT_MARKER`], then the marker. The result
+/// is never longer than `max_bytes`.
+pub fn bounded_label(value: &str, max_bytes: usize) -> String {
+    if value.len() <= max_bytes {
+        return value.to_owned();
+    }
+    let (room, marker) = match max_bytes.checked_sub(CUT_MARKER.len()) {
+        Some(room) => (room, CUT_MARKER),
+        None => (max_bytes, ""),
+    };
+    let mut end = room;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{marker}", &value[..end])
 }
 
 pub use crate::model::rfc3339;

@@ -345,3 +345,163 @@ fn rfc3339_format_round_trips() {
     let now = std::time::SystemTime::now();
     assert_eq!(rfc3339::parse(&f(now)).unwrap(), Some(now));
 }
+
+#[test]
+fn a_multibyte_start_time_is_a_payload_error() {
+    let body = minimal(&format!(
+        "[{}]",
+        alert_json(r#"{"alertname":"A"}"#, "firing")
+            .replace("2025-01-02T03:04:05Z", "2025-01-02T03:04:0éZ")
+    ));
+    let e = err(&body);
+    assert!(e.starts_with("alerts[0].startsAt: "), "{e}");
+    assert!(e.contains("is not an RFC 3339 time"), "{e}");
+}
+
+#[test]
+fn long_label_values_are_cut_at_a_character_boundary_with_a_marker() {
+    assert_eq!(bounded_label("short", 16), "short");
+    let cut = bounded_label(&"é".repeat(100), 16);
+    assert!(cut.len() <= 16, "{cut}");
+    assert!(cut.ends_with(CUT_MARKER), "{cut}");
+    assert_eq!(cut, format!("{}{CUT_MARKER}", "é".repeat(6)));
+    assert_eq!(bounded_label("abcdef", 2), "ab");
+}
+
+#[test]
+fn a_megabyte_label_value_comes_out_at_most_max_label_bytes() {
+    let huge = "x".repeat(1024 * 1024);
+    let labels = serde_json::json!({
+        "alertname": huge, LABEL: "true", "redis_instance": huge, "datacenter": huge,
+    });
+    let mut body: serde_json::Value = serde_json::from_str(&minimal(&format!(
+        "[{}]",
+        alert_json(&labels.to_string(), "firing")
+    )))
+    .unwrap();
+    body["alerts"][0]["fingerprint"] = serde_json::json!(huge);
+    let p = parse(body.to_string().as_bytes()).unwrap();
+    let e = candidates_within(&p, LABEL, 256);
+    let c = &e.candidates[0];
+    let Target::Instance(uid) = &c.target else {
+        panic!("{c:?}")
+    };
+    for value in [
+        uid,
+        c.datacenter.as_ref().unwrap(),
+        &c.alertname,
+        &c.fingerprint,
+    ] {
+        assert!(
+            value.len() <= 256 && value.ends_with(CUT_MARKER),
+            "{}",
+            value.len()
+        );
+    }
+    // The default bound applies to callers that give none.
+    let c = &candidates(&p, LABEL).candidates[0];
+    assert!(c.alertname.len() <= crate::config::limits::default_max_label_bytes());
+}
+
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const FIXTURES: [&[u8]; 4] = [
+        FIRING_INSTANCE,
+        FIRING_DATACENTER,
+        RESOLVED_INSTANCE,
+        MIXED_GROUP,
+    ];
+
+    fn check_bounds(e: &Extraction, max: usize) -> Result<(), TestCaseError> {
+        for c in &e.candidates {
+            let (Target::Instance(v) | Target::Datacenter(v)) = &c.target;
+            prop_assert!(v.len() <= max);
+            prop_assert!(c.datacenter.as_ref().is_none_or(|d| d.len() <= max));
+            prop_assert!(c.alertname.len() <= max && c.fingerprint.len() <= max);
+        }
+        for i in &e.ignored {
+            prop_assert!(i.alertname.len() <= max && i.fingerprint.len() <= max);
+        }
+        Ok(())
+    }
+
+    /// A label value: often short, sometimes long, any characters.
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            4 => "\\PC{0,12}".prop_map(Value::from),
+            1 => ("\\PC{0,4}", 100usize..3000).prop_map(|(s, n)| Value::from(s.repeat(n))),
+            1 => Just(Value::from("true")),
+            1 => any::<i64>().prop_map(Value::from),
+            1 => Just(Value::Null),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzz::config(512))]
+
+        /// Arbitrary bytes: refused or read, never a panic.
+        #[test]
+        fn fuzz_webhook_any_bytes(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(p) = parse(&body) {
+                check_bounds(&candidates_within(&p, LABEL, 16), 16)?;
+            }
+        }
+
+        /// A real delivery with bytes flipped, inserted or removed.
+        #[test]
+        fn fuzz_webhook_mutated_bytes(
+            which in 0usize..4,
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8),
+        ) {
+            let mut body = FIXTURES[which].to_vec();
+            for (at, byte, op) in edits {
+                let i = at.index(body.len());
+                match op {
+                    0 => body[i] = byte,
+                    1 => body.insert(i, byte),
+                    _ => { body.remove(i); }
+                }
+            }
+            if let Ok(p) = parse(&body) {
+                check_bounds(&candidates_within(&p, LABEL, 64), 64)?;
+            }
+        }
+
+        /// A real delivery whose labels, fingerprint and times are replaced by anything:
+        /// every value that comes out is within the bound.
+        #[test]
+        fn fuzz_webhook_mutated_fields(
+            which in 0usize..4,
+            max in 16usize..300,
+            redis_instance in value(),
+            datacenter in value(),
+            alertname in value(),
+            fingerprint in value(),
+            candidate in value(),
+            starts_at in prop_oneof![
+                Just(Value::from("2025-01-02T03:04:05Z")),
+                "\\PC{0,30}".prop_map(Value::from),
+            ],
+        ) {
+            let mut body: Value = serde_json::from_slice(FIXTURES[which]).unwrap();
+            for alert in body["alerts"].as_array_mut().unwrap() {
+                let labels = &mut alert["labels"];
+                labels["redis_instance"] = redis_instance.clone();
+                labels["datacenter"] = datacenter.clone();
+                labels["alertname"] = alertname.clone();
+                labels[LABEL] = candidate.clone();
+                alert["fingerprint"] = fingerprint.clone();
+                alert["startsAt"] = starts_at.clone();
+            }
+            body["extra"] = json!({"unknown": [1, 2, 3]});
+            let bytes = serde_json::to_vec(&body).unwrap();
+            if let Ok(p) = parse(&bytes) {
+                check_bounds(&candidates_within(&p, LABEL, max), max)?;
+            }
+        }
+    }
+}
