@@ -65,6 +65,7 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
         reloads.clone(),
     );
     let decisions = DecisionMetrics::register(metrics.registry_mut());
+    let http_metrics = api::HttpMetrics::register(metrics.registry_mut());
     // Both results from the start, so `increase()` sees the first failure.
     for result in ["success", "failure"] {
         reloads
@@ -126,16 +127,17 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
         engine: Some(engine.clone()),
         access: Arc::clone(&access),
         decisions,
+        // The listener's limits are taken at start; SIGHUP does not change them.
+        http: config.limits.http,
+        http_metrics: http_metrics.clone(),
     };
-    let server = axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(cancel.clone().cancelled_owned());
-    let server_cancel = cancel.clone();
-    tracker.spawn(async move {
-        if let Err(e) = server.await {
-            error!(error = %e, "HTTP server failed");
-            server_cancel.cancel();
-        }
-    });
+    tracker.spawn(api::serve(
+        listener,
+        api::router(state),
+        config.limits.http,
+        http_metrics,
+        cancel.clone(),
+    ));
 
     let mut sigterm = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut sighup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;

@@ -1,36 +1,38 @@
 //! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, `POST /webhook/alertmanager`
 //! (`webhook`) and the operator API under `/api` (`operator`). The only module that knows
 //! axum.
-//! Every request is bounded in body size, time and concurrency.
+//! Every request is bounded in body size, time and concurrency (`limits.http`); the
+//! listener bounds connections and how long they may stay silent (`server`).
 
+mod counters;
+mod errors;
 mod operator;
+mod server;
 mod webhook;
 
+pub use counters::HttpMetrics;
+pub use server::serve;
+
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
-use tower::limit::ConcurrencyLimitLayer;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tracing::error;
 
+use crate::config::{HttpLimits, Limits};
 use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::Engine;
 use crate::metrics::{Format, Metrics};
 use crate::model::{ActiveDatacenters, AnalysisStore, Secret, SnapshotStore};
-
-/// Largest request body accepted, in bytes (Alertmanager batches stay well below).
-pub const BODY_LIMIT: usize = 1024 * 1024;
-/// Longest a request may take before it is answered 408.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Requests served at once; more wait their turn.
-pub const CONCURRENCY_LIMIT: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -44,6 +46,9 @@ pub struct AppState {
     pub engine: Option<Engine>,
     pub access: Arc<RwLock<Access>>,
     pub decisions: DecisionMetrics,
+    /// `limits.http`, taken at start (a reload does not change the listener).
+    pub http: HttpLimits,
+    pub http_metrics: HttpMetrics,
 }
 
 /// Who may call what; replaced on reload.
@@ -57,6 +62,9 @@ pub struct Access {
     pub api_enabled: bool,
     /// `api.api_key`: none, and `/api` refuses every request.
     pub api_key: Option<Secret>,
+    /// `limits`: the webhook's and the history's bounds follow a reload; `limits.http`
+    /// is read from [`AppState::http`] instead.
+    pub limits: Limits,
 }
 
 impl Access {
@@ -66,6 +74,7 @@ impl Access {
             failover_label: config.failover.label.clone(),
             api_enabled: config.api.enabled,
             api_key: config.api.api_key.clone(),
+            limits: config.limits,
         }
     }
 }
@@ -88,52 +97,44 @@ pub(crate) fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     diff == 0
 }
 
+/// The routes and their bounds. Each group (the scrape, the webhook, the API) has its
+/// own concurrency limit, taken only after the request is authorized: unauthenticated or
+/// slow clients of one cannot make another wait.
 pub fn router(state: AppState) -> Router {
+    let limits = state.http;
+    let permits =
+        |n: usize| GlobalConcurrencyLimitLayer::with_semaphore(Arc::new(Semaphore::new(n)));
+    let n = limits.max_concurrent_requests;
+    let webhook = post(webhook::alertmanager)
+        .layer(permits(n))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            webhook::authorize,
+        ))
+        .layer(axum::middleware::from_fn(errors::json_client_errors));
     Router::new()
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics).layer(permits(n)))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/webhook/alertmanager", post(webhook::alertmanager))
-        .nest("/api", operator::router(state.clone()))
+        .route("/webhook/alertmanager", webhook)
+        .nest("/api", operator::router(state.clone(), permits(n)))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state.clone())
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::map_response(json_limit_errors))
+                .layer(axum::middleware::map_response_with_state(
+                    (limits, state.http_metrics.clone()),
+                    errors::json_limit_errors,
+                ))
+                .layer(CatchPanicLayer::custom(errors::panic_response(
+                    state.http_metrics.clone(),
+                )))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
-                    REQUEST_TIMEOUT,
+                    limits.request_timeout,
                 ))
-                .layer(ConcurrencyLimitLayer::new(CONCURRENCY_LIMIT))
-                .layer(RequestBodyLimitLayer::new(BODY_LIMIT)),
+                .layer(RequestBodyLimitLayer::new(limits.max_body_bytes)),
         )
-}
-
-/// The limits answer in plain text; every other error of this API is JSON.
-async fn json_limit_errors<B>(response: axum::http::Response<B>) -> Response
-where
-    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    let message = match response.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            format!("the request body is larger than {BODY_LIMIT} bytes")
-        }
-        StatusCode::REQUEST_TIMEOUT => format!(
-            "the request took longer than {} s",
-            REQUEST_TIMEOUT.as_secs()
-        ),
-        _ => return response.map(axum::body::Body::new),
-    };
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
-        return response.map(axum::body::Body::new);
-    }
-    let status = response.status();
-    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -199,6 +200,7 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
+    use std::time::Duration;
     use tower::ServiceExt;
 
     use crate::model::{EndpointKey, EndpointStatus};
@@ -226,6 +228,8 @@ mod tests {
             engine: None,
             access: Default::default(),
             decisions: DecisionMetrics::default(),
+            http: HttpLimits::default(),
+            http_metrics: HttpMetrics::default(),
         }
     }
 

@@ -7,30 +7,32 @@
 //! send it again.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tracing::{debug, error, warn};
 
-use super::{AppState, same_secret};
+use super::{AppState, errors, same_secret};
 use crate::decision::webhook;
 
-pub(super) async fn alertmanager(
+/// Refuses a request without the right bearer token from its headers alone: the body of
+/// an unauthorized request is never read, and it never waits for a concurrency permit.
+pub(super) async fn authorize(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
+    next: Next,
 ) -> Response {
-    let access = state.access();
-    let Some(token) = access.webhook_token else {
+    let Some(token) = state.access().webhook_token else {
         state.decisions.webhook("unauthorized");
         return refuse(
             "the webhook is disabled: set webhook.bearer_token (or bearer_token_file) and give \
              Alertmanager the same token in http_config.authorization",
         );
     };
-    let given = headers
+    let given = request
+        .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
@@ -39,6 +41,20 @@ pub(super) async fn alertmanager(
         state.decisions.webhook("unauthorized");
         return refuse("missing or wrong bearer token");
     }
+    next.run(request).await
+}
+
+/// A delivery, already authorized by [`authorize`].
+pub(super) async fn alertmanager(State(state): State<AppState>, request: Request) -> Response {
+    let access = state.access();
+    let body = match errors::read_body(request.into_body(), &state.http, &state.http_metrics).await
+    {
+        Ok(body) => body,
+        Err((status, message)) => {
+            state.decisions.webhook("bad_request");
+            return (status, Json(json!({ "error": message }))).into_response();
+        }
+    };
     let payload = match webhook::parse(&body) {
         Ok(p) => p,
         Err(e) => {
@@ -51,7 +67,30 @@ pub(super) async fn alertmanager(
                 .into_response();
         }
     };
-    let extraction = webhook::candidates(&payload, &access.failover_label);
+    let max_alerts = access.limits.max_alerts_per_delivery;
+    if payload.alerts.len() > max_alerts {
+        state.decisions.webhook("too_many_alerts");
+        warn!(
+            alerts = payload.alerts.len(),
+            max_alerts, "webhook delivery refused: more alerts than limits.max_alerts_per_delivery"
+        );
+        // 413, not 503: Alertmanager does not send a 4xx again; its receiver's
+        // `max_alerts` keeps deliveries under the limit.
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(json!({ "error": format!(
+                "the delivery has {} alerts, more than limits.max_alerts_per_delivery ({max_alerts}); \
+                 set max_alerts in the Alertmanager webhook receiver to {max_alerts} or fewer",
+                payload.alerts.len()
+            ) })),
+        )
+            .into_response();
+    }
+    let extraction = webhook::candidates_within(
+        &payload,
+        &access.failover_label,
+        access.limits.max_label_bytes,
+    );
     let Some(engine) = &state.engine else {
         state.decisions.webhook("error");
         error!("webhook delivery without a decision engine");
@@ -187,8 +226,11 @@ mod tests {
                 failover_label: "failover_candidate".into(),
                 api_enabled: true,
                 api_key: None,
+                limits: Default::default(),
             })),
             decisions: DecisionMetrics::default(),
+            http: Default::default(),
+            http_metrics: Default::default(),
         }
     }
 

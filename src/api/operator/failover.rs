@@ -72,7 +72,10 @@ pub(super) async fn request(
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::Client(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {} bytes", super::super::BODY_LIMIT),
+            format!(
+                "the body is larger than {} bytes (limits.http.max_body_bytes)",
+                state.http.max_body_bytes
+            ),
         ),
         status => ApiError::Client(status, e.body_text()),
     })?;
@@ -189,7 +192,7 @@ pub(super) async fn history(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let params = Params::parse(query, &["limit", "instance_uid", "incident"])?;
-    let limit = params.limit()?;
+    let limit = params.limit()?.min(state.access().limits.max_history);
     let incident = params
         .get("incident")
         .map(|v| {
@@ -214,11 +217,45 @@ pub(super) async fn history(
         )));
     }
     incidents.sort_by_key(|i| std::cmp::Reverse(i.id));
-    incidents.truncate(limit);
-    let incidents: Vec<Value> = incidents.iter().map(incident_view).collect();
+    let (incidents, truncated) = within_budget(incidents.iter().take(limit).map(incident_view));
     Ok(Json(
-        json!({ "count": incidents.len(), "incidents": incidents }),
+        json!({ "count": incidents.len(), "incidents": incidents, "truncated": truncated }),
     ))
+}
+
+/// The most a history or alerts answer holds, in bytes of JSON (a few hundred incidents
+/// take well under 1 MiB).
+pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+/// The longest string shown in an answer, in bytes: labels are cut far shorter when a
+/// delivery comes in (`limits.max_label_bytes`); this also bounds what an older journal
+/// kept.
+pub const MAX_ANSWER_STRING: usize = 4096;
+
+/// The views, each string cut to [`MAX_ANSWER_STRING`], until [`MAX_ANSWER_BYTES`]; and
+/// whether some were left out.
+fn within_budget(views: impl Iterator<Item = Value>) -> (Vec<Value>, bool) {
+    let mut out = Vec::new();
+    let mut used = 0;
+    for mut view in views {
+        cut_strings(&mut view);
+        used += serde_json::to_vec(&view).map_or(0, |v| v.len());
+        if used > MAX_ANSWER_BYTES && !out.is_empty() {
+            return (out, true);
+        }
+        out.push(view);
+    }
+    (out, false)
+}
+
+fn cut_strings(value: &mut Value) {
+    match value {
+        Value::String(s) if s.len() > MAX_ANSWER_STRING => {
+            *s = crate::decision::webhook::bounded_label(s, MAX_ANSWER_STRING);
+        }
+        Value::Array(items) => items.iter_mut().for_each(cut_strings),
+        Value::Object(map) => map.values_mut().for_each(cut_strings),
+        _ => {}
+    }
 }
 
 /// An incident as the journal has it, with whether it is still open and a one-line
@@ -295,7 +332,7 @@ pub(super) async fn alerts(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let params = Params::parse(query, &["limit", "severity", "alert_type", "instance_uid"])?;
-    let limit = params.limit()?;
+    let limit = params.limit()?.min(state.access().limits.max_history);
     let severity = params.get("severity");
     if let Some(s) = severity.filter(|s| !["critical", "warning", "info"].contains(s)) {
         return Err(ApiError::bad_request(format!(
@@ -323,7 +360,10 @@ pub(super) async fn alerts(
         .map(|(_, view)| view)
         .take(limit)
         .collect();
-    Ok(Json(json!({ "count": alerts.len(), "alerts": alerts })))
+    let (alerts, truncated) = within_budget(alerts.into_iter());
+    Ok(Json(
+        json!({ "count": alerts.len(), "alerts": alerts, "truncated": truncated }),
+    ))
 }
 
 /// The notice the engine sent for a closed incident (the same choice as the engine's

@@ -38,7 +38,16 @@ pub const MAX_LIMIT: usize = 500;
 
 const OPENAPI: &str = include_str!("../openapi.json");
 
-pub(super) fn router(state: AppState) -> Router<AppState> {
+/// The routes, behind [`authorize`] and then `permits` (the API's own concurrency
+/// limit): a request without the key never waits for a permit, nor has its body read.
+pub(super) fn router<L>(state: AppState, permits: L) -> Router<AppState>
+where
+    L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+    L::Service:
+        tower::Service<Request, Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
+    <L::Service as tower::Service<Request>>::Response: IntoResponse + 'static,
+    <L::Service as tower::Service<Request>>::Future: Send + 'static,
+{
     Router::new()
         .route("/status", get(status::all))
         .route("/status/{instance_uid}", get(status::one))
@@ -59,7 +68,9 @@ pub(super) fn router(state: AppState) -> Router<AppState> {
         .route("/openapi.json", get(openapi))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(middleware::from_fn(json_rejections))
         .layer(middleware::from_fn(log_failures))
+        .layer(permits)
         .layer(middleware::from_fn_with_state(state, authorize))
 }
 
@@ -176,6 +187,18 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
             ApiError::Client(response.status(), key.redact(m)).into_response()
         }
         _ => response,
+    }
+}
+
+/// Axum's extractor rejections (a path segment that is not UTF-8, a body over the limit,
+/// ...) are plain text: as [`ApiError::Client`], they are JSON like every other answer,
+/// and [`authorize`] can take the key out of them.
+async fn json_rejections(request: Request, next: Next) -> Response {
+    match super::errors::plain_client_error(next.run(request).await).await {
+        Ok((status, headers, message)) => {
+            (headers, ApiError::Client(status, message)).into_response()
+        }
+        Err(response) => response,
     }
 }
 

@@ -182,8 +182,11 @@ async fn bed_advised(
             failover_label: "failover_candidate".into(),
             api_enabled: enabled,
             api_key: key.map(Secret::new),
+            limits: Default::default(),
         })),
         decisions: DecisionMetrics::default(),
+        http: Default::default(),
+        http_metrics: Default::default(),
     };
     Bed {
         state,
