@@ -151,3 +151,51 @@ fn is_json(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::http::Request;
+    use axum::routing::get;
+    use tower::ServiceExt;
+    use tower_http::catch_panic::CatchPanicLayer;
+
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_json_500_and_counted() {
+        let metrics = HttpMetrics::default();
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .layer(CatchPanicLayer::custom(panic_response(metrics.clone())));
+        let response = app
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(is_json(response.headers()));
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], br#"{"error":"internal error"}"#);
+    }
+
+    #[tokio::test]
+    async fn plain_text_client_errors_become_json_and_the_rest_stay() {
+        let text = (StatusCode::BAD_REQUEST, "Invalid URL").into_response();
+        let (status, _, message) = plain_client_error(text).await.unwrap();
+        assert_eq!(
+            (status, message.as_str()),
+            (StatusCode::BAD_REQUEST, "Invalid URL")
+        );
+        let empty = StatusCode::METHOD_NOT_ALLOWED.into_response();
+        let (_, _, message) = plain_client_error(empty).await.unwrap();
+        assert_eq!(message, "Method Not Allowed");
+        let ok = (StatusCode::OK, "fine").into_response();
+        assert!(plain_client_error(ok).await.is_err());
+    }
+}
