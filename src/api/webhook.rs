@@ -152,6 +152,7 @@ mod tests {
                 std::time::Duration::from_secs(900),
                 std::time::Duration::from_secs(600),
             ),
+            limits: Default::default(),
         };
         let engine = Engine::open(
             dir,

@@ -116,9 +116,14 @@ fn append_then_reopen_returns_every_entry_in_order() {
     );
     let text = fs::read_to_string(dir.join(LIVE)).unwrap();
     let first = text.lines().next().unwrap();
-    let expected = format!(
+    let body = format!(
         r#"{{"seq":1,"at":"{}","record":{{"instance":"cache-1","step":"intent"}}}}"#,
         Timestamp(a.at)
+    );
+    let expected = format!(
+        r#"{},"crc":"{:08x}"}}"#,
+        &body[..body.len() - 1],
+        crc32fast::hash(body.as_bytes())
     );
     assert_eq!(first, expected);
     assert_eq!(text.lines().count(), 2);
@@ -182,7 +187,10 @@ fn a_corrupt_line_before_the_last_is_an_error_naming_file_and_line() {
     let cases: [(&str, &str); 4] = [
         ("{not json", "key must be a string"),
         ("", "EOF while parsing"),
-        (r#"{"seq":2,"at":"2026-05-01T03:12:07.250Z"}"#, "no variant"),
+        (
+            r#"{"seq":2,"at":"2026-05-01T03:12:07.250Z"}"#,
+            "either a record or a compaction marker",
+        ),
         (
             r#"{"seq":1,"at":"2026-05-01T03:12:07.250Z","record":{}}"#,
             "seq 1 does not follow seq 1",
@@ -259,7 +267,8 @@ fn compaction_keeps_only_the_live_records_and_archives_are_bounded() {
             "journal.1.jsonl",
             "journal.2.jsonl",
             "journal.jsonl",
-            "journal.lock"
+            "journal.lock",
+            "journal.meta"
         ]
     );
     let text = fs::read_to_string(dir.join(LIVE)).unwrap();
@@ -286,7 +295,10 @@ fn compaction_keeps_only_the_live_records_and_archives_are_bounded() {
     )
     .unwrap();
     journal.compact::<Decision>(&[]).unwrap();
-    assert_eq!(names(&dir), ["journal.jsonl", "journal.lock"]);
+    assert_eq!(
+        names(&dir),
+        ["journal.jsonl", "journal.lock", "journal.meta"]
+    );
 }
 
 #[test]
