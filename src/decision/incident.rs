@@ -571,4 +571,42 @@ mod tests {
         assert_eq!(again.open, l.open);
         assert_eq!(again.next_id, l.next_id);
     }
+
+    #[test]
+    fn the_history_keeps_at_most_max_history_closed_incidents() {
+        let mut l = Ledger::new(3);
+        for id in 1..=5 {
+            l.apply(
+                &Record::Opened {
+                    incident: id,
+                    instance: InstanceId::new("cache"),
+                    trigger: trigger(),
+                    at: t(id),
+                },
+                COOLDOWN,
+            );
+            l.apply(
+                &Record::Closed {
+                    incident: id,
+                    outcome: Outcome::Resolved,
+                    at: t(id),
+                },
+                COOLDOWN,
+            );
+        }
+        let ids: Vec<u64> = l.history.iter().map(|i| i.id).collect();
+        assert_eq!(ids, [3, 4, 5]);
+        assert_eq!(Ledger::default().max_history, 200);
+    }
+
+    #[test]
+    fn labels_are_cut_at_a_char_boundary_with_a_marker() {
+        assert_eq!(cut_label("short", 256), "short");
+        let huge = "é".repeat(1 << 19);
+        let cut = cut_label(&huge, 256);
+        assert!(cut.len() <= 256, "{}", cut.len());
+        assert!(cut.ends_with(CUT_MARKER));
+        assert!(cut.trim_end_matches(CUT_MARKER).chars().all(|c| c == 'é'));
+        assert_eq!(cut_label("abcdefghijkl", 10), format!("ab{CUT_MARKER}"));
+    }
 }

@@ -588,3 +588,6 @@ async fn hooks_and_promotion_run_around_the_dns_change_in_order() {
         "pre east west\npost east west\n"
     );
 }
+
+#[path = "hardening_tests.rs"]
+mod hardening;
