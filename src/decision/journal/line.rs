@@ -147,12 +147,12 @@ pub(super) fn seq_range(bytes: &[u8]) -> Option<(u64, u64)> {
     struct Seq {
         seq: u64,
     }
-    let mut lines = bytes
-        .split_inclusive(|b| *b == b'\n')
-        .filter_map(|l| l.strip_suffix(b"\n"))
-        .filter_map(|l| serde_json::from_slice::<Seq>(l).ok());
-    let first = lines.next()?.seq;
-    Some((first, lines.last().map_or(first, |l| l.seq)))
+    let seq = |line: &[u8]| {
+        let line = line.strip_suffix(b"\n")?;
+        serde_json::from_slice::<Seq>(line).ok().map(|s| s.seq)
+    };
+    let lines = || bytes.split_inclusive(|b| *b == b'\n');
+    Some((lines().find_map(seq)?, lines().rev().find_map(seq)?))
 }
 
 #[derive(Serialize)]
