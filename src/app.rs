@@ -25,6 +25,7 @@ use crate::collector::probe::RedisProber;
 use crate::config::{self, Config, ConfigError};
 use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::{self, Engine};
+use crate::decision::journal::Opening;
 use crate::metrics::Metrics;
 use crate::model::{ActiveDatacenters, AnalysisStore, SnapshotStore};
 
@@ -39,6 +40,9 @@ pub struct Options {
     pub listen: Option<SocketAddr>,
     /// Monitor only, whatever `auto_failover` says.
     pub no_failover: bool,
+    /// `--journal-start-over`: a damaged journal is moved aside and the agent starts
+    /// with an empty one, instead of refusing to start.
+    pub journal_start_over: bool,
 }
 
 type Reloads = Family<Vec<(String, String)>, Counter>;
@@ -188,8 +192,14 @@ async fn start_engine(
         .context("alertmanager: cannot set up the notifier")?;
         deps.notifier = Some(Arc::new(notifier) as Arc<dyn Notifier>);
     }
-    Engine::open(
+    let opening = if options.journal_start_over {
+        Opening::StartOver
+    } else {
+        Opening::Refuse
+    };
+    Engine::open_with(
         &config.state_dir,
+        opening,
         engine::Settings::from_config(config, options.no_failover),
         deps,
         tracker,

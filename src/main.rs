@@ -30,6 +30,12 @@ struct Cli {
     /// Monitor only: never change DNS, whatever auto_failover says.
     #[arg(long)]
     no_failover: bool,
+    /// Start over when the decision journal is damaged (corrupt, cut or emptied): move
+    /// its files aside as `<name>.damaged-<unix seconds>` and start with an empty one.
+    /// Without it the agent refuses to start on a damaged journal. A sound journal is
+    /// kept either way.
+    #[arg(long)]
+    journal_start_over: bool,
     /// Log at debug level.
     #[arg(long, short)]
     verbose: bool,
@@ -108,6 +114,7 @@ fn serve(cli: Cli) -> ExitCode {
         config_path: cli.config,
         listen: cli.listen,
         no_failover: cli.no_failover,
+        journal_start_over: cli.journal_start_over,
     };
     // One thread carries all the I/O: a thousand endpoints at a 5 s interval keep it a
     // few percent busy, and without work stealing a round's wake-ups stay on one core

@@ -168,6 +168,16 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
+    if let Some(engine) = &state.engine
+        && !engine.journal_healthy()
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the decision journal is lost (a write failed and could not be undone); \
+             nothing can be recorded or decided until the agent is restarted\n",
+        )
+            .into_response();
+    }
     let all = state.store.all();
     let done = all.iter().filter(|s| s.last_round.is_some()).count();
     if done == all.len() {

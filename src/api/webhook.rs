@@ -180,8 +180,11 @@ mod tests {
         let store = Arc::new(SnapshotStore::new());
         let analysis = Arc::new(AnalysisStore::new());
         let active = Arc::new(ActiveDatacenters::new());
+        // The fixtures' instance: candidates about unknown instances open nothing.
+        let mut known = crate::decision::engine::testkit::instance("redis-app-01");
+        known.uid = crate::model::InstanceId::new("redis-app-01");
         let settings = Settings {
-            instances: Default::default(),
+            instances: [(known.uid.clone(), known)].into_iter().collect(),
             failover: Default::default(),
             records: Default::default(),
             no_failover: false,
@@ -191,6 +194,7 @@ mod tests {
                 std::time::Duration::from_secs(900),
                 std::time::Duration::from_secs(600),
             ),
+            limits: Default::default(),
         };
         let engine = Engine::open(
             dir,

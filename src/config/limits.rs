@@ -32,7 +32,7 @@ pub const fn default_max_label_bytes() -> usize {
     256
 }
 pub const fn default_max_history() -> usize {
-    1000
+    200
 }
 pub const fn default_max_body_bytes() -> usize {
     1024 * 1024
@@ -82,7 +82,7 @@ pub struct Limits {
     /// and marked. Default 256.
     pub max_label_bytes: usize,
     /// `limits.max_history`: closed incidents kept in memory and the most one history
-    /// answer returns. Default 1000.
+    /// answer returns. Default 200.
     pub max_history: usize,
     pub http: HttpLimits,
 }

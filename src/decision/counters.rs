@@ -30,6 +30,12 @@ pub struct DecisionMetrics {
     last_failover: Family<Labels, Gauge<f64, AtomicU64>>,
     advisor_calls: Family<Labels, Counter>,
     advisor_durations: Durations,
+    journal_healthy: Gauge,
+    unknown_targets: Counter,
+    deferred_incidents: Counter,
+    mismatches: Family<Labels, Counter>,
+    dns_checks: Family<Labels, Counter>,
+    dns_verified: Family<Labels, Gauge>,
 }
 
 impl Default for DecisionMetrics {
@@ -41,6 +47,12 @@ impl Default for DecisionMetrics {
             last_failover: Family::default(),
             advisor_calls: Family::default(),
             advisor_durations: Family::new_with_constructor(advisor_histogram),
+            journal_healthy: Gauge::default(),
+            unknown_targets: Counter::default(),
+            deferred_incidents: Counter::default(),
+            mismatches: Family::default(),
+            dns_checks: Family::default(),
+            dns_verified: Family::default(),
         }
     }
 }
@@ -78,12 +90,130 @@ impl DecisionMetrics {
             "How long the advisors took to answer, by advisor",
             m.advisor_durations.clone(),
         );
+        registry.register(
+            "redis_agent_journal_healthy",
+            "1 while the decision journal can record; 0 once it is lost (a write could not be undone, or its writer is gone): nothing is decided until a restart",
+            m.journal_healthy.clone(),
+        );
+        registry.register(
+            "redis_agent_webhook_unknown_targets",
+            "Alert candidates naming an instance that is not configured; ignored",
+            m.unknown_targets.clone(),
+        );
+        registry.register(
+            "redis_agent_webhook_deferred_incidents",
+            "Incidents a delivery did not open because it reached limits.max_incidents_per_delivery (Alertmanager repeats firing alerts)",
+            m.deferred_incidents.clone(),
+        );
+        registry.register(
+            "redis_agent_active_datacenter_mismatches",
+            "Reads of an instance's DNS record that disagreed with the journal's active datacenter, by what DNS said (other_datacenter: adopted; unknown_value, missing: kept the journal's view)",
+            m.mismatches.clone(),
+        );
+        registry.register(
+            "redis_agent_active_datacenter_dns_reads",
+            "Reads of an instance's DNS record to learn its active datacenter (at start, then retried until one succeeds), by result (ok, error)",
+            m.dns_checks.clone(),
+        );
+        registry.register(
+            "redis_agent_active_datacenter_verified",
+            "1 once the instance's active datacenter was read from DNS since the start; 0 while DNS could not be read",
+            m.dns_verified.clone(),
+        );
         for result in ["accepted", "unauthorized", "bad_request", "error"] {
             m.webhook_requests
                 .get_or_create(&vec![("result", result.to_owned())])
                 .inc_by(0);
         }
         m
+    }
+
+    pub fn journal_healthy(&self, healthy: bool) {
+        self.journal_healthy.set(i64::from(healthy));
+    }
+
+    pub fn unknown_target(&self) {
+        self.unknown_targets.inc();
+    }
+
+    pub fn deferred_incidents(&self, n: u64) {
+        self.deferred_incidents.inc_by(n);
+    }
+
+    /// Every series of an instance's DNS check at zero, so `increase()` sees the first.
+    pub fn dns_check_started(&self, instance: &str) {
+        for dns in ["other_datacenter", "unknown_value", "missing"] {
+            self.mismatches
+                .get_or_create(&vec![
+                    ("redis_instance", instance.to_owned()),
+                    ("dns", dns.to_owned()),
+                ])
+                .inc_by(0);
+        }
+        for result in ["ok", "error"] {
+            self.dns_checks
+                .get_or_create(&vec![
+                    ("redis_instance", instance.to_owned()),
+                    ("result", result.to_owned()),
+                ])
+                .inc_by(0);
+        }
+        self.dns_verified
+            .get_or_create(&vec![("redis_instance", instance.to_owned())])
+            .set(0);
+    }
+
+    /// One read of an instance's record: `verified` when it answered.
+    pub fn dns_check(&self, instance: &str, verified: bool) {
+        let result = if verified { "ok" } else { "error" };
+        self.dns_checks
+            .get_or_create(&vec![
+                ("redis_instance", instance.to_owned()),
+                ("result", result.to_owned()),
+            ])
+            .inc();
+        if verified {
+            self.dns_verified
+                .get_or_create(&vec![("redis_instance", instance.to_owned())])
+                .set(1);
+        }
+    }
+
+    /// DNS disagreed with the journal: `dns` is `other_datacenter`, `unknown_value` or
+    /// `missing`.
+    pub fn mismatch(&self, instance: &str, dns: &'static str) {
+        self.mismatches
+            .get_or_create(&vec![
+                ("redis_instance", instance.to_owned()),
+                ("dns", dns.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// Test access to the counters.
+    #[cfg(test)]
+    pub(crate) fn mismatches_of(&self, instance: &str, dns: &'static str) -> u64 {
+        self.mismatches
+            .get_or_create(&vec![
+                ("redis_instance", instance.to_owned()),
+                ("dns", dns.to_owned()),
+            ])
+            .get()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn unknown_targets_count(&self) -> u64 {
+        self.unknown_targets.get()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn deferred_count(&self) -> u64 {
+        self.deferred_incidents.get()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn journal_healthy_value(&self) -> i64 {
+        self.journal_healthy.get()
     }
 
     pub fn webhook(&self, result: &'static str) {

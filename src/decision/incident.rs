@@ -11,8 +11,24 @@ use super::policy::Hold;
 use crate::model::rfc3339;
 use crate::model::{DatacenterId, InstanceId};
 
-/// Incidents kept for the API's history (the journal keeps more until compaction).
-pub const HISTORY: usize = 200;
+/// The default of `limits.max_history`: closed incidents kept in memory for the API.
+pub const HISTORY: usize = crate::config::limits::default_max_history();
+
+/// Appended to a label value cut to `limits.max_label_bytes`.
+pub const CUT_MARKER: &str = "…(cut)";
+
+/// `value` if it fits in `max` bytes; otherwise its start, cut at a char boundary, and
+/// [`CUT_MARKER`], in `max` bytes at most (unless `max` is smaller than the marker).
+pub fn cut_label(value: &str, max: usize) -> String {
+    if value.len() <= max {
+        return value.to_owned();
+    }
+    let mut end = max.saturating_sub(CUT_MARKER.len());
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT_MARKER}", &value[..end])
+}
 
 /// What started or joined an evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,6 +163,15 @@ pub enum Record {
     Past {
         incident: Box<Incident>,
     },
+    /// The agent found DNS sending the instance's clients to `active` at start, where
+    /// the journal (or the configuration) said `previous`, and took DNS's word for it.
+    Adopted {
+        instance: InstanceId,
+        active: DatacenterId,
+        previous: DatacenterId,
+        #[serde(with = "rfc3339::required")]
+        at: SystemTime,
+    },
     /// The instance's home datacenter has been healthy long enough to go back to it.
     FailbackRecommended {
         instance: InstanceId,
@@ -175,7 +200,7 @@ pub struct Incident {
 }
 
 /// What the journal says, replayed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Ledger {
     /// Where DNS sends each instance, as far as the journal knows (a failover's result;
     /// instances never failed over are absent).
@@ -183,15 +208,36 @@ pub struct Ledger {
     pub cooldown_until: BTreeMap<InstanceId, SystemTime>,
     /// Incidents still open, by id.
     pub open: BTreeMap<u64, Incident>,
-    /// Closed incidents, newest last, at most [`HISTORY`].
+    /// Closed incidents, newest last, at most `max_history`.
     pub history: VecDeque<Incident>,
+    /// `limits.max_history`.
+    pub max_history: usize,
     /// The id the next incident gets.
     pub next_id: u64,
     /// Failbacks recommended and not yet made, by instance.
     pub failback: BTreeMap<InstanceId, DatacenterId>,
 }
 
+impl Default for Ledger {
+    fn default() -> Self {
+        Self::new(HISTORY)
+    }
+}
+
 impl Ledger {
+    /// An empty ledger keeping at most `max_history` closed incidents.
+    pub fn new(max_history: usize) -> Self {
+        Self {
+            active: BTreeMap::new(),
+            cooldown_until: BTreeMap::new(),
+            open: BTreeMap::new(),
+            history: VecDeque::new(),
+            max_history,
+            next_id: 0,
+            failback: BTreeMap::new(),
+        }
+    }
+
     /// Applies one record. `cooldown` is the configured `failover_cooldown`.
     pub fn apply(&mut self, record: &Record, cooldown: Duration) {
         match record {
@@ -282,6 +328,14 @@ impl Ledger {
                 self.next_id = self.next_id.max(incident.id + 1);
                 self.push_history((**incident).clone());
             }
+            Record::Adopted {
+                instance, active, ..
+            } => {
+                self.active.insert(instance.clone(), active.clone());
+                if self.failback.get(instance) == Some(active) {
+                    self.failback.remove(instance);
+                }
+            }
             Record::FailbackRecommended { instance, to, .. } => {
                 self.failback.insert(instance.clone(), to.clone());
             }
@@ -290,7 +344,7 @@ impl Ledger {
 
     fn push_history(&mut self, incident: Incident) {
         self.history.push_back(incident);
-        while self.history.len() > HISTORY {
+        while self.history.len() > self.max_history {
             self.history.pop_front();
         }
     }
@@ -516,5 +570,43 @@ mod tests {
         assert_eq!(again.history, l.history);
         assert_eq!(again.open, l.open);
         assert_eq!(again.next_id, l.next_id);
+    }
+
+    #[test]
+    fn the_history_keeps_at_most_max_history_closed_incidents() {
+        let mut l = Ledger::new(3);
+        for id in 1..=5 {
+            l.apply(
+                &Record::Opened {
+                    incident: id,
+                    instance: InstanceId::new("cache"),
+                    trigger: trigger(),
+                    at: t(id),
+                },
+                COOLDOWN,
+            );
+            l.apply(
+                &Record::Closed {
+                    incident: id,
+                    outcome: Outcome::Resolved,
+                    at: t(id),
+                },
+                COOLDOWN,
+            );
+        }
+        let ids: Vec<u64> = l.history.iter().map(|i| i.id).collect();
+        assert_eq!(ids, [3, 4, 5]);
+        assert_eq!(Ledger::default().max_history, 200);
+    }
+
+    #[test]
+    fn labels_are_cut_at_a_char_boundary_with_a_marker() {
+        assert_eq!(cut_label("short", 256), "short");
+        let huge = "é".repeat(1 << 19);
+        let cut = cut_label(&huge, 256);
+        assert!(cut.len() <= 256, "{}", cut.len());
+        assert!(cut.ends_with(CUT_MARKER));
+        assert!(cut.trim_end_matches(CUT_MARKER).chars().all(|c| c == 'é'));
+        assert_eq!(cut_label("abcdefghijkl", 10), format!("ab{CUT_MARKER}"));
     }
 }

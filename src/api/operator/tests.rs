@@ -121,6 +121,7 @@ fn settings() -> Settings {
         },
         ai_max_hold: Duration::from_secs(120),
         effect_window: (Duration::from_secs(900), Duration::from_secs(600)),
+        limits: crate::config::Limits::default(),
     }
 }
 

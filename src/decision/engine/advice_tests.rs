@@ -72,7 +72,10 @@ fn step_details<'a>(incident: &'a Incident, name: &str) -> Vec<&'a str> {
 
 impl Bed {
     /// Waits until `n` notices were sent.
-    async fn notices(&self, n: usize) -> Vec<crate::actuators::alertmanager::AgentAlert> {
+    pub(super) async fn notices(
+        &self,
+        n: usize,
+    ) -> Vec<crate::actuators::alertmanager::AgentAlert> {
         for _ in 0..200 {
             let sent = self.notifier.alerts();
             if sent.len() >= n {

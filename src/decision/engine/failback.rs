@@ -97,7 +97,10 @@ impl Engine {
                     planned: true,
                 };
                 let mut out = super::Submitted::default();
-                if let Err(e) = self.start_with(uid, trigger, Some(request), &mut out).await {
+                if let Err(e) = self
+                    .start_with(uid, trigger, Some(request), true, &mut out)
+                    .await
+                {
                     warn!(redis_instance = %uid, error = %e, "cannot start the failback");
                 }
                 healthy_since.remove(uid);

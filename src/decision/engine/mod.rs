@@ -10,46 +10,51 @@
 mod act;
 mod advice;
 mod aftermath;
+mod dns_sync;
 mod evaluate;
 mod failback;
 mod probes;
+mod settings;
+mod submit;
+mod writer;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
 use thiserror::Error;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::warn;
 
 pub use advice::{Advisors, CLIENT_IMPACT_WAIT, DECISION_WINDOW, EFFECT_AFTER, EFFECT_BEFORE};
+pub use dns_sync::DNS_RETRY_MAX;
 pub use failback::WATCH_EVERY;
+pub use settings::{InstanceRecord, Settings};
+pub use submit::{Submitted, UNKNOWN_LOG_EVERY};
 
 use super::counters::DecisionMetrics;
-use super::incident::{Incident, Ledger, Outcome, Record, Step, Trigger};
-use super::journal::{Journal, JournalError, JournalLimits};
-use super::webhook::{AlertStatus, Candidate, Target};
+use super::incident::{Incident, Ledger, Outcome, Record, Step};
+use super::journal::{Journal, JournalError, JournalLimits, Opening};
 use crate::actuators::alertmanager::Notifier;
-use crate::actuators::dns::{DnsProvider, RecordRef, SwitchPolicy};
+use crate::actuators::dns::DnsProvider;
 use crate::advisors::ai::history::{AdviceBook, Recorded};
 use crate::advisors::client_impact::{ClientImpact, Window};
 use crate::collector::probe::Prober;
-use crate::config::{Config, FailoverSettings};
-use crate::model::{
-    ActiveDatacenters, AnalysisStore, DatacenterId, Instance, InstanceId, SnapshotStore,
-};
+use crate::model::{ActiveDatacenters, AnalysisStore, InstanceId, SnapshotStore};
+use writer::Writer;
 
 #[derive(Debug, Error)]
 pub enum EngineError {
     /// The journal could not record the event: the caller should retry later.
     #[error("the decision journal cannot record: {0}")]
     Journal(#[from] JournalError),
-    /// A journal write panicked earlier; nothing more is recorded until a restart.
+    /// The journal writer is gone; nothing more is recorded until a restart.
     #[error("the decision journal was lost by an earlier failure; restart the agent")]
     JournalLost,
+    /// The task doing the work failed (a panic, or the runtime shutting down).
+    #[error("the engine task did not finish: {0}")]
+    Task(String),
 }
 
 /// What the engine acts through.
@@ -69,109 +74,20 @@ pub struct Deps {
     pub advisors: Advisors,
 }
 
-/// The DNS record of one instance and its value per datacenter.
-#[derive(Debug, Clone)]
-pub struct InstanceRecord {
-    pub record: RecordRef,
-    pub ttl: u32,
-    pub values: BTreeMap<DatacenterId, String>,
-}
-
-/// The part of the configuration the engine reads, replaced as a whole on reload.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub instances: BTreeMap<InstanceId, Instance>,
-    pub failover: FailoverSettings,
-    pub records: BTreeMap<InstanceId, InstanceRecord>,
-    /// `--no-failover`: recommend only, whatever `auto_failover` says.
-    pub no_failover: bool,
-    pub switch: SwitchPolicy,
-    /// `ai_max_hold`: the longest AI advice may hold back a hard outage.
-    pub ai_max_hold: Duration,
-    /// After a failover, client errors this long before it are compared with this long
-    /// after it: `(before, after)`.
-    pub effect_window: (Duration, Duration),
-}
-
-impl Settings {
-    pub fn from_config(config: &Config, no_failover: bool) -> Settings {
-        let instances: BTreeMap<InstanceId, Instance> = config
-            .instances
-            .iter()
-            .map(|i| (i.uid.clone(), i.clone()))
-            .collect();
-        let mut records = BTreeMap::new();
-        if let Some(dns) = &config.dns {
-            for r in &dns.records {
-                let Some(instance) = config.instances.iter().find(|i| i.name == r.instance_name)
-                else {
-                    continue;
-                };
-                let Ok(record) = RecordRef::from_config(dns, r) else {
-                    continue;
-                };
-                let values = instance
-                    .endpoints
-                    .iter()
-                    .map(|(dc, ep)| {
-                        let value = r.values.get(dc).cloned().unwrap_or_else(|| ep.host.clone());
-                        (dc.clone(), value)
-                    })
-                    .collect();
-                records.insert(
-                    instance.uid.clone(),
-                    InstanceRecord {
-                        record,
-                        ttl: r.ttl,
-                        values,
-                    },
-                );
-            }
-        }
-        Settings {
-            instances,
-            failover: config.failover.clone(),
-            records,
-            no_failover,
-            switch: SwitchPolicy::default(),
-            ai_max_hold: config
-                .azure_openai
-                .as_ref()
-                .map_or_else(crate::config::default_ai_max_hold, |a| a.max_hold),
-            effect_window: (EFFECT_BEFORE, EFFECT_AFTER),
-        }
-    }
-
-    /// Acting is allowed: automatic failover on and not overridden.
-    pub fn acts(&self) -> bool {
-        self.failover.auto && !self.no_failover
-    }
-}
-
-/// What a delivery led to, for the webhook's answer.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct Submitted {
-    /// Incidents opened by this delivery.
-    pub opened: Vec<u64>,
-    /// Incidents this delivery joined.
-    pub joined: Vec<u64>,
-    /// Resolved alerts recorded.
-    pub resolved: usize,
-    /// Candidates that named nothing to evaluate (a datacenter no instance is active in).
-    pub unmatched: usize,
-}
-
-/// The ledger and the journal, changed together under one lock.
+/// What replaying the journal built; changed only after the journal recorded it.
 struct State {
     ledger: Ledger,
-    /// Taken out while a blocking append runs.
-    journal: Option<Journal>,
 }
 
 pub(crate) struct Inner {
     settings: std::sync::RwLock<Arc<Settings>>,
     deps: Deps,
-    state: Mutex<State>,
+    /// Held from a decision (join or open?) until its record is in the ledger.
+    state: Arc<Mutex<State>>,
+    /// The journal's only owner; shared with the append tasks.
+    writer: Arc<Writer>,
+    /// Candidates about unknown instances since the last log line.
+    unknown: std::sync::Mutex<submit::UnknownTargets>,
     /// The advisors in use: those of `deps` until [`Engine::set_advisors`].
     advisors: std::sync::RwLock<Advisors>,
     /// Per instance, the AI advisor's consultations; never held across a call.
@@ -193,8 +109,10 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Opens the journal in `state_dir`, replays it, and finishes what a previous run left
-    /// open (see [`Engine::recover`]).
+    /// Opens the journal in `state_dir`, replays it, finishes what a previous run left
+    /// open (see [`Engine::recover`]), and takes each instance's active datacenter from
+    /// its DNS record (see [`dns_sync`]). A damaged journal is refused unless `opening`
+    /// says to start over.
     pub async fn open(
         state_dir: &std::path::Path,
         settings: Settings,
@@ -202,28 +120,45 @@ impl Engine {
         tracker: TaskTracker,
         cancel: CancellationToken,
     ) -> Result<Engine, EngineError> {
+        Self::open_with(state_dir, Opening::Refuse, settings, deps, tracker, cancel).await
+    }
+
+    pub async fn open_with(
+        state_dir: &std::path::Path,
+        opening: Opening,
+        settings: Settings,
+        deps: Deps,
+        tracker: TaskTracker,
+        cancel: CancellationToken,
+    ) -> Result<Engine, EngineError> {
         let dir = state_dir.to_owned();
         let (journal, entries) = tokio::task::spawn_blocking(move || {
-            Journal::open::<Record>(&dir, JournalLimits::default())
+            Journal::open_with::<Record>(&dir, JournalLimits::default(), opening)
         })
         .await
-        .expect("the journal task does not panic")?;
-        let mut ledger = Ledger::default();
+        .map_err(|e| EngineError::Task(e.to_string()))??;
+        let path = journal.path().to_owned();
+        let writer = Writer::start(journal).map_err(|source| JournalError::Io {
+            path,
+            action: "start the writer thread",
+            source,
+        })?;
+        let mut ledger = Ledger::new(settings.limits.max_history);
         for entry in &entries {
             ledger.apply(&entry.record, settings.failover.cooldown);
         }
         for (instance, dc) in &ledger.active {
             deps.active.set(instance, dc);
         }
+        deps.metrics.journal_healthy(true);
         let advisors = deps.advisors.clone();
         let engine = Engine {
             inner: Arc::new(Inner {
                 settings: std::sync::RwLock::new(Arc::new(settings)),
                 deps,
-                state: Mutex::new(State {
-                    ledger,
-                    journal: Some(journal),
-                }),
+                state: Arc::new(Mutex::new(State { ledger })),
+                writer: Arc::new(writer),
+                unknown: std::sync::Mutex::new(submit::UnknownTargets::default()),
                 advisors: std::sync::RwLock::new(advisors),
                 advice: std::sync::Mutex::new(AdviceBook::default()),
                 tracker,
@@ -231,7 +166,14 @@ impl Engine {
             }),
         };
         engine.recover().await?;
+        dns_sync::at_start(&engine.inner).await;
         Ok(engine)
+    }
+
+    /// False once the journal is lost (a write failed and could not be undone, or its
+    /// writer is gone): nothing can be recorded, so nothing is decided, until a restart.
+    pub fn journal_healthy(&self) -> bool {
+        self.inner.writer.healthy()
     }
 
     pub fn settings(&self) -> Arc<Settings> {
@@ -248,74 +190,6 @@ impl Engine {
             .settings
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
-    }
-
-    /// Records a delivery's candidates and starts the evaluations they call for. Returns
-    /// once everything is on disk; the evaluations go on in the background.
-    pub async fn submit(&self, candidates: &[Candidate]) -> Result<Submitted, EngineError> {
-        let settings = self.settings();
-        let mut out = Submitted::default();
-        for c in candidates {
-            let trigger = Trigger {
-                source: "alert".into(),
-                name: c.alertname.clone(),
-                fingerprint: c.fingerprint.clone(),
-                datacenter: c.datacenter.as_deref().map(DatacenterId::new),
-            };
-            let instances = self.targets(&settings, &c.target);
-            if instances.is_empty() {
-                out.unmatched += 1;
-                continue;
-            }
-            for instance in instances {
-                if c.status == AlertStatus::Resolved {
-                    self.resolved(&instance, trigger.clone(), &mut out).await?;
-                } else {
-                    self.start(&instance, trigger.clone(), &mut out).await?;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// An operator's request: the same evaluation, with `force` skipping confirmation and
-    /// cooldown. Returns the incident.
-    pub async fn request(
-        &self,
-        instance: &InstanceId,
-        target: Option<DatacenterId>,
-        force: bool,
-        reason: String,
-    ) -> Result<u64, EngineError> {
-        let trigger = Trigger {
-            source: "api".into(),
-            name: reason,
-            fingerprint: String::new(),
-            datacenter: target.clone(),
-        };
-        let mut out = Submitted::default();
-        let request = evaluate::Request {
-            target,
-            force,
-            planned: false,
-        };
-        self.start_with(instance, trigger, Some(request), &mut out)
-            .await?;
-        Ok(out
-            .opened
-            .first()
-            .or(out.joined.first())
-            .copied()
-            .unwrap_or(0))
-    }
-
-    /// Lifts the cooldown of an instance.
-    pub async fn acknowledge(&self, instance: &InstanceId) -> Result<(), EngineError> {
-        let record = Record::Acknowledged {
-            instance: instance.clone(),
-            at: SystemTime::now(),
-        };
-        self.inner.record(vec![record]).await
     }
 
     /// The newest closed incidents first, then the open ones.
@@ -383,93 +257,6 @@ impl Engine {
         state.ledger.cooldown_until.get(instance).copied()
     }
 
-    /// The instances a candidate is about.
-    fn targets(&self, settings: &Settings, target: &Target) -> Vec<InstanceId> {
-        match target {
-            Target::Instance(uid) => vec![InstanceId::new(uid)],
-            Target::Datacenter(dc) => {
-                let dc = DatacenterId::new(dc);
-                self.inner
-                    .deps
-                    .active
-                    .all()
-                    .into_iter()
-                    .filter(|r| r.active == dc && settings.instances.contains_key(&r.instance))
-                    .map(|r| r.instance)
-                    .collect()
-            }
-        }
-    }
-
-    async fn start(
-        &self,
-        instance: &InstanceId,
-        trigger: Trigger,
-        out: &mut Submitted,
-    ) -> Result<(), EngineError> {
-        self.start_with(instance, trigger, None, out).await
-    }
-
-    async fn start_with(
-        &self,
-        instance: &InstanceId,
-        trigger: Trigger,
-        request: Option<evaluate::Request>,
-        out: &mut Submitted,
-    ) -> Result<(), EngineError> {
-        let mut state = self.inner.state.lock().await;
-        if let Some(open) = state.ledger.open_for(instance) {
-            let id = open.id;
-            let record = Record::Joined {
-                incident: id,
-                trigger,
-            };
-            self.inner.append(&mut state, vec![record]).await?;
-            out.joined.push(id);
-            return Ok(());
-        }
-        let id = state.ledger.next_id.max(1);
-        let record = Record::Opened {
-            incident: id,
-            instance: instance.clone(),
-            trigger,
-            at: SystemTime::now(),
-        };
-        self.inner.append(&mut state, vec![record]).await?;
-        drop(state);
-        out.opened.push(id);
-        info!(redis_instance = %instance, incident = id, "evaluation started");
-        let inner = Arc::clone(&self.inner);
-        let instance = instance.clone();
-        self.inner.tracker.spawn(async move {
-            evaluate::run(inner, id, instance, request).await;
-        });
-        Ok(())
-    }
-
-    async fn resolved(
-        &self,
-        instance: &InstanceId,
-        trigger: Trigger,
-        out: &mut Submitted,
-    ) -> Result<(), EngineError> {
-        out.resolved += 1;
-        let mut state = self.inner.state.lock().await;
-        // Recorded with the running evaluation; never acted on. An evaluation that is
-        // still confirming will find the active datacenter answering by itself.
-        if let Some(open) = state.ledger.open_for(instance) {
-            let record = Record::Joined {
-                incident: open.id,
-                trigger: Trigger {
-                    source: "alert_resolved".into(),
-                    ..trigger
-                },
-            };
-            self.inner.append(&mut state, vec![record]).await?;
-        }
-        Ok(())
-    }
-
     /// Finishes incidents a previous run left open. One whose DNS intent was recorded is
     /// checked against the provider: if the record points at the target the change was
     /// made and the incident completes as a failover; otherwise nothing changed and it
@@ -512,53 +299,52 @@ impl Inner {
 
     /// Appends records durably, then applies them to the ledger.
     async fn record(&self, records: Vec<Record>) -> Result<(), EngineError> {
-        let mut state = self.state.lock().await;
-        self.append(&mut state, records).await
+        let state = self.lock_state().await;
+        self.append(state, records).await
     }
 
-    async fn append(&self, state: &mut State, records: Vec<Record>) -> Result<(), EngineError> {
-        let Some(mut journal) = state.journal.take() else {
-            return Err(EngineError::JournalLost);
-        };
-        let to_write = records.clone();
-        let (journal, result) = tokio::task::spawn_blocking(move || {
-            let result = to_write
-                .iter()
-                .try_for_each(|r| journal.append(r).map(drop));
-            (journal, result)
-        })
-        .await
-        .expect("the journal task does not panic");
-        state.journal = Some(journal);
-        result?;
+    async fn lock_state(&self) -> OwnedMutexGuard<State> {
+        Arc::clone(&self.state).lock_owned().await
+    }
+
+    /// Writes `records` and applies each to the ledger once it is on disk, in a task of
+    /// its own that keeps `state` locked until it is done: a caller dropped mid-way
+    /// changes nothing, and a record on disk is always in the ledger too.
+    async fn append(
+        &self,
+        mut state: OwnedMutexGuard<State>,
+        records: Vec<Record>,
+    ) -> Result<(), EngineError> {
+        let writer = Arc::clone(&self.writer);
+        let metrics = self.deps.metrics.clone();
         let cooldown = self.settings().failover.cooldown;
-        for r in &records {
-            state.ledger.apply(r, cooldown);
-        }
-        self.compact_if_needed(state).await;
-        Ok(())
-    }
-
-    /// Keeps the journal bounded: rewrites it as the ledger's snapshot when it grew.
-    async fn compact_if_needed(&self, state: &mut State) {
-        let needs = state.journal.as_ref().is_some_and(|j| j.needs_compaction());
-        if !needs {
-            return;
-        }
-        let live = state.ledger.snapshot();
-        let Some(mut journal) = state.journal.take() else {
-            return;
-        };
-        let (journal, result) = tokio::task::spawn_blocking(move || {
-            let r = journal.compact(&live);
-            (journal, r)
-        })
-        .await
-        .expect("the journal task does not panic");
-        state.journal = Some(journal);
-        if let Err(e) = result {
-            warn!(error = %e, "journal compaction failed; it will be tried again");
-        }
+        let task = self.tracker.spawn(async move {
+            let mut compact = false;
+            let mut result = Ok(());
+            for record in records {
+                match writer.append(record.clone()).await {
+                    Ok(appended) => {
+                        state.ledger.apply(&record, cooldown);
+                        compact |= appended.needs_compaction;
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            metrics.journal_healthy(writer.healthy());
+            if compact {
+                // Keeps the journal bounded: rewrites it as the ledger's snapshot.
+                let live = state.ledger.snapshot();
+                if let Err(e) = writer.compact(live).await {
+                    warn!(error = %e, "journal compaction failed; it will be tried again");
+                }
+            }
+            result
+        });
+        task.await
+            .unwrap_or_else(|e| Err(EngineError::Task(e.to_string())))
     }
 
     /// Appends a step of an incident, logging (not failing) when the journal cannot.

@@ -98,6 +98,7 @@ async fn a_restart_before_the_change_records_an_interruption_and_changes_nothing
         "{i:#?}"
     );
     assert_eq!(b.dns.calls(Op::Upsert), 0);
+    b.notices(1).await;
     assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverFailed]);
 }
 

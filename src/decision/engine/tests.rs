@@ -10,11 +10,15 @@ use async_trait::async_trait;
 use super::*;
 use crate::actuators::alertmanager::{AgentAlertName, RecordingNotifier};
 use crate::actuators::dns::{MemoryDns, Op, RecordType, RecordValue};
+use crate::actuators::dns::{RecordRef, SwitchPolicy};
 use crate::collector::probe::FreshProbe;
+use crate::config::FailoverSettings;
 use crate::config::HookSettings;
+use crate::decision::incident::Trigger;
 use crate::decision::policy::Hold;
 use crate::decision::webhook::{AlertStatus, Candidate, Target};
 use crate::model::{CollectError, Endpoint, EndpointKey};
+use crate::model::{DatacenterId, Instance};
 
 /// Answers per datacenter from a script (`true`: up and healthy); the last answer
 /// repeats.
@@ -151,6 +155,7 @@ fn settings(auto: bool, no_failover: bool, hooks: HookSettings) -> Settings {
         },
         ai_max_hold: Duration::from_secs(120),
         effect_window: (Duration::from_secs(900), Duration::from_secs(600)),
+        limits: crate::config::Limits::default(),
     }
 }
 
@@ -290,6 +295,7 @@ async fn a_confirmed_outage_fails_over_once_and_says_so() {
             "verify"
         ]
     );
+    b.notices(1).await;
     assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverExecuted]);
     // A second alert is held by the cooldown.
     b.engine
@@ -351,6 +357,7 @@ async fn an_unhealthy_target_or_everything_down_holds() {
         .unwrap();
     assert_eq!(b.settle().await.outcome, Some(Outcome::Held(Hold::AllDown)));
     assert_eq!(b.dns.calls(Op::Upsert), 0);
+    b.notices(1).await;
     assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverHeld]);
 }
 
@@ -388,6 +395,7 @@ async fn a_primary_its_sentinel_still_hears_is_held_and_people_are_told_why() {
     );
     assert_eq!(b.dns.calls(Op::Upsert), 0);
     assert_eq!(b.pointing_at(), "redis-east.example.com");
+    b.notices(1).await;
     assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverHeld]);
     let notice = &b.notifier.alerts()[0];
     let said = format!("{:?}", notice.annotations());
@@ -412,6 +420,7 @@ async fn without_automatic_failover_it_only_recommends() {
             "{i:#?}"
         );
         assert_eq!(b.dns.calls(Op::Upsert), 0);
+        b.notices(1).await;
         assert_eq!(
             b.notifier.names(),
             [AgentAlertName::RedisFailoverRecommended]
@@ -579,3 +588,6 @@ async fn hooks_and_promotion_run_around_the_dns_change_in_order() {
         "pre east west\npost east west\n"
     );
 }
+
+#[path = "hardening_tests.rs"]
+mod hardening;

@@ -16,18 +16,61 @@ pub(super) struct Torn {
 
 pub(super) struct Replay<T> {
     pub(super) entries: Vec<Entry<T>>,
+    /// The seq of the first whole line; 0 for an empty file.
+    pub(super) first_seq: u64,
     pub(super) last_seq: u64,
     /// Bytes of whole, valid lines: the file is cut here when the last line is torn.
     pub(super) valid_len: usize,
     pub(super) torn: Option<Torn>,
 }
 
+/// `,"crc":"01234567"}`: how every line written by this version ends.
+const CRC_SUFFIX_LEN: usize = 18;
+
+/// One line as written: `line` serialized, then its CRC-32 (of the bytes serialized
+/// without the `crc` field) as the last field, then a newline.
+pub(super) fn encode<L: Serialize>(line: &L) -> serde_json::Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec(line)?;
+    let crc = crc32fast::hash(&bytes);
+    // A struct serializes as an object: the last byte is its closing brace.
+    bytes.pop();
+    bytes.extend_from_slice(format!(",\"crc\":\"{crc:08x}\"}}\n").as_bytes());
+    Ok(bytes)
+}
+
+/// Checks the checksum of a line that carries one: it must be the last field, as
+/// `encode` writes it, and match the bytes before it.
+fn verify(text: &[u8], crc: &str) -> Result<(), String> {
+    let canonical = text.len() > CRC_SUFFIX_LEN
+        && crc.len() == 8
+        && crc.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && text.ends_with(format!(",\"crc\":\"{crc}\"}}").as_bytes());
+    if !canonical {
+        return Err("the crc field is not where and how the agent writes it".into());
+    }
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&text[..text.len() - CRC_SUFFIX_LEN]);
+    hasher.update(b"}");
+    let actual = hasher.finalize();
+    if format!("{actual:08x}") != crc {
+        return Err(format!(
+            "checksum mismatch (crc {crc}, the bytes give {actual:08x}): the line was changed after it was written"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a journal file. A last line without a newline, or that is not JSON, is torn
+/// (what a crash mid-append leaves); any other damage is [`JournalError::Corrupt`]: a
+/// line that is not JSON, has unknown fields, fails its checksum, or breaks the order
+/// of `seq`. Lines without a checksum (written before checksums) are accepted.
 pub(super) fn replay<T: DeserializeOwned>(
     path: &Path,
     bytes: &[u8],
 ) -> Result<Replay<T>, JournalError> {
     let mut replay = Replay {
         entries: Vec::new(),
+        first_seq: 0,
         last_seq: 0,
         valid_len: 0,
         torn: None,
@@ -58,28 +101,58 @@ pub(super) fn replay<T: DeserializeOwned>(
             }
             Err(e) => return Err(corrupt(line, e.to_string())),
         };
+        if let Some(crc) = &parsed.crc {
+            verify(text, crc).map_err(|reason| corrupt(line, reason))?;
+        }
         if parsed.seq <= replay.last_seq {
             return Err(corrupt(
                 line,
                 format!("seq {} does not follow seq {}", parsed.seq, replay.last_seq),
             ));
         }
+        if replay.first_seq == 0 {
+            replay.first_seq = parsed.seq;
+        }
         replay.last_seq = parsed.seq;
-        if let Body::Record(value) = parsed.body {
-            let record = T::deserialize(value).map_err(|e| JournalError::Record {
-                path: path.to_owned(),
-                line,
-                message: e.to_string(),
-            })?;
-            replay.entries.push(Entry {
-                seq: parsed.seq,
-                at: parsed.at.0,
-                record,
-            });
+        match (parsed.record, parsed.compacted) {
+            (Some(value), None) => {
+                let record = T::deserialize(value).map_err(|e| JournalError::Record {
+                    path: path.to_owned(),
+                    line,
+                    message: e.to_string(),
+                })?;
+                replay.entries.push(Entry {
+                    seq: parsed.seq,
+                    at: parsed.at.0,
+                    record,
+                });
+            }
+            (None, Some(_)) => {}
+            _ => {
+                return Err(corrupt(
+                    line,
+                    "a line holds either a record or a compaction marker".into(),
+                ));
+            }
         }
         replay.valid_len += chunk.len();
     }
     Ok(replay)
+}
+
+/// The seq of the first and the last whole line of a file; `None` when it has none
+/// that parse (an archive is only read for this check).
+pub(super) fn seq_range(bytes: &[u8]) -> Option<(u64, u64)> {
+    #[derive(Deserialize)]
+    struct Seq {
+        seq: u64,
+    }
+    let seq = |line: &[u8]| {
+        let line = line.strip_suffix(b"\n")?;
+        serde_json::from_slice::<Seq>(line).ok().map(|s| s.seq)
+    };
+    let lines = || bytes.split_inclusive(|b| *b == b'\n');
+    Some((lines().find_map(seq)?, lines().rev().find_map(seq)?))
 }
 
 #[derive(Serialize)]
@@ -97,24 +170,23 @@ pub(super) struct MarkerLine {
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct Compacted {
     pub(super) kept: usize,
 }
 
+/// A line as read: unknown fields are corruption (a damaged key would otherwise hide).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Line {
     seq: u64,
     at: Timestamp,
-    #[serde(flatten)]
-    body: Body,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Body {
-    Record(serde_json::Value),
-    #[allow(dead_code)] // read to validate the marker; nothing uses `kept` yet
-    Compacted(Compacted),
+    #[serde(default)]
+    record: Option<serde_json::Value>,
+    #[serde(default)]
+    compacted: Option<Compacted>,
+    #[serde(default)]
+    crc: Option<String>,
 }
 
 /// Now, to the millisecond, so that what `append` returns equals what `open` reads.

@@ -10,13 +10,18 @@
 //! {"seq":42,"at":"2026-05-01T03:12:07.913Z","record":{...}}
 //! ```
 //!
+//! Each line written by this version ends with `"crc":"<8 hex digits>"`, the CRC-32 of
+//! the line's bytes without that field: damage inside a string, which JSON would
+//! accept, fails the checksum. Lines without it (written before checksums) still load.
+//!
 //! `seq` strictly increases, across compactions and restarts; `at` is UTC with
 //! milliseconds; `record` is whatever the caller serialized. A compaction starts a new
 //! file with a marker line, `{"seq":43,"at":"...","compacted":{"kept":2}}`, followed by
 //! the records the caller still needs; the marker carries the sequence forward even when
 //! nothing is kept, and tells a reader where the history was cut. The file it replaced
 //! becomes `journal.1.jsonl` (older ones shift up to `journal.<keep_archives>.jsonl`).
-//! `journal.lock` holds an advisory lock and the owner's pid. `jq` reads the others.
+//! `journal.lock` holds an advisory lock and the owner's pid. `journal.meta` holds the
+//! seq of the last line whose append returned. `jq` reads the journal files.
 //!
 //! # Crash safety
 //!
@@ -36,9 +41,28 @@
 //!   `open` deletes a stray tmp file (an interrupted compaction).
 //! - The journal never recreates a missing `journal.jsonl` next to its archives: that
 //!   state is not left by a crash, and starting empty would forget open incidents.
+//!
+//! # A cut journal
+//!
+//! A crash can only tear the one append that had not returned; a file cut in the middle
+//! or emptied (by a person, a restore, a broken disk) loses lines that were synced, and
+//! reading it as a torn last line would silently forget decisions. So after each
+//! append's `fdatasync` (and after a compaction) the seq of the last line is written
+//! into `journal.meta` in place, one fixed-width line with its own checksum. It is never
+//! ahead of the disk, because it is written only after the line is synced; it is not
+//! synced itself, so after a power cut it may lag, which only weakens the next check. A
+//! torn rewrite of it fails its checksum and the check is skipped with a warning. On
+//! open (before anything is changed), a live file whose last seq is below the recorded
+//! one has lost synced lines; so has an empty live file next to `journal.1.jsonl`
+//! (compaction always starts the new file with a marker), or one that starts at or
+//! before the archive's last seq (an older copy put back). `open` refuses these with
+//! [`JournalError::Cut`]. [`Opening::StartOver`] (the agent's `--journal-start-over`)
+//! moves every journal file aside as `<name>.damaged-<unix seconds>` and starts empty,
+//! but only when the journal is damaged: a sound journal opens as always.
 
 mod files;
 mod line;
+mod meta;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -54,11 +78,24 @@ use files::{
     archive_numbers, archive_path, create_dir, link_or_copy, lock, open_live, recover_compaction,
     sync_dir,
 };
-use line::{Compacted, MarkerLine, RecordLine, Timestamp, now_millis, replay};
+use line::{Compacted, MarkerLine, RecordLine, Timestamp, encode, now_millis, replay};
+use meta::{Meta, check_cut, move_aside};
 
 const LIVE: &str = "journal.jsonl";
 const TMP: &str = "journal.jsonl.tmp";
 const LOCK: &str = "journal.lock";
+const META: &str = "journal.meta";
+
+/// What `open` does with a journal it cannot trust (corrupt, cut, missing next to its
+/// archives, or of records this agent cannot read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Opening {
+    /// Refuse with an error naming the file and what was found.
+    #[default]
+    Refuse,
+    /// Move the journal files aside (`<name>.damaged-<unix seconds>`) and start empty.
+    StartOver,
+}
 
 /// How large the journal may grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +150,7 @@ pub enum JournalError {
     )]
     Locked { path: PathBuf, holder: String },
     #[error(
-        "journal {} line {line} is corrupt ({reason}); a crash only ever tears the last line, so something else damaged it: inspect the file, or move it aside to start with an empty journal",
+        "journal {} line {line} is corrupt ({reason}); a crash only ever tears the last line, so something else damaged it: inspect the file, or start the agent with --journal-start-over to move the journal files aside and start over",
         path.display()
     )]
     Corrupt {
@@ -133,15 +170,34 @@ pub enum JournalError {
         source: serde_json::Error,
     },
     #[error(
-        "journal {} is missing but {} exists; a crash never leaves the journal like this: copy that file to {LIVE} to resume from it, or move it and the other journal.* files away to start empty",
+        "journal {} is missing but {} exists; a crash never leaves the journal like this: inspect the files, or start the agent with --journal-start-over to move the journal files aside and start over",
         path.display(), found.display()
     )]
     MissingLive { path: PathBuf, found: PathBuf },
+    #[error(
+        "journal {} was cut: {detail}; lines that had been written and synced are gone (a crash only ever loses one unfinished append): inspect the files, or start the agent with --journal-start-over to move the journal files aside and start over",
+        path.display()
+    )]
+    Cut { path: PathBuf, detail: String },
     #[error(
         "journal {}: an earlier write failed and what is on disk is uncertain; restart to replay the journal",
         path.display()
     )]
     Poisoned { path: PathBuf },
+}
+
+impl JournalError {
+    /// The journal on disk cannot be trusted (as opposed to a lock held or a failing
+    /// disk): what [`Opening::StartOver`] moves aside.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            JournalError::Corrupt { .. }
+                | JournalError::Record { .. }
+                | JournalError::MissingLive { .. }
+                | JournalError::Cut { .. }
+        )
+    }
 }
 
 /// Points at which tests make compaction or append fail, or the process abort.
@@ -193,6 +249,8 @@ pub struct Journal {
     limits: JournalLimits,
     /// Set when a failed write left the file in an unknown state.
     poisoned: bool,
+    /// The last synced seq, for telling a cut journal from a crash.
+    meta: Meta,
     /// Held for the advisory lock; released when the journal is dropped.
     _lock: File,
     #[cfg(test)]
@@ -201,53 +259,48 @@ pub struct Journal {
 
 impl Journal {
     /// Opens (creating if needed) the journal in `dir`, replays it, and returns every
-    /// entry of the live file in order with the journal positioned to append.
+    /// entry of the live file in order with the journal positioned to append. A damaged
+    /// journal is refused.
     pub fn open<T: DeserializeOwned>(
         dir: &Path,
         limits: JournalLimits,
     ) -> Result<(Journal, Vec<Entry<T>>), JournalError> {
+        Self::open_with(dir, limits, Opening::Refuse)
+    }
+
+    /// [`Journal::open`], starting over (see [`Opening`]) when the journal is damaged.
+    pub fn open_with<T: DeserializeOwned>(
+        dir: &Path,
+        limits: JournalLimits,
+        opening: Opening,
+    ) -> Result<(Journal, Vec<Entry<T>>), JournalError> {
         let created_dir = create_dir(dir)?;
         let lock = lock(dir)?;
-        let live = dir.join(LIVE);
-        recover_compaction(dir, &live)?;
-
-        let (mut file, created) = open_live(&live)?;
-        if created || created_dir {
-            sync_dir(dir)?;
-        }
-        if let (true, Some(parent)) = (created_dir, dir.parent()) {
-            sync_dir(parent)?;
-        }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| io_error(&live, "read", e))?;
-        let replay = replay::<T>(&live, &bytes)?;
-        if let Some(torn) = &replay.torn {
-            warn!(
-                path = %live.display(),
-                line = torn.line,
-                dropped_bytes = bytes.len() - replay.valid_len,
-                reason = %torn.reason,
-                "journal: cutting off a torn last line (a write interrupted by a crash; its append never returned)"
-            );
-            file.set_len(replay.valid_len as u64)
-                .and_then(|()| file.sync_data())
-                .map_err(|e| io_error(&live, "truncate a torn last line", e))?;
-        }
+        let loaded = match load::<T>(dir, created_dir) {
+            Err(e) if opening == Opening::StartOver && e.is_damage() => {
+                let moved = move_aside(dir)?;
+                warn!(error = %e, moved = ?moved,
+                    "journal: --journal-start-over: the damaged journal files were moved aside; starting with an empty journal (open incidents and cooldowns of the previous run are forgotten)");
+                load::<T>(dir, false)?
+            }
+            other => other?,
+        };
         let journal = Journal {
             dir: dir.to_owned(),
-            live,
-            file,
-            size: replay.valid_len as u64,
+            live: dir.join(LIVE),
+            file: loaded.file,
+            size: loaded.size,
             compacted_size: 0,
-            next_seq: replay.last_seq + 1,
+            next_seq: loaded.last_seq + 1,
             limits,
             poisoned: false,
+            meta: loaded.meta,
             _lock: lock,
             #[cfg(test)]
             fault: None,
         };
-        Ok((journal, replay.entries))
+        journal.meta.record(loaded.last_seq)?;
+        Ok((journal, loaded.entries))
     }
 
     /// Appends one record; it is on disk (written and `fdatasync`ed) when this returns.
@@ -258,7 +311,7 @@ impl Journal {
             at: now_millis(),
             record: (),
         };
-        let mut line = serde_json::to_vec(&RecordLine {
+        let line = encode(&RecordLine {
             seq: entry.seq,
             at: Timestamp(entry.at),
             record,
@@ -267,7 +320,6 @@ impl Journal {
             path: self.live.clone(),
             source,
         })?;
-        line.push(b'\n');
 
         #[cfg(test)]
         if self.fault == Some((Step::TornAppend, Fault::Abort)) {
@@ -291,6 +343,10 @@ impl Journal {
         }
         self.size += line.len() as u64;
         self.next_seq += 1;
+        // The line is synced; a failure to note it only weakens the next check for a cut.
+        if let Err(e) = self.meta.record(entry.seq) {
+            warn!(error = %e, "journal: cannot update the meta file");
+        }
         Ok(entry)
     }
 
@@ -307,22 +363,20 @@ impl Journal {
     pub fn compact<T: Serialize>(&mut self, live: &[T]) -> Result<(), JournalError> {
         self.check_usable()?;
         let at = Timestamp(now_millis());
-        let encode = |source| JournalError::Encode {
+        let encode_error = |source| JournalError::Encode {
             path: self.live.clone(),
             source,
         };
-        let mut bytes = serde_json::to_vec(&MarkerLine {
+        let mut bytes = encode(&MarkerLine {
             seq: self.next_seq,
             at,
             compacted: Compacted { kept: live.len() },
         })
-        .map_err(encode)?;
-        bytes.push(b'\n');
+        .map_err(encode_error)?;
         let mut seq = self.next_seq;
         for record in live {
             seq += 1;
-            serde_json::to_writer(&mut bytes, &RecordLine { seq, at, record }).map_err(encode)?;
-            bytes.push(b'\n');
+            bytes.extend(encode(&RecordLine { seq, at, record }).map_err(encode_error)?);
         }
 
         let tmp = self.dir.join(TMP);
@@ -349,6 +403,9 @@ impl Journal {
         self.size = bytes.len() as u64;
         self.compacted_size = self.size;
         self.next_seq = seq + 1;
+        if let Err(e) = self.meta.record(seq) {
+            warn!(error = %e, "journal: cannot update the meta file");
+        }
         Ok(())
     }
 
@@ -360,6 +417,18 @@ impl Journal {
     /// Bytes in the live file (for a gauge).
     pub fn size_bytes(&self) -> u64 {
         self.size
+    }
+
+    /// True once a failed write left the file in an unknown state: every further write
+    /// is refused until a restart replays what is on disk.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// Leaves the journal as a write that could not be undone would (for tests).
+    #[cfg(test)]
+    pub(crate) fn poison(&mut self) {
+        self.poisoned = true;
     }
 
     fn check_usable(&self) -> Result<(), JournalError> {
@@ -426,6 +495,54 @@ impl Journal {
             _ => Ok(()),
         }
     }
+}
+
+/// The live file, read and checked, positioned to append.
+struct Loaded<T> {
+    file: File,
+    size: u64,
+    last_seq: u64,
+    meta: Meta,
+    entries: Vec<Entry<T>>,
+}
+
+fn load<T: DeserializeOwned>(dir: &Path, created_dir: bool) -> Result<Loaded<T>, JournalError> {
+    let live = dir.join(LIVE);
+    recover_compaction(dir, &live)?;
+    let (mut file, created) = open_live(&live)?;
+    let (meta, recorded) = Meta::open(dir)?;
+    if created || created_dir {
+        sync_dir(dir)?;
+    }
+    if let (true, Some(parent)) = (created_dir, dir.parent()) {
+        sync_dir(parent)?;
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| io_error(&live, "read", e))?;
+    let replay = replay::<T>(&live, &bytes)?;
+    check_cut(dir, &live, recorded, replay.first_seq, replay.last_seq)?;
+    if let Some(torn) = &replay.torn {
+        warn!(
+            path = %live.display(),
+            line = torn.line,
+            dropped_bytes = bytes.len() - replay.valid_len,
+            reason = %torn.reason,
+            "journal: cutting off a torn last line (a write interrupted by a crash; its append never returned)"
+        );
+        file.set_len(replay.valid_len as u64)
+            .map_err(|e| io_error(&live, "truncate a torn last line", e))?;
+    }
+    // What a previous process wrote may not be synced yet (it died in `fdatasync`):
+    // sync before `journal.meta` may name it.
+    file.sync_data().map_err(|e| io_error(&live, "sync", e))?;
+    Ok(Loaded {
+        file,
+        size: replay.valid_len as u64,
+        last_seq: replay.last_seq,
+        meta,
+        entries: replay.entries,
+    })
 }
 
 fn io_error(path: &Path, action: &'static str, source: io::Error) -> JournalError {

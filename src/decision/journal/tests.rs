@@ -116,9 +116,14 @@ fn append_then_reopen_returns_every_entry_in_order() {
     );
     let text = fs::read_to_string(dir.join(LIVE)).unwrap();
     let first = text.lines().next().unwrap();
-    let expected = format!(
+    let body = format!(
         r#"{{"seq":1,"at":"{}","record":{{"instance":"cache-1","step":"intent"}}}}"#,
         Timestamp(a.at)
+    );
+    let expected = format!(
+        r#"{},"crc":"{:08x}"}}"#,
+        &body[..body.len() - 1],
+        crc32fast::hash(body.as_bytes())
     );
     assert_eq!(first, expected);
     assert_eq!(text.lines().count(), 2);
@@ -182,7 +187,10 @@ fn a_corrupt_line_before_the_last_is_an_error_naming_file_and_line() {
     let cases: [(&str, &str); 4] = [
         ("{not json", "key must be a string"),
         ("", "EOF while parsing"),
-        (r#"{"seq":2,"at":"2026-05-01T03:12:07.250Z"}"#, "no variant"),
+        (
+            r#"{"seq":2,"at":"2026-05-01T03:12:07.250Z"}"#,
+            "either a record or a compaction marker",
+        ),
         (
             r#"{"seq":1,"at":"2026-05-01T03:12:07.250Z","record":{}}"#,
             "seq 1 does not follow seq 1",
@@ -259,7 +267,8 @@ fn compaction_keeps_only_the_live_records_and_archives_are_bounded() {
             "journal.1.jsonl",
             "journal.2.jsonl",
             "journal.jsonl",
-            "journal.lock"
+            "journal.lock",
+            "journal.meta"
         ]
     );
     let text = fs::read_to_string(dir.join(LIVE)).unwrap();
@@ -286,7 +295,10 @@ fn compaction_keeps_only_the_live_records_and_archives_are_bounded() {
     )
     .unwrap();
     journal.compact::<Decision>(&[]).unwrap();
-    assert_eq!(names(&dir), ["journal.jsonl", "journal.lock"]);
+    assert_eq!(
+        names(&dir),
+        ["journal.jsonl", "journal.lock", "journal.meta"]
+    );
 }
 
 #[test]
@@ -534,5 +546,213 @@ fn a_crash_at_any_compaction_step_leaves_a_complete_journal() {
         drop(journal);
         let (mut journal, _) = open(&dir);
         journal.compact(&[decision("cache-1", "again")]).unwrap();
+    }
+}
+
+// ---- What the journal knows it lost: checksums, a cut or emptied file, starting over.
+
+#[test]
+fn damage_inside_a_string_fails_the_checksum() {
+    let (_tmp, dir, _) = journal_with(3);
+    let path = dir.join(LIVE);
+    let text = fs::read_to_string(&path).unwrap();
+    // Still valid JSON of the right shape: only the checksum can tell.
+    let damaged = text.replacen("step-1", "step-7", 1);
+    assert_ne!(damaged, text);
+    fs::write(&path, &damaged).unwrap();
+    let err = reopen::<Decision>(&dir, limits()).unwrap_err();
+    assert!(
+        matches!(&err, JournalError::Corrupt { line: 2, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("checksum mismatch"), "{err}");
+    assert!(!err.to_string().contains("move it aside"), "{err}");
+    assert!(err.to_string().contains("--journal-start-over"), "{err}");
+    // The last line too: a crash never leaves a whole line with a wrong checksum.
+    let damaged = text.replacen("step-2", "step-9", 1);
+    fs::write(&path, &damaged).unwrap();
+    let err = reopen::<Decision>(&dir, limits()).unwrap_err();
+    assert!(
+        matches!(&err, JournalError::Corrupt { line: 3, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn old_lines_without_a_checksum_still_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("state");
+    fs::create_dir_all(&dir).unwrap();
+    let old = r#"{"seq":1,"at":"2026-05-01T03:12:07.250Z","compacted":{"kept":1}}
+{"seq":2,"at":"2026-05-01T03:12:07.250Z","record":{"instance":"cache-1","step":"old"}}
+"#;
+    fs::write(dir.join(LIVE), old).unwrap();
+    let (mut journal, entries) = open(&dir);
+    assert_eq!(records(&entries), [decision("cache-1", "old")]);
+    journal.append(&decision("cache-1", "new")).unwrap();
+    drop(journal);
+    let (_journal, entries) = open(&dir);
+    assert_eq!(entries.len(), 2);
+    // A damaged key is not taken for an old line.
+    let text = fs::read_to_string(dir.join(LIVE)).unwrap();
+    let damaged = text.replacen(r#""crc""#, r#""crd""#, 1);
+    fs::write(dir.join(LIVE), damaged).unwrap();
+    drop(_journal);
+    let err = reopen::<Decision>(&dir, limits()).unwrap_err();
+    assert!(matches!(&err, JournalError::Corrupt { .. }), "{err:?}");
+}
+
+#[test]
+fn a_journal_cut_in_half_is_refused_not_read_as_a_torn_line() {
+    let (_tmp, dir, _) = journal_with(16);
+    let path = dir.join(LIVE);
+    let text = fs::read(&path).unwrap();
+    fs::write(&path, &text[..text.len() / 2]).unwrap();
+    let cut = fs::read(&path).unwrap();
+    let err = reopen::<Decision>(&dir, limits()).unwrap_err();
+    assert!(matches!(&err, JournalError::Cut { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("recorded seq 16"), "{message}");
+    assert!(message.contains("--journal-start-over"), "{message}");
+    assert!(!message.contains("empty journal"), "{message}");
+    // Refusing changed nothing.
+    assert_eq!(fs::read(&path).unwrap(), cut);
+}
+
+#[test]
+fn an_emptied_journal_is_refused() {
+    let (_tmp, dir, _) = journal_with(3);
+    fs::write(dir.join(LIVE), b"").unwrap();
+    let err = reopen::<Decision>(&dir, limits()).unwrap_err();
+    assert!(matches!(&err, JournalError::Cut { .. }), "{err:?}");
+}
+
+#[test]
+fn an_emptied_journal_next_to_its_archive_is_refused_even_without_the_meta_file() {
+    let (_tmp, dir, _) = journal_with(3);
+    let (mut journal, _) = open(&dir);
+    journal.compact(&[decision("cache-1", "kept")]).unwrap();
+    drop(journal);
+    fs::remove_file(dir.join(META)).unwrap();
+    fs::write(dir.join(LIVE), b"").unwrap();
+    let err = reopen::<Decision>(&dir, limits()).unwrap_err();
+    assert!(matches!(&err, JournalError::Cut { .. }), "{err:?}");
+    assert!(err.to_string().contains("journal.1.jsonl"), "{err}");
+    // An older file put back as the live one (here the archive before the newest) is
+    // older than the newest archive: refused too.
+    let (_tmp, dir, _) = journal_with(3);
+    let (mut journal, _) = open(&dir);
+    journal.compact(&[decision("cache-1", "kept")]).unwrap();
+    journal.append(&decision("cache-1", "more")).unwrap();
+    journal.compact(&[decision("cache-1", "kept")]).unwrap();
+    drop(journal);
+    fs::remove_file(dir.join(META)).unwrap();
+    fs::copy(archive_path(&dir, 2), dir.join(LIVE)).unwrap();
+    let err = reopen::<Decision>(&dir, limits()).unwrap_err();
+    assert!(matches!(&err, JournalError::Cut { .. }), "{err:?}");
+}
+
+#[test]
+fn a_torn_last_append_is_still_not_a_cut() {
+    let (_tmp, dir, written) = journal_with(4);
+    // The fifth append wrote half its line and never returned: the meta file says 4.
+    append_raw(&dir, br#"{"seq":5,"at":"2026-05-0"#);
+    let (_journal, entries) = open(&dir);
+    assert_eq!(records(&entries), written);
+}
+
+#[test]
+fn starting_over_moves_the_damaged_files_aside_and_keeps_a_sound_journal() {
+    let (_tmp, dir, written) = journal_with(6);
+    // Sound: starting over changes nothing.
+    let (journal, entries) =
+        Journal::open_with::<Decision>(&dir, limits(), Opening::StartOver).unwrap();
+    assert_eq!(records(&entries), written);
+    drop(journal);
+    let text = fs::read(dir.join(LIVE)).unwrap();
+    fs::write(dir.join(LIVE), &text[..text.len() / 3]).unwrap();
+    let (mut journal, entries) =
+        Journal::open_with::<Decision>(&dir, limits(), Opening::StartOver).unwrap();
+    assert!(entries.is_empty());
+    journal.append(&decision("cache-1", "fresh")).unwrap();
+    let names = names(&dir);
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("journal.jsonl.damaged-")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("journal.meta.damaged-")),
+        "{names:?}"
+    );
+}
+
+/// Replays `bytes` as a live file; panics only if replay does.
+fn replay_bytes(bytes: &[u8]) -> Result<line::Replay<Decision>, JournalError> {
+    line::replay::<Decision>(Path::new("journal.jsonl"), bytes)
+}
+
+fn valid_journal(n: usize) -> Vec<u8> {
+    let (_tmp, dir, _) = journal_with(n);
+    fs::read(dir.join(LIVE)).unwrap()
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(crate::fuzz::config(512))]
+
+        /// Arbitrary bytes: loaded, torn or refused, never a panic.
+        #[test]
+        fn fuzz_journal_replay_of_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = replay_bytes(&bytes);
+        }
+
+        /// A valid journal with one byte changed anywhere is never accepted silently: it
+        /// is refused, or its last line is reported torn.
+        #[test]
+        fn fuzz_journal_one_flipped_byte_is_never_silent(
+            n in 1usize..5,
+            at in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let mut bytes = valid_journal(n);
+            let i = at.index(bytes.len());
+            bytes[i] ^= flip;
+            match replay_bytes(&bytes) {
+                Err(JournalError::Corrupt { .. } | JournalError::Record { .. }) => {}
+                Ok(replay) => prop_assert!(replay.torn.is_some(), "byte {i} changed, accepted silently"),
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+
+        /// Lines spliced, duplicated or cut out of a valid journal: no panic, and the
+        /// seq order is never accepted broken.
+        #[test]
+        fn fuzz_journal_mutated_lines(
+            n in 2usize..6,
+            ops in proptest::collection::vec((0usize..8, 0usize..8, 0u8..3), 1..4),
+        ) {
+            let text = valid_journal(n);
+            let mut lines: Vec<Vec<u8>> = text.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+            for (a, b, op) in ops {
+                let (a, b) = (a % lines.len().max(1), b % lines.len().max(1));
+                if lines.is_empty() { break; }
+                match op {
+                    0 => { let l = lines[a].clone(); lines.insert(b, l); }
+                    1 => { lines.swap(a, b); }
+                    _ => { let l = &mut lines[a]; let cut = b % l.len().max(1); l.truncate(cut); }
+                }
+            }
+            let bytes: Vec<u8> = lines.concat();
+            if let Ok(replay) = replay_bytes(&bytes) {
+                let seqs: Vec<u64> = replay.entries.iter().map(|e| e.seq).collect();
+                prop_assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+            }
+        }
     }
 }
