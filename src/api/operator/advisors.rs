@@ -34,7 +34,7 @@ pub(super) async fn client_errors(
     };
     let window = Window::default();
     let effects: Vec<Value> = engine
-        .history(crate::decision::incident::HISTORY)
+        .history(engine.settings().limits.max_history)
         .await
         .into_iter()
         .filter(|i| i.instance == routing.instance)

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState, Params};
 use crate::actuators::alertmanager::AgentAlertName;
-use crate::decision::incident::{HISTORY, Incident, Outcome, Trigger};
+use crate::decision::incident::{Incident, Outcome, Trigger};
 use crate::decision::policy::Hold;
 use crate::model::{DatacenterId, InstanceId, rfc3339};
 
@@ -212,8 +212,10 @@ pub(super) async fn history(
         .collect();
     if let (Some(id), true) = (incident, incidents.is_empty()) {
         return Err(ApiError::not_found(format!(
-            "no incident {id}{}; the history keeps the last {HISTORY} closed incidents",
-            instance.map_or(String::new(), |uid| format!(" of instance {uid}"))
+            "no incident {id}{}; the history keeps the last {} closed incidents \
+             (limits.max_history)",
+            instance.map_or(String::new(), |uid| format!(" of instance {uid}")),
+            engine.settings().limits.max_history
         )));
     }
     incidents.sort_by_key(|i| std::cmp::Reverse(i.id));

@@ -107,6 +107,8 @@ async fn a_lost_journal_fails_readyz_and_sets_the_gauge() {
         engine: Some(b.engine.clone()),
         access: Default::default(),
         decisions: metrics.clone(),
+        http: Default::default(),
+        http_metrics: Default::default(),
     };
     let readyz = || async {
         use tower::ServiceExt;
