@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::encode::{EndpointLabels, Labels, family};
 use super::info_table::Kind;
-use crate::model::{ErrorKind, SnapshotStore};
+use crate::model::{ErrorKind, SnapshotStore, Table};
 
 #[derive(Debug)]
 pub struct AgentCollector {
@@ -75,6 +75,34 @@ impl Collector for AgentCollector {
                     (labels, s.errors.get(*kind) as f64)
                 })
             }),
+        )?;
+        family(
+            e,
+            "redis_agent_info_entries_dropped_total",
+            "INFO rows not turned into series, by table: past their limit (limits.max_commands_per_endpoint, max_error_kinds_per_endpoint, max_databases_per_endpoint) or repeating an earlier row.",
+            Kind::Counter,
+            all.iter().flat_map(|(s, l)| {
+                Table::ALL.iter().map(move |table| {
+                    let labels = Labels::of(l).with("table", table.as_str());
+                    (labels, s.dropped.rows(*table) as f64)
+                })
+            }),
+        )?;
+        family(
+            e,
+            "redis_agent_info_invalid_utf8_total",
+            "Lines of INFO replies that were not valid UTF-8; kept with U+FFFD for the bad bytes.",
+            Kind::Counter,
+            all.iter()
+                .map(|(s, l)| (Labels::of(l), s.dropped.invalid_utf8 as f64)),
+        )?;
+        family(
+            e,
+            "redis_agent_reply_too_large_total",
+            "Replies larger than limits.max_reply_bytes; each closed its connection and failed its round.",
+            Kind::Counter,
+            all.iter()
+                .map(|(s, l)| (Labels::of(l), s.replies_too_large as f64)),
         )?;
         family(
             e,

@@ -1,7 +1,6 @@
 //! Renders the latest snapshot of every endpoint as redis_exporter-style series.
 //! A scrape only reads the store: it never talks to Redis.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +10,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::encode::{EndpointLabels, Labels, family};
 use super::info_table::{CLUSTER_METRICS, INFO_METRICS, Kind};
-use crate::model::{Snapshot, SnapshotStore};
+use crate::model::{Snapshot, SnapshotStore, clean_label};
 
 #[derive(Debug)]
 pub struct RedisCollector {
@@ -88,7 +87,8 @@ fn instance_info(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
         "Version, mode, role and eviction policy of the server; always 1.",
         Kind::Gauge,
         fresh.iter().map(|(s, snap)| {
-            let get = |f: &str| Cow::Borrowed(snap.info.get(f).unwrap_or_default());
+            // Plain fields are kept as sent: cleaned here, where they become labels.
+            let get = |f: &str| clean_label(snap.info.get(f).unwrap_or_default());
             let labels = Labels::of(s)
                 .with("redis_version", get("redis_version"))
                 .with("redis_mode", get("redis_mode"))
@@ -240,8 +240,8 @@ fn replication(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
     let links = || {
         fresh.iter().filter_map(|(s, snap)| {
             let info = &snap.info;
-            let host = info.get("master_host")?;
-            let port = info.get("master_port").unwrap_or_default();
+            let host = clean_label(info.get("master_host")?);
+            let port = clean_label(info.get("master_port").unwrap_or_default());
             Some((
                 Labels::of(s)
                     .with("master_host", host)
@@ -289,7 +289,7 @@ fn replication(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
         "The primary this replica follows; always 1.",
         Kind::Gauge,
         links().map(|(l, snap)| {
-            let read_only = snap.info.get("slave_read_only").unwrap_or_default();
+            let read_only = clean_label(snap.info.get("slave_read_only").unwrap_or_default());
             (l.with("read_only", read_only), 1.0)
         }),
     )
