@@ -510,4 +510,248 @@ mod tests {
         assert_eq!(info.get("dbx"), Some("keys=1"));
         assert!(info.keyspace.is_empty());
     }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_kept_lossily_and_counted() {
+        // What `EVAL "return redis.error_reply(string.char(255,254)..' x')" 0` leaves in
+        // INFO errorstats until CONFIG RESETSTAT.
+        let mut reply = fixture("info-master.txt").into_bytes();
+        reply.extend_from_slice(b"errorstat_\xff\xfe:count=3\r\ncmdstat_g\xc3\x28t:calls=1\r\n");
+        let info = parse_info(reply);
+        assert!(info.looks_like_info());
+        assert_eq!(info.role(), Some("master"));
+        assert_eq!(info.get("redis_version"), Some("7.0.15"));
+        assert!(
+            info.errors.contains(&("\u{FFFD}\u{FFFD}".to_owned(), 3)),
+            "{:?}",
+            info.errors
+        );
+        assert!(info.commands.iter().any(|c| c.command == "g\u{FFFD}(t"));
+        assert_eq!(info.dropped.invalid_utf8, 2);
+        assert_eq!(
+            parse_info(fixture("info-master.txt")).dropped.invalid_utf8,
+            0
+        );
+    }
+
+    #[test]
+    fn label_values_lose_control_characters_and_length() {
+        let long = "x".repeat(1000);
+        let info = parse_info(format!(
+            "# Server\r\nredis_version:7.0.15\r\ncmdstat_get\x1b[2J\r:calls=1\r\n\
+             errorstat_{long}:count=2\r\nslave0:ip=10.0.0.1\r,port=1,state=on\x07line,offset=1,lag=0\r\n\
+             latency_percentiles_usec_get\x00:p5\x1b0=1,p99=2\r\n"
+        ));
+        let labels: Vec<&str> = info
+            .commands
+            .iter()
+            .map(|c| c.command.as_str())
+            .chain(info.errors.iter().map(|e| e.0.as_str()))
+            .chain(
+                info.replicas
+                    .iter()
+                    .flat_map(|r| [r.ip.as_str(), r.state.as_str()]),
+            )
+            .chain(info.latency.iter().map(|l| l.command.as_str()))
+            .chain(
+                info.latency
+                    .iter()
+                    .flat_map(|l| l.percentiles.iter().map(|p| p.0.as_str())),
+            )
+            .collect();
+        assert_eq!(labels.len(), 7, "{labels:?}");
+        for label in labels {
+            assert!(!label.chars().any(char::is_control), "{label:?}");
+            assert!(
+                label.len() <= crate::model::MAX_LABEL_BYTES,
+                "{}",
+                label.len()
+            );
+        }
+    }
+
+    #[test]
+    fn rows_past_their_limits_are_dropped_and_counted() {
+        let mut text = String::from("# Server\r\nredis_version:7.0.15\r\n");
+        for i in 0..20_000 {
+            text.push_str(&format!(
+                "cmdstat_c{i}:calls=1,usec=1\r\nerrorstat_E{i}:count=1\r\ndb{i}:keys=1,expires=0\r\n\
+                 latency_percentiles_usec_c{i}:p50=1\r\n"
+            ));
+        }
+        // Repeats of kept rows would be second series with the same labels.
+        text.push_str("cmdstat_c0:calls=9\r\n");
+        let limits = InfoLimits::default();
+        let info = parse_info_with(text.into_bytes(), &limits);
+        assert_eq!(
+            (
+                info.commands.len(),
+                info.errors.len(),
+                info.keyspace.len(),
+                info.latency.len()
+            ),
+            (500, 128, 256, 500)
+        );
+        let d = info.dropped;
+        assert_eq!(d.rows(Table::Commands), 20_000 - 500 + 1);
+        assert_eq!(d.rows(Table::Errors), 20_000 - 128);
+        assert_eq!(d.rows(Table::Databases), 20_000 - 256);
+        assert_eq!(d.rows(Table::Latency), 20_000 - 500);
+        assert_eq!(
+            info.commands[0].calls, 1,
+            "the first of a repeated row is kept"
+        );
+    }
+
+    #[test]
+    fn repeated_rows_keep_the_first_and_the_order() {
+        let info = parse_info(
+            "# Keyspace\r\ndb1:keys=1\r\ndb0:keys=2\r\ndb1:keys=3\r\nerrorstat_ERR:count=1\r\n\
+             errorstat_ERR:count=5\r\nslave0:ip=a,port=1,state=online\r\n\
+             slave1:ip=a,port=1,state=online\r\nlatency_percentiles_usec_get:p50=1,p50=2\r\n",
+        );
+        let dbs: Vec<(u32, u64)> = info.keyspace.iter().map(|d| (d.db, d.keys)).collect();
+        assert_eq!(dbs, vec![(1, 1), (0, 2)]);
+        assert_eq!(info.errors, vec![("ERR".to_owned(), 1)]);
+        assert_eq!(info.replicas.len(), 1);
+        assert_eq!(info.latency[0].percentiles, vec![("50".to_owned(), 1.0)]);
+        let d = info.dropped;
+        let counts = Table::ALL.map(|t| d.rows(t));
+        assert_eq!(counts, [0, 1, 1, 1, 1, 0]);
+    }
+
+    #[test]
+    fn replies_that_are_not_info_are_recognised() {
+        for name in [
+            "info-master.txt",
+            "info-replica.txt",
+            "info-sentinel.txt",
+            "info-cluster-node.txt",
+        ] {
+            assert!(parse_info(fixture(name)).looks_like_info(), "{name}");
+        }
+        for junk in ["", "42", "anything", "OK", "x:1\r\ny:2\r\n", "#nospace\r\n"] {
+            assert!(!parse_info(junk).looks_like_info(), "{junk:?}");
+        }
+    }
+}
+
+/// Fuzz targets (see `crate::fuzz`): the INFO parser on arbitrary bytes and on mutated
+/// real replies never panics, never yields a label value with a control character, an
+/// over-long one or (by construction, `String`) invalid UTF-8, and respects its caps.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::model::MAX_LABEL_BYTES;
+
+    const SMALL: InfoLimits = InfoLimits {
+        commands: 7,
+        error_kinds: 3,
+        databases: 2,
+    };
+
+    fn fixtures() -> Vec<Vec<u8>> {
+        [
+            "info-master.txt",
+            "info-replica.txt",
+            "info-sentinel.txt",
+            "info-cluster-node.txt",
+        ]
+        .iter()
+        .map(|name| {
+            let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+        })
+        .collect()
+    }
+
+    fn check(info: &Info, limits: &InfoLimits) -> Result<(), TestCaseError> {
+        prop_assert!(info.commands.len() <= limits.commands);
+        prop_assert!(info.latency.len() <= limits.commands);
+        prop_assert!(info.errors.len() <= limits.error_kinds);
+        prop_assert!(info.keyspace.len() <= limits.databases);
+        prop_assert!(info.replicas.len() <= MAX_REPLICAS);
+        prop_assert!(info.sentinel_masters.len() <= MAX_SENTINEL_MASTERS);
+        let labels = info
+            .commands
+            .iter()
+            .map(|c| c.command.as_str())
+            .chain(info.errors.iter().map(|e| e.0.as_str()))
+            .chain(
+                info.replicas
+                    .iter()
+                    .flat_map(|r| [r.ip.as_str(), r.state.as_str()]),
+            )
+            .chain(info.latency.iter().flat_map(|l| {
+                std::iter::once(l.command.as_str())
+                    .chain(l.percentiles.iter().map(|p| p.0.as_str()))
+            }))
+            .chain(
+                info.sentinel_masters
+                    .iter()
+                    .flat_map(|m| [m.name.as_str(), m.address.as_str(), m.status.as_str()]),
+            );
+        for label in labels {
+            prop_assert!(!label.chars().any(char::is_control), "{label:?}");
+            prop_assert!(label.len() <= MAX_LABEL_BYTES, "{}", label.len());
+        }
+        for l in &info.latency {
+            prop_assert!(l.percentiles.len() <= MAX_PERCENTILES);
+        }
+        // Plain fields become labels after `clean_label`, which must hold the same.
+        for (_, value) in info.fields.iter() {
+            let label = clean_label(value);
+            prop_assert!(!label.chars().any(char::is_control) && label.len() <= MAX_LABEL_BYTES);
+        }
+        Ok(())
+    }
+
+    /// Bytes that matter to the parser, and bytes that are not UTF-8.
+    fn interesting() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            3 => any::<u8>(),
+            1 => prop::sample::select(vec![b'\r', b'\n', b':', b',', b'=', b'#', b' ', 0x1b, 0, 0xff, 0xfe, 0xc3]),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzz::config(256))]
+
+        #[test]
+        fn fuzz_info_arbitrary_bytes(bytes in prop::collection::vec(interesting(), 0..2048)) {
+            let info = parse_info_with(bytes.clone(), &SMALL);
+            check(&info, &SMALL)?;
+            let _ = parse_cluster_info(bytes);
+        }
+
+        #[test]
+        fn fuzz_info_mutated_replies(
+            which in 0usize..4,
+            edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, prop::collection::vec(interesting(), 1..8)), 1..24),
+        ) {
+            let mut reply = fixtures().swap_remove(which);
+            for (at, op, bytes) in edits {
+                let i = at.index(reply.len() + 1);
+                match op {
+                    0 => { reply.splice(i..i, bytes); }
+                    1 => {
+                        let end = (i + bytes.len()).min(reply.len());
+                        reply.splice(i..end, bytes);
+                    }
+                    _ => {
+                        // Repeat a slice: rows past the caps, repeated names.
+                        let end = (i + 400).min(reply.len());
+                        let copy = reply[i..end].to_vec();
+                        for _ in 0..bytes.len() {
+                            reply.splice(i..i, copy.iter().copied());
+                        }
+                    }
+                }
+            }
+            let info = parse_info_with(reply, &SMALL);
+            check(&info, &SMALL)?;
+        }
+    }
 }
