@@ -118,3 +118,39 @@ impl Collector for AgentCollector {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::model::{EndpointKey, EndpointStatus};
+
+    #[test]
+    fn entries_not_kept_and_replies_too_large_are_counted_per_endpoint() {
+        let store = Arc::new(SnapshotStore::new());
+        let key = EndpointKey::new("cache", "east");
+        let status = || EndpointStatus::new(key.clone(), 1, "x:1".into(), Duration::from_secs(5));
+        store.register(status());
+        let mut s = status();
+        s.dropped.add(Table::Commands, 19_500);
+        s.dropped.invalid_utf8 = 2;
+        s.replies_too_large = 3;
+        store.publish(s);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(AgentCollector::new(store)));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        let labels = r#"redis_instance="cache",datacenter="east""#;
+        for line in [
+            format!(r#"redis_agent_info_entries_dropped_total{{{labels},table="commands"}} 19500"#),
+            format!(r#"redis_agent_info_entries_dropped_total{{{labels},table="errors"}} 0"#),
+            format!("redis_agent_info_invalid_utf8_total{{{labels}}} 2"),
+            format!("redis_agent_reply_too_large_total{{{labels}}} 3"),
+        ] {
+            assert!(out.contains(&format!("{line}\n")), "{line}\n{out}");
+        }
+    }
+}

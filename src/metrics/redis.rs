@@ -363,3 +363,56 @@ fn sentinel(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
         masters().filter_map(|(l, m)| Some((l, f64::from(u8::from(m.quorum_ok?))))),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::collector::info::parse_info;
+    use crate::model::{EndpointKey, EndpointStatus, Round};
+
+    /// Plain INFO fields are kept as sent; where they become labels they are cleaned.
+    #[test]
+    fn plain_fields_used_as_labels_are_cleaned() {
+        let store = Arc::new(SnapshotStore::new());
+        let key = EndpointKey::new("cache", "east");
+        let status = || EndpointStatus::new(key.clone(), 1, "x:1".into(), Duration::from_secs(5));
+        store.register(status());
+        let mut s = status();
+        let now = Instant::now();
+        s.last_round = Some(Round {
+            finished: now,
+            at: SystemTime::now(),
+            duration: Duration::from_millis(1),
+            error: None,
+        });
+        s.last_success = Some(Arc::new(Snapshot {
+            taken_at: SystemTime::now(),
+            finished: now,
+            ping_latency: Duration::from_millis(1),
+            info: parse_info(format!(
+                "# Server\r\nredis_version:7\x1b[2J\rX\r\nrole:sl\x07ave\r\nmaster_host:{}\r\n\
+                 master_port:1\x00\r\nslave_read_only:1\r\n",
+                "h".repeat(500)
+            )),
+            cluster: None,
+            sentinel_masters: Vec::new(),
+        }));
+        store.publish(s);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(RedisCollector::new(store)));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+        assert!(
+            out.contains("redis_version=\"7\u{FFFD}[2J\u{FFFD}X\""),
+            "{out}"
+        );
+        assert!(out.contains("role=\"sl\u{FFFD}ave\""), "{out}");
+        let host = format!("master_host=\"{}\"", "h".repeat(128));
+        assert!(out.contains(&host), "{out}");
+    }
+}
