@@ -217,9 +217,20 @@ fn failure(
     wire: &Tripwire,
 ) -> CollectError {
     if wire.tripped() {
-        too_large(wire)
-    } else {
-        classify(err, phase, secret)
+        return too_large(wire);
+    }
+    let error = classify(err, phase, secret);
+    match (error.kind, wire.greeting()) {
+        // The server said why before it closed (maxclients): an answer, in its words,
+        // whichever of its error and our first command went first.
+        (ErrorKind::Io | ErrorKind::Connect, Some(said)) => {
+            let said = match secret {
+                Some(secret) => secret.redact(&said),
+                None => said,
+            };
+            CollectError::untrusted(ErrorKind::Server, &said)
+        }
+        _ => error,
     }
 }
 

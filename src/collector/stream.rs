@@ -10,8 +10,8 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -23,6 +23,10 @@ pub struct Tripwire {
     tripped: AtomicBool,
     /// Counts, for the endpoint, the connections whose cap was hit.
     count: Option<Arc<AtomicU64>>,
+    /// An error line the server sent before any command (`-ERR max number of clients
+    /// reached`, then it closes): the client library drops a reply nobody asked for, so
+    /// it is kept here to say why the connection broke.
+    greeting: Mutex<Option<String>>,
 }
 
 impl Tripwire {
@@ -31,7 +35,29 @@ impl Tripwire {
             max,
             tripped: AtomicBool::new(false),
             count,
+            greeting: Mutex::new(None),
         })
+    }
+
+    /// The error line the server sent before any command, if it sent one.
+    pub fn greeting(&self) -> Option<String> {
+        self.greeting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn note_greeting(&self, bytes: &[u8]) {
+        let Some(line) = bytes.strip_prefix(b"-") else {
+            return;
+        };
+        let end = line
+            .iter()
+            .position(|&b| b == b'\r' || b == b'\n')
+            .unwrap_or(line.len())
+            .min(256);
+        let text = String::from_utf8_lossy(&line[..end]).into_owned();
+        *self.greeting.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
     }
 
     pub fn max(&self) -> u64 {
@@ -66,6 +92,9 @@ pub fn too_large_message(max: u64) -> String {
 pub struct Capped<S> {
     inner: S,
     read_since_write: u64,
+    written: bool,
+    /// What arrived before the first write (at most 256 bytes; normally nothing).
+    early: Vec<u8>,
     wire: Arc<Tripwire>,
 }
 
@@ -74,6 +103,8 @@ impl<S> Capped<S> {
         Self {
             inner,
             read_since_write: 0,
+            written: false,
+            early: Vec::new(),
             wire,
         }
     }
@@ -91,6 +122,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Capped<S> {
         }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        if !this.written && this.early.len() < 256 {
+            let new = &buf.filled()[before..];
+            let take = new.len().min(256 - this.early.len());
+            this.early.extend_from_slice(&new[..take]);
+            this.wire.note_greeting(&this.early);
+        }
         this.read_since_write += (buf.filled().len() - before) as u64;
         if this.read_since_write > this.wire.max {
             this.wire.trip();
@@ -111,6 +148,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Capped<S> {
         if written > 0 {
             // A new command: what comes next is its reply.
             this.read_since_write = 0;
+            this.written = true;
         }
         Poll::Ready(Ok(written))
     }
@@ -158,5 +196,24 @@ mod tests {
         // Once tripped, the connection stays failed; the count is per connection.
         assert!(capped.read(&mut buf).await.is_err());
         assert_eq!(count.load(Ordering::Relaxed), 1);
+        assert_eq!(wire.greeting(), None);
+    }
+
+    #[tokio::test]
+    async fn an_error_line_before_any_command_is_kept() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let wire = Tripwire::new(1024, None);
+        let mut capped = Capped::new(client, Arc::clone(&wire));
+        server
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await
+            .unwrap();
+        drop(server);
+        let mut buf = Vec::new();
+        capped.read_to_end(&mut buf).await.unwrap();
+        assert_eq!(
+            wire.greeting().as_deref(),
+            Some("ERR max number of clients reached")
+        );
     }
 }
