@@ -108,7 +108,7 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
         &config,
         &options,
         engine::Deps {
-            prober: Arc::new(RedisProber::new(config.collector)),
+            prober: Arc::new(RedisProber::new(config.collector).with_limits(config.limits)),
             dns: None,
             notifier: None,
             analysis: Arc::clone(&analysis),

@@ -195,3 +195,86 @@ fn a_primary_that_refuses_the_agent_but_answers_its_sentinel_is_heard_and_a_dead
         "{dead:?}"
     );
 }
+
+// Hostile or broken replies (issue 15): the confirmation probes apply the same checks as
+// the collection rounds.
+
+use common::fake_redis::{Answer, FakeRedis, bulk};
+
+#[test]
+fn bytes_that_are_not_utf8_in_info_leave_the_probe_up() {
+    let redis = Redis::start(&[]);
+    let mut c = redis.client();
+    let _ = redis::cmd("EVAL")
+        .arg("return redis.error_reply(string.char(255,254)..' x')")
+        .arg(0)
+        .query::<redis::Value>(&mut c);
+    assert!(
+        redis
+            .cli(&["INFO", "errorstats"])
+            .contains("errorstat_\u{FFFD}")
+    );
+    let probe = runtime().block_on(prober().probe(&endpoint(redis.port)));
+    assert!(probe.up, "{probe:?}");
+    let info = probe.info.unwrap();
+    assert_eq!(info.role(), Some("master"));
+    assert!(info.errors.iter().any(|(e, _)| e == "\u{FFFD}\u{FFFD}"));
+    assert_eq!(info.dropped.invalid_utf8, 1);
+}
+
+#[test]
+fn a_reply_that_is_not_info_is_a_protocol_error() {
+    let rt = runtime();
+    for reply in [b":42\r\n".to_vec(), b"+anything\r\n".to_vec(), bulk(b"42")] {
+        let fake = FakeRedis::answering_info(Answer::Raw(reply.clone()));
+        let probe = rt.block_on(prober().probe(&endpoint(fake.port)));
+        let shown = String::from_utf8_lossy(&reply);
+        assert!(!probe.up, "{shown:?}: {probe:?}");
+        assert_eq!(probe.error.unwrap().kind, ErrorKind::Protocol, "{shown:?}");
+    }
+    // PING must be answered with PONG.
+    let fake = FakeRedis::start(|_| Answer::Raw(b":1\r\n".to_vec()));
+    let probe = rt.block_on(prober().probe(&endpoint(fake.port)));
+    assert!(!probe.up);
+    assert_eq!(probe.error.unwrap().kind, ErrorKind::Protocol);
+}
+
+#[test]
+fn a_reply_without_end_is_cut_at_the_limit() {
+    let fake = FakeRedis::answering_info(Answer::Endless(b"$1900000000\r\n".to_vec()));
+    let limits = redis_failover_agent::config::Limits {
+        max_reply_bytes: 1024 * 1024,
+        ..Default::default()
+    };
+    let prober = RedisProber::new(CollectorSettings {
+        connect_timeout: Duration::from_secs(1),
+        command_timeout: Duration::from_secs(30),
+        ..CollectorSettings::default()
+    })
+    .with_limits(limits);
+    let probe = runtime().block_on(prober.probe(&endpoint(fake.port)));
+    assert!(!probe.up);
+    let error = probe.error.unwrap();
+    assert_eq!(error.kind, ErrorKind::Protocol, "{error}");
+    assert!(
+        error
+            .message
+            .contains("limits.max_reply_bytes (1048576 bytes)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_error_reply_with_control_characters_is_escaped_and_bounded() {
+    let mut reply = b"-LOADING x\n2025-01-01T00:00:00Z ERROR forged\x1b[2J".to_vec();
+    reply.extend(std::iter::repeat_n(b'y', 5000));
+    reply.extend_from_slice(b"\r\n");
+    let fake = FakeRedis::start(move |_| Answer::Raw(reply.clone()));
+    let probe = runtime().block_on(prober().probe(&endpoint(fake.port)));
+    assert!(!probe.up);
+    let error = probe.error.unwrap();
+    assert_eq!(error.kind, ErrorKind::Server, "{error}");
+    assert!(error.message.contains("forged"), "{error}");
+    assert!(!error.message.chars().any(char::is_control), "{error:?}");
+    assert!(error.message.len() <= 300, "{} bytes", error.message.len());
+}

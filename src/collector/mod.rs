@@ -3,12 +3,15 @@
 //! never delays the others. Results go to the [`SnapshotStore`].
 //!
 //! Layout: `info` parses what Redis answers (pure), `redis` is the adapter to the
-//! `redis` crate, `task` is the per-endpoint loop.
+//! `redis` crate, `stream` caps the size of a reply under it, `tls` sets up rustls,
+//! `task` is the per-endpoint loop, `probe` the fresh probes of the decision engine.
 
 pub mod info;
 pub mod probe;
 mod redis;
+mod stream;
 mod task;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +23,7 @@ use tracing::info;
 
 pub use task::Backoff;
 
-use crate::config::{CollectorSettings, Config};
+use crate::config::{CollectorSettings, Config, Limits};
 use crate::model::{Endpoint, EndpointKey, EndpointStatus, SnapshotStore};
 
 /// Starts, stops and restarts endpoint tasks to match the configuration.
@@ -37,6 +40,7 @@ pub struct Collector {
 struct Running {
     endpoint: Endpoint,
     settings: CollectorSettings,
+    limits: Limits,
     cancel: CancellationToken,
 }
 
@@ -71,6 +75,7 @@ impl Collector {
             .map(|e| (e.key.clone(), e.clone()))
             .collect();
         let settings = config.collector;
+        let limits = config.limits;
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mut changes = Changes::default();
 
@@ -90,7 +95,11 @@ impl Collector {
 
         for (key, endpoint) in wanted {
             match running.get(&key) {
-                Some(task) if task.endpoint == endpoint && task.settings == settings => {
+                Some(task)
+                    if task.endpoint == endpoint
+                        && task.settings == settings
+                        && task.limits == limits =>
+                {
                     changes.unchanged += 1;
                     continue;
                 }
@@ -113,6 +122,7 @@ impl Collector {
                     generation,
                     endpoint: endpoint.clone(),
                     settings,
+                    limits,
                     store: Arc::clone(&self.store),
                     cancel: cancel.clone(),
                 }
@@ -123,6 +133,7 @@ impl Collector {
                 Running {
                     endpoint,
                     settings,
+                    limits,
                     cancel,
                 },
             );

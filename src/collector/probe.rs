@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::info::parse_info;
-use super::redis::connect;
-use crate::config::CollectorSettings;
+use super::info::InfoLimits;
+use super::redis::{ReplyCap, connect};
+use crate::config::{CollectorSettings, Limits};
 use crate::model::{CollectError, Endpoint, Info};
 
 /// What one fresh probe saw.
@@ -82,15 +82,29 @@ pub trait Prober: Send + Sync + fmt::Debug {
     async fn promote(&self, endpoint: &Endpoint) -> Result<(), CollectError>;
 }
 
-/// Probes real Redis servers with the configured timeouts.
+/// Probes real Redis servers with the configured timeouts and limits.
 #[derive(Debug, Clone)]
 pub struct RedisProber {
     settings: CollectorSettings,
+    limits: Limits,
 }
 
 impl RedisProber {
+    /// With the default `limits`; see [`RedisProber::with_limits`].
     pub fn new(settings: CollectorSettings) -> Self {
-        Self { settings }
+        Self {
+            settings,
+            limits: Limits::default(),
+        }
+    }
+
+    /// The configured `limits` (the largest reply, the rows of INFO).
+    pub fn with_limits(self, limits: Limits) -> Self {
+        Self { limits, ..self }
+    }
+
+    fn cap(&self) -> ReplyCap {
+        ReplyCap::uncounted(self.limits.max_reply_bytes)
     }
 }
 
@@ -102,7 +116,8 @@ impl Prober for RedisProber {
         };
         // Ask the Sentinels where the primary is, as Sentinel-aware clients do, and
         // whether they are moving it.
-        let (view, last_error) = match ask_sentinels(endpoint, sentinel, &self.settings).await {
+        let asked = ask_sentinels(endpoint, sentinel, &self.settings, &self.cap()).await;
+        let (view, last_error) = match asked {
             Ok(view) => (Some(view), None),
             Err(e) => (None, e),
         };
@@ -127,7 +142,7 @@ impl Prober for RedisProber {
     }
 
     async fn promote(&self, endpoint: &Endpoint) -> Result<(), CollectError> {
-        connect(endpoint, &self.settings)
+        connect(endpoint, &self.settings, &self.cap())
             .await?
             .replicaof_no_one()
             .await
@@ -141,6 +156,7 @@ pub(crate) async fn ask_sentinels(
     endpoint: &Endpoint,
     sentinel: &crate::model::SentinelRef,
     settings: &CollectorSettings,
+    cap: &ReplyCap,
 ) -> Result<SentinelView, Option<CollectError>> {
     let mut last_error = None;
     for (host, port) in &sentinel.addresses {
@@ -153,7 +169,7 @@ pub(crate) async fn ask_sentinels(
             sentinel: None,
             ..endpoint.clone()
         };
-        let asked = match connect(&at, settings).await {
+        let asked = match connect(&at, settings, cap).await {
             Ok(mut conn) => conn.sentinel_master(&sentinel.master).await,
             Err(e) => Err(e),
         };
@@ -168,9 +184,13 @@ pub(crate) async fn ask_sentinels(
 
 /// The endpoint as Sentinel says it is now: its primary's address, or the configured
 /// one when no Sentinel answers.
-pub(crate) async fn current_primary(endpoint: &Endpoint, settings: &CollectorSettings) -> Endpoint {
+pub(crate) async fn current_primary(
+    endpoint: &Endpoint,
+    settings: &CollectorSettings,
+    cap: &ReplyCap,
+) -> Endpoint {
     match &endpoint.sentinel {
-        Some(sentinel) => match ask_sentinels(endpoint, sentinel, settings).await {
+        Some(sentinel) => match ask_sentinels(endpoint, sentinel, settings, cap).await {
             Ok(view) => Endpoint {
                 host: view.host,
                 port: view.port,
@@ -185,7 +205,7 @@ pub(crate) async fn current_primary(endpoint: &Endpoint, settings: &CollectorSet
 impl RedisProber {
     /// PING and INFO on a new connection to this address.
     async fn probe_at(&self, endpoint: &Endpoint) -> FreshProbe {
-        let mut conn = match connect(endpoint, &self.settings).await {
+        let mut conn = match connect(endpoint, &self.settings, &self.cap()).await {
             Ok(conn) => conn,
             Err(e) => return FreshProbe::down(e),
         };
@@ -200,11 +220,13 @@ impl RedisProber {
                 ..FreshProbe::down(e)
             };
         }
-        match conn.info().await {
-            Ok(text) => FreshProbe {
+        // The same checks as a collection round: a reply that is not INFO, or is too
+        // large, is a protocol error, never an up server.
+        match conn.info(&InfoLimits::from_config(&self.limits)).await {
+            Ok(info) => FreshProbe {
                 up: true,
                 ping_latency: Some(latency),
-                info: Some(parse_info(text)),
+                info: Some(info),
                 error: None,
                 sentinel_failover: false,
                 sentinel_heard: None,

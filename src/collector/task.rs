@@ -3,18 +3,19 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::info::{parse_cluster_info, parse_info, sentinel_master_from_pairs};
+use super::info::{InfoLimits, bound_sentinel_masters, sentinel_master_from_pairs};
 use super::probe::current_primary;
-use super::redis::{RedisConnection, connect};
-use crate::config::CollectorSettings;
+use super::redis::{RedisConnection, ReplyCap, connect};
+use crate::config::{CollectorSettings, Limits};
 use crate::model::{
-    CollectError, Endpoint, EndpointStatus, ErrorKind, Round, SentinelMaster, Snapshot,
+    CollectError, Dropped, Endpoint, EndpointStatus, ErrorKind, Round, SentinelMaster, Snapshot,
     SnapshotStore,
 };
 
@@ -68,8 +69,15 @@ pub struct EndpointTask {
     pub generation: u64,
     pub endpoint: Endpoint,
     pub settings: CollectorSettings,
+    pub limits: Limits,
     pub store: Arc<SnapshotStore>,
     pub cancel: CancellationToken,
+}
+
+/// What a round may read from one endpoint.
+struct Bounds {
+    cap: ReplyCap,
+    info: InfoLimits,
 }
 
 impl EndpointTask {
@@ -78,9 +86,18 @@ impl EndpointTask {
             generation,
             endpoint,
             settings,
+            limits,
             store,
             cancel,
         } = self;
+        let too_large = Arc::new(AtomicU64::new(0));
+        let bounds = Bounds {
+            cap: ReplyCap {
+                max_bytes: limits.max_reply_bytes,
+                too_large: Some(Arc::clone(&too_large)),
+            },
+            info: InfoLimits::from_config(&limits),
+        };
         let mut status = EndpointStatus::new(
             endpoint.key.clone(),
             generation,
@@ -119,14 +136,16 @@ impl EndpointTask {
             }
             let outcome = tokio::select! {
                 _ = cancel.cancelled() => break,
-                outcome = round(&endpoint, &settings, &mut conn, &mut backoff) => outcome,
+                outcome = round(&endpoint, &settings, &bounds, &mut conn, &mut backoff) => outcome,
             };
             let finished = Instant::now();
             let duration = finished - started;
             status.rounds += 1;
             status.total_duration += duration;
+            status.replies_too_large = too_large.load(Ordering::Relaxed);
             let error = match outcome {
                 Ok((snapshot, soft_error)) => {
+                    status.dropped.merge(&snapshot.info.dropped);
                     if let Some(e) = &soft_error {
                         status.errors.add(e.kind);
                         debug!(redis_instance = %endpoint.key.instance, datacenter = %endpoint.key.datacenter,
@@ -184,12 +203,19 @@ impl EndpointTask {
 async fn round(
     endpoint: &Endpoint,
     settings: &CollectorSettings,
+    bounds: &Bounds,
     slot: &mut Option<RedisConnection>,
     backoff: &mut Backoff,
 ) -> Result<(Snapshot, Option<CollectError>), CollectError> {
     let conn = match slot {
         Some(conn) => conn,
-        None => match connect(&current_primary(endpoint, settings).await, settings).await {
+        None => match connect(
+            &current_primary(endpoint, settings, &bounds.cap).await,
+            settings,
+            &bounds.cap,
+        )
+        .await
+        {
             Ok(conn) => {
                 backoff.succeeded();
                 slot.insert(conn)
@@ -200,7 +226,7 @@ async fn round(
             }
         },
     };
-    let result = read(conn).await;
+    let result = read(conn, &bounds.info).await;
     match &result {
         Err(e) | Ok((_, Some(e))) if breaks_connection(e.kind) => *slot = None,
         // Sentinel moved the primary (the old one came back as a replica): ask again
@@ -217,14 +243,15 @@ async fn round(
 
 async fn read(
     conn: &mut RedisConnection,
+    limits: &InfoLimits,
 ) -> Result<(Snapshot, Option<CollectError>), CollectError> {
     // A server still loading its data set answers PING with LOADING but INFO works:
     // it is up, and redis_loading_dump_file says why it is not serving.
     let (ping_latency, mut soft_error) = conn.ping().await?;
-    let info = parse_info(conn.info().await?);
+    let mut info = conn.info(limits).await?;
     let cluster = if info.is_cluster_enabled() {
         match conn.cluster_info().await {
-            Ok(text) => Some(parse_cluster_info(text)),
+            Ok(cluster) => Some(cluster),
             Err(e) => {
                 soft_error = Some(e);
                 None
@@ -234,7 +261,7 @@ async fn read(
         None
     };
     let sentinel_masters = if info.is_sentinel() {
-        match sentinel_masters(conn).await {
+        match sentinel_masters(conn, &mut info.dropped).await {
             Ok(masters) => masters,
             Err(e) => {
                 soft_error = Some(e);
@@ -255,13 +282,18 @@ async fn read(
     Ok((snapshot, soft_error))
 }
 
-async fn sentinel_masters(conn: &mut RedisConnection) -> Result<Vec<SentinelMaster>, CollectError> {
+async fn sentinel_masters(
+    conn: &mut RedisConnection,
+    dropped: &mut Dropped,
+) -> Result<Vec<SentinelMaster>, CollectError> {
     let mut masters: Vec<SentinelMaster> = conn
         .sentinel_masters()
         .await?
         .iter()
         .map(|pairs| sentinel_master_from_pairs(pairs))
         .collect();
+    // Bounded before CKQUORUM, which is one more command per primary.
+    bound_sentinel_masters(&mut masters, dropped);
     for m in &mut masters {
         m.quorum_ok = Some(conn.sentinel_ckquorum(&m.name).await?);
     }

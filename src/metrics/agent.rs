@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::encode::{EndpointLabels, Labels, family};
 use super::info_table::Kind;
-use crate::model::{ErrorKind, SnapshotStore};
+use crate::model::{ErrorKind, SnapshotStore, Table};
 
 #[derive(Debug)]
 pub struct AgentCollector {
@@ -78,6 +78,34 @@ impl Collector for AgentCollector {
         )?;
         family(
             e,
+            "redis_agent_info_entries_dropped_total",
+            "INFO rows not turned into series, by table: past their limit (limits.max_commands_per_endpoint, max_error_kinds_per_endpoint, max_databases_per_endpoint) or repeating an earlier row.",
+            Kind::Counter,
+            all.iter().flat_map(|(s, l)| {
+                Table::ALL.iter().map(move |table| {
+                    let labels = Labels::of(l).with("table", table.as_str());
+                    (labels, s.dropped.rows(*table) as f64)
+                })
+            }),
+        )?;
+        family(
+            e,
+            "redis_agent_info_invalid_utf8_total",
+            "Lines of INFO replies that were not valid UTF-8; kept with U+FFFD for the bad bytes.",
+            Kind::Counter,
+            all.iter()
+                .map(|(s, l)| (Labels::of(l), s.dropped.invalid_utf8 as f64)),
+        )?;
+        family(
+            e,
+            "redis_agent_reply_too_large_total",
+            "Replies larger than limits.max_reply_bytes; each closed its connection and failed its round.",
+            Kind::Counter,
+            all.iter()
+                .map(|(s, l)| (Labels::of(l), s.replies_too_large as f64)),
+        )?;
+        family(
+            e,
             "redis_agent_last_success_timestamp_seconds",
             "Unix time of the latest successful collection round.",
             Kind::Gauge,
@@ -88,5 +116,41 @@ impl Collector for AgentCollector {
             }),
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::model::{EndpointKey, EndpointStatus};
+
+    #[test]
+    fn entries_not_kept_and_replies_too_large_are_counted_per_endpoint() {
+        let store = Arc::new(SnapshotStore::new());
+        let key = EndpointKey::new("cache", "east");
+        let status = || EndpointStatus::new(key.clone(), 1, "x:1".into(), Duration::from_secs(5));
+        store.register(status());
+        let mut s = status();
+        s.dropped.add(Table::Commands, 19_500);
+        s.dropped.invalid_utf8 = 2;
+        s.replies_too_large = 3;
+        store.publish(s);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(AgentCollector::new(store)));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        let labels = r#"redis_instance="cache",datacenter="east""#;
+        for line in [
+            format!(r#"redis_agent_info_entries_dropped_total{{{labels},table="commands"}} 19500"#),
+            format!(r#"redis_agent_info_entries_dropped_total{{{labels},table="errors"}} 0"#),
+            format!("redis_agent_info_invalid_utf8_total{{{labels}}} 2"),
+            format!("redis_agent_reply_too_large_total{{{labels}}} 3"),
+        ] {
+            assert!(out.contains(&format!("{line}\n")), "{line}\n{out}");
+        }
     }
 }

@@ -1,7 +1,6 @@
 //! Renders the latest snapshot of every endpoint as redis_exporter-style series.
 //! A scrape only reads the store: it never talks to Redis.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +10,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::encode::{EndpointLabels, Labels, family};
 use super::info_table::{CLUSTER_METRICS, INFO_METRICS, Kind};
-use crate::model::{Snapshot, SnapshotStore};
+use crate::model::{Snapshot, SnapshotStore, clean_label};
 
 #[derive(Debug)]
 pub struct RedisCollector {
@@ -88,7 +87,8 @@ fn instance_info(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
         "Version, mode, role and eviction policy of the server; always 1.",
         Kind::Gauge,
         fresh.iter().map(|(s, snap)| {
-            let get = |f: &str| Cow::Borrowed(snap.info.get(f).unwrap_or_default());
+            // Plain fields are kept as sent: cleaned here, where they become labels.
+            let get = |f: &str| clean_label(snap.info.get(f).unwrap_or_default());
             let labels = Labels::of(s)
                 .with("redis_version", get("redis_version"))
                 .with("redis_mode", get("redis_mode"))
@@ -240,8 +240,8 @@ fn replication(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
     let links = || {
         fresh.iter().filter_map(|(s, snap)| {
             let info = &snap.info;
-            let host = info.get("master_host")?;
-            let port = info.get("master_port").unwrap_or_default();
+            let host = clean_label(info.get("master_host")?);
+            let port = clean_label(info.get("master_port").unwrap_or_default());
             Some((
                 Labels::of(s)
                     .with("master_host", host)
@@ -289,7 +289,7 @@ fn replication(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
         "The primary this replica follows; always 1.",
         Kind::Gauge,
         links().map(|(l, snap)| {
-            let read_only = snap.info.get("slave_read_only").unwrap_or_default();
+            let read_only = clean_label(snap.info.get("slave_read_only").unwrap_or_default());
             (l.with("read_only", read_only), 1.0)
         }),
     )
@@ -362,4 +362,57 @@ fn sentinel(e: &mut DescriptorEncoder, fresh: &Fresh<'_>) -> fmt::Result {
         Kind::Gauge,
         masters().filter_map(|(l, m)| Some((l, f64::from(u8::from(m.quorum_ok?))))),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::collector::info::parse_info;
+    use crate::model::{EndpointKey, EndpointStatus, Round};
+
+    /// Plain INFO fields are kept as sent; where they become labels they are cleaned.
+    #[test]
+    fn plain_fields_used_as_labels_are_cleaned() {
+        let store = Arc::new(SnapshotStore::new());
+        let key = EndpointKey::new("cache", "east");
+        let status = || EndpointStatus::new(key.clone(), 1, "x:1".into(), Duration::from_secs(5));
+        store.register(status());
+        let mut s = status();
+        let now = Instant::now();
+        s.last_round = Some(Round {
+            finished: now,
+            at: SystemTime::now(),
+            duration: Duration::from_millis(1),
+            error: None,
+        });
+        s.last_success = Some(Arc::new(Snapshot {
+            taken_at: SystemTime::now(),
+            finished: now,
+            ping_latency: Duration::from_millis(1),
+            info: parse_info(format!(
+                "# Server\r\nredis_version:7\x1b[2J\rX\r\nrole:sl\x07ave\r\nmaster_host:{}\r\n\
+                 master_port:1\x00\r\nslave_read_only:1\r\n",
+                "h".repeat(500)
+            )),
+            cluster: None,
+            sentinel_masters: Vec::new(),
+        }));
+        store.publish(s);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(RedisCollector::new(store)));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+        assert!(
+            out.contains("redis_version=\"7\u{FFFD}[2J\u{FFFD}X\""),
+            "{out}"
+        );
+        assert!(out.contains("role=\"sl\u{FFFD}ave\""), "{out}");
+        let host = format!("master_host=\"{}\"", "h".repeat(128));
+        assert!(out.contains(&host), "{out}");
+    }
 }

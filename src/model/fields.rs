@@ -5,8 +5,55 @@
 //! round keeps the text it received, the spans of each pair, and a small open-addressing
 //! index: three allocations, whatever the number of fields.
 
-use std::fmt;
+use std::borrow::Cow;
+use std::fmt::{self, Write};
 use std::ops::Range;
+
+/// The longest label value taken from a reply (a command name, an error prefix, a
+/// replica's address), in bytes. Redis's own are a few dozen at most.
+pub const MAX_LABEL_BYTES: usize = 128;
+
+/// The longest error message built from a reply, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 256;
+
+/// A label value from text a server sent: control characters become U+FFFD and the value
+/// is cut to [`MAX_LABEL_BYTES`] on a character boundary. Borrows when the text is clean,
+/// which real Redis text always is.
+pub fn clean_label(text: &str) -> Cow<'_, str> {
+    if text.len() <= MAX_LABEL_BYTES && !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len().min(MAX_LABEL_BYTES));
+    for c in text.chars() {
+        let c = if c.is_control() { '\u{FFFD}' } else { c };
+        if out.len() + c.len_utf8() > MAX_LABEL_BYTES {
+            break;
+        }
+        out.push(c);
+    }
+    Cow::Owned(out)
+}
+
+/// A message from text a server sent: control characters escaped (`\r`, `\n`,
+/// `\u{1b}`), so it cannot forge log lines or terminal sequences, and cut to
+/// [`MAX_MESSAGE_BYTES`] with a trailing `...`.
+pub fn clean_message(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE_BYTES + 3));
+    for c in text.chars() {
+        let before = out.len();
+        if c.is_control() {
+            let _ = write!(out, "{}", c.escape_default());
+        } else {
+            out.push(c);
+        }
+        if out.len() > MAX_MESSAGE_BYTES {
+            out.truncate(before);
+            out.push_str("...");
+            break;
+        }
+    }
+    out
+}
 
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Fields {
@@ -186,6 +233,38 @@ mod tests {
         assert_eq!(f.get("a"), Some("1"));
         assert_eq!(f.iter().collect::<Vec<_>>(), vec![("a", "1"), ("b", "2")]);
         assert_eq!(format!("{f:?}"), r#"{"a": "1", "b": "2"}"#);
+    }
+
+    #[test]
+    fn labels_from_a_server_are_clean_and_bounded() {
+        assert!(matches!(
+            clean_label("config|get"),
+            Cow::Borrowed("config|get")
+        ));
+        assert_eq!(
+            clean_label("a\r\nb\x1b[31m\0"),
+            "a\u{FFFD}\u{FFFD}b\u{FFFD}[31m\u{FFFD}"
+        );
+        let long = "é".repeat(100);
+        let cut = clean_label(&long);
+        assert!(
+            cut.len() <= MAX_LABEL_BYTES && cut.len() == 128,
+            "{}",
+            cut.len()
+        );
+        assert!(long.starts_with(cut.as_ref()));
+    }
+
+    #[test]
+    fn messages_from_a_server_are_escaped_and_bounded() {
+        assert_eq!(
+            clean_message("ERR x\r\n2025 ERROR forged\x1b[2J"),
+            "ERR x\\r\\n2025 ERROR forged\\u{1b}[2J"
+        );
+        let long = clean_message(&"\n".repeat(1000));
+        assert!(long.len() <= MAX_MESSAGE_BYTES + 3 && long.ends_with("..."));
+        assert!(!long.contains('\n'));
+        assert_eq!(clean_message("plain"), "plain");
     }
 
     #[test]

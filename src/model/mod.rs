@@ -17,11 +17,12 @@ use std::sync::Arc;
 
 pub use active::{ActiveDatacenters, Routing};
 pub use analysis::{Analysis, AnalysisStore, AnomalyScore, AnomalyState, HealthStatus};
-pub use fields::Fields;
+pub use fields::{Fields, MAX_LABEL_BYTES, MAX_MESSAGE_BYTES, clean_label, clean_message};
 pub use secret::Secret;
 pub use snapshot::{
-    ClusterInfo, CollectError, CommandStat, ErrorCounts, ErrorKind, Info, KeyspaceDb,
-    LatencyPercentiles, Replica, SentinelMaster, Snapshot,
+    ClusterInfo, CollectError, CommandStat, Dropped, ErrorCounts, ErrorKind, Info, KeyspaceDb,
+    LatencyPercentiles, MAX_PERCENTILES, MAX_REPLICAS, MAX_SENTINEL_MASTERS, Replica,
+    SentinelMaster, Snapshot, Table,
 };
 pub use store::{EndpointStatus, Round, SnapshotStore};
 

@@ -36,6 +36,11 @@ pub struct Info {
     pub sentinel_masters: Vec<SentinelMaster>,
     /// `latency_percentiles_usec_<command>:p50=..,p99=..,p99.9=..` (Redis 7).
     pub latency: Vec<LatencyPercentiles>,
+    /// What the reply held that was not kept as sent: rows past a limit, lines that were
+    /// not UTF-8. Counted per endpoint on `/metrics`.
+    pub dropped: Dropped,
+    /// `# Section` header lines seen: real `INFO` text has at least one.
+    pub sections: usize,
 }
 
 impl Info {
@@ -58,6 +63,86 @@ impl Info {
 
     pub fn is_sentinel(&self) -> bool {
         self.get("redis_mode") == Some("sentinel")
+    }
+
+    /// Whether this looks like an answer to `INFO` at all: Redis 6 and 7, Sentinel and
+    /// the servers that speak the protocol (Valkey, KeyDB) all open with `# Server` and
+    /// report `redis_version`. A reply with neither is not INFO, whatever it parsed to.
+    pub fn looks_like_info(&self) -> bool {
+        self.sections > 0 || self.get("redis_version").is_some()
+    }
+}
+
+/// The tables of `INFO` rows that become labelled series; each is capped per endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// `cmdstat_*` (`limits.max_commands_per_endpoint`).
+    Commands,
+    /// `errorstat_*` (`limits.max_error_kinds_per_endpoint`).
+    Errors,
+    /// `dbN` (`limits.max_databases_per_endpoint`).
+    Databases,
+    /// `latency_percentiles_usec_*` rows (`limits.max_commands_per_endpoint`) and the
+    /// percentiles of one row past [`MAX_PERCENTILES`].
+    Latency,
+    /// `slaveN` lines of a primary, past [`MAX_REPLICAS`].
+    Replicas,
+    /// Primaries a Sentinel watches, past [`MAX_SENTINEL_MASTERS`].
+    SentinelMasters,
+}
+
+/// Percentiles kept per command (Redis reports 3 by default).
+pub const MAX_PERCENTILES: usize = 16;
+/// Replicas kept per primary.
+pub const MAX_REPLICAS: usize = 256;
+/// Primaries kept per Sentinel.
+pub const MAX_SENTINEL_MASTERS: usize = 1024;
+
+impl Table {
+    pub const ALL: [Table; 6] = [
+        Table::Commands,
+        Table::Errors,
+        Table::Databases,
+        Table::Latency,
+        Table::Replicas,
+        Table::SentinelMasters,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Table::Commands => "commands",
+            Table::Errors => "errors",
+            Table::Databases => "databases",
+            Table::Latency => "latency",
+            Table::Replicas => "replicas",
+            Table::SentinelMasters => "sentinel_masters",
+        }
+    }
+}
+
+/// Entries of one reply not kept as sent (or, summed over rounds, of an endpoint).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dropped {
+    rows: [u64; Table::ALL.len()],
+    /// Lines whose bytes were not valid UTF-8: kept, with U+FFFD for the bad bytes.
+    pub invalid_utf8: u64,
+}
+
+impl Dropped {
+    pub fn add(&mut self, table: Table, n: u64) {
+        self.rows[table as usize] += n;
+    }
+
+    /// Rows of `table` left out (past its limit, or repeated).
+    pub fn rows(&self, table: Table) -> u64 {
+        self.rows[table as usize]
+    }
+
+    pub fn merge(&mut self, other: &Dropped) {
+        for table in Table::ALL {
+            self.add(table, other.rows(table));
+        }
+        self.invalid_utf8 += other.invalid_utf8;
     }
 }
 
@@ -200,6 +285,18 @@ impl fmt::Display for CollectError {
 }
 
 impl std::error::Error for CollectError {}
+
+impl CollectError {
+    /// An error whose message holds text from the server or the network: control
+    /// characters escaped and the length bounded, because the message reaches the log,
+    /// the API and incident steps.
+    pub fn untrusted(kind: ErrorKind, text: &str) -> Self {
+        Self {
+            kind,
+            message: super::fields::clean_message(text),
+        }
+    }
+}
 
 /// Failed rounds of one endpoint since the agent started, by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{CollectError, EndpointKey, ErrorCounts, Snapshot};
+use super::{CollectError, Dropped, EndpointKey, ErrorCounts, Snapshot};
 
 /// Everything known about one endpoint after its latest collection round.
 ///
@@ -23,6 +23,11 @@ pub struct EndpointStatus {
     /// Time spent in those rounds.
     pub total_duration: Duration,
     pub errors: ErrorCounts,
+    /// Entries of replies not kept as sent, since the agent started: rows past a limit
+    /// or repeated, lines that were not UTF-8.
+    pub dropped: Dropped,
+    /// Replies larger than `limits.max_reply_bytes`, since the agent started.
+    pub replies_too_large: u64,
     /// When the latest round finished, and how it went.
     pub last_round: Option<Round>,
     /// The latest successful round.
@@ -50,6 +55,8 @@ impl EndpointStatus {
             rounds: 0,
             total_duration: Duration::ZERO,
             errors: ErrorCounts::default(),
+            dropped: Dropped::default(),
+            replies_too_large: 0,
             last_round: None,
             last_success: None,
             failing_since: None,
