@@ -111,6 +111,8 @@ pub(super) async fn alertmanager(State(state): State<AppState>, request: Request
                     "joined": submitted.joined,
                     "resolved": submitted.resolved,
                     "unmatched": submitted.unmatched,
+                    "unknown": submitted.unknown,
+                    "deferred": submitted.deferred,
                     "ignored": extraction.ignored.len(),
                 })),
             )
@@ -346,5 +348,20 @@ mod tests {
             again["joined"] == serde_json::json!([1]) || again["opened"] == serde_json::json!([2]),
             "{again}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_alert_about_an_unknown_instance_opens_nothing_and_is_answered_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = state(Some(TOKEN), dir.path()).await;
+        let auth = format!("Bearer {TOKEN}");
+        let body = String::from_utf8(fixture())
+            .unwrap()
+            .replace("redis-app-01", "not-configured");
+        let (status, body) = post(s, Some(&auth), body.into_bytes()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["opened"], serde_json::json!([]), "{body}");
+        assert_eq!(body["unknown"], 1, "{body}");
+        assert_eq!(body["deferred"], 0, "{body}");
     }
 }

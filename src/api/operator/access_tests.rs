@@ -170,6 +170,11 @@ async fn the_key_never_appears_in_an_answer_or_a_log_line() {
                 json!({ "target_dc": "west", "reason": format!("key is {KEY}") }).to_string(),
             ),
         ] {
+            // With one scoped subscriber, tracing-core caches a callsite's interest from
+            // the default subscriber of whichever thread meets it first: another test's
+            // thread (none: never) can disable these debug lines for this one. Asking
+            // again from this thread right before each call keeps them.
+            tracing::callsite::rebuild_interest_cache();
             answers.push(call(&b.state, method, &uri, key, &body).await);
         }
     }
