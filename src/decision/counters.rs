@@ -62,7 +62,7 @@ impl DecisionMetrics {
         let m = DecisionMetrics::default();
         registry.register(
             "redis_agent_webhook_requests",
-            "Requests to /webhook/alertmanager by result (accepted, unauthorized, bad_request, error)",
+            "Requests to /webhook/alertmanager by result (accepted, unauthorized, bad_request, too_many_alerts, error)",
             m.webhook_requests.clone(),
         );
         registry.register(

@@ -172,6 +172,24 @@ mod tests {
     }
 
     #[test]
+    fn docs_hardening_documents_every_key() {
+        use crate::config::limits::{RawHttpLimits, RawLimits};
+        let page = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/hardening.md"
+        ))
+        .unwrap();
+        let keys = RawLimits::KEYS
+            .iter()
+            .filter(|k| **k != "http")
+            .map(|k| format!("`limits.{k}`"))
+            .chain(RawHttpLimits::KEYS.iter().map(|k| format!("`limits.http.{k}`")));
+        for key in keys {
+            assert!(page.contains(&key), "docs/hardening.md does not document {key}");
+        }
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let err = load(
             "instances: []\nlimits:\n  max_reply_bytes: 100\n  max_history: 0\n  max_alerts: 5\n  \
