@@ -74,7 +74,7 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
     match load(path.as_ref()) {
         Ok(loaded) => {
             for w in &loaded.warnings {
-                eprintln!("warning: {w}");
+                eprintln!("warning: {}", logging::escaped(w));
             }
             println!(
                 "{name}: OK ({} instances, {} endpoints, {} datacenters)",

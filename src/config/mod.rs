@@ -7,6 +7,7 @@ mod duration;
 mod expand;
 pub mod limits;
 mod raw;
+mod secrets;
 mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -453,13 +454,15 @@ impl Problem {
     }
 }
 
+/// One line per problem, whatever the file holds: control characters in keys and
+/// values are escaped (a terminal shows check-config's output).
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.key, self.message)
+        if !self.key.is_empty() {
+            crate::logging::escape_into(f, &self.key)?;
+            f.write_str(": ")?;
         }
+        crate::logging::escape_into(f, &self.message)
     }
 }
 
@@ -526,12 +529,8 @@ pub fn parse(
         source_name: source_name.to_owned(),
         problems,
     };
-    let mut tree: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-        invalid(vec![Problem::new(
-            "",
-            format!("not valid YAML or JSON: {e}"),
-        )])
-    })?;
+    let mut tree: serde_yaml::Value = serde_yaml::from_str(text)
+        .map_err(|e| invalid(vec![Problem::new("", reader_error(&e))]))?;
     if !tree.is_mapping() {
         return Err(invalid(vec![Problem::new(
             "",
@@ -540,20 +539,37 @@ pub fn parse(
     }
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
-    expand::expand_tree(&mut tree, "", env, &mut problems, &mut warnings);
-    azure_from_env(&mut tree, env);
-    let raw: raw::RawConfig =
-        serde_yaml::from_value(tree).map_err(|e| invalid(vec![Problem::new("", e.to_string())]))?;
-    let config = validate::validate(raw, base_dir, &mut problems, &mut warnings);
+    let mut from_env = BTreeSet::new();
+    expand::expand_tree(&mut tree, "", env, &mut problems, &mut from_env);
+    azure_from_env(&mut tree, env, &mut from_env);
+    let raw: raw::RawConfig = serde_yaml::from_value(tree)
+        .map_err(|e| invalid(vec![Problem::new("", reader_error(&e))]))?;
+    let config = validate::validate(raw, base_dir, &from_env, &mut problems, &mut warnings);
     match config {
         Some(config) if problems.is_empty() => Ok(Loaded { config, warnings }),
         _ => Err(invalid(problems)),
     }
 }
 
+/// The YAML reader's error without the values it quotes: it names the key, the line
+/// and the column, and the value could be a secret (`api_key: 1234...` too large for a
+/// number is refused by the reader itself, quoting the digits).
+fn reader_error(e: &serde_yaml::Error) -> String {
+    let text = secrets::without_quoted(&e.to_string());
+    let text = text.replace(
+        "invalid type: integer (value hidden) as u128, expected any YAML value",
+        "a number too large to read (value hidden); quote it if it is text",
+    );
+    format!("not valid YAML or JSON: {text}")
+}
+
 /// Seed 000's `AZURE_OPENAI_ENDPOINT` and `AZURE_OPENAI_API_KEY`: used for Azure
 /// (no `azure_openai.base_url`) when the file gives no endpoint or no key.
-fn azure_from_env(tree: &mut serde_yaml::Value, env: &dyn Fn(&str) -> Option<String>) {
+fn azure_from_env(
+    tree: &mut serde_yaml::Value,
+    env: &dyn Fn(&str) -> Option<String>,
+    from_env: &mut BTreeSet<String>,
+) {
     use serde_yaml::Value;
     let Value::Mapping(top) = tree else { return };
     let enabled = top.get("use_azure_openai") == Some(&Value::Bool(true));
@@ -582,5 +598,6 @@ fn azure_from_env(tree: &mut serde_yaml::Value, env: &dyn Fn(&str) -> Option<Str
         && let Some(v) = value("AZURE_OPENAI_API_KEY")
     {
         block.insert("api_key".into(), Value::String(v));
+        from_env.insert("azure_openai.api_key".into());
     }
 }
