@@ -62,7 +62,17 @@ pub fn expand_tree(
                 expand_tree(v, &child, env, problems, from_env);
             }
         }
-        Value::Tagged(tagged) => expand_tree(&mut tagged.value, path, env, problems, from_env),
+        // A custom tag means nothing here, and inside a block read with flattened keys
+        // it would make the whole block unreadable: refuse it by key, read the value.
+        Value::Tagged(tagged) => {
+            problems.push(Problem::new(
+                path,
+                "YAML tags (`!name value`) are not supported (value hidden)",
+            ));
+            let mut inner = std::mem::take(&mut tagged.value);
+            expand_tree(&mut inner, path, env, problems, from_env);
+            *value = inner;
+        }
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }

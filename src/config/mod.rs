@@ -7,6 +7,8 @@ mod duration;
 mod expand;
 pub mod limits;
 mod raw;
+#[cfg(test)]
+mod secret_tests;
 mod secrets;
 mod validate;
 
