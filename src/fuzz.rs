@@ -11,7 +11,6 @@ use std::hash::{BuildHasher, RandomState};
 use proptest::test_runner::{Config, RngSeed};
 
 /// The configuration of a fuzz target whose CI budget is `ci_cases` cases.
-#[allow(dead_code)] // until the first target lands; remove then
 pub fn config(ci_cases: u32) -> Config {
     let seed = match std::env::var("FUZZ_SEED") {
         Ok(value) => value

@@ -544,9 +544,17 @@ pub fn parse(
     let mut from_env = BTreeSet::new();
     expand::expand_tree(&mut tree, "", env, &mut problems, &mut from_env);
     azure_from_env(&mut tree, env, &mut from_env);
+    let secret_values = secrets::secret_values(&tree);
     let raw: raw::RawConfig = serde_yaml::from_value(tree)
         .map_err(|e| invalid(vec![Problem::new("", reader_error(&e))]))?;
     let config = validate::validate(raw, base_dir, &from_env, &mut problems, &mut warnings);
+    // Checks take care not to show secrets; this makes sure none slipped through.
+    for p in &mut problems {
+        p.message = secrets::scrub(&p.message, &secret_values);
+    }
+    for w in &mut warnings {
+        *w = secrets::scrub(w, &secret_values);
+    }
     match config {
         Some(config) if problems.is_empty() => Ok(Loaded { config, warnings }),
         _ => Err(invalid(problems)),

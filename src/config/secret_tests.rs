@@ -261,3 +261,329 @@ fn a_secret_written_in_the_file_draws_a_warning() {
         );
     }
 }
+
+mod fuzz {
+    //! Fuzz targets of the configuration loader (`FUZZ_SEED`, `FUZZ_CASES`; see
+    //! `crate::fuzz`): it never panics, every refusal is a list of problems, and a
+    //! secret put anywhere never shows in a problem or a warning.
+
+    use std::path::Path;
+
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+    use serde_yaml::Value;
+
+    use crate::config::{ConfigError, EMBEDDED_DEFAULT, parse};
+
+    /// Valid configurations to start from.
+    const BASES: &[&str] = &[
+        EMBEDDED_DEFAULT,
+        include_str!("../../examples/two-datacenters.yaml"),
+        include_str!("../../examples/seed-000-config.json"),
+        include_str!("../../examples/compose.yaml"),
+    ];
+
+    /// Bits of YAML, JSON and of this configuration, to build text from.
+    const TOKENS: &[&str] = &[
+        "\n",
+        "\n  ",
+        "\n    ",
+        "  ",
+        "- ",
+        ": ",
+        ", ",
+        "{",
+        "}",
+        "[",
+        "]",
+        "'",
+        "\"",
+        "#",
+        "&a ",
+        "*a",
+        "<<: *a",
+        "!tag ",
+        "!!str ",
+        "!!binary ",
+        "---\n",
+        "...\n",
+        "|\n",
+        ">\n",
+        "? ",
+        "\t",
+        "${",
+        "${X}",
+        "${UNSET}",
+        "${X:-",
+        "$${",
+        "}",
+        "~",
+        "null",
+        "true",
+        "0",
+        "-1",
+        "1e999",
+        "0x1F",
+        "99999999999999999999999999999",
+        ".inf",
+        "1.5",
+        "10ms",
+        "2h",
+        "instances",
+        "uid",
+        "endpoints",
+        "host",
+        "port",
+        "east",
+        "west",
+        "active_dc",
+        "datacenters",
+        "password",
+        "password_file",
+        "api_key",
+        "bearer_token",
+        "webhook",
+        "alertmanager",
+        "urls",
+        "dns_provider",
+        "route53",
+        "dns_config",
+        "records",
+        "endpoint_url",
+        "http://u:p@h",
+        "https://h:9200",
+        "elk",
+        "use_elk",
+        "url",
+        "limits",
+        "hooks",
+        "pre_failover",
+        "timeouts",
+        "monitoring_interval",
+        "azure_openai",
+        "use_azure_openai",
+        "tls",
+        "sentinel",
+        "\u{0}",
+        "\u{1b}[31m",
+        "é",
+        "\u{feff}",
+        "\r\n",
+        "\\",
+    ];
+
+    fn env(name: &str) -> Option<String> {
+        (name == "X").then(|| "1".to_owned())
+    }
+
+    /// Parses `text`; fails the case on a refusal that is not a non-empty problem list.
+    /// Returns every line the agent would print.
+    fn load(text: &str) -> Result<String, TestCaseError> {
+        match parse(text, "fuzz", Path::new("/nonexistent"), &env) {
+            Ok(loaded) => Ok(loaded.warnings.join("\n")),
+            Err(ConfigError::Invalid { problems, .. }) => {
+                prop_assert!(!problems.is_empty(), "refused without a problem");
+                let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                for line in &text {
+                    prop_assert!(!line.contains('\n'), "a problem on two lines: {line:?}");
+                }
+                Ok(text.join("\n"))
+            }
+            Err(e) => Err(TestCaseError::fail(format!("not a problem list: {e}"))),
+        }
+    }
+
+    /// One edit of a line-based text.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Delete(Index),
+        Duplicate(Index),
+        Swap(Index, Index),
+        Insert(Index, Index, usize),
+        Truncate(Index),
+        Indent(Index, bool),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            any::<Index>().prop_map(Edit::Delete),
+            any::<Index>().prop_map(Edit::Duplicate),
+            (any::<Index>(), any::<Index>()).prop_map(|(a, b)| Edit::Swap(a, b)),
+            (any::<Index>(), any::<Index>(), 0..TOKENS.len())
+                .prop_map(|(l, c, t)| Edit::Insert(l, c, t)),
+            any::<Index>().prop_map(Edit::Truncate),
+            (any::<Index>(), any::<bool>()).prop_map(|(l, more)| Edit::Indent(l, more)),
+        ]
+    }
+
+    fn apply(text: &str, edits: &[Edit]) -> String {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        for e in edits {
+            if lines.is_empty() {
+                break;
+            }
+            match e {
+                Edit::Delete(i) => {
+                    lines.remove(i.index(lines.len()));
+                }
+                Edit::Duplicate(i) => {
+                    let i = i.index(lines.len());
+                    lines.insert(i, lines[i].clone());
+                }
+                Edit::Swap(a, b) => {
+                    let (a, b) = (a.index(lines.len()), b.index(lines.len()));
+                    lines.swap(a, b);
+                }
+                Edit::Insert(l, c, t) => {
+                    let n = l.index(lines.len());
+                    let line = &mut lines[n];
+                    let mut at = c.index(line.len() + 1);
+                    while !line.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    line.insert_str(at, TOKENS[*t]);
+                }
+                Edit::Truncate(i) => lines.truncate(i.index(lines.len()) + 1),
+                Edit::Indent(i, more) => {
+                    let n = i.index(lines.len());
+                    let line = &mut lines[n];
+                    if *more {
+                        line.insert_str(0, "  ");
+                    } else if let Some(rest) = line.strip_prefix("  ") {
+                        *line = rest.to_owned();
+                    }
+                }
+            }
+        }
+        lines.join("\n")
+    }
+
+    /// Keys that hold secrets, and keys that hold URLs or hosts.
+    const SECRET_KEYS: &[&str] = &[
+        "password",
+        "api_key",
+        "bearer_token",
+        "aws_access_key",
+        "aws_secret_key",
+        "api_password",
+        "token",
+        "Authorization",
+    ];
+    const URL_KEYS: &[&str] = &[
+        "url",
+        "urls",
+        "endpoint",
+        "endpoint_url",
+        "base_url",
+        "api_url",
+        "host",
+        "addresses",
+        "pre_failover",
+    ];
+
+    /// A value holding `marker`, in one of the shapes a careless file could give it.
+    fn shaped(marker: &str, digits: &str, shape: usize) -> Value {
+        let text = match shape {
+            0 => marker.to_owned(),
+            1 => digits.to_owned(),
+            2 => format!("{digits}{digits}"),
+            3 => format!("[{marker}, {digits}]"),
+            4 => format!("{{x: {marker}, y: {digits}}}"),
+            5 => format!("'{marker}${{'"),
+            6 => format!("'${{{marker} x}}'"),
+            7 => format!("!tag {marker}"),
+            8 => format!("{digits}.5"),
+            9 => format!("'{marker}\u{1b}[2J'"),
+            _ => format!("[[{{deep: [{marker}]}}]]"),
+        };
+        serde_yaml::from_str(&text).unwrap_or(Value::String(marker.to_owned()))
+    }
+
+    /// Every mapping in `value`, by its path of keys and indices.
+    fn mappings(value: &Value, path: &mut Vec<Value>, out: &mut Vec<Vec<Value>>) {
+        match value {
+            Value::Mapping(map) => {
+                out.push(path.clone());
+                for (k, v) in map {
+                    path.push(k.clone());
+                    mappings(v, path, out);
+                    path.pop();
+                }
+            }
+            Value::Sequence(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    path.push(Value::Number(i.into()));
+                    mappings(v, path, out);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn at<'a>(value: &'a mut Value, path: &[Value]) -> &'a mut Value {
+        path.iter().fold(value, |v, step| match (v, step) {
+            (Value::Sequence(items), Value::Number(n)) => &mut items[n.as_u64().unwrap() as usize],
+            (Value::Mapping(map), key) => map.get_mut(key).unwrap(),
+            _ => unreachable!("paths come from `mappings`"),
+        })
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzz::config(512))]
+
+        /// Text built from YAML and configuration tokens.
+        #[test]
+        fn fuzz_config_text(tokens in proptest::collection::vec(0..TOKENS.len(), 0..60)) {
+            let text: String = tokens.iter().map(|&t| TOKENS[t]).collect();
+            load(&text)?;
+        }
+
+        /// A valid configuration with lines deleted, repeated, swapped, cut, re-indented
+        /// and with tokens inserted.
+        #[test]
+        fn fuzz_config_mutated(
+            base in 0..BASES.len(),
+            edits in proptest::collection::vec(edit(), 1..6),
+        ) {
+            load(&apply(BASES[base], &edits))?;
+        }
+
+        /// A secret (or a URL with credentials) put into any block of a valid
+        /// configuration, in any shape, never shows in what the loader says.
+        #[test]
+        fn fuzz_config_secret_never_echoed(
+            base in 0..BASES.len(),
+            place in any::<Index>(),
+            url in any::<bool>(),
+            key in any::<Index>(),
+            shape in 0..11usize,
+            marker in "[A-Z]{4}[a-z0-9]{12}",
+            digits in "9[0-9]{14,30}",
+        ) {
+            let mut tree: Value = serde_yaml::from_str(BASES[base]).unwrap();
+            let mut places = Vec::new();
+            mappings(&tree, &mut Vec::new(), &mut places);
+            let path = &places[place.index(places.len())];
+            let (key, value) = if url {
+                let key = URL_KEYS[key.index(URL_KEYS.len())];
+                let url = format!("http://user:{marker}@host.example:1/");
+                let value = if shape % 2 == 0 {
+                    Value::String(url)
+                } else {
+                    Value::Sequence(vec![Value::String(url)])
+                };
+                (key, value)
+            } else {
+                (SECRET_KEYS[key.index(SECRET_KEYS.len())], shaped(&marker, &digits, shape))
+            };
+            if let Value::Mapping(map) = at(&mut tree, path) {
+                map.insert(Value::String(key.to_owned()), value);
+            }
+            let text = serde_yaml::to_string(&tree).unwrap();
+            let said = load(&text)?;
+            prop_assert!(!said.contains(&marker), "{key} at {path:?}:\n{said}");
+            prop_assert!(!said.contains(&digits), "{key} at {path:?}:\n{said}");
+        }
+    }
+}

@@ -174,6 +174,70 @@ pub fn without_quoted(text: &str) -> String {
     out
 }
 
+/// The scalar values under secret keys in `value` (strings, and numbers as written),
+/// for [`scrub`].
+pub fn secret_values(value: &Value) -> Vec<String> {
+    fn walk(value: &Value, secret: bool, out: &mut Vec<String>) {
+        match value {
+            Value::String(s) if secret => out.push(s.clone()),
+            Value::Number(n) if secret => out.push(n.to_string()),
+            Value::Bool(_) | Value::Null | Value::String(_) | Value::Number(_) => {}
+            Value::Sequence(items) => items.iter().for_each(|v| walk(v, secret, out)),
+            Value::Mapping(map) => {
+                for (k, v) in map {
+                    walk(v, secret || k.as_str().is_some_and(is_secret_key), out);
+                }
+            }
+            Value::Tagged(t) => walk(&t.value, secret, out),
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, false, &mut out);
+    // Longest first, so that a secret holding another is hidden whole.
+    out.retain(|s| s.chars().count() >= MIN_SCRUBBED);
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    out
+}
+
+/// Shorter values are not hidden from messages by [`scrub`]: they would garble them,
+/// and are not worth much as secrets.
+const MIN_SCRUBBED: usize = 4;
+
+/// The last line of defence for a problem or warning text: every value found under a
+/// secret key is replaced by `***`, and so are the credentials of every URL in it.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut text = text.to_owned();
+    for secret in secrets {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), "***");
+        }
+    }
+    hide_url_credentials(&text)
+}
+
+/// `scheme://user:password@host` anywhere in `text` becomes `scheme://***@host`.
+fn hide_url_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || "/?#\"'`,;)]}".contains(c))
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(last) => {
+                out.push_str("***");
+                rest = &tail[last..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +316,21 @@ mod tests {
         let shown = serde_yaml::to_string(&redacted(&v)).unwrap();
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("uid: c"), "{shown}");
+    }
+
+    #[test]
+    fn scrub_hides_values_of_secret_keys_and_url_credentials() {
+        let v: Value =
+            serde_yaml::from_str("a: {password: hunter2, n: 5, token: [98765]}\nb: pw").unwrap();
+        let secrets = secret_values(&v);
+        assert_eq!(secrets, ["hunter2", "98765"]);
+        assert_eq!(
+            scrub(
+                "x hunter2 y 98765 pw see \"http://u:p@h/x\" and ftp://h",
+                &secrets
+            ),
+            "x *** y *** pw see \"http://***@h/x\" and ftp://h"
+        );
     }
 
     #[test]

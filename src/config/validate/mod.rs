@@ -282,7 +282,10 @@ fn api(cx: &mut Ctx<'_>, raw: Option<Raw<RawApi>>) -> ApiSettings {
         } else {
             cx.problem(
                 "api.host",
-                format!("{host:?} is not an IP address to listen on"),
+                format!(
+                    "{:?} is not an IP address to listen on",
+                    secrets::show_url(&host)
+                ),
             );
         }
     }
