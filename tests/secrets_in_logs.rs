@@ -1,6 +1,6 @@
 //! What the agent binary writes to its log never holds a credential, and a value from
 //! outside cannot forge a log line: a real failover against `moto_server` with
-//! `--verbose`, and a Redis whose AUTH error carries CR/LF and ESC.
+//! `--verbose`, and a stand-in Redis whose error replies carry LF, CR and ESC.
 
 mod common;
 
@@ -13,7 +13,8 @@ use common::moto::{ACCESS_KEY, SECRET_KEY};
 use common::{Agent, wait_for};
 
 /// Issue 15: with `--verbose` the AWS access key id was logged three times per DNS
-/// change (the SDK's own debug and trace events about credentials and signing).
+/// change: `aws_smithy_runtime`'s debug event "resolving endpoint" prints the
+/// `Credentials` (access key id in clear) once per request (list, change, get-change).
 #[test]
 fn a_verbose_failover_logs_neither_aws_key() {
     let mut bed = Bed::start();
