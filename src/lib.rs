@@ -25,6 +25,8 @@
 //!   `/webhook/alertmanager`, the operator API under `/api`); the only module that
 //!   knows axum.
 //! - [`app`]: wiring, signals, reload and graceful shutdown.
+//! - [`logging`]: log levels that keep third-party crates quiet, and text output whose
+//!   fields cannot forge lines (control characters escaped).
 //! - `fuzz` (tests only): the seed and budget convention of the property tests.
 
 pub mod actuators;
@@ -38,5 +40,6 @@ pub mod decision;
 #[cfg(test)]
 pub(crate) mod fuzz;
 pub mod health;
+pub mod logging;
 pub mod metrics;
 pub mod model;

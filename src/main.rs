@@ -1,14 +1,13 @@
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing::warn;
-use tracing_subscriber::EnvFilter;
 
 use redis_failover_agent::app::{self, Options};
 use redis_failover_agent::config::{self, ConfigError, Loaded};
+use redis_failover_agent::logging;
 
 /// Exit status for a configuration that cannot be used (EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
@@ -36,7 +35,7 @@ struct Cli {
     /// kept either way.
     #[arg(long)]
     journal_start_over: bool,
-    /// Log at debug level.
+    /// Log the agent's own debug events (other crates stay at info; see `RUST_LOG`).
     #[arg(long, short)]
     verbose: bool,
     /// Log format.
@@ -81,7 +80,7 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
     match load(path.as_ref()) {
         Ok(loaded) => {
             for w in &loaded.warnings {
-                eprintln!("warning: {w}");
+                eprintln!("warning: {}", logging::escaped(w));
             }
             println!(
                 "{name}: OK ({} instances, {} endpoints, {} datacenters)",
@@ -139,15 +138,9 @@ fn serve(cli: Cli) -> ExitCode {
 }
 
 fn init_logging(verbose: bool, format: LogFormat) {
-    let default = if verbose { "debug" } else { "info" };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default},hyper=info,h2=info")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+    let format = match format {
+        LogFormat::Text => logging::Format::Text,
+        LogFormat::Json => logging::Format::Json,
+    };
+    logging::init(verbose, format);
 }

@@ -151,3 +151,51 @@ fn the_embedded_default_is_valid() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("embedded default: OK (1 instances, 1 endpoints, 1 datacenters)"));
 }
+
+/// Issue 15: an `alertmanager.urls` entry with credentials was echoed in check-config's
+/// error, `dns_config.endpoint_url` with them was accepted, and a numeric `api_key` too
+/// large for a u64 was echoed by the YAML reader. All are refused (exit 64), named, and
+/// the secrets appear nowhere in what the agent prints.
+#[test]
+fn check_config_never_prints_a_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "instances:\n\
+         \x20 - uid: cache\n\
+         \x20   endpoints: {east: {host: 127.0.0.1}}\n\
+         alertmanager: {urls: ['http://admin:am-pass-0451@am:9093']}\n\
+         dns_provider: dry-run\n\
+         dns_config: {zone_id: Z1, records: [], endpoint_url: 'http://AKIA:dns-pass-0451@moto:5000'}\n\
+         webhook: {bearer_token: [bearer-0451-0451-0451]}\n",
+    )
+    .unwrap();
+    let out = agent(&["check-config", "--config", path.to_str().unwrap()]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(64), "{said}");
+    for key in [
+        "alertmanager.urls[0]: \"http://***@am:9093\" must not contain credentials",
+        "dns_config.endpoint_url: \"http://***@moto:5000\" must not contain credentials",
+        "webhook.bearer_token: must be a string (value hidden)",
+    ] {
+        assert!(said.contains(key), "missing {key:?} in:\n{said}");
+    }
+    assert!(!said.contains("0451"), "a secret was printed:\n{said}");
+
+    // The YAML reader refuses a number too large for any integer type by itself.
+    std::fs::write(
+        &path,
+        "instances: [{uid: cache, endpoints: {east: {host: 127.0.0.1}}}]\n\
+         api: {api_key: 123456789012345678901234567890}\n",
+    )
+    .unwrap();
+    let out = agent(&["check-config", "--config", path.to_str().unwrap()]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(64), "{said}");
+    assert!(
+        said.contains("api.api_key: a number too large to read"),
+        "{said}"
+    );
+    assert!(!said.contains("123456789"), "a secret was printed:\n{said}");
+}

@@ -1,53 +1,48 @@
 //! `${VAR}` and `${VAR:-default}` in string values, expanded before the file is typed,
 //! so that a secret never has to be written into the file itself.
 
+use std::collections::BTreeSet;
+
 use serde_yaml::Value;
 
 use super::Problem;
+use super::secrets::is_secret_path;
 
-/// Keys whose values are secrets: written literally, they draw a warning.
-const SECRET_KEYS: &[&str] = &[
-    "password",
-    "api_password",
-    "api_key",
-    "aws_access_key",
-    "aws_secret_key",
-    "service_key",
-    "webhook_url",
-];
-
-/// Expands every string in `value`. Unset variables without a default are problems;
-/// secrets written literally are warnings.
+/// Expands every string in `value`. Unset variables without a default are problems.
+/// The paths of strings that took at least one value from the environment go into
+/// `from_env`: validation warns about a secret that is not among them (written in the
+/// file itself, or only a `${VAR:-default}`'s default).
 pub fn expand_tree(
     value: &mut Value,
     path: &str,
     env: &dyn Fn(&str) -> Option<String>,
     problems: &mut Vec<Problem>,
-    warnings: &mut Vec<String>,
+    from_env: &mut BTreeSet<String>,
 ) {
     match value {
         Value::String(s) => {
-            let key = path.rsplit('.').next().unwrap_or(path);
-            let is_secret = SECRET_KEYS.contains(&key);
-            // Blocks the agent ignores get their own warning; no need to lecture on them.
-            let ignored = path.starts_with("alert_endpoints.") || key == "api_password";
             if !s.contains("${") {
-                if is_secret && !s.is_empty() && !ignored {
-                    warnings.push(format!(
-                        "{path}: a secret is written in the configuration file; \
-                         use ${{VARIABLE}} or {key}_file instead"
-                    ));
-                }
                 return;
             }
             match expand(s, env) {
-                Ok(expanded) => *s = expanded,
+                Ok((expanded, used_env)) => {
+                    *s = expanded;
+                    if used_env {
+                        from_env.insert(path.to_owned());
+                    }
+                }
+                // A secret's text is not shown, even around a bad reference.
+                Err(_) if is_secret_path(path) => problems.push(Problem::new(
+                    path,
+                    "holds a `${` that is not a variable reference (value hidden); write \
+                     ${VARIABLE}, or $${ for a literal `${`",
+                )),
                 Err(message) => problems.push(Problem::new(path, message)),
             }
         }
         Value::Sequence(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                expand_tree(item, &format!("{path}[{i}]"), env, problems, warnings);
+                expand_tree(item, &format!("{path}[{i}]"), env, problems, from_env);
             }
         }
         Value::Mapping(map) => {
@@ -64,17 +59,29 @@ pub fn expand_tree(
                 } else {
                     format!("{path}.{name}")
                 };
-                expand_tree(v, &child, env, problems, warnings);
+                expand_tree(v, &child, env, problems, from_env);
             }
         }
-        Value::Tagged(tagged) => expand_tree(&mut tagged.value, path, env, problems, warnings),
+        // A custom tag means nothing here, and inside a block read with flattened keys
+        // it would make the whole block unreadable: refuse it by key, read the value.
+        Value::Tagged(tagged) => {
+            problems.push(Problem::new(
+                path,
+                "YAML tags (`!name value`) are not supported (value hidden)",
+            ));
+            let mut inner = std::mem::take(&mut tagged.value);
+            expand_tree(&mut inner, path, env, problems, from_env);
+            *value = inner;
+        }
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
 
-/// Expands `${VAR}`, `${VAR:-default}` and the escape `$${` (a literal `${`).
-pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+/// Expands `${VAR}`, `${VAR:-default}` and the escape `$${` (a literal `${`); also
+/// says whether a variable's value (not only a default) went into the result.
+pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(String, bool), String> {
     let mut out = String::with_capacity(text.len());
+    let mut used_env = false;
     let mut rest = text;
     while let Some(start) = rest.find('$') {
         out.push_str(&rest[..start]);
@@ -91,7 +98,7 @@ pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String
         };
         let end = body
             .find('}')
-            .ok_or_else(|| format!("`${{` without a closing `}}` in `{text}`"))?;
+            .ok_or_else(|| "`${` without a closing `}`; write $${ for a literal `${`".to_owned())?;
         let reference = &body[..end];
         let (name, default) = match reference.split_once(":-") {
             Some((name, default)) => (name, Some(default)),
@@ -104,7 +111,10 @@ pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String
             env(name).filter(|v| !v.is_empty() || default.is_none()),
             default,
         ) {
-            (Some(v), _) => out.push_str(&v),
+            (Some(v), _) => {
+                out.push_str(&v);
+                used_env = true;
+            }
             (None, Some(default)) => out.push_str(default),
             (None, None) => {
                 return Err(format!(
@@ -115,7 +125,7 @@ pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String
         rest = &body[end + 1..];
     }
     out.push_str(rest);
-    Ok(out)
+    Ok((out, used_env))
 }
 
 #[cfg(test)]
@@ -130,15 +140,19 @@ mod tests {
         }
     }
 
+    fn expanded(text: &str) -> (String, bool) {
+        expand(text, &env).unwrap()
+    }
+
     #[test]
     fn expands_variables_and_defaults() {
-        assert_eq!(expand("${PW}", &env).unwrap(), "s3cret");
-        assert_eq!(expand("a-${PW}-b", &env).unwrap(), "a-s3cret-b");
-        assert_eq!(expand("${MISSING:-6379}", &env).unwrap(), "6379");
-        assert_eq!(expand("${EMPTY:-x}", &env).unwrap(), "x");
-        assert_eq!(expand("${EMPTY}", &env).unwrap(), "");
-        assert_eq!(expand("cost $5", &env).unwrap(), "cost $5");
-        assert_eq!(expand("$${PW}", &env).unwrap(), "${PW}");
+        assert_eq!(expanded("${PW}"), ("s3cret".into(), true));
+        assert_eq!(expanded("a-${PW}-b"), ("a-s3cret-b".into(), true));
+        assert_eq!(expanded("${MISSING:-6379}"), ("6379".into(), false));
+        assert_eq!(expanded("${EMPTY:-x}"), ("x".into(), false));
+        assert_eq!(expanded("${EMPTY}"), (String::new(), true));
+        assert_eq!(expanded("cost $5"), ("cost $5".into(), false));
+        assert_eq!(expanded("$${PW}"), ("${PW}".into(), false));
     }
 
     #[test]
@@ -157,16 +171,18 @@ mod tests {
     }
 
     #[test]
-    fn tree_expansion_names_the_key_and_warns_on_literal_secrets() {
-        let mut v: Value =
-            serde_yaml::from_str("a: {password: plain, port: '${NOPE}'}\nb: ['${PW}']").unwrap();
-        let (mut problems, mut warnings) = (Vec::new(), Vec::new());
-        expand_tree(&mut v, "", &env, &mut problems, &mut warnings);
-        assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].key, "a.port");
-        assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].starts_with("a.password:"));
-        assert!(!warnings[0].contains("plain"));
+    fn tree_expansion_names_the_key_and_records_what_came_from_the_environment() {
+        let mut v: Value = serde_yaml::from_str(
+            "a: {password: plain, port: '${NOPE}', api_key: '${NOPE:-dflt}'}\nb: ['${PW}']\n\
+             c: {password: 'hun${ter2'}",
+        )
+        .unwrap();
+        let (mut problems, mut from_env) = (Vec::new(), BTreeSet::new());
+        expand_tree(&mut v, "", &env, &mut problems, &mut from_env);
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["a.port", "c.password"]);
+        assert!(!problems[1].message.contains("hun"), "{:?}", problems[1]);
+        assert_eq!(from_env, BTreeSet::from(["b[0]".to_owned()]));
         assert_eq!(v["b"][0], Value::String("s3cret".into()));
     }
 }

@@ -1,23 +1,29 @@
 //! The configuration: YAML (JSON is YAML too, so the seed's `config.json` loads as it is),
 //! read in two stages. Stage one ([`raw`]) reads the file into permissive serde structs;
 //! stage two ([`validate`]) checks everything and builds the typed [`Config`], reporting
-//! every problem with the key and value that cause it.
+//! every problem with the key and value that cause it. `load` runs both (after the
+//! `${VAR}` expansion of `expand`); `secrets` knows which keys and URLs hold
+//! credentials, so that no problem or warning shows one.
 
 mod duration;
 mod expand;
 pub mod limits;
+mod load;
 mod raw;
+#[cfg(test)]
+mod secret_tests;
+mod secrets;
 mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::model::{Datacenter, DatacenterId, Instance, InstanceId, Secret};
 
 pub use duration::show as show_duration;
 pub use limits::{HttpLimits, Limits};
+pub use load::{ConfigError, Loaded, Problem, embedded_default, load_file, parse};
 
 /// The configuration used when no `--config` is given: one Redis on the local machine.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
@@ -435,152 +441,4 @@ pub struct ApiSettings {
     pub port: u16,
     /// `api.api_key` or `api.api_key_file`: the `X-API-Key` the API demands.
     pub api_key: Option<Secret>,
-}
-
-/// One thing wrong with the configuration, named by its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub key: String,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.key, self.message)
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{source_name} has {} problem(s):\n{}", problems.len(), list(problems))]
-    Invalid {
-        source_name: String,
-        problems: Vec<Problem>,
-    },
-}
-
-fn list(problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(|p| format!("  - {p}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// A valid configuration and the warnings it drew.
-#[derive(Debug, Clone)]
-pub struct Loaded {
-    pub config: Config,
-    pub warnings: Vec<String>,
-}
-
-/// Reads and validates a file. Relative `*_file` paths are relative to the file.
-pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    parse(&text, &path.display().to_string(), base, &|name| {
-        std::env::var(name).ok()
-    })
-}
-
-/// The embedded default configuration.
-pub fn embedded_default() -> Loaded {
-    parse(
-        EMBEDDED_DEFAULT,
-        "embedded default",
-        Path::new("."),
-        &|_| None,
-    )
-    .expect("the embedded default configuration is valid")
-}
-
-/// Parses and validates configuration text. `env` looks up `${VAR}`s.
-pub fn parse(
-    text: &str,
-    source_name: &str,
-    base_dir: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Loaded, ConfigError> {
-    let invalid = |problems| ConfigError::Invalid {
-        source_name: source_name.to_owned(),
-        problems,
-    };
-    let mut tree: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-        invalid(vec![Problem::new(
-            "",
-            format!("not valid YAML or JSON: {e}"),
-        )])
-    })?;
-    if !tree.is_mapping() {
-        return Err(invalid(vec![Problem::new(
-            "",
-            "the configuration must be a mapping of keys to values",
-        )]));
-    }
-    let mut problems = Vec::new();
-    let mut warnings = Vec::new();
-    expand::expand_tree(&mut tree, "", env, &mut problems, &mut warnings);
-    azure_from_env(&mut tree, env);
-    let raw: raw::RawConfig =
-        serde_yaml::from_value(tree).map_err(|e| invalid(vec![Problem::new("", e.to_string())]))?;
-    let config = validate::validate(raw, base_dir, &mut problems, &mut warnings);
-    match config {
-        Some(config) if problems.is_empty() => Ok(Loaded { config, warnings }),
-        _ => Err(invalid(problems)),
-    }
-}
-
-/// Seed 000's `AZURE_OPENAI_ENDPOINT` and `AZURE_OPENAI_API_KEY`: used for Azure
-/// (no `azure_openai.base_url`) when the file gives no endpoint or no key.
-fn azure_from_env(tree: &mut serde_yaml::Value, env: &dyn Fn(&str) -> Option<String>) {
-    use serde_yaml::Value;
-    let Value::Mapping(top) = tree else { return };
-    let enabled = top.get("use_azure_openai") == Some(&Value::Bool(true));
-    if enabled && !top.contains_key("azure_openai") {
-        top.insert("azure_openai".into(), Value::Mapping(Default::default()));
-    }
-    let Some(Value::Mapping(block)) = top.get_mut("azure_openai") else {
-        return;
-    };
-    if block.contains_key("base_url") {
-        return;
-    }
-    let missing = |block: &serde_yaml::Mapping, key: &str| match block.get(key) {
-        None | Some(Value::Null) => true,
-        Some(Value::String(s)) => s.is_empty(),
-        Some(_) => false,
-    };
-    let value = |name: &str| env(name).filter(|v| !v.is_empty());
-    if missing(block, "endpoint")
-        && let Some(v) = value("AZURE_OPENAI_ENDPOINT")
-    {
-        block.insert("endpoint".into(), Value::String(v));
-    }
-    if missing(block, "api_key")
-        && !block.contains_key("api_key_file")
-        && let Some(v) = value("AZURE_OPENAI_API_KEY")
-    {
-        block.insert("api_key".into(), Value::String(v));
-    }
 }

@@ -1,6 +1,7 @@
 //! The validation context: collects problems and warnings, and reads raw values with
 //! the checks every key shares (type, range, secrets, files).
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -9,12 +10,16 @@ use serde_yaml::Value;
 use crate::config::Problem;
 use crate::config::duration::{self, show};
 use crate::config::raw::{Raw, Unknown};
+use crate::config::secrets::{self, is_secret_path};
 use crate::model::Secret;
 
 pub(super) struct Ctx<'a> {
     pub base_dir: &'a Path,
     pub problems: &'a mut Vec<Problem>,
     pub warnings: &'a mut Vec<String>,
+    /// Paths of the strings that took a value from the environment (`${VAR}`); a
+    /// secret elsewhere was written in the file.
+    pub from_env: &'a BTreeSet<String>,
 }
 
 pub(super) fn join(path: &str, key: &str) -> String {
@@ -25,8 +30,9 @@ pub(super) fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// A value as a problem may show it: secrets under it and credentials in URLs hidden.
 pub(super) fn shown(value: &Value) -> String {
-    match value {
+    match &secrets::redacted(value) {
         Value::String(s) => format!("{s:?}"),
         other => serde_yaml::to_string(other)
             .map(|s| s.trim().replace('\n', " "))
@@ -47,6 +53,16 @@ impl Ctx<'_> {
                 if self.problems.iter().any(|p| p.key == key) {
                     return None;
                 }
+                if is_secret_path(key) {
+                    self.problem(key, "has the wrong type (value hidden)");
+                    return None;
+                }
+                // Serde's reason may quote a part of the value: not when it holds one.
+                let reason = if secrets::redacted(&given) == given {
+                    reason
+                } else {
+                    secrets::without_quoted(&reason)
+                };
                 let reason = reason.split(" at line").next().unwrap_or(&reason);
                 let reason = reason
                     .replace("expected i64", "expected a whole number")
@@ -72,6 +88,19 @@ impl Ctx<'_> {
             return None;
         }
         Some(v)
+    }
+
+    /// An `http://` or `https://` URL without credentials; a problem shows it with
+    /// `***` for anything that could be one (see [`secrets::check_http_url`]).
+    pub(super) fn url(&mut self, key: &str, raw: Option<Raw<String>>) -> Option<String> {
+        let url = self.text(key, raw)?;
+        match secrets::check_http_url(url.trim()) {
+            Ok(()) => Some(url.trim().to_owned()),
+            Err(message) => {
+                self.problem(key, message);
+                None
+            }
+        }
     }
 
     pub(super) fn unknown(&mut self, path: &str, unknown: &Unknown, known: &[&[&str]]) {
@@ -145,6 +174,7 @@ impl Ctx<'_> {
         file: Option<Raw<String>>,
     ) -> Option<Secret> {
         let file_key = format!("{key}_file");
+        let inline_key = join(path, key);
         let inline = match inline {
             None => None,
             Some(Raw::Valid(v)) => Some(v),
@@ -164,7 +194,15 @@ impl Ctx<'_> {
                 );
                 None
             }
-            (Some(v), None) => Some(Secret::new(v)),
+            (Some(v), None) => {
+                if !self.from_env.contains(&inline_key) {
+                    self.warnings.push(format!(
+                        "{inline_key}: a secret is written in the configuration file; use \
+                         ${{VARIABLE}} or {file_key} instead"
+                    ));
+                }
+                Some(Secret::new(v))
+            }
             (None, Some(file)) => self.read_file(&join(path, &file_key), &file).map(|bytes| {
                 let text = String::from_utf8_lossy(&bytes);
                 Secret::new(text.trim_end_matches(['\r', '\n']))

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use super::ctx::{Ctx, join};
 use crate::config::duration::Seconds;
 use crate::config::raw::{Raw, RawAlertmanager, RawCommand, RawHooks, RawWebhook};
+use crate::config::secrets;
 use crate::config::*;
 use crate::model::InstanceId;
 
@@ -120,6 +121,16 @@ fn command(cx: &mut Ctx<'_>, key: &str, raw: Option<Raw<RawCommand>>) -> Option<
         RawCommand::Program(p) => vec![p],
         RawCommand::Args(args) => args,
     };
+    // Arguments are not logged, but a credential belongs in the hook's environment
+    // or its own files, not in the agent's configuration.
+    if args.iter().any(|a| secrets::has_url_credentials(a)) {
+        cx.problem(
+            key,
+            "an argument is a URL with credentials (user:password@; value hidden); let \
+             the hook read them from its environment or a file",
+        );
+        return None;
+    }
     match args.first() {
         Some(program) if !program.trim().is_empty() => Some(args),
         _ => {
@@ -159,26 +170,18 @@ pub(super) fn alertmanager(
     let raw = cx.value("alertmanager", raw)?;
     let p = "alertmanager";
     cx.unknown(p, &raw.unknown, &[RawAlertmanager::KEYS]);
-    let urls = cx.required(&join(p, "urls"), raw.urls).unwrap_or_default();
-    if urls.is_empty() {
+    let given = cx.required(&join(p, "urls"), raw.urls).unwrap_or_default();
+    if given.is_empty() {
         cx.problem(&join(p, "urls"), "must list at least one Alertmanager URL");
     }
-    for (i, url) in urls.iter().enumerate() {
-        let ok = (url.starts_with("http://") || url.starts_with("https://"))
-            && url.len() > "https://".len()
-            && !url.contains(char::is_whitespace);
-        if !ok {
-            cx.problem(
-                &format!("{p}.urls[{i}]"),
-                format!("{url:?} is not an http:// or https:// URL"),
-            );
+    let mut urls = Vec::new();
+    for (i, url) in given.into_iter().enumerate() {
+        if let Some(url) = cx.url(&format!("{p}.urls[{i}]"), Some(Raw::Valid(url))) {
+            urls.push(url.trim_end_matches('/').to_owned());
         }
     }
     Some(NotifySettings {
-        urls: urls
-            .into_iter()
-            .map(|u| u.trim_end_matches('/').to_owned())
-            .collect(),
+        urls,
         timeout: cx.positive(&join(p, "timeout"), raw.timeout, default_notify_timeout()),
         resolve_after: cx.positive(
             &join(p, "resolve_after"),

@@ -6,6 +6,7 @@ use super::ctx::{Ctx, join};
 use crate::config::raw::{
     Raw, RawAuth, RawEndpoint, RawInstance, RawSentinel, RawTls, RawTlsSettings,
 };
+use crate::config::secrets;
 use crate::model::{
     Datacenter, DatacenterId, Endpoint, EndpointKey, Instance, InstanceId, Secret, SentinelRef, Tls,
 };
@@ -193,11 +194,18 @@ fn endpoint(
     cx.unknown(path, &raw.unknown, &[RawEndpoint::KEYS, RawAuth::KEYS]);
     let host = cx.required(&join(path, "host"), raw.host);
     let host = host.filter(|h| {
-        let ok = !h.trim().is_empty() && !h.contains(['/', ' ']);
+        let ok = !h.trim().is_empty()
+            && !h.contains(['/', '@'])
+            && !h.contains(|c: char| c.is_whitespace() || c.is_control());
         if !ok {
+            // `redis://user:password@host` is not echoed whole.
             cx.problem(
                 &join(path, "host"),
-                format!("{h:?} is not a host name or address"),
+                format!(
+                    "{:?} is not a host name or address (credentials go in username and \
+                     password)",
+                    secrets::show_url(h)
+                ),
             );
         }
         ok
@@ -238,12 +246,12 @@ fn sentinel(cx: &mut Ctx<'_>, path: &str, raw: Option<Raw<RawSentinel>>) -> Opti
             .rsplit_once(':')
             .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
         {
-            Some((host, port)) if !host.is_empty() && port > 0 => {
+            Some((host, port)) if !host.is_empty() && !host.contains('@') && port > 0 => {
                 addresses.push((host.trim_matches(['[', ']']).to_owned(), port))
             }
             _ => cx.problem(
                 &format!("{path}.addresses[{i}]"),
-                format!("{a:?} is not host:port"),
+                format!("{:?} is not host:port", secrets::show_url(a)),
             ),
         }
     }

@@ -26,27 +26,23 @@ pub(super) fn azure_openai(
     let raw = raw?;
     let p = "azure_openai";
     cx.unknown(p, &raw.unknown, &[RawAzureOpenAi::KEYS]);
-    let endpoint = cx.text(&join(p, "endpoint"), raw.endpoint);
-    let base_url = cx.text(&join(p, "base_url"), raw.base_url);
+    // Which one was given decides the service, even when its URL is refused.
+    let both = raw.endpoint.is_some() && raw.base_url.is_some();
+    let openai_compatible = raw.base_url.is_some();
+    let endpoint_given = raw.endpoint.is_some();
+    let endpoint = cx.url(&join(p, "endpoint"), raw.endpoint);
+    let base_url = cx.url(&join(p, "base_url"), raw.base_url);
     let api_key = cx.secret(p, "api_key", raw.api_key, raw.api_key_file);
     let api_version = cx.text(&join(p, "api_version"), raw.api_version);
-    for (key, url) in [("endpoint", &endpoint), ("base_url", &base_url)] {
-        if let Some(u) = url.as_deref().filter(|u| !is_http_url(u)) {
-            cx.problem(
-                &join(p, key),
-                format!("{u:?} is not an http:// or https:// URL"),
-            );
-        }
-    }
     let service = match (endpoint, base_url) {
-        (Some(_), Some(_)) => {
+        _ if both => {
             cx.problem(
                 p,
                 "give endpoint (Azure OpenAI) or base_url (an OpenAI-compatible server), not both",
             );
             None
         }
-        (None, Some(base_url)) => {
+        (_, base_url) if openai_compatible => {
             if api_version.is_some() {
                 cx.warnings.push(
                     "azure_openai.api_version: ignored with base_url (an OpenAI-compatible \
@@ -54,13 +50,13 @@ pub(super) fn azure_openai(
                         .into(),
                 );
             }
-            Some(AiService::OpenAiCompatible { base_url, api_key })
+            base_url.map(|base_url| AiService::OpenAiCompatible { base_url, api_key })
         }
-        (endpoint, None) => {
+        (endpoint, _) => {
             let required = "is required when use_azure_openai is true (or set \
                             AZURE_OPENAI_ENDPOINT / AZURE_OPENAI_API_KEY; for an \
                             OpenAI-compatible server give base_url)";
-            if enabled && endpoint.is_none() {
+            if enabled && !endpoint_given {
                 cx.problem(&join(p, "endpoint"), required);
             }
             if enabled && api_key.is_none() {
@@ -110,13 +106,6 @@ pub(super) fn azure_openai(
     enabled.then_some(settings)
 }
 
-fn is_http_url(u: &str) -> bool {
-    let rest = u
-        .strip_prefix("https://")
-        .or_else(|| u.strip_prefix("http://"));
-    rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace))
-}
-
 pub(super) fn elk(
     cx: &mut Ctx<'_>,
     enabled: bool,
@@ -129,8 +118,9 @@ pub(super) fn elk(
     let raw = raw?;
     let p = "elk";
     cx.unknown(p, &raw.unknown, &[RawElk::KEYS]);
-    let url = cx.text(&join(p, "url"), raw.url);
-    if enabled && url.is_none() {
+    let given = raw.url.is_some();
+    let url = cx.url(&join(p, "url"), raw.url);
+    if enabled && !given {
         cx.problem(&join(p, "url"), "is required when use_elk is true");
     }
     let settings = ElkSettings {
@@ -174,31 +164,6 @@ pub(super) fn elk(
     }
     if settings.password.is_some() && settings.username.is_none() {
         cx.problem(&join(p, "username"), "is required when elk.password is set");
-    }
-    let userinfo = settings
-        .url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
-        .is_some_and(|authority| authority.contains('@'));
-    if userinfo {
-        cx.problem(
-            &join(p, "url"),
-            "must not contain credentials; use elk.username and elk.password (or password_file)",
-        );
-    }
-    let scheme = settings.url.to_ascii_lowercase();
-    if !settings.url.is_empty() && !scheme.starts_with("http://") && !scheme.starts_with("https://")
-    {
-        // Not echoed when it may hold a password.
-        let shown = if settings.url.contains('@') {
-            "the value".to_owned()
-        } else {
-            format!("{:?}", settings.url)
-        };
-        cx.problem(
-            &join(p, "url"),
-            format!("{shown} is not an http:// or https:// address"),
-        );
     }
     enabled.then_some(settings)
 }
@@ -294,7 +259,7 @@ pub(super) fn dns(
         raw.aws_secret_key,
         raw.aws_secret_key_file,
     );
-    let endpoint_url = cx.text(&join(p, "endpoint_url"), raw.endpoint_url);
+    let endpoint_url = cx.url(&join(p, "endpoint_url"), raw.endpoint_url);
     let names: BTreeSet<&str> = instances.iter().map(|i| i.name.as_str()).collect();
     let mut records = Vec::new();
     let raw_records = cx
@@ -595,7 +560,7 @@ mod elk_tests {
         let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         let text = text.join("\n");
         assert!(
-            text.contains("elk.url: must not contain credentials"),
+            text.contains("elk.url: \"https://***@es.example:9200\" must not contain credentials"),
             "{text}"
         );
         assert!(!text.contains("pw@"), "{text}");

@@ -174,18 +174,23 @@ mod tests {
     #[test]
     fn docs_hardening_documents_every_key() {
         use crate::config::limits::{RawHttpLimits, RawLimits};
-        let page = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/docs/hardening.md"
-        ))
-        .unwrap();
+        let page =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/hardening.md"))
+                .unwrap();
         let keys = RawLimits::KEYS
             .iter()
             .filter(|k| **k != "http")
             .map(|k| format!("`limits.{k}`"))
-            .chain(RawHttpLimits::KEYS.iter().map(|k| format!("`limits.http.{k}`")));
+            .chain(
+                RawHttpLimits::KEYS
+                    .iter()
+                    .map(|k| format!("`limits.http.{k}`")),
+            );
         for key in keys {
-            assert!(page.contains(&key), "docs/hardening.md does not document {key}");
+            assert!(
+                page.contains(&key),
+                "docs/hardening.md does not document {key}"
+            );
         }
     }
 

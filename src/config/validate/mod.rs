@@ -19,11 +19,13 @@ use self::ctx::{Ctx, join};
 use self::integrations::{azure_openai, dns, elk};
 use super::duration::{self, show};
 use super::raw::{Raw, RawApi, RawConfig, RawDatacenter, RawTimeouts};
+use super::secrets;
 use super::*;
 
 pub fn validate(
     raw: RawConfig,
     base_dir: &Path,
+    from_env: &BTreeSet<String>,
     problems: &mut Vec<Problem>,
     warnings: &mut Vec<String>,
 ) -> Option<Config> {
@@ -31,6 +33,7 @@ pub fn validate(
         base_dir,
         problems,
         warnings,
+        from_env,
     };
     cx.unknown("", &raw.unknown, &[RawConfig::KEYS]);
 
@@ -225,6 +228,15 @@ fn datacenters(
                  does not use the Redis Enterprise REST API"
             ));
         }
+        // Ignored, but a URL with a password is refused wherever it is written.
+        if let Some(serde_yaml::Value::String(url)) = &dc.api_url
+            && secrets::has_url_credentials(url)
+        {
+            cx.problem(
+                &join(&path, "api_url"),
+                "a URL must not contain credentials (user:password@; value hidden)",
+            );
+        }
         let name = cx
             .text(&join(&path, "name"), dc.name)
             .unwrap_or_else(|| key.clone());
@@ -270,7 +282,10 @@ fn api(cx: &mut Ctx<'_>, raw: Option<Raw<RawApi>>) -> ApiSettings {
         } else {
             cx.problem(
                 "api.host",
-                format!("{host:?} is not an IP address to listen on"),
+                format!(
+                    "{:?} is not an IP address to listen on",
+                    secrets::show_url(&host)
+                ),
             );
         }
     }
