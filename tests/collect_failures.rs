@@ -387,6 +387,9 @@ fn a_reply_without_end_is_cut_at_the_limit_and_memory_stays_bounded() {
     );
     // The peak resident size, not just the current one.
     let peak_kb = vm_kb(agent.pid(), "VmHWM:");
+    // The figure for docs/hardening.md (`cargo test --test collect_failures
+    // a_reply_without_end -- --nocapture`).
+    eprintln!("agent RSS: {baseline_kb} kB before, peak {peak_kb} kB while the reply streamed");
     assert!(
         peak_kb < baseline_kb + 200 * 1024,
         "RSS grew from {baseline_kb} kB to a peak of {peak_kb} kB"

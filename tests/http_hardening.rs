@@ -162,6 +162,12 @@ fn slow_unauthenticated_bodies_never_delay_a_delivery() {
         .expect("the delivery is answered while 80 slow clients hold their requests open");
     assert_eq!(status, 200, "{text}");
     assert_eq!(json_of(&text)["status"], "accepted", "{text}");
+    // The figure for docs/hardening.md (`cargo test --test http_hardening slow_ --
+    // --nocapture`).
+    eprintln!(
+        "delivery answered {:?} after connecting, with 80 slow clients holding requests open",
+        started.elapsed()
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",

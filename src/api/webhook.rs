@@ -91,6 +91,7 @@ pub(super) async fn alertmanager(State(state): State<AppState>, request: Request
         &access.failover_label,
         access.limits.max_label_bytes,
     );
+    state.decisions.labels_cut(extraction.labels_cut);
     let Some(engine) = &state.engine else {
         state.decisions.webhook("error");
         error!("webhook delivery without a decision engine");

@@ -32,6 +32,7 @@ pub struct DecisionMetrics {
     advisor_durations: Durations,
     journal_healthy: Gauge,
     unknown_targets: Counter,
+    labels_cut: Counter,
     deferred_incidents: Counter,
     mismatches: Family<Labels, Counter>,
     dns_checks: Family<Labels, Counter>,
@@ -49,6 +50,7 @@ impl Default for DecisionMetrics {
             advisor_durations: Family::new_with_constructor(advisor_histogram),
             journal_healthy: Gauge::default(),
             unknown_targets: Counter::default(),
+            labels_cut: Counter::default(),
             deferred_incidents: Counter::default(),
             mismatches: Family::default(),
             dns_checks: Family::default(),
@@ -99,6 +101,11 @@ impl DecisionMetrics {
             "redis_agent_webhook_unknown_targets",
             "Alert candidates naming an instance that is not configured; ignored",
             m.unknown_targets.clone(),
+        );
+        registry.register(
+            "redis_agent_webhook_labels_cut",
+            "Label values of webhook deliveries cut to limits.max_label_bytes",
+            m.labels_cut.clone(),
         );
         registry.register(
             "redis_agent_webhook_deferred_incidents",
@@ -214,6 +221,11 @@ impl DecisionMetrics {
     #[cfg(test)]
     pub(crate) fn journal_healthy_value(&self) -> i64 {
         self.journal_healthy.get()
+    }
+
+    /// Label values of a delivery cut to `limits.max_label_bytes`.
+    pub fn labels_cut(&self, n: usize) {
+        self.labels_cut.inc_by(n as u64);
     }
 
     pub fn webhook(&self, result: &'static str) {

@@ -396,6 +396,8 @@ pub struct Ignored {
 pub struct Extraction {
     pub candidates: Vec<Candidate>,
     pub ignored: Vec<Ignored>,
+    /// Label values cut to `max_label_bytes`.
+    pub labels_cut: usize,
 }
 
 /// Sorts a delivery's alerts (in payload order), with label values kept to the default
@@ -421,7 +423,13 @@ pub fn candidates_within(
     label: &str,
     max_label_bytes: usize,
 ) -> Extraction {
-    let cut = |v: &str| bounded_label(v, max_label_bytes);
+    let labels_cut = std::cell::Cell::new(0);
+    let cut = |v: &str| {
+        if v.len() > max_label_bytes {
+            labels_cut.set(labels_cut.get() + 1);
+        }
+        bounded_label(v, max_label_bytes)
+    };
     let mut out = Extraction::default();
     for alert in &payload.alerts {
         let get = |name: &str| {
@@ -459,6 +467,7 @@ pub fn candidates_within(
             }),
         }
     }
+    out.labels_cut = labels_cut.get();
     out
 }
 

@@ -398,6 +398,9 @@ fn a_megabyte_label_value_comes_out_at_most_max_label_bytes() {
             value.len()
         );
     }
+    // Instance, datacenter, name and fingerprint: each cut counted.
+    assert_eq!(e.labels_cut, 4);
+    assert_eq!(candidates_within(&p, LABEL, 2 << 20).labels_cut, 0);
     // The default bound applies to callers that give none.
     let c = &candidates(&p, LABEL).candidates[0];
     assert!(c.alertname.len() <= crate::config::limits::default_max_label_bytes());
