@@ -11,49 +11,44 @@ pub(super) fn limits(cx: &mut Ctx<'_>, raw: Option<Raw<RawLimits>>) -> Limits {
     };
     let p = "limits";
     cx.unknown(p, &raw.unknown, &[RawLimits::KEYS]);
-    let mut count = |key: &str, raw: Option<Raw<i64>>, default: usize| {
-        cx.count(
-            &join(p, key),
-            raw,
-            u32::try_from(default).unwrap_or(u32::MAX),
-        ) as usize
-    };
-    limits.max_reply_bytes = count(
-        "max_reply_bytes",
-        raw.max_reply_bytes,
-        limits.max_reply_bytes as usize,
-    ) as u64;
-    limits.max_commands_per_endpoint = count(
-        "max_commands_per_endpoint",
-        raw.max_commands_per_endpoint,
-        limits.max_commands_per_endpoint,
-    );
-    limits.max_error_kinds_per_endpoint = count(
-        "max_error_kinds_per_endpoint",
-        raw.max_error_kinds_per_endpoint,
-        limits.max_error_kinds_per_endpoint,
-    );
-    limits.max_databases_per_endpoint = count(
-        "max_databases_per_endpoint",
-        raw.max_databases_per_endpoint,
-        limits.max_databases_per_endpoint,
-    );
-    limits.max_alerts_per_delivery = count(
-        "max_alerts_per_delivery",
-        raw.max_alerts_per_delivery,
-        limits.max_alerts_per_delivery,
-    );
-    limits.max_incidents_per_delivery = count(
-        "max_incidents_per_delivery",
-        raw.max_incidents_per_delivery,
-        limits.max_incidents_per_delivery,
-    );
-    limits.max_label_bytes = count(
-        "max_label_bytes",
-        raw.max_label_bytes,
-        limits.max_label_bytes,
-    );
-    limits.max_history = count("max_history", raw.max_history, limits.max_history);
+    let mut reply_bytes = limits.max_reply_bytes as usize;
+    for (key, raw, field) in [
+        ("max_reply_bytes", raw.max_reply_bytes, &mut reply_bytes),
+        (
+            "max_commands_per_endpoint",
+            raw.max_commands_per_endpoint,
+            &mut limits.max_commands_per_endpoint,
+        ),
+        (
+            "max_error_kinds_per_endpoint",
+            raw.max_error_kinds_per_endpoint,
+            &mut limits.max_error_kinds_per_endpoint,
+        ),
+        (
+            "max_databases_per_endpoint",
+            raw.max_databases_per_endpoint,
+            &mut limits.max_databases_per_endpoint,
+        ),
+        (
+            "max_alerts_per_delivery",
+            raw.max_alerts_per_delivery,
+            &mut limits.max_alerts_per_delivery,
+        ),
+        (
+            "max_incidents_per_delivery",
+            raw.max_incidents_per_delivery,
+            &mut limits.max_incidents_per_delivery,
+        ),
+        (
+            "max_label_bytes",
+            raw.max_label_bytes,
+            &mut limits.max_label_bytes,
+        ),
+        ("max_history", raw.max_history, &mut limits.max_history),
+    ] {
+        *field = count(cx, &join(p, key), raw, *field);
+    }
+    limits.max_reply_bytes = reply_bytes as u64;
     if limits.max_reply_bytes < 64 * 1024 {
         cx.problem(
             "limits.max_reply_bytes",
@@ -79,25 +74,26 @@ pub(super) fn limits(cx: &mut Ctx<'_>, raw: Option<Raw<RawLimits>>) -> Limits {
     let p = "limits.http";
     cx.unknown(p, &http.unknown, &[RawHttpLimits::KEYS]);
     let h = &mut limits.http;
-    let mut count = |key: &str, raw: Option<Raw<i64>>, default: usize| {
-        cx.count(
-            &join(p, key),
-            raw,
-            u32::try_from(default).unwrap_or(u32::MAX),
-        ) as usize
-    };
-    h.max_body_bytes = count("max_body_bytes", http.max_body_bytes, h.max_body_bytes);
-    h.max_connections = count("max_connections", http.max_connections, h.max_connections);
-    h.reserved_connections = count(
-        "reserved_connections",
-        http.reserved_connections,
-        h.reserved_connections,
-    );
-    h.max_concurrent_requests = count(
-        "max_concurrent_requests",
-        http.max_concurrent_requests,
-        h.max_concurrent_requests,
-    );
+    for (key, raw, field) in [
+        ("max_body_bytes", http.max_body_bytes, &mut h.max_body_bytes),
+        (
+            "max_connections",
+            http.max_connections,
+            &mut h.max_connections,
+        ),
+        (
+            "reserved_connections",
+            http.reserved_connections,
+            &mut h.reserved_connections,
+        ),
+        (
+            "max_concurrent_requests",
+            http.max_concurrent_requests,
+            &mut h.max_concurrent_requests,
+        ),
+    ] {
+        *field = count(cx, &join(p, key), raw, *field);
+    }
     h.request_timeout = cx.positive(
         &join(p, "request_timeout"),
         http.request_timeout,
@@ -119,6 +115,11 @@ pub(super) fn limits(cx: &mut Ctx<'_>, raw: Option<Raw<RawLimits>>) -> Limits {
         );
     }
     limits
+}
+
+/// A whole number of 1 or more, `default` when absent or refused.
+fn count(cx: &mut Ctx<'_>, key: &str, raw: Option<Raw<i64>>, default: usize) -> usize {
+    cx.count(key, raw, u32::try_from(default).unwrap_or(u32::MAX)) as usize
 }
 
 #[cfg(test)]
