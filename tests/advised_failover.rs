@@ -116,6 +116,11 @@ fn outage(bed: &mut Bed, agent: &Agent, osmem: Option<&Osmem>) -> Duration {
         m.of("redis_up", "app", "east") == Some(0.0)
     });
     if let Some(osmem) = osmem {
+        // The errors are stamped over the 300 ms before they are loaded, and the
+        // decision reads from the end of the agent's first failed round, which is at
+        // or before the moment /metrics showed east down: wait those 300 ms so that
+        // every error falls inside the decision's window however fast the agent saw it.
+        std::thread::sleep(Duration::from_millis(350));
         osmem.load(INDEX, &clients_failing_now());
     }
     let started = Instant::now();
