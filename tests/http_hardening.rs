@@ -408,3 +408,51 @@ fn walk(dir: &std::path::Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// The fixture's alert, about the configured instance `cache`.
+fn about_cache() -> Value {
+    let text = serde_json::to_string(&fixture())
+        .unwrap()
+        .replace("redis-app-01", "cache");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Failure "a client hang-up switches off failover until restart": deliveries whose
+/// clients close their sockets (half of them with a reset) right after sending, so the
+/// agent drops their requests wherever they were, leave the journal whole: the next
+/// delivery is recorded (200, not 503 "the journal was lost") and the journal stays
+/// healthy.
+#[test]
+fn deliveries_whose_clients_hang_up_never_switch_failover_off() {
+    let agent = agent("  max_alerts_per_delivery: 1000\n");
+    let body = serde_json::to_vec(&about_cache()).unwrap();
+    for i in 0..40 {
+        let mut s = connect(agent.port);
+        write!(
+            s,
+            "POST {WEBHOOK} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            bearer(),
+            body.len()
+        )
+        .unwrap();
+        s.write_all(&body).unwrap();
+        if i % 2 == 0 {
+            socket2::SockRef::from(&s)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+        }
+        drop(s);
+    }
+    let (status, answer) = deliver(agent.port, &about_cache());
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer["opened"].as_array().unwrap().len() + answer["joined"].as_array().unwrap().len()
+            == 1,
+        "{answer}"
+    );
+    assert_eq!(
+        agent.metrics().get("redis_agent_journal_healthy", &[]),
+        Some(1.0)
+    );
+}
