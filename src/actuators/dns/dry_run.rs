@@ -51,6 +51,10 @@ impl DnsProvider for DryRunDns {
         "dry-run"
     }
 
+    fn reads_the_zone(&self) -> bool {
+        false
+    }
+
     async fn read(&self, record: &RecordRef) -> Result<Option<RecordValue>, DnsError> {
         Ok(self.lock().records.get(&key(record)).cloned())
     }

@@ -245,6 +245,11 @@ impl DnsError {
 pub trait DnsProvider: Send + Sync + fmt::Debug {
     /// `route53`, `dry-run` or `memory`: for logs, metrics labels and the journal.
     fn name(&self) -> &'static str;
+    /// Whether [`DnsProvider::read`] answers from the real zone. `dry-run` knows only its
+    /// own pretend changes, so there is nothing to compare the journal with at start.
+    fn reads_the_zone(&self) -> bool {
+        true
+    }
     /// The record's current value; `None` when it does not exist.
     async fn read(&self, record: &RecordRef) -> Result<Option<RecordValue>, DnsError>;
     /// Creates or replaces the record. Idempotent: the same UPSERT twice is harmless.

@@ -9,6 +9,8 @@
 //! - DNS holds a value no datacenter of the instance has, or no record: the journal's
 //!   view is kept, logged and counted (`dns="unknown_value"` / `"missing"`); an operator
 //!   must look.
+//! - The `dry-run` provider is not read: it knows only its own pretend changes, and
+//!   "no record" would be a false alarm on every start.
 //! - DNS cannot be read (each read is bounded by `switch.call_timeout`): the journal's
 //!   view is kept, logged and counted, and the read is tried again in the background,
 //!   waiting twice as long each time up to [`DNS_RETRY_MAX`], until it answers. Startup
@@ -36,6 +38,13 @@ pub(super) async fn at_start(inner: &Arc<Inner>) {
     let Some(dns) = inner.deps.dns.clone() else {
         return;
     };
+    if !dns.reads_the_zone() {
+        debug!(
+            provider = dns.name(),
+            "DNS not read at start: the provider pretends"
+        );
+        return;
+    }
     let settings = inner.settings();
     let instances: Vec<InstanceId> = settings
         .records

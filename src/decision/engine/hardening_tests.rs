@@ -393,3 +393,41 @@ async fn a_damaged_journal_starts_over_only_when_asked() {
         );
     }
 }
+
+/// The dry-run provider knows no zone: nothing is read at start, nothing is counted as a
+/// mismatch (a "missing" record would alert on every start), and the configuration's
+/// active datacenter stands.
+#[tokio::test]
+async fn a_dry_run_provider_is_not_read_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let active = Arc::new(ActiveDatacenters::new());
+    active.apply(&[instance()]);
+    let metrics = DecisionMetrics::default();
+    let engine = Engine::open(
+        dir.path(),
+        settings(true, false, HookSettings::default()),
+        Deps {
+            prober: ScriptedProber::new(&[("east", UP), ("west", UP)]),
+            dns: Some(Arc::new(crate::actuators::dns::DryRunDns::new())),
+            notifier: None,
+            analysis: Arc::new(AnalysisStore::new()),
+            store: Arc::new(crate::model::SnapshotStore::new()),
+            active: Arc::clone(&active),
+            metrics: metrics.clone(),
+            advisors: Advisors::default(),
+        },
+        TaskTracker::new(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        active.get(&InstanceId::new("cache")).unwrap().as_str(),
+        "east"
+    );
+    for dns in ["other_datacenter", "unknown_value", "missing"] {
+        assert_eq!(metrics.mismatches_of("cache", dns), 0, "{dns}");
+    }
+    assert_eq!(journal_lines(dir.path(), "adopted"), 0);
+    drop(engine);
+}
