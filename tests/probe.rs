@@ -68,7 +68,8 @@ fn probes_leave_no_error_replies_on_the_server() {
 
 #[test]
 fn a_closed_port_is_down_as_a_connect_error() {
-    let probe = runtime().block_on(prober().probe(&endpoint(free_port())));
+    let (_held, port) = common::closed_port();
+    let probe = runtime().block_on(prober().probe(&endpoint(port)));
     assert!(!probe.up);
     assert_eq!(probe.error.unwrap().kind, ErrorKind::Connect);
 }

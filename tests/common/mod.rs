@@ -46,6 +46,24 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// A loopback port that refuses connections for as long as the returned socket lives: it
+/// is bound but not listening, so no other test can take it meanwhile (a port from
+/// [`free_port`] can be handed to another test's server a moment later).
+pub fn closed_port() -> (socket2::Socket, u16) {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("a loopback port");
+    let port = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.port())
+        .expect("a bound port");
+    (socket, port)
+}
+
 /// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout`.
 pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
