@@ -18,10 +18,10 @@ use common::alertmanager::{
 use common::stack::{Alertmanager, Delivery, Receiver};
 use redis_failover_agent::actuators::alertmanager::{
     AgentAlert, AgentAlertName, AlertmanagerNotifier, Auth, Notifier, NotifierSettings,
-    NotifyErrorKind,
 };
-use redis_failover_agent::decision::webhook;
+use redis_failover_agent::decision::ports::AdapterErrorKind;
 use redis_failover_agent::model::Secret;
+use redis_failover_agent::model::rfc3339;
 use serde_json::{Value as Json, json};
 
 const WEBHOOK: &str = "/webhook/alertmanager";
@@ -113,7 +113,7 @@ fn an_executed_notice_reaches_slack_and_never_the_agents_own_webhook() {
     assert_eq!(a["status"]["state"], "active");
     assert_eq!(receivers(a), ["slack-critical"]);
     // A one-shot notice resolves itself an hour (resolve_after) after it was sent.
-    let ends = webhook::rfc3339::parse(a["endsAt"].as_str().unwrap())
+    let ends = rfc3339::parse(a["endsAt"].as_str().unwrap())
         .unwrap()
         .unwrap();
     let lasts = ends.duration_since(sent_at).unwrap();
@@ -173,7 +173,7 @@ fn every_notice_goes_to_people_by_severity_and_none_to_the_agent() {
         // A standing failback recommendation is sent without endsAt; Alertmanager gives
         // it resolve_timeout (5 m), so it lapses unless sent again.
         if name == "RedisFailbackRecommended" {
-            let ends = webhook::rfc3339::parse(a["endsAt"].as_str().unwrap())
+            let ends = rfc3339::parse(a["endsAt"].as_str().unwrap())
                 .unwrap()
                 .unwrap();
             let left = ends.duration_since(SystemTime::now()).unwrap();
@@ -248,7 +248,7 @@ fn alertmanager_down_is_unavailable_after_bounded_retries_quickly() {
     let started = Instant::now();
     let e = rt.block_on(notifier.notify(&[executed()])).unwrap_err();
     let took = started.elapsed();
-    assert_eq!(e.kind, NotifyErrorKind::Unavailable, "{e}");
+    assert_eq!(e.kind, AdapterErrorKind::Unavailable, "{e}");
     assert!(took < Duration::from_secs(2), "{took:?}");
     // Two waits between three attempts: 100 ms + 200 ms.
     assert!(took >= Duration::from_millis(300), "{took:?}");
@@ -269,7 +269,7 @@ fn with_one_of_two_alertmanagers_down_the_other_still_gets_it_and_the_failure_is
     assert_eq!(report.delivered, [am_url(&am)]);
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].0, down);
-    assert_eq!(report.failed[0].1.kind, NotifyErrorKind::Unavailable);
+    assert_eq!(report.failed[0].1.kind, AdapterErrorKind::Unavailable);
     assert_eq!(
         held(&am, &[("alertname", "RedisFailoverExecuted")]).len(),
         1
@@ -302,7 +302,7 @@ fn a_refusal_by_alertmanager_is_not_retried_and_says_what_it_answered() {
     bad.ends_at = Some(bad.starts_at - Duration::from_secs(60));
     let started = Instant::now();
     let e = rt.block_on(notifier.notify(&[bad])).unwrap_err();
-    assert_eq!(e.kind, NotifyErrorKind::Invalid, "{e}");
+    assert_eq!(e.kind, AdapterErrorKind::Invalid, "{e}");
     let text = e.to_string();
     assert!(text.contains("answered 400 Bad Request"), "{text}");
     assert!(
@@ -317,14 +317,14 @@ fn a_refusal_by_alertmanager_is_not_retried_and_says_what_it_answered() {
 fn answers_decide_the_kind_and_only_transient_ones_are_retried() {
     let rt = runtime();
     for (status, kind, calls) in [
-        (400, NotifyErrorKind::Invalid, 1),
-        (401, NotifyErrorKind::Unauthorized, 1),
-        (403, NotifyErrorKind::Unauthorized, 1),
-        (404, NotifyErrorKind::NotFound, 1),
-        (422, NotifyErrorKind::Invalid, 1),
-        (429, NotifyErrorKind::Throttled, 3),
-        (500, NotifyErrorKind::Unavailable, 3),
-        (503, NotifyErrorKind::Unavailable, 3),
+        (400, AdapterErrorKind::Invalid, 1),
+        (401, AdapterErrorKind::Unauthorized, 1),
+        (403, AdapterErrorKind::Unauthorized, 1),
+        (404, AdapterErrorKind::NotFound, 1),
+        (422, AdapterErrorKind::Invalid, 1),
+        (429, AdapterErrorKind::Throttled, 3),
+        (500, AdapterErrorKind::Unavailable, 3),
+        (503, AdapterErrorKind::Unavailable, 3),
     ] {
         let server = Scripted::start(vec![Answer::new(status, "\"no\"")]);
         let notifier = AlertmanagerNotifier::new(settings(&[server.url()])).unwrap();
@@ -364,7 +364,7 @@ fn a_hung_alertmanager_times_out_within_the_bound() {
     let started = Instant::now();
     let e = rt.block_on(notifier.notify(&[executed()])).unwrap_err();
     let took = started.elapsed();
-    assert_eq!(e.kind, NotifyErrorKind::Timeout, "{e}");
+    assert_eq!(e.kind, AdapterErrorKind::Timeout, "{e}");
     assert!(took < Duration::from_millis(1500), "{took:?}");
     assert_eq!(hung.accepted(), 2);
     assert!(e.to_string().contains("after 2 attempts"), "{e}");
@@ -419,7 +419,7 @@ fn credentials_are_sent_and_never_shown() {
     })
     .unwrap();
     let e = rt.block_on(refused.notify(&[executed()])).unwrap_err();
-    assert_eq!(e.kind, NotifyErrorKind::Unauthorized);
+    assert_eq!(e.kind, AdapterErrorKind::Unauthorized);
     assert!(!e.to_string().contains("tok-secret-123"), "{e}");
     assert!(e.to_string().contains("bad token ***"), "{e}");
 

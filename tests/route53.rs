@@ -7,10 +7,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use redis_failover_agent::actuators::dns::{
-    self, DnsErrorKind, DnsProvider, RecordRef, RecordType, RecordValue, SwitchOutcome,
-    SwitchPolicy,
+    self, DnsProvider, RecordRef, RecordType, RecordValue, SwitchOutcome, SwitchPolicy,
 };
 use redis_failover_agent::config::DnsSettings;
+use redis_failover_agent::decision::ports::AdapterErrorKind;
 use redis_failover_agent::model::Secret;
 
 use common::faulty_http::{Action, FaultyHttp};
@@ -196,7 +196,7 @@ async fn never_in_sync_is_a_timeout_after_the_write() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.kind, DnsErrorKind::Timeout, "{err}");
+    assert_eq!(err.kind, AdapterErrorKind::Timeout, "{err}");
     let change = err
         .written
         .clone()
@@ -267,7 +267,7 @@ async fn retries_throttling_and_prior_request_not_complete() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.kind, DnsErrorKind::Throttled, "{err}");
+    assert_eq!(err.kind, AdapterErrorKind::Throttled, "{err}");
     assert!(
         err.message.contains("Throttling") && err.message.contains("after 4 tries"),
         "{err}"
@@ -297,7 +297,7 @@ async fn refusals_are_not_retried_and_never_show_the_keys() {
     let err = dns::switch(dns.as_ref(), &cache, &west, &fast())
         .await
         .unwrap_err();
-    assert_eq!(err.kind, DnsErrorKind::Invalid, "{err}");
+    assert_eq!(err.kind, AdapterErrorKind::Invalid, "{err}");
     assert!(err.message.contains("InvalidChangeBatch"), "{err}");
     assert_eq!(proxy.count("POST", "/rrset"), 1);
 
@@ -312,7 +312,7 @@ async fn refusals_are_not_retried_and_never_show_the_keys() {
     let err = dns::switch(dns.as_ref(), &cache, &west, &fast())
         .await
         .unwrap_err();
-    assert_eq!(err.kind, DnsErrorKind::Unauthorized, "{err}");
+    assert_eq!(err.kind, AdapterErrorKind::Unauthorized, "{err}");
     let shown = format!("{err} {err:?}");
     assert!(
         !shown.contains(SECRET_KEY) && !shown.contains(ACCESS_KEY),
@@ -324,7 +324,7 @@ async fn refusals_are_not_retried_and_never_show_the_keys() {
     // moto's own answer for a zone that does not exist.
     let nowhere = record("ZNOSUCHZONE00", "cache.example.com");
     let err = dns.read(&nowhere).await.unwrap_err();
-    assert_eq!(err.kind, DnsErrorKind::NotFound, "{err}");
+    assert_eq!(err.kind, AdapterErrorKind::NotFound, "{err}");
     assert!(err.message.contains("NoSuchHostedZone"), "{err}");
     // Nothing was changed by any of this.
     assert_eq!(
@@ -352,7 +352,7 @@ async fn an_api_that_is_not_running_is_unavailable_quickly() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.kind, DnsErrorKind::Unavailable, "{err}");
+    assert_eq!(err.kind, AdapterErrorKind::Unavailable, "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
@@ -370,5 +370,5 @@ async fn an_api_that_is_not_running_is_unavailable_quickly() {
         .read(&record(&zone_id, "cache.example.com"))
         .await
         .unwrap_err();
-    assert_eq!(err.kind, DnsErrorKind::Unavailable, "{err}");
+    assert_eq!(err.kind, AdapterErrorKind::Unavailable, "{err}");
 }

@@ -1,10 +1,12 @@
 //! Deciding whether to fail over: Alertmanager's webhook payload (`webhook`), the pure
 //! failover policy (`policy`), and the journal that records every decision durably
-//! (`journal`).
+//! (`journal`). `ports` holds what the engine and its adapters exchange (today the kind of
+//! an adapter's error and the one-line error chain).
 
 pub mod counters;
 pub mod engine;
 pub mod incident;
 pub mod journal;
 pub mod policy;
+pub mod ports;
 pub mod webhook;

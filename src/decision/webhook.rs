@@ -18,6 +18,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::model::rfc3339;
+
 /// The only payload version the agent reads (Alertmanager 0.x has sent "4" since 2016).
 pub const VERSION: &str = "4";
 
@@ -491,8 +493,6 @@ pub fn bounded_label(value: &str, max_bytes: usize) -> String {
     }
     format!("{}{marker}", &value[..end])
 }
-
-pub use crate::model::rfc3339;
 
 #[cfg(test)]
 #[path = "webhook_tests.rs"]

@@ -39,7 +39,7 @@ pub fn prometheus_alert(
     starts_at: SystemTime,
     resolved: bool,
 ) -> Json {
-    use redis_failover_agent::decision::webhook::rfc3339;
+    use redis_failover_agent::model::rfc3339;
     let mut all: serde_json::Map<String, Json> = serde_json::Map::new();
     all.insert("job".into(), "redis-failover-agent".into());
     all.insert("instance".into(), "agent:8080".into());

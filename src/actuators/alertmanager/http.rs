@@ -10,9 +10,11 @@ use async_trait::async_trait;
 use reqwest::{StatusCode, Url};
 use serde_json::{Value, json};
 
-use super::{AgentAlert, Notifier, NotifyError, NotifyErrorKind, NotifyReport};
-use crate::decision::webhook::rfc3339;
+use super::{AgentAlert, Notifier, NotifyError, NotifyReport};
+use crate::decision::ports::AdapterErrorKind;
+use crate::decision::ports::error_chain;
 use crate::model::Secret;
+use crate::model::rfc3339;
 
 /// Credentials for Alertmanager (or the proxy in front of it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +113,7 @@ impl AlertmanagerNotifier {
     /// Checks the settings (the message names the setting) and builds the HTTP client.
     /// Needs a rustls crypto provider installed as the process default (main does it).
     pub fn new(settings: NotifierSettings) -> Result<Self, NotifyError> {
-        let invalid = |m: String| NotifyError::new(NotifyErrorKind::Invalid, m);
+        let invalid = |m: String| NotifyError::new(AdapterErrorKind::Invalid, m);
         if settings.urls.is_empty() {
             return Err(invalid(
                 "alertmanager urls: none given; name at least one Alertmanager, such as \
@@ -242,7 +244,7 @@ impl AlertmanagerNotifier {
         };
         match outcome {
             Err(_) => Err(NotifyError::new(
-                NotifyErrorKind::Timeout,
+                AdapterErrorKind::Timeout,
                 format!(
                     "Alertmanager {shown}: no answer within {:?}",
                     self.settings.timeout
@@ -250,9 +252,9 @@ impl AlertmanagerNotifier {
             )),
             Ok(Err(e)) => {
                 let kind = if e.is_timeout() {
-                    NotifyErrorKind::Timeout
+                    AdapterErrorKind::Timeout
                 } else {
-                    NotifyErrorKind::Unavailable
+                    AdapterErrorKind::Unavailable
                 };
                 let what = if e.is_connect() {
                     "cannot connect"
@@ -265,7 +267,7 @@ impl AlertmanagerNotifier {
                     kind,
                     redact(&format!(
                         "Alertmanager {shown}: {what}: {}",
-                        chain(&e.without_url())
+                        error_chain(&e.without_url())
                     )),
                 ))
             }
@@ -273,12 +275,12 @@ impl AlertmanagerNotifier {
             Ok(Ok((status, text))) => {
                 let kind = match status {
                     StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                        NotifyErrorKind::Unauthorized
+                        AdapterErrorKind::Unauthorized
                     }
-                    StatusCode::NOT_FOUND => NotifyErrorKind::NotFound,
-                    StatusCode::TOO_MANY_REQUESTS => NotifyErrorKind::Throttled,
-                    s if s.is_server_error() => NotifyErrorKind::Unavailable,
-                    _ => NotifyErrorKind::Invalid,
+                    StatusCode::NOT_FOUND => AdapterErrorKind::NotFound,
+                    StatusCode::TOO_MANY_REQUESTS => AdapterErrorKind::Throttled,
+                    s if s.is_server_error() => AdapterErrorKind::Unavailable,
+                    _ => AdapterErrorKind::Invalid,
                 };
                 Err(NotifyError::new(
                     kind,
@@ -299,7 +301,7 @@ impl Notifier for AlertmanagerNotifier {
             return Ok(NotifyReport::default());
         }
         let body: Arc<[u8]> = serde_json::to_vec(&self.body(alerts, SystemTime::now()))
-            .map_err(|e| NotifyError::new(NotifyErrorKind::Invalid, e.to_string()))?
+            .map_err(|e| NotifyError::new(AdapterErrorKind::Invalid, e.to_string()))?
             .into();
         // Every Alertmanager at once: one that hangs must not delay the others.
         let mut tasks = tokio::task::JoinSet::new();
@@ -327,21 +329,21 @@ impl Notifier for AlertmanagerNotifier {
                 None => report.failed.push((
                     shown.clone(),
                     NotifyError::new(
-                        NotifyErrorKind::Unavailable,
+                        AdapterErrorKind::Unavailable,
                         format!("Alertmanager {shown}: the notification task failed"),
                     ),
                 )),
             }
         }
         if report.delivered.is_empty() {
-            let kinds: Vec<NotifyErrorKind> = report.failed.iter().map(|(_, e)| e.kind).collect();
+            let kinds: Vec<AdapterErrorKind> = report.failed.iter().map(|(_, e)| e.kind).collect();
             let kind = if kinds.windows(2).all(|w| w[0] == w[1]) {
                 kinds
                     .first()
                     .copied()
-                    .unwrap_or(NotifyErrorKind::Unavailable)
+                    .unwrap_or(AdapterErrorKind::Unavailable)
             } else {
-                NotifyErrorKind::Unavailable
+                AdapterErrorKind::Unavailable
             };
             let messages: Vec<String> = report.failed.iter().map(|(_, e)| e.to_string()).collect();
             return Err(NotifyError::new(kind, messages.join("; ")));
@@ -397,21 +399,6 @@ fn display_url(raw: &str) -> String {
             .map_or(raw, |(_, host)| host)
             .to_owned(),
     }
-}
-
-/// An error and its causes: "client error (Connect): tcp connect error: Connection refused".
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 fn excerpt(text: &str) -> String {
@@ -520,7 +507,7 @@ mod tests {
     fn settings_are_checked_with_messages_that_name_them() {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let e = AlertmanagerNotifier::new(NotifierSettings::default()).unwrap_err();
-        assert_eq!(e.kind, NotifyErrorKind::Invalid);
+        assert_eq!(e.kind, AdapterErrorKind::Invalid);
         assert!(
             e.message.starts_with("alertmanager urls: none given"),
             "{e}"

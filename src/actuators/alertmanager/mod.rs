@@ -23,7 +23,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::decision::webhook::rfc3339;
+use crate::decision::ports::AdapterErrorKind;
+use crate::model::rfc3339;
 
 pub use http::{AlertmanagerNotifier, Auth, NotifierSettings};
 
@@ -243,43 +244,17 @@ fn encode_query(s: &str) -> String {
     out
 }
 
-/// What went wrong; decides whether a call is retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum NotifyErrorKind {
-    /// Not reachable, or answered 5xx. Retried.
-    Unavailable,
-    /// No answer within the call timeout. Retried.
-    Timeout,
-    /// 429 from Alertmanager or a proxy in front of it. Retried.
-    Throttled,
-    /// 401 or 403: the credentials are wrong. Not retried.
-    Unauthorized,
-    /// 404: the URL is not an Alertmanager with the v2 API. Not retried.
-    NotFound,
-    /// Any other 4xx (Alertmanager refused the alerts), or a bad setting. Not retried.
-    Invalid,
-}
-
-impl NotifyErrorKind {
-    pub fn is_retryable(self) -> bool {
-        matches!(
-            self,
-            NotifyErrorKind::Unavailable | NotifyErrorKind::Timeout | NotifyErrorKind::Throttled
-        )
-    }
-}
-
 /// A notification that did not reach an Alertmanager. The message names the URL (without
 /// credentials) and what happened; it never contains a password or token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct NotifyError {
-    pub kind: NotifyErrorKind,
+    pub kind: AdapterErrorKind,
     pub message: String,
 }
 
 impl NotifyError {
-    pub(crate) fn new(kind: NotifyErrorKind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: AdapterErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
@@ -307,7 +282,7 @@ pub trait Notifier: Send + Sync + fmt::Debug {
 #[derive(Debug, Default)]
 pub struct RecordingNotifier {
     sent: Mutex<Vec<AgentAlert>>,
-    failing: Mutex<Option<NotifyErrorKind>>,
+    failing: Mutex<Option<AdapterErrorKind>>,
 }
 
 impl RecordingNotifier {
@@ -326,7 +301,7 @@ impl RecordingNotifier {
     }
 
     /// From now on `notify` fails with `kind` (and records nothing); `None` heals it.
-    pub fn set_failing(&self, kind: Option<NotifyErrorKind>) {
+    pub fn set_failing(&self, kind: Option<AdapterErrorKind>) {
         *self.failing.lock().expect("lock") = kind;
     }
 }
@@ -447,9 +422,9 @@ mod tests {
         let r = RecordingNotifier::new();
         let report = r.notify(&[executed()]).await.unwrap();
         assert_eq!(report.delivered.len(), 1);
-        r.set_failing(Some(NotifyErrorKind::Unavailable));
+        r.set_failing(Some(AdapterErrorKind::Unavailable));
         let e = r.notify(&[executed()]).await.unwrap_err();
-        assert_eq!(e.kind, NotifyErrorKind::Unavailable);
+        assert_eq!(e.kind, AdapterErrorKind::Unavailable);
         r.set_failing(None);
         r.notify(&[]).await.unwrap();
         assert_eq!(r.names(), [AgentAlertName::RedisFailoverExecuted]);

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{
-    ChangeId, ChangeStatus, DnsError, DnsErrorKind, DnsProvider, RecordRef, RecordType, RecordValue,
-};
+use super::{ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType, RecordValue};
+
+use crate::decision::ports::AdapterErrorKind;
 
 type Key = (String, String, RecordType);
 
@@ -87,7 +87,7 @@ impl DnsProvider for DryRunDns {
             Ok(ChangeStatus::InSync)
         } else {
             Err(DnsError::new(
-                DnsErrorKind::NotFound,
+                AdapterErrorKind::NotFound,
                 format!("no dry-run change {id}"),
             ))
         }
@@ -118,7 +118,7 @@ mod tests {
             .change_status(&ChangeId("dry-run-9".into()))
             .await
             .unwrap_err();
-        assert_eq!(err.kind, DnsErrorKind::NotFound);
+        assert_eq!(err.kind, AdapterErrorKind::NotFound);
         assert_eq!(dns.name(), "dry-run");
     }
 }

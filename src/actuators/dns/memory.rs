@@ -6,9 +6,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::{
-    ChangeId, ChangeStatus, DnsError, DnsErrorKind, DnsProvider, RecordRef, RecordType, RecordValue,
-};
+use super::{ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType, RecordValue};
+
+use crate::decision::ports::AdapterErrorKind;
 
 /// A provider call, to aim faults at and to count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,7 +28,7 @@ pub struct MemoryDns {
 #[derive(Debug, Default)]
 struct State {
     records: HashMap<Key, RecordValue>,
-    failures: HashMap<Op, VecDeque<DnsErrorKind>>,
+    failures: HashMap<Op, VecDeque<AdapterErrorKind>>,
     delays: HashMap<Op, Duration>,
     pending_polls: u32,
     calls: HashMap<Op, u32>,
@@ -66,7 +66,7 @@ impl MemoryDns {
     }
 
     /// The next `times` calls of `op` fail with `kind` (queued after earlier faults).
-    pub fn fail_next(&self, op: Op, times: u32, kind: DnsErrorKind) {
+    pub fn fail_next(&self, op: Op, times: u32, kind: AdapterErrorKind) {
         let mut state = self.lock();
         let queue = state.failures.entry(op).or_default();
         queue.extend(std::iter::repeat_n(kind, times as usize));
@@ -141,7 +141,7 @@ impl DnsProvider for MemoryDns {
         let mut state = self.lock();
         if !state.changes.contains(id) {
             return Err(DnsError::new(
-                DnsErrorKind::NotFound,
+                AdapterErrorKind::NotFound,
                 format!("no change {id}"),
             ));
         }

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::config::{DnsRecord, DnsSettings};
+use crate::decision::ports::AdapterErrorKind;
 
 pub use dry_run::DryRunDns;
 pub use memory::{MemoryDns, Op};
@@ -100,7 +101,7 @@ impl std::str::FromStr for RecordType {
             "A" => Ok(RecordType::A),
             "AAAA" => Ok(RecordType::Aaaa),
             _ => Err(DnsError::new(
-                DnsErrorKind::Invalid,
+                AdapterErrorKind::Invalid,
                 format!("record type {s:?} is not supported; use CNAME, A or AAAA"),
             )),
         }
@@ -165,63 +166,12 @@ pub enum ChangeStatus {
     InSync,
 }
 
-/// What kind of failure, which decides whether [`switch`] tries again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DnsErrorKind {
-    /// The zone, record or change does not exist.
-    NotFound,
-    /// Credentials missing, wrong or not allowed to do this.
-    Unauthorized,
-    /// The provider asks us to slow down.
-    Throttled,
-    /// No answer in time.
-    Timeout,
-    /// Could not reach the provider, or it failed (5xx, broken response).
-    Unavailable,
-    /// The request, the record or the configuration is wrong; trying again won't help.
-    Invalid,
-    /// Another change to the zone is still being applied (PriorRequestNotComplete).
-    Conflict,
-}
-
-impl DnsErrorKind {
-    /// Throttled, Conflict, Unavailable and Timeout may succeed a moment later.
-    pub fn is_retryable(self) -> bool {
-        matches!(
-            self,
-            DnsErrorKind::Throttled
-                | DnsErrorKind::Conflict
-                | DnsErrorKind::Unavailable
-                | DnsErrorKind::Timeout
-        )
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DnsErrorKind::NotFound => "not_found",
-            DnsErrorKind::Unauthorized => "unauthorized",
-            DnsErrorKind::Throttled => "throttled",
-            DnsErrorKind::Timeout => "timeout",
-            DnsErrorKind::Unavailable => "unavailable",
-            DnsErrorKind::Invalid => "invalid",
-            DnsErrorKind::Conflict => "conflict",
-        }
-    }
-}
-
-impl fmt::Display for DnsErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A DNS failure. The message never contains credentials: providers redact what
 /// their libraries say before building one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct DnsError {
-    pub kind: DnsErrorKind,
+    pub kind: AdapterErrorKind,
     pub message: String,
     /// Set when the failure came after the provider accepted the write (e.g. the change
     /// never reached INSYNC in time): the record may already point at the target.
@@ -231,7 +181,7 @@ pub struct DnsError {
 }
 
 impl DnsError {
-    pub fn new(kind: DnsErrorKind, message: impl Into<String>) -> Self {
+    pub fn new(kind: AdapterErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
@@ -379,7 +329,7 @@ fn check_target(record: &RecordRef, target: &RecordValue) -> Result<(), DnsError
     };
     match problem {
         Some(p) => Err(DnsError::new(
-            DnsErrorKind::Invalid,
+            AdapterErrorKind::Invalid,
             format!("cannot point {record} at {p}"),
         )),
         None => Ok(()),
@@ -392,7 +342,7 @@ pub fn build(settings: &DnsSettings) -> Result<Arc<dyn DnsProvider>, DnsError> {
         "route53" => Ok(Arc::new(Route53Dns::new(settings)?)),
         "dry-run" => Ok(Arc::new(DryRunDns::new())),
         other => Err(DnsError::new(
-            DnsErrorKind::Invalid,
+            AdapterErrorKind::Invalid,
             format!("dns_provider {other:?} is not supported; use \"route53\" or \"dry-run\""),
         )),
     }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{ChangeId, ChangeStatus, DnsError, DnsErrorKind, DnsProvider, SwitchPolicy};
+use super::{ChangeId, ChangeStatus, DnsError, DnsProvider, SwitchPolicy};
+
+use crate::decision::ports::AdapterErrorKind;
 
 /// First backoff; doubled on every retry up to [`BACKOFF_MAX`]. Route53 allows five
 /// requests a second per account and answers PriorRequestNotComplete while an earlier
@@ -93,7 +95,7 @@ pub(super) async fn wait_in_sync(
             let why = last_error
                 .map_or_else(|| "still PENDING".to_owned(), |e| format!("last poll: {e}"));
             return Err(DnsError {
-                kind: DnsErrorKind::Timeout,
+                kind: AdapterErrorKind::Timeout,
                 message: format!(
                     "change {change} was accepted but not in sync after {:?} ({polls} polls, {why}); the record may already point at the target",
                     policy.insync_timeout
@@ -113,7 +115,7 @@ async fn timed<T>(
     match tokio::time::timeout(limit, fut).await {
         Ok(result) => result,
         Err(_) => Err(DnsError::new(
-            DnsErrorKind::Timeout,
+            AdapterErrorKind::Timeout,
             format!("{op}: no answer within {limit:?}"),
         )),
     }

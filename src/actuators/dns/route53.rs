@@ -18,10 +18,12 @@ use aws_sdk_route53::types::{
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use super::{
-    ChangeId, ChangeStatus, DnsError, DnsErrorKind, DnsProvider, RecordRef, RecordType,
-    RecordValue, canonical_name, canonical_value,
+    ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType, RecordValue,
+    canonical_name, canonical_value,
 };
 use crate::config::DnsSettings;
+use crate::decision::ports::AdapterErrorKind;
+use crate::decision::ports::error_chain;
 use crate::model::Secret;
 
 /// Connecting must be quick: an unreachable API should fail fast and be retried.
@@ -113,49 +115,35 @@ impl Route53Dns {
                     format!("{code} (HTTP {status}): {message}"),
                 )
             }
-            SdkError::TimeoutError(_) => (DnsErrorKind::Timeout, "timed out".to_owned()),
+            SdkError::TimeoutError(_) => (AdapterErrorKind::Timeout, "timed out".to_owned()),
             SdkError::DispatchFailure(failure) => {
                 let kind = if failure.is_timeout() {
-                    DnsErrorKind::Timeout
+                    AdapterErrorKind::Timeout
                 } else if failure.is_user() {
-                    DnsErrorKind::Invalid
+                    AdapterErrorKind::Invalid
                 } else {
-                    DnsErrorKind::Unavailable
+                    AdapterErrorKind::Unavailable
                 };
-                (kind, chain(&err))
+                (kind, error_chain(&err))
             }
             SdkError::ResponseError(response) => {
                 let status = response.raw().status().as_u16();
                 let kind = match status {
-                    401 | 403 => DnsErrorKind::Unauthorized,
-                    429 => DnsErrorKind::Throttled,
-                    400..=499 => DnsErrorKind::Invalid,
-                    _ => DnsErrorKind::Unavailable,
+                    401 | 403 => AdapterErrorKind::Unauthorized,
+                    429 => AdapterErrorKind::Throttled,
+                    400..=499 => AdapterErrorKind::Invalid,
+                    _ => AdapterErrorKind::Unavailable,
                 };
                 (
                     kind,
-                    format!("unreadable answer (HTTP {status}): {}", chain(&err)),
+                    format!("unreadable answer (HTTP {status}): {}", error_chain(&err)),
                 )
             }
-            SdkError::ConstructionFailure(_) => (DnsErrorKind::Invalid, chain(&err)),
-            _ => (DnsErrorKind::Unavailable, chain(&err)),
+            SdkError::ConstructionFailure(_) => (AdapterErrorKind::Invalid, error_chain(&err)),
+            _ => (AdapterErrorKind::Unavailable, error_chain(&err)),
         };
         DnsError::new(kind, self.redact(format!("route53 {op}: {detail}")))
     }
-}
-
-/// An error and its sources, "a: b: c", each said once (no Debug dumps).
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(e) = source {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = e.source();
-    }
-    parts.join(": ")
 }
 
 /// Static keys from the configuration, else from the environment; both or neither.
@@ -169,13 +157,13 @@ fn credentials(settings: &DnsSettings) -> Result<(Secret, Secret, Option<Secret>
     match (&settings.access_key, &settings.secret_key) {
         (Some(a), Some(s)) => Ok((a.clone(), s.clone(), None)),
         (Some(_), None) | (None, Some(_)) => Err(DnsError::new(
-            DnsErrorKind::Invalid,
+            AdapterErrorKind::Invalid,
             "dns_config: aws_access_key and aws_secret_key go together; set both or neither",
         )),
         (None, None) => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
             (Some(a), Some(s)) => Ok((a, s, env("AWS_SESSION_TOKEN"))),
             _ => Err(DnsError::new(
-                DnsErrorKind::Unauthorized,
+                AdapterErrorKind::Unauthorized,
                 "no AWS credentials: set dns_config.aws_access_key and aws_secret_key \
                  (or their _file forms), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
             )),
@@ -184,13 +172,13 @@ fn credentials(settings: &DnsSettings) -> Result<(Secret, Secret, Option<Secret>
 }
 
 /// Route53's error codes (and HTTP statuses, when the code is unknown) to our kinds.
-fn kind_of(code: &str, status: u16) -> DnsErrorKind {
+fn kind_of(code: &str, status: u16) -> AdapterErrorKind {
     match code {
         "Throttling"
         | "ThrottlingException"
         | "TooManyRequestsException"
-        | "RequestLimitExceeded" => DnsErrorKind::Throttled,
-        "PriorRequestNotComplete" => DnsErrorKind::Conflict,
+        | "RequestLimitExceeded" => AdapterErrorKind::Throttled,
+        "PriorRequestNotComplete" => AdapterErrorKind::Conflict,
         "AccessDenied"
         | "AccessDeniedException"
         | "InvalidClientTokenId"
@@ -199,17 +187,17 @@ fn kind_of(code: &str, status: u16) -> DnsErrorKind {
         | "MissingAuthenticationToken"
         | "ExpiredToken"
         | "UnrecognizedClientException"
-        | "InvalidSignatureException" => DnsErrorKind::Unauthorized,
-        "ServiceUnavailable" | "InternalFailure" | "InternalError" => DnsErrorKind::Unavailable,
-        "RequestTimeout" | "RequestTimeoutException" => DnsErrorKind::Timeout,
-        c if c.starts_with("NoSuch") => DnsErrorKind::NotFound,
+        | "InvalidSignatureException" => AdapterErrorKind::Unauthorized,
+        "ServiceUnavailable" | "InternalFailure" | "InternalError" => AdapterErrorKind::Unavailable,
+        "RequestTimeout" | "RequestTimeoutException" => AdapterErrorKind::Timeout,
+        c if c.starts_with("NoSuch") => AdapterErrorKind::NotFound,
         _ => match status {
-            401 | 403 => DnsErrorKind::Unauthorized,
-            404 => DnsErrorKind::NotFound,
-            408 => DnsErrorKind::Timeout,
-            429 => DnsErrorKind::Throttled,
-            500..=599 => DnsErrorKind::Unavailable,
-            _ => DnsErrorKind::Invalid,
+            401 | 403 => AdapterErrorKind::Unauthorized,
+            404 => AdapterErrorKind::NotFound,
+            408 => AdapterErrorKind::Timeout,
+            429 => AdapterErrorKind::Throttled,
+            500..=599 => AdapterErrorKind::Unavailable,
+            _ => AdapterErrorKind::Invalid,
         },
     }
 }
@@ -223,14 +211,14 @@ fn rr_type(t: RecordType) -> RrType {
 }
 
 fn build_error(e: impl std::error::Error) -> DnsError {
-    DnsError::new(DnsErrorKind::Invalid, format!("route53 request: {e}"))
+    DnsError::new(AdapterErrorKind::Invalid, format!("route53 request: {e}"))
 }
 
 /// The value as our types say it: CNAME hosts without the trailing dot Route53 adds.
 fn record_value(record: &RecordRef, set: &ResourceRecordSet) -> Result<RecordValue, DnsError> {
     if set.alias_target().is_some() || set.set_identifier().is_some() {
         return Err(DnsError::new(
-            DnsErrorKind::Invalid,
+            AdapterErrorKind::Invalid,
             format!(
                 "{record} is an alias or a weighted/latency/failover record set; \
                  the agent switches only simple records"
@@ -327,7 +315,7 @@ impl DnsProvider for Route53Dns {
             .map_err(|e| self.error("ChangeResourceRecordSets", e))?;
         let info = out.change_info().ok_or_else(|| {
             DnsError::new(
-                DnsErrorKind::Unavailable,
+                AdapterErrorKind::Unavailable,
                 "route53 ChangeResourceRecordSets: the answer has no ChangeInfo",
             )
         })?;
@@ -361,7 +349,7 @@ mod tests {
 
     #[test]
     fn route53_error_codes_map_to_kinds() {
-        use DnsErrorKind::*;
+        use AdapterErrorKind::*;
         for (code, status, kind) in [
             ("Throttling", 400, Throttled),
             ("PriorRequestNotComplete", 400, Conflict),
@@ -396,7 +384,7 @@ mod tests {
     #[test]
     fn keys_go_together_and_never_show_in_debug() {
         let err = Route53Dns::new(&settings(Some("AKIAEXAMPLE"), None)).unwrap_err();
-        assert_eq!(err.kind, DnsErrorKind::Invalid);
+        assert_eq!(err.kind, AdapterErrorKind::Invalid);
         let dns = Route53Dns::new(&settings(Some("AKIAEXAMPLE"), Some("s3cr3t-key"))).unwrap();
         let debug = format!("{dns:?}");
         assert!(

@@ -3,6 +3,8 @@
 
 use super::*;
 
+use crate::decision::ports::AdapterErrorKind;
+
 fn cache() -> RecordRef {
     RecordRef::new("Z1", "cache.example.com", RecordType::Cname)
 }
@@ -74,7 +76,7 @@ async fn a_missing_record_is_created() {
 #[tokio::test(start_paused = true)]
 async fn throttled_twice_then_ok_backs_off() {
     let dns = pointing_east();
-    dns.fail_next(Op::Upsert, 2, DnsErrorKind::Throttled);
+    dns.fail_next(Op::Upsert, 2, AdapterErrorKind::Throttled);
     let started = Instant::now();
     let out = switch(&dns, &cache(), &west(), &policy()).await.unwrap();
     assert!(matches!(out, SwitchOutcome::Changed { .. }), "{out:?}");
@@ -91,8 +93,8 @@ async fn throttled_twice_then_ok_backs_off() {
 #[tokio::test(start_paused = true)]
 async fn conflict_and_unavailable_reads_are_retried() {
     let dns = pointing_east();
-    dns.fail_next(Op::Read, 1, DnsErrorKind::Unavailable);
-    dns.fail_next(Op::Upsert, 1, DnsErrorKind::Conflict);
+    dns.fail_next(Op::Read, 1, AdapterErrorKind::Unavailable);
+    dns.fail_next(Op::Upsert, 1, AdapterErrorKind::Conflict);
     switch(&dns, &cache(), &west(), &policy()).await.unwrap();
     assert_eq!(dns.calls(Op::Read), 2);
     assert_eq!(dns.calls(Op::Upsert), 2);
@@ -101,9 +103,9 @@ async fn conflict_and_unavailable_reads_are_retried() {
 #[tokio::test(start_paused = true)]
 async fn invalid_unauthorized_and_not_found_are_not_retried() {
     for kind in [
-        DnsErrorKind::Invalid,
-        DnsErrorKind::Unauthorized,
-        DnsErrorKind::NotFound,
+        AdapterErrorKind::Invalid,
+        AdapterErrorKind::Unauthorized,
+        AdapterErrorKind::NotFound,
     ] {
         let dns = pointing_east();
         dns.fail_next(Op::Upsert, 1, kind);
@@ -120,11 +122,11 @@ async fn invalid_unauthorized_and_not_found_are_not_retried() {
 #[tokio::test(start_paused = true)]
 async fn retries_stop_after_the_attempts() {
     let dns = pointing_east();
-    dns.fail_next(Op::Upsert, 10, DnsErrorKind::Throttled);
+    dns.fail_next(Op::Upsert, 10, AdapterErrorKind::Throttled);
     let err = switch(&dns, &cache(), &west(), &policy())
         .await
         .unwrap_err();
-    assert_eq!(err.kind, DnsErrorKind::Throttled);
+    assert_eq!(err.kind, AdapterErrorKind::Throttled);
     assert!(err.message.contains("after 4 tries"), "{err}");
     assert_eq!(dns.calls(Op::Upsert), 4);
     assert_eq!(dns.get(&cache()), Some(east()));
@@ -138,7 +140,7 @@ async fn never_in_sync_is_a_timeout_that_says_it_was_written() {
     let err = switch(&dns, &cache(), &west(), &policy())
         .await
         .unwrap_err();
-    assert_eq!(err.kind, DnsErrorKind::Timeout);
+    assert_eq!(err.kind, AdapterErrorKind::Timeout);
     assert_eq!(err.written, Some(ChangeId("memory-1".into())));
     assert!(err.message.contains("not in sync after 60s"), "{err}");
     assert_eq!(started.elapsed(), Duration::from_secs(60));
@@ -149,16 +151,16 @@ async fn never_in_sync_is_a_timeout_that_says_it_was_written() {
 #[tokio::test(start_paused = true)]
 async fn failing_polls_are_tolerated_until_the_deadline() {
     let dns = pointing_east();
-    dns.fail_next(Op::ChangeStatus, 2, DnsErrorKind::Throttled);
+    dns.fail_next(Op::ChangeStatus, 2, AdapterErrorKind::Throttled);
     switch(&dns, &cache(), &west(), &policy()).await.unwrap();
     assert_eq!(dns.calls(Op::ChangeStatus), 3);
 
     let dns = pointing_east();
-    dns.fail_next(Op::ChangeStatus, 1, DnsErrorKind::Unauthorized);
+    dns.fail_next(Op::ChangeStatus, 1, AdapterErrorKind::Unauthorized);
     let err = switch(&dns, &cache(), &west(), &policy())
         .await
         .unwrap_err();
-    assert_eq!(err.kind, DnsErrorKind::Unauthorized);
+    assert_eq!(err.kind, AdapterErrorKind::Unauthorized);
     assert_eq!(err.written, Some(ChangeId("memory-1".into())));
 }
 
@@ -169,7 +171,7 @@ async fn a_hanging_call_times_out_and_is_retried() {
     let err = switch(&dns, &cache(), &west(), &policy())
         .await
         .unwrap_err();
-    assert_eq!(err.kind, DnsErrorKind::Timeout);
+    assert_eq!(err.kind, AdapterErrorKind::Timeout);
     assert_eq!(dns.calls(Op::Read), 4);
     assert_eq!(dns.calls(Op::Upsert), 0);
 
@@ -178,7 +180,7 @@ async fn a_hanging_call_times_out_and_is_retried() {
     let err = switch(&dns, &cache(), &west(), &policy())
         .await
         .unwrap_err();
-    assert_eq!(err.kind, DnsErrorKind::Timeout);
+    assert_eq!(err.kind, AdapterErrorKind::Timeout);
     // A timed-out upsert is cancelled before it takes effect in the fake.
     assert_eq!(dns.get(&cache()), Some(east()));
 }
@@ -206,7 +208,7 @@ async fn impossible_targets_are_refused_before_any_call() {
         (aaaa, RecordValue::single("10.0.0.1", 60)),
     ] {
         let err = switch(&dns, &record, &target, &policy()).await.unwrap_err();
-        assert_eq!(err.kind, DnsErrorKind::Invalid, "{target:?}");
+        assert_eq!(err.kind, AdapterErrorKind::Invalid, "{target:?}");
     }
     assert_eq!(dns.calls(Op::Read), 0);
     switch(&dns, &a, &RecordValue::single("10.0.0.1", 60), &policy())
@@ -235,7 +237,7 @@ fn record_types_parse_and_serialize_as_dns_spells_them() {
     assert_eq!("AAAA".parse::<RecordType>().unwrap(), RecordType::Aaaa);
     assert_eq!(
         "MX".parse::<RecordType>().unwrap_err().kind,
-        DnsErrorKind::Invalid
+        AdapterErrorKind::Invalid
     );
     assert_eq!(
         serde_json::to_string(&RecordType::Cname).unwrap(),
@@ -262,5 +264,8 @@ fn build_picks_the_configured_provider() {
     assert_eq!(dns.name(), "route53");
     assert!(!format!("{dns:?}").contains("very-secret"));
     settings.provider = "bind".into();
-    assert_eq!(build(&settings).unwrap_err().kind, DnsErrorKind::Invalid);
+    assert_eq!(
+        build(&settings).unwrap_err().kind,
+        AdapterErrorKind::Invalid
+    );
 }

@@ -21,10 +21,11 @@ use ::elasticsearch::{Elasticsearch, FieldCapsParts, SearchParts};
 use serde_json::Value;
 
 use super::{
-    ClientImpact, ClientImpactError, ClientImpactSource, ErrorKind, ImpactReport, InstanceId,
-    Window, query,
+    ClientImpact, ClientImpactError, ClientImpactSource, ImpactReport, InstanceId, Window, query,
 };
 use crate::config::{ElkFields, ElkSettings};
+use crate::decision::ports::AdapterErrorKind;
+use crate::decision::ports::error_chain;
 use crate::model::Secret;
 
 /// Reads client logs from Elasticsearch.
@@ -56,7 +57,7 @@ impl ElasticsearchSource {
         settings: &ElkSettings,
         aliases: BTreeMap<InstanceId, Vec<String>>,
     ) -> Result<Self, ClientImpactError> {
-        let invalid = |m: String| ClientImpactError::new(ErrorKind::Invalid, m);
+        let invalid = |m: String| ClientImpactError::new(AdapterErrorKind::Invalid, m);
         let mut url =
             Url::parse(&settings.url).map_err(|e| invalid(format!("elk.url is not a URL: {e}")))?;
         // Credentials in the URL would end up in every error message.
@@ -173,29 +174,29 @@ impl ElasticsearchSource {
         };
         let response = sent.map_err(|e| {
             let kind = if e.is_timeout() {
-                ErrorKind::Timeout
+                AdapterErrorKind::Timeout
             } else {
-                ErrorKind::Unavailable
+                AdapterErrorKind::Unavailable
             };
-            fail(kind, chain(&e))
+            fail(kind, error_chain(&e))
         })?;
         let status = response.status_code();
         let text = response.text().await.map_err(|e| {
             let kind = if e.is_timeout() {
-                ErrorKind::Timeout
+                AdapterErrorKind::Timeout
             } else {
-                ErrorKind::Unavailable
+                AdapterErrorKind::Unavailable
             };
-            fail(kind, format!("reading the answer: {}", chain(&e)))
+            fail(kind, format!("reading the answer: {}", error_chain(&e)))
         })?;
         let json: Result<Value, _> = serde_json::from_str(&text);
         if !status.is_success() {
             let kind = match status.as_u16() {
-                401 | 403 => ErrorKind::Unauthorized,
-                404 => ErrorKind::NotFound,
-                429 => ErrorKind::Throttled,
-                500..=599 => ErrorKind::Unavailable,
-                _ => ErrorKind::Invalid,
+                401 | 403 => AdapterErrorKind::Unauthorized,
+                404 => AdapterErrorKind::NotFound,
+                429 => AdapterErrorKind::Throttled,
+                500..=599 => AdapterErrorKind::Unavailable,
+                _ => AdapterErrorKind::Invalid,
             };
             let detail = json
                 .ok()
@@ -203,7 +204,12 @@ impl ElasticsearchSource {
                 .unwrap_or_else(|| text.chars().take(200).collect());
             return Err(fail(kind, format!("HTTP {}: {detail}", status.as_u16())));
         }
-        json.map_err(|e| fail(ErrorKind::Invalid, format!("the answer is not JSON: {e}")))
+        json.map_err(|e| {
+            fail(
+                AdapterErrorKind::Invalid,
+                format!("the answer is not JSON: {e}"),
+            )
+        })
     }
 }
 
@@ -217,21 +223,6 @@ fn server_reason(body: &Value) -> Option<String> {
         _ => error.as_str()?.to_owned(),
     };
     Some(text.chars().take(300).collect())
-}
-
-/// An error and its causes, `a: b: c` (reqwest hides "connection refused" in a cause).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let c_text = c.to_string();
-        if !text.contains(&c_text) {
-            text.push_str(": ");
-            text.push_str(&c_text);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 #[async_trait::async_trait]

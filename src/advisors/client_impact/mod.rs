@@ -31,6 +31,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::config::ElkSettings;
+use crate::decision::ports::AdapterErrorKind;
 use crate::model::{Instance, InstanceId};
 
 pub use cache::CachedSource;
@@ -224,53 +225,17 @@ impl From<ClientImpactError> for ClientImpact {
     }
 }
 
-/// What kind of failure: for the reason text and for how long it is cached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    /// The index pattern matches no index, or a field is not in the mapping.
-    NotFound,
-    /// Credentials missing, wrong, or not allowed to read the indices.
-    Unauthorized,
-    /// The server asks us to slow down (429).
-    Throttled,
-    /// No answer in time.
-    Timeout,
-    /// Could not reach the server, it failed (5xx), or answered only in part.
-    Unavailable,
-    /// The configuration, the request or the answer is wrong; trying again won't help.
-    Invalid,
-}
-
-impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::Unauthorized => "unauthorized",
-            ErrorKind::Throttled => "throttled",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Unavailable => "unavailable",
-            ErrorKind::Invalid => "invalid",
-        }
-    }
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A failure inside a source. Never contains the password: adapters redact what their
 /// libraries say before building one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct ClientImpactError {
-    pub kind: ErrorKind,
+    pub kind: AdapterErrorKind,
     pub message: String,
 }
 
 impl ClientImpactError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub fn new(kind: AdapterErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
@@ -335,7 +300,7 @@ mod tests {
     #[test]
     fn unknown_is_neither_failing_nor_as_usual() {
         let u = ClientImpact::from(ClientImpactError::new(
-            ErrorKind::Timeout,
+            AdapterErrorKind::Timeout,
             "no answer in 2 s",
         ));
         assert_eq!(u, ClientImpact::unknown("timeout: no answer in 2 s"));

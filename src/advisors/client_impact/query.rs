@@ -13,8 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use super::report::{Latency, LogCounts, MAX_SAMPLES, PeriodCounts, RawSample, TimeBucket};
-use super::{Bounds, ClientImpactError, ErrorCategory, ErrorKind, categorize, categorize_text};
+use super::{Bounds, ClientImpactError, ErrorCategory, categorize, categorize_text};
 use crate::config::ElkFields;
+use crate::decision::ports::AdapterErrorKind;
 
 /// Exception names (and messages per exception) counted one by one; the rest of the
 /// errors count as "other".
@@ -63,7 +64,7 @@ pub(super) fn resolve(
     let indices = caps["indices"].as_array().map_or(0, Vec::len);
     if indices == 0 {
         return Err(ClientImpactError::new(
-            ErrorKind::NotFound,
+            AdapterErrorKind::NotFound,
             format!("no index matches {pattern:?}"),
         ));
     }
@@ -90,12 +91,12 @@ pub(super) fn resolve(
         exact(name).ok_or_else(|| {
             if types(name).is_empty() {
                 ClientImpactError::new(
-                    ErrorKind::NotFound,
+                    AdapterErrorKind::NotFound,
                     format!("field {name:?} is in no index matching {pattern:?}; see elk.fields"),
                 )
             } else {
                 ClientImpactError::new(
-                    ErrorKind::Invalid,
+                    AdapterErrorKind::Invalid,
                     format!(
                         "field {name:?} is text without a keyword form; map it as keyword or \
                          give it a .keyword sub-field"
@@ -108,9 +109,9 @@ pub(super) fn resolve(
     if ts.is_empty() || !ts.iter().all(|(t, _)| t == "date" || t == "date_nanos") {
         return Err(ClientImpactError::new(
             if ts.is_empty() {
-                ErrorKind::NotFound
+                AdapterErrorKind::NotFound
             } else {
-                ErrorKind::Invalid
+                AdapterErrorKind::Invalid
             },
             format!(
                 "field {:?} is not a date in the indices matching {pattern:?}",
@@ -303,7 +304,7 @@ pub(super) fn parse(
             .as_str()
             .unwrap_or("no reason given");
         return Err(ClientImpactError::new(
-            ErrorKind::Unavailable,
+            AdapterErrorKind::Unavailable,
             format!(
                 "partial answer: {failed} of {} shards failed ({reason})",
                 count(&answer["_shards"]["total"])
@@ -312,7 +313,7 @@ pub(super) fn parse(
     }
     if answer["timed_out"].as_bool() == Some(true) {
         return Err(ClientImpactError::new(
-            ErrorKind::Timeout,
+            AdapterErrorKind::Timeout,
             "the search timed out on the server; its counts would be partial",
         ));
     }
@@ -320,7 +321,7 @@ pub(super) fn parse(
     let (recent, baseline) = (&aggs["recent"], &aggs["baseline"]);
     if !recent["doc_count"].is_u64() || !baseline["doc_count"].is_u64() {
         return Err(ClientImpactError::new(
-            ErrorKind::Invalid,
+            AdapterErrorKind::Invalid,
             "the answer has no aggregations.recent/baseline counts",
         ));
     }

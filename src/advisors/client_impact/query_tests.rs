@@ -1,5 +1,6 @@
 use super::*;
 use crate::advisors::client_impact::Window;
+use crate::decision::ports::AdapterErrorKind;
 
 fn caps(fields: Value) -> Value {
     json!({"indices": ["logstash-1"], "fields": fields})
@@ -73,7 +74,7 @@ fn what_cannot_be_queried_is_named() {
         json!({"text": {"type": "text", "aggregatable": false}}),
     );
     let e = resolve(&f, true, &caps(Value::Object(m.clone())), "l-*").unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Invalid);
+    assert_eq!(e.kind, AdapterErrorKind::Invalid);
     assert!(
         e.message
             .contains("\"redis_instance\" is text without a keyword"),
@@ -229,8 +230,8 @@ fn partial_or_odd_answers_are_errors() {
     a["timed_out"] = json!(true);
     assert_eq!(
         parse(&a, &f, Duration::from_secs(60)).unwrap_err().kind,
-        ErrorKind::Timeout
+        AdapterErrorKind::Timeout
     );
     let e = parse(&json!({"hits": {}}), &f, Duration::from_secs(60)).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Invalid);
+    assert_eq!(e.kind, AdapterErrorKind::Invalid);
 }

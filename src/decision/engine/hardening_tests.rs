@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::decision::journal::Opening;
+use crate::decision::ports::AdapterErrorKind;
 
 fn firing_about(uid: &str) -> Candidate {
     Candidate {
@@ -297,11 +298,7 @@ async fn dns_pointing_at_no_datacenter_keeps_the_journal_view_and_is_counted() {
 #[tokio::test(start_paused = true)]
 async fn dns_unreachable_at_start_keeps_the_journal_view_and_is_read_again_later() {
     let dns = dns_on_west();
-    dns.fail_next(
-        Op::Read,
-        2,
-        crate::actuators::dns::DnsErrorKind::Unavailable,
-    );
+    dns.fail_next(Op::Read, 2, AdapterErrorKind::Unavailable);
     let b = bed_in(
         tempfile::tempdir().unwrap(),
         ScriptedProber::new(&[("east", UP), ("west", UP)]),
