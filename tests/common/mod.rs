@@ -38,6 +38,18 @@ pub fn require(program: &str, package: &str) -> PathBuf {
     })
 }
 
+/// The port in the agent's "agent started" line, text (`listen=127.0.0.1:P`) or JSON
+/// (`"listen":"127.0.0.1:P"`).
+fn bound_port(log: &str) -> Option<u16> {
+    let line = log.lines().find(|l| l.contains("agent started"))?;
+    let at = line.find("127.0.0.1:")? + "127.0.0.1:".len();
+    let digits: String = line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok().filter(|p| *p != 0)
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -253,12 +265,20 @@ impl Agent {
         Self::start_full(config_yaml, env, &["--verbose"])
     }
 
+    /// Starts the agent on `127.0.0.1:0` and reads the port it bound from its "agent
+    /// started" log line: a port chosen beforehand could be taken by another test's
+    /// server in between.
     pub fn start_full(config_yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Agent {
-        Self::start_on(free_port(), config_yaml, env, args)
+        Self::spawn(None, config_yaml, env, args)
     }
 
-    /// As [`Agent::start_full`], listening on `port`.
+    /// As [`Agent::start_full`], listening on `port` (to restart an agent where its
+    /// clients expect it).
     pub fn start_on(port: u16, config_yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Agent {
+        Self::spawn(Some(port), config_yaml, env, args)
+    }
+
+    fn spawn(port: Option<u16>, config_yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("agent.yaml");
         // Each agent its own decision journal: two agents must not share one.
@@ -275,7 +295,7 @@ impl Agent {
         let child = Command::new(env!("CARGO_BIN_EXE_redis-failover-agent"))
             .arg("--config")
             .arg(&config)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", &format!("127.0.0.1:{}", port.unwrap_or(0))])
             .args(args)
             .envs(env.iter().copied())
             .env_remove("RUST_LOG")
@@ -285,7 +305,7 @@ impl Agent {
             .spawn()
             .expect("the agent binary starts");
         let mut agent = Agent {
-            port,
+            port: port.unwrap_or(0),
             dir,
             config,
             child: Some(child),
@@ -297,6 +317,9 @@ impl Agent {
                 .and_then(|c| c.try_wait().ok().flatten())
             {
                 panic!("the agent exited with {status}:\n{}", agent.log());
+            }
+            if agent.port == 0 {
+                agent.port = bound_port(&agent.log())?;
             }
             agent.get("/healthz").ok()
         });
