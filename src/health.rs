@@ -17,8 +17,15 @@
 //! Status: `healthy` from 0.8, `degraded` from 0.5, `failing` above 0, `failed` at 0 (the
 //! endpoint did not answer). A datacenter's score is the mean of its endpoints' scores,
 //! and it is `failed` when all of them failed.
+//!
+//! This module is the one place health is scored. The anomaly engine calls it once per
+//! collection round and publishes the results (endpoints and datacenters) to the
+//! `AnalysisStore`; metrics and the API read the store, and the decision engine's fresh
+//! probes go through [`probe`].
 
-use crate::model::HealthStatus;
+use std::collections::BTreeMap;
+
+use crate::model::{Analysis, DatacenterId, Health, HealthStatus};
 
 /// What the score is computed from. `None` where the round could not tell (no previous
 /// round for rates, no model for the anomaly score).
@@ -105,6 +112,30 @@ pub fn endpoint_score(input: &HealthInput) -> f64 {
         .fold(1.0, |score, (_, p)| score * (1.0 - p.clamp(0.0, 1.0)))
 }
 
+/// The health of one endpoint after a full collection round.
+pub fn endpoint(input: &HealthInput) -> Health {
+    let score = endpoint_score(input);
+    Health {
+        score,
+        status: status(score, input.up),
+    }
+}
+
+/// The health of an endpoint in a confirmation round: what a fresh probe saw (only
+/// latency and memory), capped by the latest full round's score when that round found
+/// the endpoint up, so a quick PING does not hide what the full round knew (errors,
+/// hits, anomalies). Down is 0.
+pub fn probe(fresh: &HealthInput, latest: Option<&Analysis>) -> f64 {
+    if !fresh.up {
+        return 0.0;
+    }
+    let now = endpoint_score(fresh);
+    match latest.filter(|a| a.up) {
+        Some(a) => now.min(a.health_score),
+        None => now,
+    }
+}
+
 /// The status a score stands for.
 pub fn status(score: f64, up: bool) -> HealthStatus {
     if !up || score <= 0.0 {
@@ -118,20 +149,41 @@ pub fn status(score: f64, up: bool) -> HealthStatus {
     }
 }
 
-/// A datacenter's score and status from its endpoints' (score, up) pairs; `None` for a
-/// datacenter without endpoints.
-pub fn datacenter(endpoints: &[(f64, bool)]) -> Option<(f64, HealthStatus)> {
+/// A datacenter's health from its endpoints' (score, up) pairs; `None` for a datacenter
+/// without endpoints.
+pub fn datacenter(endpoints: &[(f64, bool)]) -> Option<Health> {
     if endpoints.is_empty() {
         return None;
     }
     let score = endpoints.iter().map(|(s, _)| s).sum::<f64>() / endpoints.len() as f64;
     let any_up = endpoints.iter().any(|(_, up)| *up);
-    Some((score, status(score, any_up)))
+    Some(Health {
+        score,
+        status: status(score, any_up),
+    })
+}
+
+/// Every datacenter's health from its endpoints' (datacenter, score, up), across
+/// instances; datacenters without endpoints are absent.
+pub fn datacenters<'a>(
+    endpoints: impl IntoIterator<Item = (&'a DatacenterId, f64, bool)>,
+) -> BTreeMap<DatacenterId, Health> {
+    let mut by_dc: BTreeMap<&DatacenterId, Vec<(f64, bool)>> = BTreeMap::new();
+    for (dc, score, up) in endpoints {
+        by_dc.entry(dc).or_default().push((score, up));
+    }
+    by_dc
+        .into_iter()
+        .filter_map(|(dc, e)| Some((dc.clone(), datacenter(&e)?)))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::AnomalyState;
+
+    use HealthStatus::{Degraded, Failed, Failing, Healthy};
 
     fn healthy() -> HealthInput {
         HealthInput {
@@ -145,86 +197,229 @@ mod tests {
         }
     }
 
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
     #[test]
-    fn a_quiet_healthy_endpoint_scores_one() {
-        assert_eq!(endpoint_score(&healthy()), 1.0);
-        assert_eq!(status(1.0, true), HealthStatus::Healthy);
-        // Nothing known yet but that it answers: healthy.
+    fn endpoint_scores() {
         let bare = HealthInput {
             up: true,
             ..HealthInput::default()
         };
-        assert_eq!(endpoint_score(&bare), 1.0);
-    }
-
-    #[test]
-    fn down_is_zero_and_failed() {
         let down = HealthInput {
             up: false,
             ..healthy()
         };
-        assert_eq!(endpoint_score(&down), 0.0);
-        assert_eq!(status(0.0, false), HealthStatus::Failed);
-    }
-
-    #[test]
-    fn seed_thresholds_sit_at_the_documented_penalties() {
-        let at = |f: fn(&mut HealthInput)| {
+        let with = |f: fn(&mut HealthInput)| {
             let mut i = healthy();
             f(&mut i);
-            endpoint_score(&i)
+            i
         };
-        assert!((at(|i| i.ping_latency_ms = Some(10.0)) - 1.0).abs() < 1e-12);
-        assert!((at(|i| i.ping_latency_ms = Some(100.0)) - 0.5).abs() < 1e-12);
-        assert!((at(|i| i.ping_latency_ms = Some(5000.0)) - 0.1).abs() < 1e-12);
-        assert!((at(|i| i.memory_used_ratio = Some(0.8)) - 1.0).abs() < 1e-12);
-        assert!((at(|i| i.memory_used_ratio = Some(0.9)) - 0.7).abs() < 1e-12);
-        assert!((at(|i| i.memory_used_ratio = Some(1.0)) - 0.2).abs() < 1e-12);
-        assert!((at(|i| i.hit_ratio = Some((0.5, 100.0))) - 0.7).abs() < 1e-12);
-        assert_eq!(
-            at(|i| i.hit_ratio = Some((0.1, 0.5))),
-            1.0,
-            "too few lookups to judge"
-        );
-        assert_eq!(at(|i| i.rejected_per_second = Some(0.1)), 0.5);
-        assert_eq!(at(|i| i.errors = Some((10.0, 1000.0))), 1.0);
-        assert!((at(|i| i.errors = Some((100.0, 1000.0))) - 0.5).abs() < 1e-12);
-        assert_eq!(at(|i| i.anomaly = Some((0.79, 0.8))), 1.0);
-        assert!((at(|i| i.anomaly = Some((1.0, 0.8))) - 0.5).abs() < 1e-12);
-    }
-
-    #[test]
-    fn problems_compound() {
-        let mut i = healthy();
-        i.ping_latency_ms = Some(100.0);
-        i.memory_used_ratio = Some(0.9);
-        assert!((endpoint_score(&i) - 0.35).abs() < 1e-12);
-        assert_eq!(status(0.35, true), HealthStatus::Failing);
+        // (case, input, score, status)
+        let cases: Vec<(&str, HealthInput, f64, HealthStatus)> = vec![
+            ("quiet and healthy", healthy(), 1.0, Healthy),
+            ("nothing known but that it answers", bare, 1.0, Healthy),
+            ("down", down, 0.0, Failed),
+            (
+                "latency 10 ms",
+                with(|i| i.ping_latency_ms = Some(10.0)),
+                1.0,
+                Healthy,
+            ),
+            (
+                "latency 100 ms",
+                with(|i| i.ping_latency_ms = Some(100.0)),
+                0.5,
+                Degraded,
+            ),
+            (
+                "latency 5 s",
+                with(|i| i.ping_latency_ms = Some(5000.0)),
+                0.1,
+                Failing,
+            ),
+            (
+                "memory 80 %",
+                with(|i| i.memory_used_ratio = Some(0.8)),
+                1.0,
+                Healthy,
+            ),
+            (
+                "memory 90 %",
+                with(|i| i.memory_used_ratio = Some(0.9)),
+                0.7,
+                Degraded,
+            ),
+            (
+                "memory 100 %",
+                with(|i| i.memory_used_ratio = Some(1.0)),
+                0.2,
+                Failing,
+            ),
+            (
+                "hit ratio 50 %",
+                with(|i| i.hit_ratio = Some((0.5, 100.0))),
+                0.7,
+                Degraded,
+            ),
+            (
+                "too few lookups to judge",
+                with(|i| i.hit_ratio = Some((0.1, 0.5))),
+                1.0,
+                Healthy,
+            ),
+            (
+                "rejected connections",
+                with(|i| i.rejected_per_second = Some(0.1)),
+                0.5,
+                Degraded,
+            ),
+            (
+                "1 % error replies",
+                with(|i| i.errors = Some((10.0, 1000.0))),
+                1.0,
+                Healthy,
+            ),
+            (
+                "10 % error replies",
+                with(|i| i.errors = Some((100.0, 1000.0))),
+                0.5,
+                Degraded,
+            ),
+            (
+                "anomaly below threshold",
+                with(|i| i.anomaly = Some((0.79, 0.8))),
+                1.0,
+                Healthy,
+            ),
+            (
+                "anomaly at 1",
+                with(|i| i.anomaly = Some((1.0, 0.8))),
+                0.5,
+                Degraded,
+            ),
+            (
+                "problems compound",
+                with(|i| {
+                    i.ping_latency_ms = Some(100.0);
+                    i.memory_used_ratio = Some(0.9);
+                }),
+                0.35,
+                Failing,
+            ),
+        ];
+        for (case, input, score, status) in cases {
+            let h = endpoint(&input);
+            assert!(close(h.score, score), "{case}: score {}", h.score);
+            assert!(close(endpoint_score(&input), score), "{case}");
+            assert_eq!(h.status, status, "{case}");
+        }
     }
 
     #[test]
     fn status_boundaries() {
-        assert_eq!(status(0.8, true), HealthStatus::Healthy);
-        assert_eq!(status(0.7999, true), HealthStatus::Degraded);
-        assert_eq!(status(0.5, true), HealthStatus::Degraded);
-        assert_eq!(status(0.4999, true), HealthStatus::Failing);
-        assert_eq!(status(0.0, true), HealthStatus::Failed);
+        // (score, up, status)
+        let cases = [
+            (1.0, true, Healthy),
+            (0.8, true, Healthy),
+            (0.7999, true, Degraded),
+            (0.5, true, Degraded),
+            (0.4999, true, Failing),
+            (0.35, true, Failing),
+            (0.0, true, Failed),
+            (0.0, false, Failed),
+            (0.9, false, Failed),
+        ];
+        for (score, up, expected) in cases {
+            assert_eq!(status(score, up), expected, "{score} up={up}");
+        }
+    }
+
+    #[test]
+    fn a_fresh_probe_is_capped_by_the_latest_round() {
+        let analysis = |score: f64, up: bool| Analysis {
+            anomaly: AnomalyState::Disabled,
+            health_score: score,
+            health_status: status(score, up),
+            up,
+        };
+        let probe_at = |up: bool, ms: f64| HealthInput {
+            up,
+            ping_latency_ms: Some(ms),
+            ..HealthInput::default()
+        };
+        // (case, fresh probe, latest analysis, health)
+        let cases = [
+            ("down", probe_at(false, 0.5), Some(analysis(1.0, true)), 0.0),
+            ("no analysis yet", probe_at(true, 100.0), None, 0.5),
+            (
+                "the round knew worse",
+                probe_at(true, 0.5),
+                Some(analysis(0.3, true)),
+                0.3,
+            ),
+            (
+                "the probe sees worse",
+                probe_at(true, 100.0),
+                Some(analysis(0.9, true)),
+                0.5,
+            ),
+            (
+                "a round that found it down is ignored",
+                probe_at(true, 0.5),
+                Some(analysis(0.0, false)),
+                1.0,
+            ),
+        ];
+        for (case, fresh, latest, expected) in cases {
+            let h = probe(&fresh, latest.as_ref());
+            assert!(close(h, expected), "{case}: {h}");
+        }
     }
 
     #[test]
     fn datacenter_is_the_mean_and_fails_when_all_fail() {
-        assert_eq!(datacenter(&[]), None);
-        assert_eq!(
-            datacenter(&[(0.0, false), (0.0, false)]),
-            Some((0.0, HealthStatus::Failed))
-        );
-        assert_eq!(
-            datacenter(&[(1.0, true), (0.0, false)]),
-            Some((0.5, HealthStatus::Degraded))
-        );
-        assert_eq!(
-            datacenter(&[(1.0, true), (0.9, true)]).map(|d| d.1),
-            Some(HealthStatus::Healthy)
-        );
+        let health = |score, status| Some(Health { score, status });
+        // (endpoints' (score, up), health)
+        type Endpoints = &'static [(f64, bool)];
+        let cases: [(Endpoints, Option<Health>); 4] = [
+            (&[], None),
+            (&[(0.0, false), (0.0, false)], health(0.0, Failed)),
+            (&[(1.0, true), (0.0, false)], health(0.5, Degraded)),
+            (&[(1.0, true), (0.9, true)], health(0.95, Healthy)),
+        ];
+        for (endpoints, expected) in cases {
+            assert_eq!(datacenter(endpoints), expected, "{endpoints:?}");
+        }
+    }
+
+    #[test]
+    fn datacenters_group_endpoints_across_instances() {
+        let (east, west) = (DatacenterId::new("east"), DatacenterId::new("west"));
+        let got = datacenters([
+            (&east, 1.0, true),
+            (&west, 0.0, false),
+            (&east, 0.5, true),
+            (&west, 0.0, false),
+        ]);
+        let expected = BTreeMap::from([
+            (
+                east.clone(),
+                Health {
+                    score: 0.75,
+                    status: Degraded,
+                },
+            ),
+            (
+                west.clone(),
+                Health {
+                    score: 0.0,
+                    status: Failed,
+                },
+            ),
+        ]);
+        assert_eq!(got, expected);
+        assert!(datacenters([]).is_empty());
     }
 }

@@ -12,7 +12,8 @@
 //!   INFO, SENTINEL MASTERS, backoff and timeouts; INFO parsing as pure functions.
 //! - [`anomaly`]: features from consecutive snapshots, one extended isolation forest per
 //!   endpoint, robust z-scores, training windows kept on disk.
-//! - [`health`]: instance and datacenter health scores (pure).
+//! - [`health`]: instance and datacenter health scores (pure), computed once per round by
+//!   [`anomaly`] and read by everything else from the analysis store.
 //! - [`metrics`]: the prometheus-client registry and the collectors that render the
 //!   latest snapshots at scrape time.
 //! - [`decision`]: Alertmanager's webhook payload, incidents, the failover policy (pure),

@@ -91,7 +91,8 @@ impl AnomalyEngine {
         self.save_all();
     }
 
-    /// One pass over the store: new rounds are analysed, finished trainings installed.
+    /// One pass over the store: new rounds are analysed, finished trainings installed,
+    /// and when any endpoint changed, every datacenter's health is computed again.
     pub fn step(&mut self, now: Instant) {
         let statuses = self.store.all();
         let live: HashMap<&EndpointKey, u64> =
@@ -99,15 +100,25 @@ impl AnomalyEngine {
         let before = self.endpoints.len();
         self.endpoints
             .retain(|k, t| live.get(k).is_some_and(|g| *g == t.generation));
-        if self.endpoints.len() != before {
+        let mut changed = self.endpoints.len() != before;
+        if changed {
             self.results.retain(|k| live.contains_key(k));
         }
         for status in &statuses {
-            self.follow(status, now);
+            changed |= self.follow(status, now);
+        }
+        if changed {
+            let all = self.results.all();
+            let endpoints = all
+                .iter()
+                .map(|(k, a)| (&k.datacenter, a.health_score, a.up));
+            self.results
+                .publish_datacenters(health::datacenters(endpoints));
         }
     }
 
-    fn follow(&mut self, status: &EndpointStatus, now: Instant) {
+    /// Analyses the endpoint's new round, if any; true when it published a result.
+    fn follow(&mut self, status: &EndpointStatus, now: Instant) -> bool {
         let settings = &self.settings;
         let tracked = self
             .endpoints
@@ -144,7 +155,7 @@ impl AnomalyEngine {
             }
         }
         if status.rounds == tracked.rounds_seen {
-            return;
+            return false;
         }
         tracked.rounds_seen = status.rounds;
 
@@ -174,7 +185,7 @@ impl AnomalyEngine {
         let threshold = self.settings.detector.threshold;
         let anomaly = tracked.latest.as_ref().map(|l| (l.score, threshold));
         let input = health_input(fresh, current.as_deref(), features.as_ref(), anomaly);
-        let score = health::endpoint_score(&input);
+        let health = health::endpoint(&input);
         let anomaly_state = match tracked.detector.model() {
             _ if !self.settings.enabled => AnomalyState::Disabled,
             Some(model) => AnomalyState::Ready {
@@ -192,8 +203,8 @@ impl AnomalyEngine {
             status.key.clone(),
             Analysis {
                 anomaly: anomaly_state,
-                health_score: score,
-                health_status: health::status(score, fresh),
+                health_score: health.score,
+                health_status: health.status,
                 up: fresh,
             },
         );
@@ -216,6 +227,7 @@ impl AnomalyEngine {
             tracked.training = Some(rx);
             self.trainings += 1;
         }
+        true
     }
 
     /// Saves every window (at shutdown), so the next start resumes where this one was.
@@ -313,11 +325,12 @@ fn health_input(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::time::SystemTime;
 
     use super::*;
     use crate::collector::info::parse_info;
-    use crate::model::Round;
+    use crate::model::{Health, HealthStatus, Round};
 
     struct Feed {
         store: Arc<SnapshotStore>,
@@ -378,6 +391,53 @@ mod tests {
             AnomalyState::Ready { latest, .. } => latest.clone(),
             _ => None,
         }
+    }
+
+    #[test]
+    fn each_pass_publishes_the_health_of_endpoints_and_datacenters() {
+        let store = Arc::new(SnapshotStore::new());
+        let results = Arc::new(AnalysisStore::new());
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = AnomalyEngine::new(
+            Arc::clone(&store),
+            Arc::clone(&results),
+            AnomalySettings {
+                enabled: false,
+                detector: DetectorSettings {
+                    warmup: 60,
+                    window: 1024,
+                    retrain_every: 1000,
+                    threshold: 0.8,
+                },
+                trees: 64,
+                state_dir: dir.path().to_owned(),
+                tick: Duration::from_millis(100),
+            },
+        );
+        let key = EndpointKey::new("cache", "east");
+        let mut feed = Feed::new(&store);
+        feed.round("a", 1000, 700);
+        engine.step(Instant::now());
+        let a = results.get(&key).expect("an analysis");
+        assert!(a.up);
+        assert_eq!(
+            (a.health_score, a.health_status),
+            (1.0, HealthStatus::Healthy)
+        );
+        let healthy = Health {
+            score: 1.0,
+            status: HealthStatus::Healthy,
+        };
+        assert_eq!(
+            *results.datacenters(),
+            BTreeMap::from([(key.datacenter.clone(), healthy)])
+        );
+
+        // The endpoint leaves the configuration: its datacenter goes with it.
+        store.remove(&key);
+        engine.step(Instant::now());
+        assert!(results.get(&key).is_none());
+        assert!(results.datacenters().is_empty());
     }
 
     #[tokio::test]

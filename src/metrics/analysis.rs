@@ -1,7 +1,6 @@
 //! Anomaly scores, contributing features, model state and health scores, rendered from
-//! the analysis store.
+//! the analysis store. Health (datacenters' included) is read as stored, never scored here.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -13,7 +12,6 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::encode::{EndpointLabels, Labels, family};
 use super::info_table::Kind;
-use crate::health;
 use crate::model::{AnalysisStore, AnomalyScore, AnomalyState, HealthStatus};
 
 #[derive(Debug)]
@@ -161,17 +159,7 @@ impl Collector for AnalysisCollector {
             }),
         )?;
 
-        let mut by_dc: BTreeMap<&str, Vec<(f64, bool)>> = BTreeMap::new();
-        for (key, a) in &all {
-            by_dc
-                .entry(key.datacenter.as_str())
-                .or_default()
-                .push((a.health_score, a.up));
-        }
-        let datacenters: Vec<(&str, f64, HealthStatus)> = by_dc
-            .iter()
-            .filter_map(|(dc, endpoints)| health::datacenter(endpoints).map(|(s, st)| (*dc, s, st)))
-            .collect();
+        let datacenters = self.results.datacenters();
         if !datacenters.is_empty() {
             let mut m = e.encode_descriptor(
                 "redis_datacenter_health_score",
@@ -179,9 +167,9 @@ impl Collector for AnalysisCollector {
                 None,
                 MetricType::Gauge,
             )?;
-            for (dc, score, _) in &datacenters {
-                m.encode_family(&[("datacenter", *dc)])?
-                    .encode_gauge(score)?;
+            for (dc, h) in datacenters.iter() {
+                m.encode_family(&[("datacenter", dc.as_str())])?
+                    .encode_gauge(&h.score)?;
             }
             let mut m = e.encode_descriptor(
                 "redis_datacenter_health_status",
@@ -189,10 +177,10 @@ impl Collector for AnalysisCollector {
                 None,
                 MetricType::Gauge,
             )?;
-            for (dc, _, status) in &datacenters {
+            for (dc, h) in datacenters.iter() {
                 for s in HealthStatus::ALL {
-                    let v = i64::from(s == *status);
-                    m.encode_family(&[("datacenter", *dc), ("status", s.as_str())])?
+                    let v = i64::from(s == h.status);
+                    m.encode_family(&[("datacenter", dc.as_str()), ("status", s.as_str())])?
                         .encode_gauge(&v)?;
                 }
             }

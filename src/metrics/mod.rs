@@ -240,6 +240,12 @@ mod tests {
                 up: false,
             },
         );
+        // What the anomaly engine publishes after its pass.
+        let all = analysis.all();
+        analysis.publish_datacenters(crate::health::datacenters(
+            all.iter()
+                .map(|(k, a)| (&k.datacenter, a.health_score, a.up)),
+        ));
         let active = Arc::new(ActiveDatacenters::new());
         active.apply(&[crate::model::Instance {
             uid: crate::model::InstanceId::new("primary"),

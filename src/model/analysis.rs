@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use super::EndpointKey;
+use super::{DatacenterId, EndpointKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HealthStatus {
@@ -30,6 +30,13 @@ impl HealthStatus {
             HealthStatus::Failed => "failed",
         }
     }
+}
+
+/// A health score in [0, 1] and the status it stands for; see `health`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Health {
+    pub score: f64,
+    pub status: HealthStatus,
 }
 
 /// The detector's state for one endpoint.
@@ -71,10 +78,12 @@ pub struct Analysis {
     pub up: bool,
 }
 
-/// Latest analysis per endpoint.
+/// Latest analysis per endpoint, and the health of each datacenter computed from them in
+/// the same pass, so every reader (metrics, engine, API) sees the one health.
 #[derive(Debug, Default)]
 pub struct AnalysisStore {
     endpoints: RwLock<BTreeMap<EndpointKey, Arc<Analysis>>>,
+    datacenters: RwLock<Arc<BTreeMap<DatacenterId, Health>>>,
 }
 
 impl AnalysisStore {
@@ -108,5 +117,17 @@ impl AnalysisStore {
     pub fn retain(&self, mut keep: impl FnMut(&EndpointKey) -> bool) {
         let mut map = self.endpoints.write().unwrap_or_else(|e| e.into_inner());
         map.retain(|k, _| keep(k));
+    }
+
+    /// Replaces every datacenter's health (after a pass over the endpoints).
+    pub fn publish_datacenters(&self, datacenters: BTreeMap<DatacenterId, Health>) {
+        let mut slot = self.datacenters.write().unwrap_or_else(|e| e.into_inner());
+        *slot = Arc::new(datacenters);
+    }
+
+    /// The health of every datacenter with at least one analysed endpoint.
+    pub fn datacenters(&self) -> Arc<BTreeMap<DatacenterId, Health>> {
+        let slot = self.datacenters.read().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(&slot)
     }
 }

@@ -16,7 +16,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use active::{ActiveDatacenters, Routing};
-pub use analysis::{Analysis, AnalysisStore, AnomalyScore, AnomalyState, HealthStatus};
+pub use analysis::{Analysis, AnalysisStore, AnomalyScore, AnomalyState, Health, HealthStatus};
 pub use fields::{Fields, MAX_LABEL_BYTES, MAX_MESSAGE_BYTES, clean_label, clean_message};
 pub use secret::Secret;
 pub use snapshot::{

@@ -7,7 +7,7 @@ use super::Inner;
 use crate::anomaly::features::memory_pressure;
 use crate::collector::probe::FreshProbe;
 use crate::decision::policy::{Probe, Round};
-use crate::health::{HealthInput, endpoint_score};
+use crate::health::{self, HealthInput};
 use crate::model::{DatacenterId, EndpointKey, Instance};
 
 /// Fresh probes of `datacenters` of the instance, all at once.
@@ -43,32 +43,23 @@ pub(super) async fn probe_round(
     }
 }
 
-/// The policy's view of a fresh probe: up, and a health from what the probe saw
-/// (latency, memory) capped by the latest full analysis of the endpoint.
+/// The policy's view of a fresh probe: up, and the health `health::probe` gives what the
+/// probe saw (latency, memory) next to the latest full analysis of the endpoint.
 fn to_probe(
     dc: &DatacenterId,
     fresh: &FreshProbe,
     latest: Option<&crate::model::Analysis>,
 ) -> Probe {
-    let health = if fresh.up {
-        let input = HealthInput {
-            up: true,
-            ping_latency_ms: fresh.ping_latency.map(|d| d.as_secs_f64() * 1000.0),
-            memory_used_ratio: fresh.info.as_ref().and_then(memory_pressure),
-            ..HealthInput::default()
-        };
-        let now = endpoint_score(&input);
-        match latest.filter(|a| a.up) {
-            Some(a) => now.min(a.health_score),
-            None => now,
-        }
-    } else {
-        0.0
+    let seen = HealthInput {
+        up: fresh.up,
+        ping_latency_ms: fresh.ping_latency.map(|d| d.as_secs_f64() * 1000.0),
+        memory_used_ratio: fresh.info.as_ref().and_then(memory_pressure),
+        ..HealthInput::default()
     };
     Probe {
         datacenter: dc.clone(),
         up: fresh.up,
-        health,
+        health: health::probe(&seen, latest),
         sentinel_failover: fresh.sentinel_failover,
         sentinel_heard: fresh.sentinel_heard,
     }
