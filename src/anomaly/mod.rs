@@ -332,6 +332,31 @@ mod tests {
     use crate::collector::info::parse_info;
     use crate::model::{Health, HealthStatus, Round};
 
+    /// An engine over `store` and `results` with a 60-sample warm-up.
+    fn test_engine(
+        store: &Arc<SnapshotStore>,
+        results: &Arc<AnalysisStore>,
+        state_dir: &std::path::Path,
+        enabled: bool,
+    ) -> AnomalyEngine {
+        AnomalyEngine::new(
+            Arc::clone(store),
+            Arc::clone(results),
+            AnomalySettings {
+                enabled,
+                detector: DetectorSettings {
+                    warmup: 60,
+                    window: 1024,
+                    retrain_every: 1000,
+                    threshold: 0.8,
+                },
+                trees: 64,
+                state_dir: state_dir.to_owned(),
+                tick: Duration::from_millis(100),
+            },
+        )
+    }
+
     struct Feed {
         store: Arc<SnapshotStore>,
         status: EndpointStatus,
@@ -398,22 +423,7 @@ mod tests {
         let store = Arc::new(SnapshotStore::new());
         let results = Arc::new(AnalysisStore::new());
         let dir = tempfile::tempdir().unwrap();
-        let mut engine = AnomalyEngine::new(
-            Arc::clone(&store),
-            Arc::clone(&results),
-            AnomalySettings {
-                enabled: false,
-                detector: DetectorSettings {
-                    warmup: 60,
-                    window: 1024,
-                    retrain_every: 1000,
-                    threshold: 0.8,
-                },
-                trees: 64,
-                state_dir: dir.path().to_owned(),
-                tick: Duration::from_millis(100),
-            },
-        );
+        let mut engine = test_engine(&store, &results, dir.path(), false);
         let key = EndpointKey::new("cache", "east");
         let mut feed = Feed::new(&store);
         feed.round("a", 1000, 700);
@@ -445,22 +455,7 @@ mod tests {
         let store = Arc::new(SnapshotStore::new());
         let results = Arc::new(AnalysisStore::new());
         let dir = tempfile::tempdir().unwrap();
-        let mut engine = AnomalyEngine::new(
-            Arc::clone(&store),
-            Arc::clone(&results),
-            AnomalySettings {
-                enabled: true,
-                detector: DetectorSettings {
-                    warmup: 60,
-                    window: 1024,
-                    retrain_every: 1000,
-                    threshold: 0.8,
-                },
-                trees: 64,
-                state_dir: dir.path().to_owned(),
-                tick: Duration::from_millis(100),
-            },
-        );
+        let mut engine = test_engine(&store, &results, dir.path(), true);
         let mut feed = Feed::new(&store);
         let (mut commands, mut hits) = (1_000_000u64, 500_000u64);
         for i in 0..80u64 {

@@ -216,6 +216,22 @@ async fn label_values_of_a_megabyte_are_cut_where_the_engine_keeps_them() {
     assert!(size < 16 * 1024, "journal of {size} bytes");
 }
 
+/// A bed that only recommends (automatic failover off), east up, west `west`, over
+/// `dns`, with the journal in `dir`.
+async fn recommending_bed(
+    dir: tempfile::TempDir,
+    west: &'static [bool],
+    dns: Arc<MemoryDns>,
+) -> Bed {
+    bed_in(
+        dir,
+        ScriptedProber::new(&[("east", UP), ("west", west)]),
+        settings(false, false, HookSettings::default()),
+        dns,
+    )
+    .await
+}
+
 /// DNS on west, the journal empty and the configuration saying east.
 fn dns_on_west() -> Arc<MemoryDns> {
     Arc::new(
@@ -225,13 +241,7 @@ fn dns_on_west() -> Arc<MemoryDns> {
 
 #[tokio::test]
 async fn on_start_the_active_datacenter_is_taken_from_dns_and_recorded() {
-    let b = bed_in(
-        tempfile::tempdir().unwrap(),
-        ScriptedProber::new(&[("east", UP), ("west", DOWN)]),
-        settings(false, false, HookSettings::default()),
-        dns_on_west(),
-    )
-    .await;
+    let b = recommending_bed(tempfile::tempdir().unwrap(), DOWN, dns_on_west()).await;
     let uid = InstanceId::new("cache");
     assert_eq!(b.active.get(&uid).unwrap().as_str(), "west");
     let metrics = &b.engine.inner.deps.metrics;
@@ -261,13 +271,7 @@ async fn on_start_the_active_datacenter_is_taken_from_dns_and_recorded() {
         dir.path().join("journal.jsonl"),
     )
     .unwrap();
-    let again = bed_in(
-        dir,
-        ScriptedProber::new(&[("east", UP), ("west", UP)]),
-        settings(false, false, HookSettings::default()),
-        dns_on_west(),
-    )
-    .await;
+    let again = recommending_bed(dir, UP, dns_on_west()).await;
     assert_eq!(again.active.get(&uid).unwrap().as_str(), "west");
     let metrics = &again.engine.inner.deps.metrics;
     assert_eq!(metrics.mismatches_of("cache", "other_datacenter"), 0);
@@ -279,13 +283,7 @@ async fn dns_pointing_at_no_datacenter_keeps_the_journal_view_and_is_counted() {
     let dns = Arc::new(
         MemoryDns::new().with_record(&record(), RecordValue::single("elsewhere.example.com", 60)),
     );
-    let b = bed_in(
-        tempfile::tempdir().unwrap(),
-        ScriptedProber::new(&[("east", UP), ("west", UP)]),
-        settings(false, false, HookSettings::default()),
-        dns,
-    )
-    .await;
+    let b = recommending_bed(tempfile::tempdir().unwrap(), UP, dns).await;
     assert_eq!(
         b.active.get(&InstanceId::new("cache")).unwrap().as_str(),
         "east"
@@ -299,13 +297,7 @@ async fn dns_pointing_at_no_datacenter_keeps_the_journal_view_and_is_counted() {
 async fn dns_unreachable_at_start_keeps_the_journal_view_and_is_read_again_later() {
     let dns = dns_on_west();
     dns.fail_next(Op::Read, 2, AdapterErrorKind::Unavailable);
-    let b = bed_in(
-        tempfile::tempdir().unwrap(),
-        ScriptedProber::new(&[("east", UP), ("west", UP)]),
-        settings(false, false, HookSettings::default()),
-        dns,
-    )
-    .await;
+    let b = recommending_bed(tempfile::tempdir().unwrap(), UP, dns).await;
     let uid = InstanceId::new("cache");
     assert_eq!(b.active.get(&uid).unwrap().as_str(), "east");
     // 5 s later the read fails again, 10 s after that it answers.
@@ -322,13 +314,7 @@ async fn dns_unreachable_at_start_keeps_the_journal_view_and_is_read_again_later
 #[tokio::test]
 async fn a_damaged_journal_starts_over_only_when_asked() {
     {
-        let b = bed_in(
-            tempfile::tempdir().unwrap(),
-            ScriptedProber::new(&[("east", UP), ("west", UP)]),
-            settings(false, false, HookSettings::default()),
-            dns_on_west(),
-        )
-        .await;
+        let b = recommending_bed(tempfile::tempdir().unwrap(), UP, dns_on_west()).await;
         b.engine
             .submit(&[alert(AlertStatus::Firing)])
             .await
