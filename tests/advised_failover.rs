@@ -13,7 +13,7 @@ use common::e2e::*;
 use common::moto::SECRET_KEY;
 use common::openai::{Reply, ScriptedOpenAi};
 use common::osmem::{Osmem, error, ok};
-use common::{Agent, free_port, wait_for};
+use common::{Agent, wait_for};
 use serde_json::Value as Json;
 
 const AI_KEY: &str = "scripted-azure-openai-key-0123456789";
@@ -313,7 +313,8 @@ fn an_instruction_in_a_client_log_cannot_start_a_failover() {
 #[test]
 fn advisors_that_are_down_or_stall_do_not_stop_the_failover() {
     // Nothing listens on the Elasticsearch port; the model stalls past its timeout.
-    let dead_es = format!("http://127.0.0.1:{}", free_port());
+    let (_held, port) = common::closed_port();
+    let dead_es = format!("http://127.0.0.1:{port}");
     let rt = ai_runtime();
     let ai = rt.block_on(ScriptedOpenAi::start(
         AI_KEY,

@@ -19,7 +19,6 @@ use redis_failover_agent::model::{DatacenterId, Instance, InstanceId};
 use serde_json::{Value, json};
 
 use common::faulty_http::FaultyHttp;
-use common::free_port;
 use common::osmem::{Osmem, error, line, ok};
 
 const UID: &str = "cache";
@@ -390,7 +389,8 @@ async fn a_missing_index_is_unknown_quickly() {
 
 #[tokio::test]
 async fn a_server_that_is_down_or_stalls_is_unknown_quickly() {
-    let down = format!("http://127.0.0.1:{}", free_port());
+    let (_held, port) = common::closed_port();
+    let down = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     let impact = source(&settings(&down, "logstash-*"))
         .impact(&InstanceId::new(UID), Window::default())

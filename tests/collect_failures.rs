@@ -171,7 +171,7 @@ fn a_wrong_password_is_an_auth_error_and_never_shown() {
 #[test]
 fn a_datacenter_whose_endpoints_are_all_down_is_failed() {
     let redis = Redis::start(&[]);
-    let (dead_a, dead_b) = (common::free_port(), common::free_port());
+    let ((_held_a, dead_a), (_held_b, dead_b)) = (common::closed_port(), common::closed_port());
     let agent = Agent::start(&config(
         &[
             ("cache", &[("east", redis.port), ("west", dead_a)]),

@@ -54,7 +54,7 @@ fn removed_endpoints_disappear_on_reload_and_sigterm_drains() {
 #[test]
 fn json_logs_and_ctrl_c() {
     let redis = Redis::start(&[]);
-    let dead = common::free_port();
+    let (_held, dead) = common::closed_port();
     let mut agent = Agent::start_full(
         &config(&[("cache", &[("east", redis.port), ("west", dead)])], ""),
         &[],

@@ -243,7 +243,8 @@ fn a_notice_is_not_inhibited_by_the_outage_it_reports() {
 #[test]
 fn alertmanager_down_is_unavailable_after_bounded_retries_quickly() {
     let rt = runtime();
-    let down = format!("http://127.0.0.1:{}", common::free_port());
+    let (_held, port) = common::closed_port();
+    let down = format!("http://127.0.0.1:{port}");
     let notifier = AlertmanagerNotifier::new(settings(std::slice::from_ref(&down))).unwrap();
     let started = Instant::now();
     let e = rt.block_on(notifier.notify(&[executed()])).unwrap_err();
@@ -263,7 +264,8 @@ fn with_one_of_two_alertmanagers_down_the_other_still_gets_it_and_the_failure_is
     let rt = runtime();
     let receiver = Receiver::start();
     let am = Alertmanager::start_shipped(&receiver);
-    let down = format!("http://127.0.0.1:{}", common::free_port());
+    let (_held, port) = common::closed_port();
+    let down = format!("http://127.0.0.1:{port}");
     let notifier = AlertmanagerNotifier::new(settings(&[down.clone(), am_url(&am)])).unwrap();
     let report = rt.block_on(notifier.notify(&[executed()])).unwrap();
     assert_eq!(report.delivered, [am_url(&am)]);
@@ -424,7 +426,7 @@ fn credentials_are_sent_and_never_shown() {
     assert!(e.to_string().contains("bad token ***"), "{e}");
 
     // Credentials in the URL: sent, never in messages.
-    let port = common::free_port();
+    let (_held, port) = common::closed_port();
     let in_url = AlertmanagerNotifier::new(settings(&[format!(
         "http://agent:url-secret-789@127.0.0.1:{port}"
     )]))

@@ -14,7 +14,6 @@ use redis_failover_agent::decision::ports::AdapterErrorKind;
 use redis_failover_agent::model::Secret;
 
 use common::faulty_http::{Action, FaultyHttp};
-use common::free_port;
 use common::moto::{ACCESS_KEY, Moto, SECRET_KEY, listing, zone_with};
 
 const EAST: &str = "redis-east.example.com";
@@ -335,8 +334,9 @@ async fn refusals_are_not_retried_and_never_show_the_keys() {
 
 #[tokio::test]
 async fn an_api_that_is_not_running_is_unavailable_quickly() {
-    // A free loopback port: nobody listens there.
-    let port = free_port();
+    // A loopback port held bound but not listening: it refuses, and no other test's
+    // server (moto) can take it meanwhile, as one did with a port from free_port.
+    let (_held, port) = common::closed_port();
     let dns = provider(&format!("http://127.0.0.1:{port}"), "Z0000000000");
     let cache = record("Z0000000000", "cache.example.com");
     let policy = SwitchPolicy {
