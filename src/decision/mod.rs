@@ -3,6 +3,7 @@
 //! (`journal`). `ports` holds what the engine and its adapters exchange (today the kind of
 //! an adapter's error and the one-line error chain).
 
+pub mod advice;
 pub mod counters;
 pub mod engine;
 pub mod incident;

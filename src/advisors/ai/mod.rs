@@ -3,7 +3,7 @@
 //! The model is an advisor, never the decider. The deterministic policy
 //! ([`crate::decision::policy`]) judges the probes; the advice may only hold back a
 //! failover the policy supports, and only while the evidence is ambiguous, for a bounded
-//! time ([`guard`] has the rules). Everything the model can get wrong (no answer, a late
+//! time (`crate::decision::advice` has the rules). Everything the model can get wrong (no answer, a late
 //! answer, prose instead of JSON, a broken schema, a datacenter that does not exist or is
 //! not healthy) ends as a [`Discarded`] consultation, and the policy decides alone.
 //!
@@ -11,16 +11,15 @@
 //! - [`evidence`]: what the request carries ([`AdviceRequest`]), log samples marked as
 //!   untrusted, and the fingerprint that decides whether the evidence changed.
 //! - [`prompt`]: the system prompt and the strict JSON schema of the answer.
-//! - [`guard`]: pure functions: is an answer acceptable, and what it changes.
-//! - [`history`]: per instance, the consultations, the rate limit (one per 5 minutes
-//!   unless the evidence changed), the streak of agreeing answers and the outage clock.
+//! - [`guard`]: pure functions: is an answer acceptable (schema, datacenters). What it
+//!   may change, and the rate limit, streak and outage clock, are policy:
+//!   `crate::decision::advice`.
 //! - [`openai`]: the adapter (async-openai; Azure or OpenAI-compatible).
 //! - [`fake`]: a scripted advisor for engine tests.
 
 pub mod evidence;
 pub mod fake;
 pub mod guard;
-pub mod history;
 pub mod openai;
 pub mod prompt;
 

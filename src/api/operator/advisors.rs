@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::status::routing;
 use super::{ApiError, AppState, Params};
-use crate::advisors::ai::history::RATE_LIMIT;
 use crate::advisors::client_impact::Window;
+use crate::decision::advice::book::RATE_LIMIT;
 use crate::decision::engine::{EFFECT_AFTER, EFFECT_BEFORE};
 use crate::model::rfc3339;
 

@@ -38,9 +38,9 @@ use super::incident::{Incident, Ledger, Outcome, Record, Step};
 use super::journal::{Journal, JournalError, JournalLimits, Opening};
 use crate::actuators::alertmanager::Notifier;
 use crate::actuators::dns::DnsProvider;
-use crate::advisors::ai::history::{AdviceBook, Recorded};
 use crate::advisors::client_impact::{ClientImpact, Window};
 use crate::collector::probe::Prober;
+use crate::decision::advice::book::{AdviceBook, Recorded};
 use crate::model::{ActiveDatacenters, AnalysisStore, InstanceId, SnapshotStore};
 use writer::Writer;
 
