@@ -23,6 +23,7 @@ use crate::api::{self, Access, AppState};
 use crate::collector::Collector;
 use crate::collector::probe::RedisProber;
 use crate::config::{self, Config, ConfigError};
+use crate::decision::clock::SystemClock;
 use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::{self, Engine};
 use crate::decision::journal::Opening;
@@ -116,6 +117,7 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
             active: Arc::clone(&active),
             metrics: decisions.clone(),
             advisors: build_advisors(&config)?,
+            clock: Arc::new(SystemClock),
         },
         tracker.clone(),
         cancel.clone(),

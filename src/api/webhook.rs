@@ -211,6 +211,7 @@ mod tests {
                 active: Arc::clone(&active),
                 metrics: DecisionMetrics::default(),
                 advisors: crate::decision::engine::Advisors::default(),
+                clock: Arc::new(crate::decision::clock::SystemClock),
             },
             TaskTracker::new(),
             CancellationToken::new(),

@@ -4,10 +4,13 @@
 //! an adapter's error and the one-line error chain).
 
 pub mod advice;
+pub mod clock;
 pub mod counters;
 pub mod engine;
+pub mod evaluation;
 pub mod incident;
 pub mod journal;
 pub mod policy;
 pub mod ports;
+pub mod settings;
 pub mod webhook;

@@ -41,7 +41,7 @@ pub(super) async fn client_errors(
         .flat_map(|i| {
             i.steps
                 .into_iter()
-                .filter(|s| s.name == "failover_effect")
+                .filter(|s| s.name == crate::decision::incident::StepName::FailoverEffect)
                 .map(move |s| {
                     json!({
                         "incident": i.id,

@@ -161,6 +161,7 @@ async fn bed_advised(
             active: Arc::clone(&active),
             metrics: DecisionMetrics::default(),
             advisors,
+            clock: Arc::new(crate::decision::clock::SystemClock),
         },
         TaskTracker::new(),
         CancellationToken::new(),

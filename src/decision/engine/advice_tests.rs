@@ -65,7 +65,7 @@ fn step_details<'a>(incident: &'a Incident, name: &str) -> Vec<&'a str> {
     incident
         .steps
         .iter()
-        .filter(|s| s.name == name)
+        .filter(|s| s.name.as_str() == name)
         .map(|s| s.detail.as_str())
         .collect()
 }
@@ -427,7 +427,7 @@ async fn the_effect_of_a_failover_is_measured_afterwards() {
         effect = i
             .steps
             .iter()
-            .find(|s| s.name == "failover_effect")
+            .find(|s| s.name.as_str() == "failover_effect")
             .cloned();
         if effect.is_some() {
             break;

@@ -1,6 +1,7 @@
 //! Restarts on a journal left by an earlier run, and the way back home (failback).
 
 use super::*;
+use crate::decision::incident::StepName;
 
 fn seeded(records: &[Record]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -119,8 +120,8 @@ fn failed_over(id: u64, ago: Duration, measured: bool) -> Vec<Record> {
         records.push(Record::Step {
             incident: id,
             step: Step {
-                name: "failover_effect".into(),
-                outcome: "info".into(),
+                name: StepName::FailoverEffect,
+                outcome: crate::decision::incident::StepOutcome::Info,
                 detail: "helped".into(),
                 evidence: serde_json::Value::Null,
                 at,
@@ -174,7 +175,10 @@ async fn a_restart_measures_the_effect_of_a_recent_failover_the_previous_run_lef
     let mut effect = None;
     for _ in 0..300 {
         let i = b.engine.incident(3).await.unwrap();
-        effect = i.steps.into_iter().find(|s| s.name == "failover_effect");
+        effect = i
+            .steps
+            .into_iter()
+            .find(|s| s.name.as_str() == "failover_effect");
         if effect.is_some() {
             break;
         }
@@ -190,7 +194,10 @@ async fn a_restart_measures_the_effect_of_a_recent_failover_the_previous_run_lef
     assert_eq!(calls[0].1.baseline, Duration::from_secs(60));
     for untouched in [1, 2] {
         let i = b.engine.incident(untouched).await.unwrap();
-        let effects = i.steps.iter().filter(|s| s.name == "failover_effect");
+        let effects = i
+            .steps
+            .iter()
+            .filter(|s| s.name.as_str() == "failover_effect");
         assert_eq!(effects.count(), usize::from(untouched == 2), "{i:#?}");
     }
     assert_eq!(b.dns.calls(Op::Upsert), 0);
@@ -232,7 +239,7 @@ async fn a_stable_home_datacenter_brings_a_recommendation_then_with_auto_failbac
         assert_eq!(b.pointing_at(), "redis-west.example.com");
 
         let mut since = BTreeMap::new();
-        let t0 = std::time::Instant::now();
+        let t0 = b.engine.inner.deps.clock.now();
         // Home healthy, then a dip: the clock starts again.
         healthy_home(&b, true);
         b.engine.failback_round(&mut since, t0).await;

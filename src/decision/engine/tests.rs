@@ -189,6 +189,7 @@ async fn bed_advised(
         active: Arc::clone(&active),
         metrics: DecisionMetrics::default(),
         advisors,
+        clock: Arc::new(crate::decision::clock::SystemClock),
     };
     let engine = Engine::open(
         dir.path(),
@@ -384,7 +385,7 @@ async fn a_primary_its_sentinel_still_hears_is_held_and_people_are_told_why() {
     let round = incident
         .steps
         .iter()
-        .find(|s| s.name == "probe_round")
+        .find(|s| s.name.as_str() == "probe_round")
         .expect("a probe round");
     assert!(
         round
@@ -516,7 +517,10 @@ async fn sentinel_failing_over_inside_the_datacenter_holds_until_it_is_done() {
         matches!(i.outcome, Some(Outcome::Held(Hold::ActiveRecovered { .. }))),
         "{i:#?}"
     );
-    assert!(i.steps.iter().any(|s| s.name == "sentinel_wait"), "{i:#?}");
+    assert!(
+        i.steps.iter().any(|s| s.name.as_str() == "sentinel_wait"),
+        "{i:#?}"
+    );
     assert_eq!(b.dns.calls(Op::Upsert), 0);
 
     // Sentinel never finishes within sentinel_failover_wait: decide on the evidence.
@@ -534,7 +538,10 @@ async fn sentinel_failing_over_inside_the_datacenter_holds_until_it_is_done() {
         matches!(i.outcome, Some(Outcome::FailedOver { .. })),
         "{i:#?}"
     );
-    assert!(i.steps.iter().any(|s| s.name == "sentinel_wait"), "{i:#?}");
+    assert!(
+        i.steps.iter().any(|s| s.name.as_str() == "sentinel_wait"),
+        "{i:#?}"
+    );
     assert_eq!(b.dns.calls(Op::Upsert), 1);
 }
 
