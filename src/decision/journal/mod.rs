@@ -554,4 +554,6 @@ fn io_error(path: &Path, action: &'static str, source: io::Error) -> JournalErro
 }
 
 #[cfg(test)]
+mod compat_tests;
+#[cfg(test)]
 mod tests;
