@@ -184,7 +184,7 @@ mod tests {
         let analysis = Arc::new(AnalysisStore::new());
         let active = Arc::new(ActiveDatacenters::new());
         // The fixtures' instance: candidates about unknown instances open nothing.
-        let mut known = crate::decision::engine::testkit::instance("redis-app-01");
+        let mut known = crate::decision::testkit::instance("redis-app-01");
         known.uid = crate::model::InstanceId::new("redis-app-01");
         let settings = Settings {
             instances: [(known.uid.clone(), known)].into_iter().collect(),

@@ -14,3 +14,6 @@ pub mod policy;
 pub mod ports;
 pub mod settings;
 pub mod webhook;
+
+#[cfg(test)]
+pub(crate) mod testkit;

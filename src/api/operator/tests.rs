@@ -1,7 +1,7 @@
 //! The operator API through `router(state).oneshot(...)`, with a fake prober, the
 //! in-memory DNS and a real engine and journal in a temporary directory.
 
-use crate::decision::engine::testkit::fresh;
+use crate::decision::testkit::fresh;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -83,7 +83,7 @@ impl Prober for Fixed {
 }
 
 fn instance() -> Instance {
-    crate::decision::engine::testkit::instance("cache-service")
+    crate::decision::testkit::instance("cache-service")
 }
 
 fn record() -> RecordRef {

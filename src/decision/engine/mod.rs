@@ -374,6 +374,4 @@ impl Inner {
 }
 
 #[cfg(test)]
-pub(crate) mod testkit;
-#[cfg(test)]
 mod tests;

@@ -9,13 +9,12 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::actuators::alertmanager::{AgentAlertName, RecordingNotifier};
-use crate::actuators::dns::{MemoryDns, Op, RecordType, RecordValue};
-use crate::actuators::dns::{RecordRef, SwitchPolicy};
+use crate::actuators::dns::{MemoryDns, Op, RecordValue};
 use crate::collector::probe::FreshProbe;
-use crate::config::FailoverSettings;
 use crate::config::HookSettings;
 use crate::decision::incident::Trigger;
 use crate::decision::policy::Hold;
+use crate::decision::testkit::{record, settings};
 use crate::decision::webhook::{AlertStatus, Candidate, Target};
 use crate::model::{CollectError, Endpoint, EndpointKey};
 use crate::model::{DatacenterId, Instance};
@@ -82,7 +81,7 @@ impl Prober for ScriptedProber {
         } else {
             answers[0]
         };
-        let mut probe = super::testkit::fresh(up);
+        let mut probe = crate::decision::testkit::fresh(up);
         probe.sentinel_failover = sentinel;
         if endpoint.key.datacenter.as_str() == "east" {
             probe.sentinel_heard = *self.east_heard.lock().unwrap();
@@ -104,11 +103,7 @@ impl Prober for ScriptedProber {
 }
 
 fn instance() -> Instance {
-    super::testkit::instance("cache")
-}
-
-fn record() -> RecordRef {
-    RecordRef::new("Z1", "redis.example.com", RecordType::Cname)
+    crate::decision::testkit::instance("cache")
 }
 
 struct Bed {
@@ -119,44 +114,6 @@ struct Bed {
     active: Arc<ActiveDatacenters>,
     dir: tempfile::TempDir,
     tracker: TaskTracker,
-}
-
-fn settings(auto: bool, no_failover: bool, hooks: HookSettings) -> Settings {
-    let inst = instance();
-    let values = inst
-        .endpoints
-        .iter()
-        .map(|(dc, e)| (dc.clone(), e.host.clone()))
-        .collect();
-    let mut failover = FailoverSettings {
-        auto,
-        confirm_interval: Duration::from_millis(10),
-        hooks,
-        ..FailoverSettings::default()
-    };
-    failover.consecutive_threshold = 3;
-    Settings {
-        instances: [(inst.uid.clone(), inst)].into_iter().collect(),
-        failover,
-        records: [(
-            InstanceId::new("cache"),
-            InstanceRecord {
-                record: record(),
-                ttl: 60,
-                values,
-            },
-        )]
-        .into_iter()
-        .collect(),
-        no_failover,
-        switch: SwitchPolicy {
-            poll_interval: Duration::from_millis(10),
-            ..SwitchPolicy::default()
-        },
-        ai_max_hold: Duration::from_secs(120),
-        effect_window: (Duration::from_secs(900), Duration::from_secs(600)),
-        limits: crate::config::Limits::default(),
-    }
 }
 
 async fn bed_in(

@@ -67,3 +67,73 @@ pub fn unmeasured(history: &[Incident], now: SystemTime) -> Vec<(u64, InstanceId
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::advisors::client_impact::FakeClientImpact;
+    use crate::decision::incident::Trigger;
+    use crate::model::DatacenterId;
+
+    fn t(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    fn failover(id: u64, closed: SystemTime, measured: bool) -> Incident {
+        let step = effect_step(
+            &ClientImpact::unknown("x"),
+            (EFFECT_RESUME_WITHIN, EFFECT_RESUME_WITHIN),
+            closed,
+        );
+        Incident {
+            id,
+            instance: InstanceId::new("cache"),
+            opened: closed,
+            triggers: vec![Trigger {
+                source: "alert".into(),
+                name: "RedisActiveDatacenterDown".into(),
+                fingerprint: String::new(),
+                datacenter: None,
+            }],
+            steps: if measured { vec![step] } else { Vec::new() },
+            intent: None,
+            applied: true,
+            outcome: Some(Outcome::FailedOver {
+                from: DatacenterId::new("east"),
+                to: DatacenterId::new("west"),
+                confidence: 1.0,
+            }),
+            closed: Some(closed),
+        }
+    }
+
+    #[test]
+    fn the_effect_compares_the_clients_before_and_after() {
+        let cache = InstanceId::new("cache");
+        let window = (Duration::from_secs(900), Duration::from_secs(600));
+        let step = effect_step(&FakeClientImpact::failing(&cache), window, t(0));
+        // The fake gives the same counts for any window: 60 % errors "after" against
+        // 1 % "before" reads as worse.
+        assert_eq!(step.evidence["effect"], "worse");
+        assert_eq!(
+            step.detail,
+            "client errors 1.0% in the 15 min before the failover, 60.0% in the 10 min after: worse"
+        );
+        let unknown = effect_step(&ClientImpact::unknown("no index"), window, t(0));
+        assert_eq!(unknown.evidence["effect"], "unknown");
+        assert_eq!(unknown.detail, "no comparison: unknown (no index)");
+    }
+
+    #[test]
+    fn a_restart_measures_only_recent_failovers_left_unmeasured() {
+        let day = EFFECT_RESUME_WITHIN.as_secs();
+        let now = t(3 * day);
+        let history = [
+            failover(1, t(0), false),                          // too long ago
+            failover(2, now - Duration::from_secs(30), true),  // measured before
+            failover(3, now - Duration::from_secs(20), false), // due
+        ];
+        let due: Vec<u64> = unmeasured(&history, now).iter().map(|d| d.0).collect();
+        assert_eq!(due, [3]);
+    }
+}
