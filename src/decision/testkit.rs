@@ -98,3 +98,29 @@ pub(crate) fn settings(auto: bool, no_failover: bool, hooks: HookSettings) -> Se
         limits: crate::config::Limits::default(),
     }
 }
+
+/// The time of day every test clock starts at.
+pub(crate) fn t0() -> std::time::SystemTime {
+    std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+/// A clock that follows tokio's from [`t0`]: in a test with paused time, it moves only
+/// as the runtime's timers do.
+#[derive(Debug)]
+pub(crate) struct TokioClock {
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    pub(crate) fn new() -> Self {
+        Self {
+            start: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl crate::decision::clock::Clock for TokioClock {
+    fn now(&self) -> std::time::SystemTime {
+        t0() + self.start.elapsed()
+    }
+}
