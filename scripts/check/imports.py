@@ -9,6 +9,8 @@ files, when:
   reverse, is not an edge (a `mod.rs` declares its children and they use its types);
 - a part uses another part it may not (the RULES below, from DESIGN.md "Parts").
 
+Usage: scripts/check/imports.py [repository root]
+
 Test files (`*_tests.rs`, `tests.rs`, `testkit.rs`, `fuzz*.rs`) are left out: a test may
 reach wherever it needs to.
 """
@@ -17,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+SRC = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[2]) / "src"
 
 # part -> the parts of the crate it must not use. Adapters reach decision only through
 # its ports; decision reaches no adapter; model is the leaf.
