@@ -6,9 +6,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::{ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType, RecordValue};
-
-use crate::decision::ports::AdapterErrorKind;
+use crate::decision::ports::{
+    AdapterErrorKind, ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType,
+    RecordValue,
+};
 
 /// A provider call, to aim faults at and to count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -17,13 +17,11 @@ use aws_sdk_route53::types::{
 };
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
-use super::{
-    ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType, RecordValue,
-    canonical_name, canonical_value,
-};
 use crate::config::DnsSettings;
-use crate::decision::ports::AdapterErrorKind;
-use crate::decision::ports::error_chain;
+use crate::decision::ports::{
+    AdapterErrorKind, ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType,
+    RecordValue, canonical_name, canonical_value, error_chain,
+};
 use crate::model::Secret;
 
 /// Connecting must be quick: an unreachable API should fail fast and be retried.

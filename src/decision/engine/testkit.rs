@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::collector::probe::FreshProbe;
+use crate::decision::ports::FreshProbe;
 use crate::model::{
     CollectError, DatacenterId, Endpoint, EndpointKey, ErrorKind, Instance, InstanceId,
 };
