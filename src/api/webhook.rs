@@ -152,9 +152,9 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::actuators::hooks::ProcessHooks;
     use crate::api::{Access, router};
     use crate::decision::counters::DecisionMetrics;
+    use crate::decision::engine::testkit::NoHooks;
     use crate::decision::engine::{Deps, Engine, Settings};
     use crate::decision::ports::{FreshProbe, Prober};
     use crate::metrics::Metrics;
@@ -207,7 +207,7 @@ mod tests {
                 prober: Arc::new(Down),
                 dns: None,
                 notifier: None,
-                hooks: Arc::new(ProcessHooks),
+                hooks: Arc::new(NoHooks),
                 analysis: Arc::clone(&analysis),
                 store: Arc::new(crate::model::SnapshotStore::new()),
                 active: Arc::clone(&active),

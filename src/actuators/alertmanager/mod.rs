@@ -10,18 +10,13 @@
 //! Like Prometheus, [`AlertmanagerNotifier`] (`http.rs`) posts every alert to each
 //! configured Alertmanager (the members of an HA cluster de-duplicate among themselves),
 //! retries connection failures and 5xx answers with backoff, and counts the notification
-//! as delivered when at least one of them took it. [`RecordingNotifier`] is the fake for
-//! engine tests.
+//! as delivered when at least one of them took it.
 
 mod http;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
-use async_trait::async_trait;
-
-use crate::decision::ports::{AdapterErrorKind, AgentAlert, AgentAlertName, Notifier};
-use crate::decision::ports::{NotifyError, NotifyReport};
+use crate::decision::ports::AgentAlert;
 
 pub use http::{AlertmanagerNotifier, Auth, NotifierSettings};
 
@@ -108,48 +103,6 @@ fn encode_query(s: &str) -> String {
     out
 }
 
-/// A [`Notifier`] that keeps what it is given, for engine tests. It can be told to fail.
-#[derive(Debug, Default)]
-pub struct RecordingNotifier {
-    sent: Mutex<Vec<AgentAlert>>,
-    failing: Mutex<Option<AdapterErrorKind>>,
-}
-
-impl RecordingNotifier {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Every alert taken so far, in order.
-    pub fn alerts(&self) -> Vec<AgentAlert> {
-        self.sent.lock().expect("lock").clone()
-    }
-
-    /// The names of every alert taken so far, in order.
-    pub fn names(&self) -> Vec<AgentAlertName> {
-        self.alerts().iter().map(|a| a.name).collect()
-    }
-
-    /// From now on `notify` fails with `kind` (and records nothing); `None` heals it.
-    pub fn set_failing(&self, kind: Option<AdapterErrorKind>) {
-        *self.failing.lock().expect("lock") = kind;
-    }
-}
-
-#[async_trait]
-impl Notifier for RecordingNotifier {
-    async fn notify(&self, alerts: &[AgentAlert]) -> Result<NotifyReport, NotifyError> {
-        if let Some(kind) = *self.failing.lock().expect("lock") {
-            return Err(NotifyError::new(kind, "recording notifier told to fail"));
-        }
-        self.sent.lock().expect("lock").extend_from_slice(alerts);
-        Ok(NotifyReport {
-            delivered: vec!["recording".to_owned()],
-            failed: Vec::new(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,19 +163,5 @@ mod tests {
             ann["dashboard"],
             "/d/redis-failover/datacenters-and-failover?var-redis_instance=app%201%26x"
         );
-    }
-
-    #[tokio::test]
-    async fn the_recording_notifier_keeps_what_it_gets_and_can_fail() {
-        let r = RecordingNotifier::new();
-        let report = r.notify(&[executed()]).await.unwrap();
-        assert_eq!(report.delivered.len(), 1);
-        r.set_failing(Some(AdapterErrorKind::Unavailable));
-        let e = r.notify(&[executed()]).await.unwrap_err();
-        assert_eq!(e.kind, AdapterErrorKind::Unavailable);
-        r.set_failing(None);
-        r.notify(&[]).await.unwrap();
-        assert_eq!(r.names(), [AgentAlertName::RedisFailoverExecuted]);
-        assert_eq!(r.alerts()[0], executed());
     }
 }

@@ -3,13 +3,11 @@
 //!
 //! - [`Route53Dns`]: Amazon Route53 (or anything that speaks its API, e.g. moto).
 //! - [`DryRunDns`]: logs what it would do and remembers it; changes nothing.
-//! - [`MemoryDns`]: an in-memory fake with fault injection, for engine tests.
 //!
 //! Providers do one call per request: [`DnsProvider::switch`] adds the retries, the
 //! timeouts and the wait for INSYNC.
 
 mod dry_run;
-mod memory;
 mod route53;
 
 use std::sync::Arc;
@@ -18,7 +16,6 @@ use crate::config::DnsSettings;
 use crate::decision::ports::{AdapterErrorKind, DnsError, DnsProvider};
 
 pub use dry_run::DryRunDns;
-pub use memory::{MemoryDns, Op};
 pub use route53::Route53Dns;
 
 /// The provider `settings.provider` names: `route53` or `dry-run`.
@@ -34,4 +31,31 @@ pub fn build(settings: &DnsSettings) -> Result<Arc<dyn DnsProvider>, DnsError> {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_picks_the_configured_provider() {
+        let mut settings = DnsSettings {
+            provider: "dry-run".into(),
+            zone_id: "Z1".into(),
+            region: "us-east-1".into(),
+            access_key: None,
+            secret_key: None,
+            endpoint_url: None,
+            records: vec![],
+        };
+        assert_eq!(build(&settings).unwrap().name(), "dry-run");
+        settings.provider = "route53".into();
+        settings.access_key = Some(crate::model::Secret::new("AKIDEXAMPLE"));
+        settings.secret_key = Some(crate::model::Secret::new("very-secret"));
+        let dns = build(&settings).unwrap();
+        assert_eq!(dns.name(), "route53");
+        assert!(!format!("{dns:?}").contains("very-secret"));
+        settings.provider = "bind".into();
+        assert_eq!(
+            build(&settings).unwrap_err().kind,
+            AdapterErrorKind::Invalid
+        );
+    }
+}

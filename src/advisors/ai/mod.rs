@@ -1,12 +1,12 @@
 //! Failover advice from Azure OpenAI or any OpenAI-compatible endpoint.
 //!
-//! The model is an advisor, never the decider. The deterministic policy
-//! (`decision::policy`) judges the probes; the advice may only hold back a failover the
-//! policy supports, and only while the evidence is ambiguous, for a bounded time
-//! ([`guard`] has the rules). Everything the model can get wrong (no answer, a late
-//! answer, prose instead of JSON, a broken schema, a datacenter that does not exist or is
-//! not healthy) ends as a [`Discarded`] consultation, and the policy decides alone. The
-//! trait, the request and the consultation are the port's (`decision::ports::advisor`).
+//! The model is an advisor, never the decider. The deterministic policy judges the
+//! probes; the advice may only hold back a failover the policy supports, and only while
+//! the evidence is ambiguous, for a bounded time ([`guard`] has the rules). Everything
+//! the model can get wrong (no answer, a late answer, prose instead of JSON, a broken
+//! schema, a datacenter that does not exist or is not healthy) ends as a [`Discarded`]
+//! consultation, and the policy decides alone. The trait, the request and the
+//! consultation are the port's (`decision::ports::advisor`).
 //!
 //! Layout:
 //! - [`evidence`]: the request as the model reads it, log samples marked as untrusted.

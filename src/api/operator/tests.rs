@@ -14,12 +14,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::actuators::dns::{MemoryDns, Op};
-use crate::actuators::hooks::ProcessHooks;
 use crate::api::{Access, AppState, router};
 use crate::config::FailoverSettings;
 use crate::decision::counters::DecisionMetrics;
+use crate::decision::engine::testkit::NoHooks;
 use crate::decision::engine::{Advisors, Deps, Engine, InstanceRecord, Settings};
+use crate::decision::ports::dns::{MemoryDns, Op};
 use crate::decision::ports::{
     FreshProbe, Prober, RecordRef, RecordType, RecordValue, SwitchPolicy,
 };
@@ -159,7 +159,7 @@ async fn bed_advised(
             prober,
             dns: Some(dns.clone()),
             notifier: None,
-            hooks: Arc::new(ProcessHooks),
+            hooks: Arc::new(NoHooks),
             analysis: Arc::clone(&analysis),
             store: Arc::clone(&store),
             active: Arc::clone(&active),

@@ -8,13 +8,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::*;
-use crate::actuators::alertmanager::RecordingNotifier;
-use crate::actuators::dns::{MemoryDns, Op};
 use crate::actuators::hooks::ProcessHooks;
 use crate::config::FailoverSettings;
 use crate::config::HookSettings;
 use crate::decision::incident::Trigger;
 use crate::decision::policy::Hold;
+use crate::decision::ports::dns::{MemoryDns, Op};
+use crate::decision::ports::notifier::RecordingNotifier;
 use crate::decision::ports::{AgentAlertName, FreshProbe, RecordRef, RecordType};
 use crate::decision::ports::{RecordValue, SwitchPolicy};
 use crate::decision::webhook::{AlertStatus, Candidate, Target};

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -181,6 +182,48 @@ pub trait Notifier: Send + Sync + fmt::Debug {
     async fn notify(&self, alerts: &[AgentAlert]) -> Result<NotifyReport, NotifyError>;
 }
 
+/// A [`Notifier`] that keeps what it is given, for engine tests. It can be told to fail.
+#[derive(Debug, Default)]
+pub struct RecordingNotifier {
+    sent: Mutex<Vec<AgentAlert>>,
+    failing: Mutex<Option<AdapterErrorKind>>,
+}
+
+impl RecordingNotifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every alert taken so far, in order.
+    pub fn alerts(&self) -> Vec<AgentAlert> {
+        self.sent.lock().expect("lock").clone()
+    }
+
+    /// The names of every alert taken so far, in order.
+    pub fn names(&self) -> Vec<AgentAlertName> {
+        self.alerts().iter().map(|a| a.name).collect()
+    }
+
+    /// From now on `notify` fails with `kind` (and records nothing); `None` heals it.
+    pub fn set_failing(&self, kind: Option<AdapterErrorKind>) {
+        *self.failing.lock().expect("lock") = kind;
+    }
+}
+
+#[async_trait]
+impl Notifier for RecordingNotifier {
+    async fn notify(&self, alerts: &[AgentAlert]) -> Result<NotifyReport, NotifyError> {
+        if let Some(kind) = *self.failing.lock().expect("lock") {
+            return Err(NotifyError::new(kind, "recording notifier told to fail"));
+        }
+        self.sent.lock().expect("lock").extend_from_slice(alerts);
+        Ok(NotifyReport {
+            delivered: vec!["recording".to_owned()],
+            failed: Vec::new(),
+        })
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use std::time::{Duration, UNIX_EPOCH};
@@ -232,5 +275,19 @@ pub(crate) mod tests {
             "{text}"
         );
         assert_eq!(serde_json::from_str::<AgentAlert>(&text).unwrap(), a);
+    }
+
+    #[tokio::test]
+    async fn the_recording_notifier_keeps_what_it_gets_and_can_fail() {
+        let r = RecordingNotifier::new();
+        let report = r.notify(&[executed()]).await.unwrap();
+        assert_eq!(report.delivered.len(), 1);
+        r.set_failing(Some(AdapterErrorKind::Unavailable));
+        let e = r.notify(&[executed()]).await.unwrap_err();
+        assert_eq!(e.kind, AdapterErrorKind::Unavailable);
+        r.set_failing(None);
+        r.notify(&[]).await.unwrap();
+        assert_eq!(r.names(), [AgentAlertName::RedisFailoverExecuted]);
+        assert_eq!(r.alerts()[0], executed());
     }
 }

@@ -4,6 +4,7 @@
 //! then wait until the change is in sync. Retries and per-call timeouts live there (and
 //! in `retry.rs`), not in the providers.
 
+mod memory;
 mod retry;
 mod switch;
 
@@ -14,6 +15,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::AdapterErrorKind;
+
+pub use memory::{MemoryDns, Op};
 
 /// One record set: the zone it lives in, its name and type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,3 +290,6 @@ pub fn canonical_value(record_type: RecordType, value: &str) -> String {
             .map_or_else(|_| value.trim().to_ascii_lowercase(), |ip| ip.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests;
