@@ -24,9 +24,10 @@ impl HookRunner for ProcessHooks {
     }
 }
 
-/// Runs `args` (program first) with the context in its environment, killing it after
-/// `timeout`. Never fails: a program that cannot start is a run that did not succeed.
-pub async fn run(args: &[String], context: &HookContext<'_>, timeout: Duration) -> HookRun {
+/// Runs `args` (program first) with the context in its environment as
+/// `REDIS_INSTANCE`, `FROM_DATACENTER`, `TO_DATACENTER` and `FAILOVER_ACTION`, killing it
+/// after `timeout`.
+async fn run(args: &[String], context: &HookContext<'_>, timeout: Duration) -> HookRun {
     let started = Instant::now();
     let program = args.first().cloned().unwrap_or_default();
     let mut run = HookRun {

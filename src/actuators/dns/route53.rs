@@ -1,8 +1,8 @@
 //! Amazon Route53 through aws-sdk-route53; the only file that names the SDK.
 //!
-//! One request per call: the SDK's own retries are disabled because [`super::switch`]
-//! retries with its own budget, and two nested retry loops would multiply the attempts
-//! and hide throttling. TLS is rustls with ring (no aws-lc).
+//! One request per call: the SDK's own retries are disabled because
+//! [`DnsProvider::switch`] retries with its own budget, and two nested retry loops would
+//! multiply the attempts and hide throttling. TLS is rustls with ring (no aws-lc).
 
 use std::fmt;
 use std::time::Duration;

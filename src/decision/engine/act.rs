@@ -52,7 +52,9 @@ pub(super) async fn act(
         action,
     };
     if let Some(args) = &settings.failover.hooks.pre_failover {
-        let run = (inner.deps.hooks)
+        let run = inner
+            .deps
+            .hooks
             .run(args, &context, settings.failover.hooks.timeout)
             .await;
         let ok = run.succeeded();
@@ -153,7 +155,9 @@ pub(super) async fn act(
         }
     }
     if let Some(args) = &settings.failover.hooks.post_failover {
-        let run = (inner.deps.hooks)
+        let run = inner
+            .deps
+            .hooks
             .run(args, &context, settings.failover.hooks.timeout)
             .await;
         let outcome = if run.succeeded() { "ok" } else { "failed" };
