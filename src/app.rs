@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::actuators::alertmanager::{AlertmanagerNotifier, Notifier, NotifierSettings};
+use crate::actuators::alertmanager::{AlertmanagerNotifier, NotifierSettings};
 use crate::actuators::dns;
+use crate::actuators::hooks::ProcessHooks;
 use crate::advisors::{ai, client_impact};
 use crate::anomaly::{AnomalyEngine, AnomalySettings, detector::DetectorSettings};
 use crate::api::{self, Access, AppState};
@@ -27,6 +28,7 @@ use crate::decision::clock::SystemClock;
 use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::{self, Engine};
 use crate::decision::journal::Opening;
+use crate::decision::ports::Notifier;
 use crate::metrics::Metrics;
 use crate::model::{ActiveDatacenters, AnalysisStore, SnapshotStore};
 
@@ -112,6 +114,7 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
             prober: Arc::new(RedisProber::new(config.collector).with_limits(config.limits)),
             dns: None,
             notifier: None,
+            hooks: Arc::new(ProcessHooks),
             analysis: Arc::clone(&analysis),
             store: Arc::clone(&store),
             active: Arc::clone(&active),

@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType, RecordValue};
-
-use crate::decision::ports::AdapterErrorKind;
+use crate::decision::ports::{
+    AdapterErrorKind, ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType,
+    RecordValue,
+};
 
 type Key = (String, String, RecordType);
 

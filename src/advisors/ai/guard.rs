@@ -14,8 +14,8 @@
 
 use serde_json::{Map, Value};
 
-use super::evidence::AdviceRequest;
-use super::{Advice, Discarded, Recommendation, TEXT_LIMIT, truncate};
+use super::truncate;
+use crate::decision::ports::{Advice, AdviceRequest, Discarded, Recommendation, TEXT_LIMIT};
 use crate::model::DatacenterId;
 
 const KEYS: [&str; 5] = [

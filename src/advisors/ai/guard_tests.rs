@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::advisors::ai::evidence::tests::{OUTAGE, dc, failover_to, request};
+use crate::decision::ports::advisor::evidence::tests::{OUTAGE, dc, failover_to, request};
 
 fn answer(rec: &str, target: Option<&str>, confidence: f64) -> String {
     json!({

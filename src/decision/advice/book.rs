@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::rules::{Effect, Rules, Situation};
-use crate::advisors::ai::{Advice, AdviceRequest, ClientStatus, Consultation, Recommendation};
+use crate::decision::ports::{Advice, AdviceRequest, ClientStatus, Consultation, Recommendation};
 use crate::model::{InstanceId, rfc3339};
 
 /// At most one consultation per instance this often when the evidence did not change.
@@ -207,8 +207,8 @@ impl AdviceBook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::advisors::ai::Discarded;
-    use crate::advisors::ai::evidence::tests::{CALM, OUTAGE, failover_to, request};
+    use crate::decision::ports::Discarded;
+    use crate::decision::ports::advisor::evidence::tests::{CALM, OUTAGE, failover_to, request};
 
     const RULES: Rules = Rules {
         min_confidence: 0.85,

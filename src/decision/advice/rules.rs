@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::advisors::ai::{ClientStatus, Consultation, Recommendation};
 use crate::decision::policy::Verdict;
+use crate::decision::ports::{ClientStatus, Consultation, Recommendation};
 use crate::model::DatacenterId;
 
 /// A failover the policy supports with confidence below `threshold + margin` is

@@ -1,9 +1,9 @@
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::advisors::ai::evidence::tests::{CALM, dc, failover_to};
-use crate::advisors::ai::{Advice, Discarded};
 use crate::decision::policy::Hold;
+use crate::decision::ports::advisor::evidence::tests::{CALM, dc, failover_to};
+use crate::decision::ports::{Advice, Discarded};
 
 const RULES: Rules = Rules {
     min_confidence: 0.85,

@@ -2,10 +2,10 @@
 //! same bed as the runner's other tests. What their answers change is the core's table.
 
 use super::*;
-use crate::advisors::ai::Advisor;
 use crate::advisors::ai::fake::{FakeAdvisor, Script};
-use crate::advisors::client_impact::{ClientImpact, FakeClientImpact};
+use crate::advisors::client_impact::FakeClientImpact;
 use crate::decision::policy::{ClientStatus, Verdict};
+use crate::decision::ports::{Advisor, ClientImpact};
 use crate::decision::testkit::t0;
 use async_trait::async_trait;
 
@@ -169,16 +169,12 @@ async fn the_model_is_asked_through_its_port_and_its_answers_are_kept() {
 struct Stalled;
 
 #[async_trait]
-impl crate::advisors::client_impact::ClientImpactSource for Stalled {
+impl crate::decision::ports::ClientImpactSource for Stalled {
     fn name(&self) -> &'static str {
         "stalled"
     }
 
-    async fn impact(
-        &self,
-        _: &InstanceId,
-        _: crate::advisors::client_impact::Window,
-    ) -> ClientImpact {
+    async fn impact(&self, _: &InstanceId, _: crate::decision::ports::Window) -> ClientImpact {
         std::future::pending().await
     }
 }

@@ -10,14 +10,13 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::Inner;
-use super::runner::Runner;
-use crate::advisors::ai::evidence::{AnomalyEvidence, Contributor, RecentDecision};
-use crate::advisors::ai::{AdviceRequest, Advisor, Consultation};
-use crate::advisors::client_impact::{ClientImpact, ClientImpactSource, Window};
 use crate::decision::evaluation::effect::{effect_step, unmeasured};
 use crate::decision::evaluation::{CLIENT_IMPACT_WAIT, ClientAnswer};
 use crate::decision::incident::{Incident, Ledger, Outcome};
-use crate::model::{AnomalyState, DatacenterId, EndpointKey, InstanceId};
+use crate::decision::ports::{AdviceRequest, Advisor, Consultation};
+use crate::decision::ports::{AnomalyEvidence, Contributor, RecentDecision};
+use crate::decision::ports::{ClientImpact, ClientImpactSource, Window};
+use crate::model::{AnomalyState, DatacenterId, EndpointKey, Instance, InstanceId};
 
 /// Earlier decisions sent to the AI advisor.
 const RECENT_DECISIONS: usize = 5;
@@ -37,67 +36,75 @@ pub(super) struct PendingImpact {
     task: JoinHandle<(ClientImpact, Duration)>,
 }
 
-impl Runner {
-    /// Starts the clients' report in the background.
-    pub(super) fn ask_clients(&self, window: Window) -> Option<PendingImpact> {
-        let source = self.advisors.client_impact.clone()?;
-        let instance = self.instance.clone();
-        let name = source.name();
-        let task = self.inner.tracker.spawn(async move {
-            let started = tokio::time::Instant::now();
-            let impact = source.impact(&instance, window).await;
-            (impact, started.elapsed())
-        });
-        Some(PendingImpact { source: name, task })
-    }
+/// Starts the clients' report of `instance` over `window` in the background; `None`
+/// when no source is configured.
+pub(super) fn ask_clients(
+    inner: &Inner,
+    source: Option<&Arc<dyn ClientImpactSource>>,
+    instance: &InstanceId,
+    window: Window,
+) -> Option<PendingImpact> {
+    let source = Arc::clone(source?);
+    let instance = instance.clone();
+    let name = source.name();
+    let task = inner.tracker.spawn(async move {
+        let started = tokio::time::Instant::now();
+        let impact = source.impact(&instance, window).await;
+        (impact, started.elapsed())
+    });
+    Some(PendingImpact { source: name, task })
+}
 
-    /// Waits at most [`CLIENT_IMPACT_WAIT`] for the report, and counts it.
-    pub(super) async fn await_clients(&mut self) -> ClientAnswer {
-        let Some(PendingImpact { source, mut task }) = self.clients.take() else {
-            return ClientAnswer::TaskFailed("the query was not started".into());
-        };
-        let metrics = &self.inner.deps.metrics;
-        match tokio::time::timeout(CLIENT_IMPACT_WAIT, &mut task).await {
-            Ok(Ok((impact, took))) => {
-                metrics.advisor_call(source, impact.label(), took);
-                ClientAnswer::Answered(impact)
-            }
-            Ok(Err(e)) => ClientAnswer::TaskFailed(e.to_string()),
-            Err(_) => {
-                metrics.advisor_call(source, "late", CLIENT_IMPACT_WAIT);
-                ClientAnswer::Late
-            }
+/// Waits at most [`CLIENT_IMPACT_WAIT`] for the report, and counts it.
+pub(super) async fn await_clients(inner: &Inner, pending: Option<PendingImpact>) -> ClientAnswer {
+    let Some(PendingImpact { source, mut task }) = pending else {
+        return ClientAnswer::TaskFailed("the query was not started".into());
+    };
+    let metrics = &inner.deps.metrics;
+    match tokio::time::timeout(CLIENT_IMPACT_WAIT, &mut task).await {
+        Ok(Ok((impact, took))) => {
+            metrics.advisor_call(source, impact.label(), took);
+            ClientAnswer::Answered(impact)
+        }
+        Ok(Err(e)) => ClientAnswer::TaskFailed(e.to_string()),
+        Err(_) => {
+            metrics.advisor_call(source, "late", CLIENT_IMPACT_WAIT);
+            ClientAnswer::Late
         }
     }
+}
 
-    /// The latest anomaly scores of every datacenter of the instance.
-    pub(super) fn anomalies(&self) -> Vec<AnomalyEvidence> {
-        let Some(inst) = self.settings.instances.get(&self.instance) else {
-            return Vec::new();
-        };
-        inst.endpoints
-            .keys()
-            .map(|dc| anomaly(&self.inner, &self.instance, dc))
-            .collect()
-    }
+/// The latest anomaly scores of every datacenter of the instance.
+pub(super) fn anomalies(inner: &Inner, inst: Option<&Instance>) -> Vec<AnomalyEvidence> {
+    let Some(inst) = inst else {
+        return Vec::new();
+    };
+    inst.endpoints
+        .keys()
+        .map(|dc| anomaly(inner, &inst.uid, dc))
+        .collect()
+}
 
-    /// Asks the AI advisor; `None` when none is configured.
-    pub(super) async fn consult(&self, request: &AdviceRequest) -> Option<Consultation> {
-        let advisor = self.advisors.ai.as_ref()?;
-        let consultation = advisor.advise(request).await;
-        self.inner.deps.metrics.advisor_call(
-            &consultation.advisor,
-            consultation.result_label(),
-            consultation.latency,
-        );
-        let (uid, id) = (&self.instance, self.id);
-        if consultation.advice().is_some() {
-            info!(redis_instance = %uid, incident = id, advice = %consultation.describe(), "AI advisor consulted");
-        } else {
-            warn!(redis_instance = %uid, incident = id, advice = %consultation.describe(), "AI advice discarded");
-        }
-        Some(consultation)
+/// Asks the AI advisor about incident `id`, counts and logs the answer.
+pub(super) async fn consult(
+    inner: &Inner,
+    advisor: &dyn Advisor,
+    request: &AdviceRequest,
+    id: u64,
+) -> Consultation {
+    let consultation = advisor.advise(request).await;
+    inner.deps.metrics.advisor_call(
+        &consultation.advisor,
+        consultation.result_label(),
+        consultation.latency,
+    );
+    let uid = &request.instance;
+    if consultation.advice().is_some() {
+        info!(redis_instance = %uid, incident = id, advice = %consultation.describe(), "AI advisor consulted");
+    } else {
+        warn!(redis_instance = %uid, incident = id, advice = %consultation.describe(), "AI advice discarded");
     }
+    consultation
 }
 
 fn anomaly(inner: &Inner, instance: &InstanceId, dc: &DatacenterId) -> AnomalyEvidence {

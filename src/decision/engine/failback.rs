@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime};
 use tracing::{info, warn};
 
 use super::{Engine, Inner};
-use crate::actuators::alertmanager::{AgentAlert, AgentAlertName};
 use crate::decision::evaluation::Request;
 use crate::decision::incident::{Record, Trigger};
+use crate::decision::ports::{AgentAlert, AgentAlertName};
 use crate::model::{EndpointKey, HealthStatus, InstanceId};
 
 /// How often the watch looks, and re-sends a standing recommendation.

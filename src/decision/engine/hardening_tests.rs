@@ -4,6 +4,7 @@
 use super::*;
 use crate::decision::journal::Opening;
 use crate::decision::ports::AdapterErrorKind;
+use crate::decision::testkit::NoHooks;
 
 fn firing_about(uid: &str) -> Candidate {
     Candidate {
@@ -338,6 +339,7 @@ async fn a_damaged_journal_starts_over_only_when_asked() {
                     prober: ScriptedProber::new(&[("east", UP), ("west", UP)]),
                     dns: None,
                     notifier: None,
+                    hooks: Arc::new(NoHooks),
                     analysis: Arc::new(AnalysisStore::new()),
                     store: Arc::new(crate::model::SnapshotStore::new()),
                     active: Arc::new(ActiveDatacenters::new()),
@@ -394,6 +396,7 @@ async fn a_dry_run_provider_is_not_read_at_start() {
             prober: ScriptedProber::new(&[("east", UP), ("west", UP)]),
             dns: Some(Arc::new(crate::actuators::dns::DryRunDns::new())),
             notifier: None,
+            hooks: Arc::new(NoHooks),
             analysis: Arc::new(AnalysisStore::new()),
             store: Arc::new(crate::model::SnapshotStore::new()),
             active: Arc::clone(&active),

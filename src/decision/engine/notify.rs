@@ -4,9 +4,9 @@
 use tracing::{info, warn};
 
 use super::Inner;
-use crate::actuators::alertmanager::{AgentAlert, AgentAlertName};
 use crate::decision::incident::{Outcome, StepName};
 use crate::decision::policy::Hold;
+use crate::decision::ports::{AgentAlert, AgentAlertName};
 use crate::model::InstanceId;
 
 /// Tells people through Alertmanager; a failure is logged, never fatal.

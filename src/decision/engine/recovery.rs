@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::notify::notify;
 use super::{EngineError, Inner, Settings};
-use crate::actuators::dns::RecordValue;
 use crate::decision::incident::{Incident, Outcome, Record, Step, StepName, StepOutcome};
+use crate::decision::ports::RecordValue;
 
 /// Finishes an incident a previous run left open (see `Engine::recover`).
 pub(super) async fn recover(inner: &Arc<Inner>, incident: Incident) -> Result<(), EngineError> {

@@ -13,24 +13,23 @@ use super::advisors::{self, PendingImpact};
 use super::notify::notify;
 use super::probes::probe_round;
 use super::{Advisors, Inner, Settings};
-use crate::actuators::dns::{self, RecordRef, RecordValue, SwitchOutcome};
-use crate::actuators::hooks::{self, HookContext, HookRun};
 use crate::decision::evaluation::{
     Action, DnsFailure, Evaluation, Event, HookCall, Ports, Request, Start, lost_since,
 };
 use crate::decision::incident::Outcome;
+use crate::decision::ports::{HookContext, HookRun, RecordRef, RecordValue, SwitchOutcome};
 use crate::model::{DatacenterId, EndpointKey, InstanceId};
 
 /// One evaluation's runner: what it acts with, fixed when it starts.
-pub(super) struct Runner {
-    pub(super) inner: Arc<Inner>,
-    pub(super) id: u64,
-    pub(super) instance: InstanceId,
-    pub(super) settings: Arc<Settings>,
+struct Runner {
+    inner: Arc<Inner>,
+    id: u64,
+    instance: InstanceId,
+    settings: Arc<Settings>,
     /// The advisors of the engine when the evaluation started.
-    pub(super) advisors: Advisors,
+    advisors: Advisors,
     /// The clients' report under way.
-    pub(super) clients: Option<PendingImpact>,
+    clients: Option<PendingImpact>,
 }
 
 /// Runs the evaluation of incident `id` to its end, then closes the incident.
@@ -73,7 +72,7 @@ pub(super) async fn run(
 }
 
 impl Runner {
-    pub(super) fn now(&self) -> SystemTime {
+    fn now(&self) -> SystemTime {
         self.inner.deps.clock.now()
     }
 
@@ -130,12 +129,23 @@ impl Runner {
                 .map(|e| Event::JournalFailed(e.to_string())),
             Action::Probe(datacenters) => Some(Event::Probed(self.probe(&datacenters).await)),
             Action::AskClients(window) => {
-                self.clients = self.ask_clients(window);
+                let source = self.advisors.client_impact.as_ref();
+                self.clients = advisors::ask_clients(&inner, source, &self.instance, window);
                 None
             }
-            Action::AwaitClients => Some(Event::Clients(self.await_clients().await)),
-            Action::ReadAnomalies => Some(Event::Anomalies(self.anomalies())),
-            Action::Consult(request) => Some(Event::Advised(self.consult(&request).await?)),
+            Action::AwaitClients => {
+                let answer = advisors::await_clients(&inner, self.clients.take()).await;
+                Some(Event::Clients(answer))
+            }
+            Action::ReadAnomalies => {
+                let inst = self.settings.instances.get(&self.instance);
+                Some(Event::Anomalies(advisors::anomalies(&inner, inst)))
+            }
+            Action::Consult(request) => {
+                let advisor = self.advisors.ai.as_ref()?;
+                let answer = advisors::consult(&inner, advisor.as_ref(), &request, self.id).await;
+                Some(Event::Advised(answer))
+            }
             Action::Remember(history) => {
                 inner.advice().insert(&self.instance, *history);
                 None
@@ -169,7 +179,11 @@ impl Runner {
             to: call.to.as_str(),
             action: call.action,
         };
-        hooks::run(&call.args, &context, call.timeout).await
+        self.inner
+            .deps
+            .hooks
+            .run(&call.args, &context, call.timeout)
+            .await
     }
 
     async fn promote(&self, dc: &DatacenterId) -> Result<(), String> {
@@ -198,7 +212,7 @@ impl Runner {
             });
         };
         crash_point("after_intent");
-        match dns::switch(provider.as_ref(), record, value, &self.settings.switch).await {
+        match provider.switch(record, value, &self.settings.switch).await {
             Ok(outcome) => {
                 crash_point("after_dns");
                 Ok(outcome)

@@ -11,12 +11,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::*;
-use crate::actuators::alertmanager::{AgentAlertName, RecordingNotifier};
-use crate::actuators::dns::{MemoryDns, Op, RecordValue};
-use crate::collector::probe::FreshProbe;
+use crate::actuators::hooks::ProcessHooks;
 use crate::config::HookSettings;
 use crate::decision::incident::Trigger;
 use crate::decision::policy::Hold;
+use crate::decision::ports::dns::{MemoryDns, Op};
+use crate::decision::ports::notifier::RecordingNotifier;
+use crate::decision::ports::{AgentAlertName, FreshProbe, RecordValue};
 use crate::decision::testkit::{record, settings};
 use crate::decision::webhook::{AlertStatus, Candidate, Target};
 use crate::model::{CollectError, Endpoint, EndpointKey};
@@ -117,6 +118,7 @@ async fn bed_advised(
         prober,
         dns: Some(dns.clone()),
         notifier: Some(notifier.clone()),
+        hooks: Arc::new(ProcessHooks),
         analysis: Arc::clone(&analysis),
         store: Arc::new(crate::model::SnapshotStore::new()),
         active: Arc::clone(&active),
@@ -299,7 +301,7 @@ async fn a_hold_is_told_with_its_reason() {
     assert_eq!(b.pointing_at(), "redis-east.example.com");
     assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverHeld]);
     let notice = &b.notifier.alerts()[0];
-    let said = format!("{:?}", notice.annotations());
+    let said = format!("{} {}", notice.summary, notice.description);
     assert!(said.contains("Sentinel had a PING reply"), "{said}");
 }
 

@@ -6,10 +6,9 @@
 use serde_json::json;
 
 use super::{Action, DnsFailure, Hook, HookCall, Out, Phase, Plan, Run};
-use crate::actuators::dns::{RecordValue, SwitchOutcome};
-use crate::actuators::hooks::HookRun;
 use crate::decision::incident::{Outcome, Record, StepName, StepOutcome};
 use crate::decision::policy::{Hold, Round};
+use crate::decision::ports::{HookRun, RecordValue, SwitchOutcome};
 use crate::model::DatacenterId;
 
 impl Run {

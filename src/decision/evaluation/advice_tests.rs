@@ -9,9 +9,7 @@ fn uid() -> InstanceId {
     InstanceId::new("cache")
 }
 
-fn clients(
-    impact: fn(&InstanceId) -> crate::advisors::client_impact::ClientImpact,
-) -> ClientAnswer {
+fn clients(impact: fn(&InstanceId) -> crate::decision::ports::ClientImpact) -> ClientAnswer {
     ClientAnswer::Answered(impact(&uid()))
 }
 

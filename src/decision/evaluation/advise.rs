@@ -9,11 +9,10 @@
 use serde_json::json;
 
 use super::{Action, Out, Phase, Run};
-use crate::advisors::ai::evidence::{AnomalyEvidence, RoundEvidence};
-use crate::advisors::ai::{AdviceRequest, Consultation};
 use crate::decision::advice::rules::{self, Decision, Rules};
 use crate::decision::incident::{StepName, StepOutcome};
 use crate::decision::policy::{Hold, Verdict};
+use crate::decision::ports::{AdviceRequest, AnomalyEvidence, Consultation, RoundEvidence};
 use crate::model::DatacenterId;
 
 /// The advice loop of an evaluation.

@@ -18,9 +18,9 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use super::{Out, Run};
-use crate::advisors::client_impact::{ClientImpact, Verdict as Clients};
 use crate::decision::incident::{StepName, StepOutcome};
 use crate::decision::policy::ClientStatus;
+use crate::decision::ports::{ClientImpact, ClientVerdict as Clients};
 use crate::model::EndpointStatus;
 
 /// How long an evaluation waits for the clients' report once its confirmation rounds

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
-use crate::advisors::client_impact::ClientImpact;
 use crate::decision::incident::{Incident, Outcome, Step, StepName, StepOutcome};
+use crate::decision::ports::ClientImpact;
 use crate::model::InstanceId;
 
 /// After a restart, failovers closed longer ago than this are not measured any more.

@@ -7,9 +7,9 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use super::{Action, Out, Phase, Run, Start, clients, confirm};
-use crate::advisors::client_impact::Window;
 use crate::decision::incident::{Outcome, StepName, StepOutcome};
 use crate::decision::policy::{self, GuardInput, Hold};
+use crate::decision::ports::Window;
 use crate::model::DatacenterId;
 
 impl Run {

@@ -24,14 +24,12 @@ mod guard;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::actuators::dns::{RecordRef, RecordValue, SwitchOutcome};
-use crate::actuators::hooks::HookRun;
-use crate::advisors::ai::evidence::{AnomalyEvidence, RecentDecision};
-use crate::advisors::ai::{AdviceRequest, Consultation};
-use crate::advisors::client_impact::Window;
 use crate::decision::advice::book::AdviceHistory;
 use crate::decision::incident::{Outcome, Record, Step, StepName, StepOutcome};
-use crate::decision::policy::{Round, Verdict};
+use crate::decision::ports::{
+    AdviceRequest, AnomalyEvidence, Consultation, HookRun, RecentDecision, RecordRef, RecordValue,
+    Round, SwitchOutcome, Verdict, Window,
+};
 use crate::decision::settings::{InstanceRecord, Settings};
 use crate::model::{DatacenterId, Instance, InstanceId};
 

@@ -8,12 +8,13 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::actuators::dns::ChangeId;
 use crate::advisors::ai::fake::Script;
 use crate::advisors::ai::guard::validate_answer;
-use crate::advisors::ai::{Discarded, RAW_LIMIT, truncate};
+use crate::advisors::ai::truncate;
 use crate::config::HookSettings;
 use crate::decision::policy::Probe;
+use crate::decision::ports::ChangeId;
+use crate::decision::ports::{Discarded, RAW_LIMIT};
 use crate::decision::testkit;
 use crate::health::{self, HealthInput};
 
@@ -83,7 +84,7 @@ pub(super) fn world(east: &[P], west: &[P]) -> World {
         .collect(),
         sentinel_probes: 0,
         east_heard: None,
-        clients: ClientAnswer::Answered(crate::advisors::client_impact::ClientImpact::unknown(
+        clients: ClientAnswer::Answered(crate::decision::ports::ClientImpact::unknown(
             "no answer scripted",
         )),
         advice: VecDeque::new(),
