@@ -299,6 +299,22 @@ pub struct Incident {
     pub closed: Option<SystemTime>,
 }
 
+impl Incident {
+    fn opened(id: u64, instance: &InstanceId, trigger: &Trigger, at: SystemTime) -> Incident {
+        Incident {
+            id,
+            instance: instance.clone(),
+            opened: at,
+            triggers: vec![trigger.clone()],
+            steps: Vec::new(),
+            intent: None,
+            applied: false,
+            outcome: None,
+            closed: None,
+        }
+    }
+}
+
 /// What the journal says, replayed.
 #[derive(Debug)]
 pub struct Ledger {
@@ -348,37 +364,15 @@ impl Ledger {
                 at,
             } => {
                 self.next_id = self.next_id.max(incident + 1);
-                self.open.insert(
-                    *incident,
-                    Incident {
-                        id: *incident,
-                        instance: instance.clone(),
-                        opened: *at,
-                        triggers: vec![trigger.clone()],
-                        steps: Vec::new(),
-                        intent: None,
-                        applied: false,
-                        outcome: None,
-                        closed: None,
-                    },
-                );
+                let opened = Incident::opened(*incident, instance, trigger, *at);
+                self.open.insert(*incident, opened);
             }
             Record::Joined { incident, trigger } => {
                 if let Some(i) = self.open.get_mut(incident) {
                     i.triggers.push(trigger.clone());
                 }
             }
-            Record::Step { incident, step } => {
-                // A closed incident takes late steps too (the effect of a failover,
-                // measured minutes after it).
-                let target = match self.open.get_mut(incident) {
-                    Some(i) => Some(i),
-                    None => self.history.iter_mut().rev().find(|i| i.id == *incident),
-                };
-                if let Some(i) = target {
-                    i.steps.push(step.clone());
-                }
-            }
+            Record::Step { incident, step } => self.step(*incident, step),
             Record::Intent {
                 incident, from, to, ..
             } => {
@@ -391,23 +385,14 @@ impl Ledger {
                 instance,
                 to,
                 ..
-            } => {
-                if let Some(i) = self.open.get_mut(incident) {
-                    i.applied = true;
-                    let at = i.steps.last().map_or(i.opened, |s| s.at);
-                    self.cooldown_until.insert(instance.clone(), at + cooldown);
-                }
-                self.active.insert(instance.clone(), to.clone());
-                self.failback.remove(instance);
-            }
+            } => self.applied(*incident, instance, to, cooldown),
             Record::Closed {
                 incident,
                 outcome,
                 at,
             } => {
                 if let Some(mut i) = self.open.remove(incident) {
-                    i.outcome = Some(outcome.clone());
-                    i.closed = Some(*at);
+                    (i.outcome, i.closed) = (Some(outcome.clone()), Some(*at));
                     self.push_history(i);
                 }
             }
@@ -440,6 +425,35 @@ impl Ledger {
                 self.failback.insert(instance.clone(), to.clone());
             }
         }
+    }
+
+    /// A closed incident takes late steps too (the effect of a failover, measured
+    /// minutes after it).
+    fn step(&mut self, incident: u64, step: &Step) {
+        let target = match self.open.get_mut(&incident) {
+            Some(i) => Some(i),
+            None => self.history.iter_mut().rev().find(|i| i.id == incident),
+        };
+        if let Some(i) = target {
+            i.steps.push(step.clone());
+        }
+    }
+
+    /// DNS points at `to`: the instance moved, its cooldown starts at the last step.
+    fn applied(
+        &mut self,
+        incident: u64,
+        instance: &InstanceId,
+        to: &DatacenterId,
+        cooldown: Duration,
+    ) {
+        if let Some(i) = self.open.get_mut(&incident) {
+            i.applied = true;
+            let at = i.steps.last().map_or(i.opened, |s| s.at);
+            self.cooldown_until.insert(instance.clone(), at + cooldown);
+        }
+        self.active.insert(instance.clone(), to.clone());
+        self.failback.remove(instance);
     }
 
     fn push_history(&mut self, incident: Incident) {

@@ -166,6 +166,45 @@ impl World {
     }
 }
 
+impl World {
+    /// The world's answer to an action that is not about time or the journal.
+    fn answer(&mut self, action: Action, now: SystemTime, t: &mut Trace) -> Option<Event> {
+        match action {
+            Action::Probe(dcs) => Some(Event::Probed(Round {
+                at: now,
+                probes: dcs.iter().map(|dc| self.probe(dc)).collect(),
+            })),
+            Action::AskClients(window) => {
+                t.windows.push(window);
+                None
+            }
+            Action::AwaitClients => Some(Event::Clients(self.clients.clone())),
+            Action::ReadAnomalies => Some(Event::Anomalies(Vec::new())),
+            Action::Consult(request) => {
+                let answer = self.consult(&request, now);
+                t.requests.push(*request);
+                Some(Event::Advised(answer))
+            }
+            Action::Remember(history) => {
+                t.advice = Some(*history);
+                None
+            }
+            Action::RunHook(call) => {
+                let run = match call.hook {
+                    Hook::PreFailover => self.pre_hook.clone(),
+                    Hook::PostFailover => self.post_hook.clone(),
+                };
+                t.hooks.push(call);
+                Some(Event::Hook(run))
+            }
+            Action::Promote(_) => Some(Event::Promoted(self.promote.clone())),
+            Action::SwitchDns { .. } => Some(Event::Switched(self.dns.clone())),
+            // Time and the journal are the driver's.
+            _ => None,
+        }
+    }
+}
+
 /// What a case did.
 #[derive(Debug)]
 pub(super) struct Trace {
@@ -314,36 +353,6 @@ pub(super) fn drive(start: Start, mut world: World) -> Trace {
                     None
                 }
             }
-            Action::Probe(dcs) => Some(Event::Probed(Round {
-                at: now,
-                probes: dcs.iter().map(|dc| world.probe(dc)).collect(),
-            })),
-            Action::AskClients(window) => {
-                t.windows.push(window);
-                None
-            }
-            Action::AwaitClients => Some(Event::Clients(world.clients.clone())),
-            Action::ReadAnomalies => Some(Event::Anomalies(Vec::new())),
-            Action::Consult(request) => {
-                let answer = world.consult(&request, now);
-                t.requests.push(*request);
-                Some(Event::Advised(answer))
-            }
-            Action::Remember(history) => {
-                t.advice = Some(*history);
-                None
-            }
-            Action::RunHook(call) => {
-                let run = match call.hook {
-                    Hook::PreFailover => world.pre_hook.clone(),
-                    Hook::PostFailover => world.post_hook.clone(),
-                };
-                t.hooks.push(call);
-                Some(Event::Hook(run))
-            }
-            Action::Promote(_) => Some(Event::Promoted(world.promote.clone())),
-            Action::SwitchDns { .. } => Some(Event::Switched(world.dns.clone())),
-            Action::Activate(_) => None,
             Action::Wait(d) => {
                 waits += 1;
                 now += d;
@@ -352,6 +361,7 @@ pub(super) fn drive(start: Start, mut world: World) -> Trace {
                     false => Event::TimerFired,
                 })
             }
+            other => world.answer(other, now, &mut t),
         };
         if let Some(event) = event {
             if matches!(event, Event::JournalFailed(_)) {
