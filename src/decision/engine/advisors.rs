@@ -47,10 +47,14 @@ pub(super) fn ask_clients(
     let source = Arc::clone(source?);
     let instance = instance.clone();
     let name = source.name();
+    let clock = Arc::clone(&inner.deps.clock);
     let task = inner.tracker.spawn(async move {
-        let started = tokio::time::Instant::now();
+        let started = clock.now();
         let impact = source.impact(&instance, window).await;
-        (impact, started.elapsed())
+        (
+            impact,
+            clock.now().duration_since(started).unwrap_or_default(),
+        )
     });
     Some(PendingImpact { source: name, task })
 }
@@ -189,12 +193,13 @@ pub(super) fn measure_effect(inner: &Arc<Inner>, id: u64, instance: &InstanceId,
         if !inner2.sleep(due).await {
             return;
         }
-        let started = tokio::time::Instant::now();
+        let started = inner2.deps.clock.now();
         let impact = source.impact(&instance, Window::around(at, before, after)).await;
+        let took = inner2.deps.clock.now().duration_since(started);
         inner2
             .deps
             .metrics
-            .advisor_call(source.name(), impact.label(), started.elapsed());
+            .advisor_call(source.name(), impact.label(), took.unwrap_or_default());
         let step = effect_step(&impact, window, inner2.deps.clock.now());
         info!(redis_instance = %instance, incident = id, effect = step.evidence["effect"].as_str().unwrap_or("unknown"), "{}", step.detail);
         if let Err(e) = inner2.step(id, step).await {

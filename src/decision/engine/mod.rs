@@ -134,8 +134,9 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<Engine, EngineError> {
         let dir = state_dir.to_owned();
+        let clock = Arc::clone(&deps.clock);
         let (journal, entries) = tokio::task::spawn_blocking(move || {
-            Journal::open_with::<Record>(&dir, JournalLimits::default(), opening)
+            Journal::open_on::<Record>(&dir, JournalLimits::default(), opening, clock)
         })
         .await
         .map_err(|e| EngineError::Task(e.to_string()))??;

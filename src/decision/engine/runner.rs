@@ -14,7 +14,7 @@ use super::notify::notify;
 use super::probes::probe_round;
 use super::{Advisors, Inner, Settings};
 use crate::decision::evaluation::{
-    Action, DnsFailure, Evaluation, Event, HookCall, Ports, Request, Start, lost_since,
+    Action, DnsFailure, Evaluation, Event, HookCall, Ports, Reach, Request, Start, lost_since,
 };
 use crate::decision::incident::Outcome;
 use crate::decision::ports::{HookContext, HookRun, RecordRef, RecordValue, SwitchOutcome};
@@ -92,7 +92,7 @@ impl Runner {
                 instance: uid.clone(),
                 datacenter: dc.clone(),
             };
-            lost_since(inner.deps.store.get(&key).as_deref(), now)
+            lost_since(Reach::of(inner.deps.store.get(&key).as_deref()), now)
         });
         let (cooldown_until, recent_decisions) = {
             let state = inner.state.lock().await;

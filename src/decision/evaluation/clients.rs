@@ -50,17 +50,33 @@ pub(super) struct ClientView {
     pub report: Value,
 }
 
-/// How long ago the agent found it had lost the endpoint, when its latest round failed.
-pub fn lost_since(status: Option<&EndpointStatus>, now: SystemTime) -> Option<Duration> {
-    let status = status?;
-    let failed = status.last_round.as_ref()?.error.is_some();
-    if !failed {
-        return None;
+/// What the collector last saw of the active endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Its latest round succeeded, or it was not collected yet.
+    Reached,
+    /// Its latest round failed; `since`: when the first failed round ended, if known.
+    Lost { since: Option<SystemTime> },
+}
+
+impl Reach {
+    pub fn of(status: Option<&EndpointStatus>) -> Reach {
+        match status {
+            Some(s) if s.last_round.as_ref().is_some_and(|r| r.error.is_some()) => Reach::Lost {
+                since: s.failing_since,
+            },
+            _ => Reach::Reached,
+        }
     }
-    Some(match status.failing_since {
-        Some(at) => now.duration_since(at).unwrap_or_default(),
-        None => DECISION_WINDOW.0,
-    })
+}
+
+/// How long ago the agent found it had lost the endpoint, when it has.
+pub fn lost_since(reach: Reach, now: SystemTime) -> Option<Duration> {
+    match reach {
+        Reach::Reached => None,
+        Reach::Lost { since: Some(at) } => Some(now.duration_since(at).unwrap_or_default()),
+        Reach::Lost { since: None } => Some(DECISION_WINDOW.0),
+    }
 }
 
 /// The recent period of the clients' report (module documentation).
@@ -106,45 +122,22 @@ impl Run {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CollectError, EndpointKey, ErrorKind, Round as CollectRound};
-    use std::time::Instant;
-
-    fn status(failing_for: Option<u64>, now: SystemTime) -> EndpointStatus {
-        let mut s = EndpointStatus::new(
-            EndpointKey::new("app", "a"),
-            1,
-            "127.0.0.1:6379".into(),
-            Duration::from_secs(1),
-        );
-        s.failing_since = failing_for.map(|ago| now - Duration::from_secs(ago));
-        s.last_round = Some(CollectRound {
-            finished: Instant::now(),
-            at: now,
-            duration: Duration::from_millis(1),
-            error: failing_for.map(|_| CollectError {
-                kind: ErrorKind::Connect,
-                message: "connection refused".into(),
-            }),
-        });
-        s
-    }
 
     #[test]
     fn the_clients_are_read_from_when_the_agent_lost_the_endpoint() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let lost = |ago: u64| Reach::Lost {
+            since: Some(now - Duration::from_secs(ago)),
+        };
         // The first failed round ended 8 s ago: read the 8 s since, not the time since
         // the last success (the clients' successes before the fault are not evidence).
-        assert_eq!(
-            lost_since(Some(&status(Some(8), now)), now),
-            Some(Duration::from_secs(8))
-        );
+        assert_eq!(lost_since(lost(8), now), Some(Duration::from_secs(8)));
         // Failing, with no start known: the whole recent period.
-        let mut unknown = status(Some(8), now);
-        unknown.failing_since = None;
-        assert_eq!(lost_since(Some(&unknown), now), Some(DECISION_WINDOW.0));
+        let unknown = Reach::Lost { since: None };
+        assert_eq!(lost_since(unknown, now), Some(DECISION_WINDOW.0));
         // Still reached (a brownout), or not collected yet: the default period.
-        assert_eq!(lost_since(Some(&status(None, now)), now), None);
-        assert_eq!(lost_since(None, now), None);
+        assert_eq!(lost_since(Reach::Reached, now), None);
+        assert_eq!(Reach::of(None), Reach::Reached);
         assert_eq!(
             recent_period(Some(Duration::from_secs(8))),
             Duration::from_secs(8)

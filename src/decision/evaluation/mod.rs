@@ -33,7 +33,7 @@ use crate::decision::ports::{
 use crate::decision::settings::{InstanceRecord, Settings};
 use crate::model::{DatacenterId, Instance, InstanceId};
 
-pub use clients::{CLIENT_IMPACT_WAIT, ClientAnswer, DECISION_WINDOW, lost_since};
+pub use clients::{CLIENT_IMPACT_WAIT, ClientAnswer, DECISION_WINDOW, Reach, lost_since};
 
 /// An operator's request through the API, or the failback watch's.
 #[derive(Debug, Clone, PartialEq)]
