@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::health::memory_used_ratio;
 use crate::model::Info;
 
 /// Number of features.
@@ -141,32 +142,6 @@ pub fn extract(prev: &Observation<'_>, cur: &Observation<'_>) -> Result<Features
     Ok(f)
 }
 
-/// Memory used against the limit that hurts when reached, for the health score. Under
-/// an `allkeys-*` policy a cache full up to `maxmemory` is working as designed (it evicts,
-/// it never refuses a write), so only the host's memory counts; otherwise as
-/// [`memory_used_ratio`].
-pub fn memory_pressure(info: &Info) -> Option<f64> {
-    let evicts_anything = info
-        .get("maxmemory_policy")
-        .is_some_and(|p| p.starts_with("allkeys-"));
-    if evicts_anything {
-        let used = info.number("used_memory")?;
-        let host = info.number("total_system_memory").filter(|m| *m > 0.0)?;
-        return Some(used / host);
-    }
-    memory_used_ratio(info)
-}
-
-/// `used_memory` over `maxmemory`, or over `total_system_memory` when there is no limit.
-pub fn memory_used_ratio(info: &Info) -> Option<f64> {
-    let used = info.number("used_memory")?;
-    let limit = info
-        .number("maxmemory")
-        .filter(|m| *m > 0.0)
-        .or_else(|| info.number("total_system_memory").filter(|m| *m > 0.0))?;
-    Some(used / limit)
-}
-
 fn replication_lag(info: &Info) -> f64 {
     match info.role() {
         Some("slave") => {
@@ -203,6 +178,7 @@ pub fn transform(f: &Features) -> Features {
 mod tests {
     use super::*;
     use crate::collector::info::parse_info;
+    use crate::health::memory_pressure;
 
     fn info(pairs: &[(&str, &str)]) -> Info {
         let text: String = pairs.iter().map(|(k, v)| format!("{k}:{v}\r\n")).collect();

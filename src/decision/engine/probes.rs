@@ -3,10 +3,9 @@
 use std::sync::Arc;
 
 use super::Inner;
-use crate::anomaly::features::memory_pressure;
 use crate::decision::policy::{Probe, Round};
 use crate::decision::ports::FreshProbe;
-use crate::health::{self, HealthInput};
+use crate::health::{self, HealthInput, memory_pressure};
 use crate::model::{DatacenterId, EndpointKey, Instance};
 
 /// Fresh probes of `datacenters` of the instance, all at once.
