@@ -4,6 +4,7 @@
 use super::*;
 use crate::advisors::ai::fake::{FakeAdvisor, Script};
 use crate::advisors::client_impact::FakeClientImpact;
+use crate::decision::evaluation::CLIENT_IMPACT_WAIT;
 use crate::decision::policy::{ClientStatus, Verdict};
 use crate::decision::ports::{Advisor, ClientImpact};
 use crate::decision::testkit::t0;

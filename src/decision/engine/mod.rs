@@ -26,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
-pub use super::evaluation::{CLIENT_IMPACT_WAIT, DECISION_WINDOW};
 pub use super::settings::{EFFECT_AFTER, EFFECT_BEFORE, InstanceRecord, Settings};
 pub use advisors::Advisors;
 pub use dns_sync::DNS_RETRY_MAX;

@@ -6,12 +6,12 @@
 //! them (probes, the journal, the advisors, hooks, DNS), feeds their results back and
 //! owns the real clock, so every decision here is a function of its inputs.
 //!
-//! An evaluation goes: the guards ([`guard`]); confirmation rounds of fresh probes, with
+//! An evaluation goes: the guards (`guard`); confirmation rounds of fresh probes, with
 //! the early exit when the active endpoint answers again and the wait for a Sentinel
-//! promotion inside the active datacenter ([`confirm`]); the clients' report
-//! ([`clients`]); the AI advice and its bounded hold loop ([`advise`]); the verdict,
+//! promotion inside the active datacenter (`confirm`); the clients' report
+//! (`clients`); the AI advice and its bounded hold loop (`advise`); the verdict,
 //! the plan and the acts, the DNS intent recorded before the change, and the
-//! verification ([`act`]). Each step is an [`Action::Record`] placed before the action
+//! verification (`act`). Each step is an [`Action::Record`] placed before the action
 //! that depends on it: the runner stops at the first record the journal refuses.
 
 mod act;
@@ -301,6 +301,7 @@ impl Run {
             Event::Hook(run) => self.hook_ran(out, run),
             Event::Promoted(result) => self.promoted(out, result),
             Event::Switched(result) => self.switched(out, result),
+            // Closed by `Evaluation::handle` before it gets here.
             Event::JournalFailed(_) => {}
         }
     }
