@@ -1,5 +1,8 @@
-//! Wiring: the store, the collector, the registry and the HTTP listener, then signals.
-//! SIGTERM or Ctrl-C drains and stops; SIGHUP reloads the configuration file.
+//! Wiring: [`serve`] runs the agent on a listener it is given until its [`Control`]
+//! says stop (as mini-redis's `server::run`): the store, the collector, the registry,
+//! the engine with each integration's `build()`, and the HTTP listener. [`run`] is the
+//! binary's way in: it binds, and turns SIGTERM or Ctrl-C into a shutdown and SIGHUP
+//! into a reload.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,12 +14,13 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::actuators::alertmanager::{AlertmanagerNotifier, Notifier, NotifierSettings};
-use crate::actuators::dns;
+use crate::actuators::{alertmanager, dns};
+use crate::advisors::ai::config::AiService;
 use crate::advisors::{ai, client_impact};
 use crate::anomaly::{AnomalyEngine, AnomalySettings, detector::DetectorSettings};
 use crate::api::{self, Access, AppState};
@@ -47,37 +51,33 @@ pub struct Options {
 
 type Reloads = Family<Vec<(String, String)>, Counter>;
 
-pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
-    let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let store = Arc::new(SnapshotStore::new());
-    let collector = Collector::new(Arc::clone(&store), tracker.clone(), cancel.clone());
+/// How the outside tells a running agent to stop or to reload its configuration file:
+/// the binary feeds it from SIGTERM, Ctrl-C and SIGHUP ([`run`]); a test calls it.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    shutdown: CancellationToken,
+    reload: Arc<Notify>,
+}
 
-    let analysis = Arc::new(AnalysisStore::new());
-    let active = Arc::new(ActiveDatacenters::new());
-    active.apply(&config.instances);
-    let mut metrics = Metrics::new(
-        Arc::clone(&store),
-        Arc::clone(&analysis),
-        Arc::clone(&active),
-        config.anomaly_threshold,
-    );
-    let reloads = Reloads::default();
-    metrics.registry_mut().register(
-        "redis_agent_config_reloads",
-        "Configuration reloads on SIGHUP, by result",
-        reloads.clone(),
-    );
-    let decisions = DecisionMetrics::register(metrics.registry_mut());
-    let http_metrics = api::HttpMetrics::register(metrics.registry_mut());
-    // Both results from the start, so `increase()` sees the first failure.
-    for result in ["success", "failure"] {
-        reloads
-            .get_or_create(&vec![("result".to_owned(), result.to_owned())])
-            .inc_by(0);
+impl Control {
+    pub fn new() -> Self {
+        Self::default()
     }
-    let metrics = Arc::new(metrics);
 
+    /// Stop accepting, cancel every task, wait for them within [`SHUTDOWN_GRACE`].
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Read `Options::config_path` again; a bad file keeps the running configuration.
+    pub fn reload(&self) {
+        self.reload.notify_one();
+    }
+}
+
+/// The binary's way in: binds the configured address, then [`serve`]s with SIGTERM and
+/// Ctrl-C as the shutdown and SIGHUP as the reload.
+pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
     let listen = match options.listen {
         Some(addr) => addr,
         None => format!("{}:{}", config.api.host, config.api.port)
@@ -87,15 +87,58 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let local = listener.local_addr().unwrap_or(listen);
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let control = Control::new();
+    let serving = serve(listener, config, options, control.clone());
+    tokio::pin!(serving);
+    loop {
+        tokio::select! {
+            result = &mut serving => return result,
+            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); control.shutdown(); }
+            _ = tokio::signal::ctrl_c() => { info!("interrupted: shutting down"); control.shutdown(); }
+            _ = sighup.recv() => control.reload(),
+        }
+    }
+}
 
+/// The agent on `listener` until `control` says stop: the collector, the anomaly
+/// engine, the decision engine with the adapters each integration builds, and the HTTP
+/// API. Returns once every task finished or the grace period is over.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    options: Options,
+    control: Control,
+) -> anyhow::Result<()> {
+    let cancel = control.shutdown.child_token();
+    let tracker = TaskTracker::new();
+    let store = Arc::new(SnapshotStore::new());
+    let analysis = Arc::new(AnalysisStore::new());
+    let active = Arc::new(ActiveDatacenters::new());
+    active.apply(&config.instances);
+    let mut metrics = Metrics::new(
+        Arc::clone(&store),
+        Arc::clone(&analysis),
+        Arc::clone(&active),
+        config.anomaly_threshold,
+    );
+    let reloads = register_reloads(metrics.registry_mut());
+    let decisions = DecisionMetrics::register(metrics.registry_mut());
+    let http_metrics = api::HttpMetrics::register(metrics.registry_mut());
+    let metrics = Arc::new(metrics);
+    let local = listener
+        .local_addr()
+        .context("the listener has no address")?;
+
+    let collector = Collector::new(Arc::clone(&store), tracker.clone(), cancel.clone());
     let changes = collector.apply(&config);
-    let engine = AnomalyEngine::new(
+    let anomaly = AnomalyEngine::new(
         Arc::clone(&store),
         Arc::clone(&analysis),
         anomaly_settings(&config),
     );
-    tracker.spawn(engine.run(cancel.clone()));
+    tracker.spawn(anomaly.run(cancel.clone()));
     let failover = if options.no_failover || !config.failover.auto {
         "off (monitor only)"
     } else {
@@ -104,23 +147,24 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
     info!(listen = %local, endpoints = changes.started, interval = %config::show_duration(config.collector.interval),
         failover, "agent started");
 
-    let engine = start_engine(
-        &config,
-        &options,
-        engine::Deps {
-            prober: Arc::new(RedisProber::new(config.collector).with_limits(config.limits)),
-            dns: None,
-            notifier: None,
-            analysis: Arc::clone(&analysis),
-            store: Arc::clone(&store),
-            active: Arc::clone(&active),
-            metrics: decisions.clone(),
-            advisors: build_advisors(&config)?,
-        },
-        tracker.clone(),
-        cancel.clone(),
-    )
-    .await?;
+    let deps = engine::Deps {
+        prober: Arc::new(RedisProber::new(config.collector).with_limits(config.limits)),
+        dns: None,
+        notifier: None,
+        analysis: Arc::clone(&analysis),
+        store: Arc::clone(&store),
+        active: Arc::clone(&active),
+        metrics: decisions.clone(),
+        advisors: engine::Advisors::default(),
+    };
+    let engine = match start_engine(&config, &options, deps, tracker.clone(), cancel.clone()).await
+    {
+        Ok(engine) => engine,
+        Err(e) => {
+            stop(&cancel, &tracker).await;
+            return Err(e);
+        }
+    };
     engine.watch_failback(engine::WATCH_EVERY);
     let access = Arc::new(std::sync::RwLock::new(Access::from_config(&config)));
     let state = AppState {
@@ -131,7 +175,7 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
         engine: Some(engine.clone()),
         access: Arc::clone(&access),
         decisions,
-        // The listener's limits are taken at start; SIGHUP does not change them.
+        // The listener's limits are taken at start; a reload does not change them.
         http: config.limits.http,
         http_metrics: http_metrics.clone(),
     };
@@ -143,17 +187,18 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
         cancel.clone(),
     ));
 
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut sighup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     loop {
         tokio::select! {
-            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
-            _ = tokio::signal::ctrl_c() => { info!("interrupted: shutting down"); break; }
             _ = cancel.cancelled() => break,
-            _ = sighup.recv() => reload(&options, &collector, &active, &engine, &access, &reloads),
+            _ = control.reload.notified() => reload(&options, &collector, &active, &engine, &access, &reloads),
         }
     }
+    stop(&cancel, &tracker).await;
+    Ok(())
+}
 
+/// Cancels every task and waits for them, at most [`SHUTDOWN_GRACE`].
+async fn stop(cancel: &CancellationToken, tracker: &TaskTracker) {
     cancel.cancel();
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
@@ -165,11 +210,27 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
     } else {
         info!("stopped");
     }
-    Ok(())
 }
 
-/// The DNS provider and the notifier from the configuration, then the engine, which
-/// replays its journal and finishes what a previous run left open.
+fn register_reloads(registry: &mut prometheus_client::registry::Registry) -> Reloads {
+    let reloads = Reloads::default();
+    registry.register(
+        "redis_agent_config_reloads",
+        "Configuration reloads on SIGHUP, by result",
+        reloads.clone(),
+    );
+    // Both results from the start, so `increase()` sees the first failure.
+    for result in ["success", "failure"] {
+        reloads
+            .get_or_create(&vec![("result".to_owned(), result.to_owned())])
+            .inc_by(0);
+    }
+    reloads
+}
+
+/// The DNS provider, the notifier and the advisors, each from its integration's
+/// `build()`, then the engine, which replays its journal and finishes what a previous
+/// run left open.
 async fn start_engine(
     config: &Config,
     options: &Options,
@@ -177,21 +238,20 @@ async fn start_engine(
     tracker: TaskTracker,
     cancel: CancellationToken,
 ) -> anyhow::Result<Engine> {
-    if let Some(settings) = &config.dns {
-        let provider = dns::build(settings)
-            .with_context(|| format!("dns_provider {:?} cannot start", settings.provider))?;
-        deps.dns = Some(provider);
-    }
-    if let Some(am) = &config.alertmanager {
-        let notifier = AlertmanagerNotifier::new(NotifierSettings {
-            urls: am.urls.clone(),
-            timeout: am.timeout,
-            resolve_after: am.resolve_after,
-            ..NotifierSettings::default()
-        })
-        .context("alertmanager: cannot set up the notifier")?;
-        deps.notifier = Some(Arc::new(notifier) as Arc<dyn Notifier>);
-    }
+    deps.dns = match &config.dns {
+        Some(settings) => Some(dns::config::build(settings).with_context(|| {
+            format!("dns_provider {:?} cannot start", settings.provider.name())
+        })?),
+        None => None,
+    };
+    deps.notifier = match &config.alertmanager {
+        Some(settings) => Some(
+            alertmanager::config::build(settings)
+                .context("alertmanager: cannot set up the notifier")?,
+        ),
+        None => None,
+    };
+    deps.advisors = build_advisors(config)?;
     let opening = if options.journal_start_over {
         Opening::StartOver
     } else {
@@ -235,8 +295,8 @@ fn build_advisors(config: &Config) -> anyhow::Result<engine::Advisors> {
             .azure_openai
             .as_ref()
             .map_or("off", |a| match a.service {
-                config::AiService::Azure { .. } => "azure_openai",
-                config::AiService::OpenAiCompatible { .. } => "openai_compatible",
+                AiService::Azure { .. } => "azure_openai",
+                AiService::OpenAiCompatible { .. } => "openai_compatible",
             }),
         "advisors"
     );

@@ -13,12 +13,13 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 
 use common::openai::{Reply, ScriptedOpenAi};
+use redis_failover_agent::advisors::ai::config::{AiService, AzureOpenAiSettings};
 use redis_failover_agent::advisors::ai::guard::{self, Decision, Effect, Rules};
 use redis_failover_agent::advisors::ai::history::AdviceHistory;
 use redis_failover_agent::advisors::ai::{
     self, AdviceRequest, Advisor, ClientStatus, Consultation, Discarded, Recommendation,
 };
-use redis_failover_agent::config::{self, AiService, AzureOpenAiSettings};
+use redis_failover_agent::config;
 use redis_failover_agent::decision::policy::{Hold, Probe, Verdict};
 use redis_failover_agent::model::{DatacenterId, InstanceId};
 

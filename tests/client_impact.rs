@@ -10,11 +10,13 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use redis_failover_agent::advisors::client_impact::config::{
+    ElkFields, ElkSettings, default_error_levels,
+};
 use redis_failover_agent::advisors::client_impact::{
     self, CachedSource, ClientImpact, ClientImpactSource, ElasticsearchSource, ErrorCategory,
     FailoverEffect, ImpactReport, TimeoutSource, Verdict, Window,
 };
-use redis_failover_agent::config::{ElkFields, ElkSettings, default_error_levels};
 use redis_failover_agent::model::{DatacenterId, Instance, InstanceId};
 use serde_json::{Value, json};
 

@@ -2,6 +2,8 @@
 //!
 //! Every field is a [`Raw`] and every struct keeps the keys it does not know, so that
 //! reading never stops at the first problem: stage two (`validate`) reports them all.
+//! An integration's block (`elk`, `azure_openai`, `dns_config`, `alertmanager`) is
+//! kept as a plain value here: its serde form is the integration's own.
 
 use std::collections::BTreeMap;
 
@@ -17,27 +19,34 @@ pub enum Raw<T> {
     Invalid { given: Value, reason: String },
 }
 
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Raw<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
+impl<T: DeserializeOwned> Raw<T> {
+    /// Reads `value` as a `T`, or keeps it with the reason it is not one. An
+    /// integration reads its block this way, from the value the core kept for it.
+    pub fn from_value(value: Value) -> Self {
         match serde_yaml::from_value::<T>(value.clone()) {
-            Ok(v) => Ok(Raw::Valid(v)),
+            Ok(v) => Raw::Valid(v),
             // A value that came from `${VAR}` is a string; read it again as YAML so
             // that `port: ${REDIS_PORT}` is a number.
             Err(first) => match &value {
                 Value::String(s) => match serde_yaml::from_str::<T>(s) {
-                    Ok(v) => Ok(Raw::Valid(v)),
-                    Err(_) => Ok(Raw::Invalid {
+                    Ok(v) => Raw::Valid(v),
+                    Err(_) => Raw::Invalid {
                         given: value,
                         reason: first.to_string(),
-                    }),
+                    },
                 },
-                _ => Ok(Raw::Invalid {
+                _ => Raw::Invalid {
                     given: value,
                     reason: first.to_string(),
-                }),
+                },
             },
         }
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Raw<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(Raw::from_value)
     }
 }
 
@@ -64,14 +73,14 @@ pub struct RawConfig {
     pub failover_confidence_threshold: Option<Raw<f64>>,
     pub failover_consecutive_threshold: Option<Raw<i64>>,
     pub use_azure_openai: Option<Raw<bool>>,
-    pub azure_openai: Option<Raw<RawAzureOpenAi>>,
+    pub azure_openai: Option<Value>,
     pub ai_failover_confidence: Option<Raw<f64>>,
     pub ai_consecutive_recommendations: Option<Raw<i64>>,
     pub ai_max_hold: Option<Raw<super::duration::Seconds>>,
     pub use_elk: Option<Raw<bool>>,
-    pub elk: Option<Raw<RawElk>>,
+    pub elk: Option<Value>,
     pub dns_provider: Option<Raw<String>>,
-    pub dns_config: Option<Raw<RawDnsConfig>>,
+    pub dns_config: Option<Value>,
     pub alert_endpoints: Option<Value>,
     pub api: Option<Raw<RawApi>>,
     pub confirm_interval: Option<Raw<super::duration::Seconds>>,
@@ -83,7 +92,7 @@ pub struct RawConfig {
     pub state_dir: Option<Raw<String>>,
     pub hooks: Option<Raw<RawHooks>>,
     pub webhook: Option<Raw<RawWebhook>>,
-    pub alertmanager: Option<Raw<RawAlertmanager>>,
+    pub alertmanager: Option<Value>,
     pub limits: Option<Raw<super::limits::RawLimits>>,
     #[serde(flatten)]
     pub unknown: Unknown,
@@ -164,19 +173,6 @@ pub struct RawWebhook {
 
 impl RawWebhook {
     pub const KEYS: &'static [&'static str] = &["bearer_token", "bearer_token_file"];
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawAlertmanager {
-    pub urls: Option<Raw<Vec<String>>>,
-    pub timeout: Option<Raw<super::duration::Seconds>>,
-    pub resolve_after: Option<Raw<super::duration::Seconds>>,
-    #[serde(flatten)]
-    pub unknown: Unknown,
-}
-
-impl RawAlertmanager {
-    pub const KEYS: &'static [&'static str] = &["urls", "timeout", "resolve_after"];
 }
 
 /// Credentials and TLS, given on an instance (for all its endpoints) or on one endpoint.
@@ -320,139 +316,4 @@ pub struct RawApi {
 impl RawApi {
     pub const KEYS: &'static [&'static str] =
         &["enabled", "api_key", "api_key_file", "host", "port"];
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawAzureOpenAi {
-    pub api_key: Option<Raw<String>>,
-    pub api_key_file: Option<Raw<String>>,
-    pub endpoint: Option<Raw<String>>,
-    pub base_url: Option<Raw<String>>,
-    pub api_version: Option<Raw<String>>,
-    pub model: Option<Raw<String>>,
-    pub max_tokens: Option<Raw<i64>>,
-    pub temperature: Option<Raw<f64>>,
-    pub timeout: Option<Raw<super::duration::Seconds>>,
-    #[serde(flatten)]
-    pub unknown: Unknown,
-}
-
-impl RawAzureOpenAi {
-    pub const KEYS: &'static [&'static str] = &[
-        "api_key",
-        "api_key_file",
-        "endpoint",
-        "base_url",
-        "api_version",
-        "model",
-        "max_tokens",
-        "temperature",
-        "timeout",
-    ];
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawElk {
-    pub url: Option<Raw<String>>,
-    pub username: Option<Raw<String>>,
-    pub password: Option<Raw<String>>,
-    pub password_file: Option<Raw<String>>,
-    pub index_pattern: Option<Raw<String>>,
-    pub verify_ssl: Option<Raw<bool>>,
-    pub timeout: Option<Raw<super::duration::Seconds>>,
-    pub cache_ttl: Option<Raw<super::duration::Seconds>>,
-    pub client_logs_only: Option<Raw<bool>>,
-    pub headers: Option<Raw<BTreeMap<String, String>>>,
-    pub fields: Option<Raw<RawElkFields>>,
-    pub error_levels: Option<Raw<Vec<String>>>,
-    #[serde(flatten)]
-    pub unknown: Unknown,
-}
-
-/// `elk.fields`: the names of the client log fields, where they differ from seed 000's.
-#[derive(Debug, Deserialize)]
-pub struct RawElkFields {
-    pub timestamp: Option<Raw<String>>,
-    pub level: Option<Raw<String>>,
-    pub message: Option<Raw<String>>,
-    pub latency_ms: Option<Raw<String>>,
-    pub redis_instance: Option<Raw<String>>,
-    pub operation: Option<Raw<String>>,
-    pub exception: Option<Raw<String>>,
-    pub log_source: Option<Raw<String>>,
-    #[serde(flatten)]
-    pub unknown: Unknown,
-}
-
-impl RawElkFields {
-    pub const KEYS: &'static [&'static str] = &[
-        "timestamp",
-        "level",
-        "message",
-        "latency_ms",
-        "redis_instance",
-        "operation",
-        "exception",
-        "log_source",
-    ];
-}
-
-impl RawElk {
-    pub const KEYS: &'static [&'static str] = &[
-        "url",
-        "username",
-        "password",
-        "password_file",
-        "index_pattern",
-        "verify_ssl",
-        "timeout",
-        "cache_ttl",
-        "client_logs_only",
-        "headers",
-        "fields",
-        "error_levels",
-    ];
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawDnsConfig {
-    pub zone_id: Option<Raw<String>>,
-    pub aws_region: Option<Raw<String>>,
-    pub aws_access_key: Option<Raw<String>>,
-    pub aws_access_key_file: Option<Raw<String>>,
-    pub aws_secret_key: Option<Raw<String>>,
-    pub aws_secret_key_file: Option<Raw<String>>,
-    pub endpoint_url: Option<Raw<String>>,
-    pub records: Option<Raw<Vec<RawDnsRecord>>>,
-    #[serde(flatten)]
-    pub unknown: Unknown,
-}
-
-impl RawDnsConfig {
-    pub const KEYS: &'static [&'static str] = &[
-        "zone_id",
-        "aws_region",
-        "aws_access_key",
-        "aws_access_key_file",
-        "aws_secret_key",
-        "aws_secret_key_file",
-        "endpoint_url",
-        "records",
-    ];
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawDnsRecord {
-    pub instance_name: Option<Raw<String>>,
-    pub name: Option<Raw<String>>,
-    #[serde(rename = "type")]
-    pub record_type: Option<Raw<String>>,
-    pub ttl: Option<Raw<i64>>,
-    pub values: Option<Raw<BTreeMap<String, String>>>,
-    #[serde(flatten)]
-    pub unknown: Unknown,
-}
-
-impl RawDnsRecord {
-    pub const KEYS: &'static [&'static str] = &["instance_name", "name", "type", "ttl", "values"];
 }

@@ -13,6 +13,7 @@
 //! as delivered when at least one of them took it. [`RecordingNotifier`] is the fake for
 //! engine tests.
 
+pub mod config;
 mod http;
 
 use std::collections::BTreeMap;

@@ -9,25 +9,26 @@
 //! if it already points at the target, UPSERT, then wait until the change is in sync.
 //! Retries and per-call timeouts live there (and in `retry.rs`), not in the providers.
 
+pub mod config;
 mod dry_run;
 mod memory;
+pub mod provider_config;
 mod retry;
 mod route53;
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::config::{DnsRecord, DnsSettings};
 use crate::decision::ports::AdapterErrorKind;
 
 pub use dry_run::DryRunDns;
 pub use memory::{MemoryDns, Op};
 pub use route53::Route53Dns;
+pub use route53::config::Route53Settings;
 
 /// One record set: the zone it lives in, its name and type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,12 +49,6 @@ impl RecordRef {
             name: name.into(),
             record_type,
         }
-    }
-
-    /// The record `record` of `dns_config` names, in the configured zone.
-    pub fn from_config(settings: &DnsSettings, record: &DnsRecord) -> Result<Self, DnsError> {
-        let record_type = record.record_type.parse()?;
-        Ok(Self::new(&settings.zone_id, &record.name, record_type))
     }
 
     /// The name in the form names are compared: lower case, no trailing dot.
@@ -333,18 +328,6 @@ fn check_target(record: &RecordRef, target: &RecordValue) -> Result<(), DnsError
             format!("cannot point {record} at {p}"),
         )),
         None => Ok(()),
-    }
-}
-
-/// The provider `settings.provider` names: `route53` or `dry-run`.
-pub fn build(settings: &DnsSettings) -> Result<Arc<dyn DnsProvider>, DnsError> {
-    match settings.provider.as_str() {
-        "route53" => Ok(Arc::new(Route53Dns::new(settings)?)),
-        "dry-run" => Ok(Arc::new(DryRunDns::new())),
-        other => Err(DnsError::new(
-            AdapterErrorKind::Invalid,
-            format!("dns_provider {other:?} is not supported; use \"route53\" or \"dry-run\""),
-        )),
     }
 }
 

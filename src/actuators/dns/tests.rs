@@ -1,5 +1,5 @@
 //! `switch()` against the in-memory provider (read first, retries, waiting for the
-//! change to be in sync), record values and types, and building the configured provider.
+//! change to be in sync), and record values and types.
 
 use super::*;
 
@@ -242,30 +242,5 @@ fn record_types_parse_and_serialize_as_dns_spells_them() {
     assert_eq!(
         serde_json::to_string(&RecordType::Cname).unwrap(),
         "\"CNAME\""
-    );
-}
-
-#[test]
-fn build_picks_the_configured_provider() {
-    let mut settings = DnsSettings {
-        provider: "dry-run".into(),
-        zone_id: "Z1".into(),
-        region: "us-east-1".into(),
-        access_key: None,
-        secret_key: None,
-        endpoint_url: None,
-        records: vec![],
-    };
-    assert_eq!(build(&settings).unwrap().name(), "dry-run");
-    settings.provider = "route53".into();
-    settings.access_key = Some(crate::model::Secret::new("AKIDEXAMPLE"));
-    settings.secret_key = Some(crate::model::Secret::new("very-secret"));
-    let dns = build(&settings).unwrap();
-    assert_eq!(dns.name(), "route53");
-    assert!(!format!("{dns:?}").contains("very-secret"));
-    settings.provider = "bind".into();
-    assert_eq!(
-        build(&settings).unwrap_err().kind,
-        AdapterErrorKind::Invalid
     );
 }

@@ -17,6 +17,7 @@
 //! - [`openai`]: the adapter (async-openai; Azure or OpenAI-compatible).
 //! - [`fake`]: a scripted advisor for engine tests.
 
+pub mod config;
 pub mod evidence;
 pub mod fake;
 pub mod guard;
@@ -31,7 +32,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::config::AzureOpenAiSettings;
+use self::config::AzureOpenAiSettings;
 use crate::model::{DatacenterId, rfc3339};
 
 pub use evidence::{AdviceRequest, ClientStatus};

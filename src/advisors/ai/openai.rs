@@ -22,10 +22,10 @@ use async_openai::types::chat::{
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::config::{AiService, AzureOpenAiSettings};
 use super::guard::validate_answer;
 use super::prompt::{self, SCHEMA_NAME};
 use super::{AdviceRequest, Advisor, AdvisorError, Consultation, Discarded, RAW_LIMIT, truncate};
-use crate::config::{AiService, AzureOpenAiSettings};
 use crate::model::Secret;
 
 /// The advisor behind Azure OpenAI or an OpenAI-compatible server.

@@ -20,10 +20,10 @@ use ::elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilde
 use ::elasticsearch::{Elasticsearch, FieldCapsParts, SearchParts};
 use serde_json::Value;
 
+use super::config::{ElkFields, ElkSettings};
 use super::{
     ClientImpact, ClientImpactError, ClientImpactSource, ImpactReport, InstanceId, Window, query,
 };
-use crate::config::{ElkFields, ElkSettings};
 use crate::decision::ports::AdapterErrorKind;
 use crate::decision::ports::error_chain;
 use crate::model::Secret;

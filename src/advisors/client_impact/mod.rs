@@ -17,6 +17,7 @@
 
 mod cache;
 mod category;
+pub mod config;
 mod elasticsearch;
 mod fake;
 mod query;
@@ -30,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::config::ElkSettings;
+use self::config::ElkSettings;
 use crate::decision::ports::AdapterErrorKind;
 use crate::model::{Instance, InstanceId};
 

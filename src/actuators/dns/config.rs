@@ -1,0 +1,259 @@
+//! `dns_provider` + `dns_config`: which provider moves the records, and which record
+//! each instance's clients resolve; read, checked, and built into the provider.
+//!
+//! `zone_id` and `records` are every provider's; the other keys of `dns_config` are the
+//! chosen provider's own, read by its `config` module. A new provider is its folder and
+//! one line in [`PROVIDERS`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_yaml::{Mapping, Value};
+
+use super::provider_config::{Provider, ProviderConfig};
+use super::{DnsError, DnsProvider, RecordRef, dry_run, route53};
+use crate::config::raw::{Raw, Unknown};
+use crate::config::validate::ctx::{Ctx, join};
+use crate::model::{DatacenterId, Instance};
+
+/// Every value `dns_provider` may take; the first is the default.
+const PROVIDERS: &[Provider] = &[route53::config::PROVIDER, dry_run::PROVIDER];
+
+/// `dns_provider` + `dns_config`: how a failover moves clients.
+#[derive(Debug, Clone)]
+pub struct DnsSettings {
+    /// `dns_provider` (default `route53`) with its own keys of `dns_config`.
+    pub provider: Arc<dyn ProviderConfig>,
+    /// `dns_config.zone_id`: the hosted zone of every record.
+    pub zone_id: String,
+    /// `dns_config.records`.
+    pub records: Vec<DnsRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsRecord {
+    /// The `name` of the instance this record sends clients to.
+    pub instance_name: String,
+    pub name: String,
+    /// `type`: `CNAME` (default), `A` or `AAAA`.
+    pub record_type: String,
+    /// Seconds. Default 60.
+    pub ttl: u32,
+    /// `values`: the record's value per datacenter, where it is not that datacenter's
+    /// endpoint host.
+    pub values: BTreeMap<DatacenterId, String>,
+}
+
+/// The provider `settings` name, ready to use.
+pub fn build(settings: &DnsSettings) -> Result<Arc<dyn DnsProvider>, DnsError> {
+    settings.provider.build()
+}
+
+impl RecordRef {
+    /// The record `record` of `dns_config` names, in the configured zone.
+    pub fn from_config(settings: &DnsSettings, record: &DnsRecord) -> Result<Self, DnsError> {
+        let record_type = record.record_type.parse()?;
+        Ok(Self::new(&settings.zone_id, &record.name, record_type))
+    }
+}
+
+/// The serde form of `dns_config`: the shared keys, and the provider's in `rest`.
+#[derive(Debug, Deserialize)]
+struct RawDnsConfig {
+    zone_id: Option<Raw<String>>,
+    records: Option<Raw<Vec<RawDnsRecord>>>,
+    #[serde(flatten)]
+    rest: Unknown,
+}
+
+impl RawDnsConfig {
+    const KEYS: &'static [&'static str] = &["zone_id", "records"];
+}
+
+#[derive(Debug, Deserialize)]
+struct RawDnsRecord {
+    instance_name: Option<Raw<String>>,
+    name: Option<Raw<String>>,
+    #[serde(rename = "type")]
+    record_type: Option<Raw<String>>,
+    ttl: Option<Raw<i64>>,
+    values: Option<Raw<BTreeMap<String, String>>>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+impl RawDnsRecord {
+    const KEYS: &'static [&'static str] = &["instance_name", "name", "type", "ttl", "values"];
+}
+
+/// `dns_provider` + `dns_config`; `None` without `dns_config` or with problems.
+pub(crate) fn read(
+    cx: &mut Ctx<'_>,
+    provider: Option<Raw<String>>,
+    block: Option<Value>,
+    instances: &[Instance],
+) -> Option<DnsSettings> {
+    let name = cx.value("dns_provider", provider);
+    let provider = match name.as_deref() {
+        None => PROVIDERS.first(),
+        Some(name) => PROVIDERS.iter().find(|p| p.name == name),
+    };
+    if let (Some(name), None) = (&name, provider) {
+        cx.problem(
+            "dns_provider",
+            format!("{name:?} is not supported; use {}", names()),
+        );
+    }
+    let raw = cx.value("dns_config", block.map(Raw::<RawDnsConfig>::from_value));
+    if name.is_some() && raw.is_none() {
+        cx.problem("dns_config", "is required when dns_provider is set");
+    }
+    let raw = raw?;
+    let p = "dns_config";
+    // With an unknown provider, a key is unknown when no provider reads it.
+    let theirs: Vec<&[&str]> = match provider {
+        Some(provider) => vec![provider.keys],
+        None => PROVIDERS.iter().map(|p| p.keys).collect(),
+    };
+    let (own, unknown): (Unknown, Unknown) = raw
+        .rest
+        .into_iter()
+        .partition(|(key, _)| theirs.iter().any(|keys| keys.contains(&key.as_str())));
+    let known: Vec<&[&str]> = [RawDnsConfig::KEYS].into_iter().chain(theirs).collect();
+    cx.unknown(p, &unknown, &known);
+    let zone_id = cx
+        .required(&join(p, "zone_id"), raw.zone_id)
+        .unwrap_or_default();
+    let own: Mapping = own
+        .into_iter()
+        .map(|(k, v)| (Value::String(k), v))
+        .collect();
+    let provider = provider.and_then(|provider| (provider.read)(cx, p, Value::Mapping(own)));
+    let records = records(cx, raw.records, instances);
+    Some(DnsSettings {
+        provider: provider?,
+        zone_id,
+        records,
+    })
+}
+
+/// `"route53" or "dry-run"`.
+fn names() -> String {
+    let quoted: Vec<String> = PROVIDERS.iter().map(|p| format!("{:?}", p.name)).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// `dns_config.records`: each names an instance and, per datacenter, its value.
+fn records(
+    cx: &mut Ctx<'_>,
+    raw: Option<Raw<Vec<RawDnsRecord>>>,
+    instances: &[Instance],
+) -> Vec<DnsRecord> {
+    let p = "dns_config";
+    let names: BTreeSet<&str> = instances.iter().map(|i| i.name.as_str()).collect();
+    let mut records = Vec::new();
+    let raw_records = cx.required(&join(p, "records"), raw).unwrap_or_default();
+    for (i, r) in raw_records.into_iter().enumerate() {
+        let rp = format!("{p}.records[{i}]");
+        cx.unknown(&rp, &r.unknown, &[RawDnsRecord::KEYS]);
+        let instance_name = cx.required(&join(&rp, "instance_name"), r.instance_name);
+        if let Some(n) = instance_name.as_deref().filter(|n| !names.contains(n)) {
+            cx.problem(
+                &join(&rp, "instance_name"),
+                format!("{n:?} is not the name of an instance"),
+            );
+        }
+        let name = cx.required(&join(&rp, "name"), r.name);
+        let record_type = cx
+            .value(&join(&rp, "type"), r.record_type)
+            .unwrap_or_else(|| "CNAME".into());
+        if !matches!(record_type.as_str(), "CNAME" | "A" | "AAAA") {
+            cx.problem(
+                &join(&rp, "type"),
+                format!("{record_type:?} is not supported; use CNAME, A or AAAA"),
+            );
+        }
+        let ttl = cx.count(&join(&rp, "ttl"), r.ttl, 60);
+        let instance = instance_name
+            .as_deref()
+            .and_then(|n| instances.iter().find(|i| i.name == n));
+        let mut values = BTreeMap::new();
+        for (dc, value) in cx.value(&join(&rp, "values"), r.values).unwrap_or_default() {
+            let id = DatacenterId::new(&dc);
+            if instance.is_some_and(|i| !i.endpoints.contains_key(&id)) {
+                cx.problem(
+                    &format!("{rp}.values.{dc}"),
+                    format!("the instance has no endpoint in datacenter {dc:?}"),
+                );
+            }
+            if value.trim().is_empty() || value.contains(char::is_whitespace) {
+                cx.problem(
+                    &format!("{rp}.values.{dc}"),
+                    format!("{value:?} is not a record value"),
+                );
+            }
+            values.insert(id, value);
+        }
+        if let (Some(instance_name), Some(name)) = (instance_name, name) {
+            records.push(DnsRecord {
+                instance_name,
+                name,
+                record_type,
+                ttl,
+                values,
+            });
+        }
+    }
+    records
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::build;
+    use crate::config::{ConfigError, parse};
+
+    const BASE: &str = "instances: [{uid: cache, endpoints: {east: {host: e.example}}}]\n";
+
+    fn dns(block: &str) -> Result<super::DnsSettings, ConfigError> {
+        let text = format!("{BASE}{block}dns_config: {{zone_id: Z1, records: []}}\n");
+        let env = |name: &str| (name == "SECRET").then(|| "very-secret".to_owned());
+        parse(&text, "test", Path::new("."), &env).map(|l| l.config.dns.expect("dns"))
+    }
+
+    #[test]
+    fn build_picks_the_configured_provider() {
+        let dry_run = dns("dns_provider: dry-run\n").unwrap();
+        assert_eq!(build(&dry_run).unwrap().name(), "dry-run");
+        let text = format!(
+            "{BASE}dns_config: {{zone_id: Z1, records: [], aws_access_key: AKIDEXAMPLE,\n  \
+             aws_secret_key: '${{SECRET}}'}}\n"
+        );
+        let env = |name: &str| (name == "SECRET").then(|| "very-secret".to_owned());
+        let settings = parse(&text, "test", Path::new("."), &env)
+            .unwrap()
+            .config
+            .dns
+            .unwrap();
+        assert_eq!(settings.provider.name(), "route53", "the default provider");
+        let provider = build(&settings).unwrap();
+        assert_eq!(provider.name(), "route53");
+        assert!(!format!("{provider:?}").contains("very-secret"));
+        assert!(!format!("{settings:?}").contains("very-secret"));
+        match dns("dns_provider: bind\n") {
+            Err(e) => assert!(
+                e.to_string().contains(
+                    "dns_provider: \"bind\" is not supported; use \"route53\" or \"dry-run\""
+                ),
+                "{e}"
+            ),
+            Ok(s) => panic!("{s:?}"),
+        }
+    }
+}
