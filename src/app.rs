@@ -238,19 +238,21 @@ async fn start_engine(
     tracker: TaskTracker,
     cancel: CancellationToken,
 ) -> anyhow::Result<Engine> {
-    deps.dns = match &config.dns {
-        Some(settings) => Some(dns::config::build(settings).with_context(|| {
-            format!("dns_provider {:?} cannot start", settings.provider.name())
-        })?),
-        None => None,
-    };
-    deps.notifier = match &config.alertmanager {
-        Some(settings) => Some(
-            alertmanager::config::build(settings)
-                .context("alertmanager: cannot set up the notifier")?,
-        ),
-        None => None,
-    };
+    deps.dns = config
+        .dns
+        .as_ref()
+        .map(|dns| {
+            dns::config::build(dns)
+                .with_context(|| format!("dns_provider {:?} cannot start", dns.provider.name()))
+        })
+        .transpose()?;
+    deps.notifier = config
+        .alertmanager
+        .as_ref()
+        .map(|am| {
+            alertmanager::config::build(am).context("alertmanager: cannot set up the notifier")
+        })
+        .transpose()?;
     deps.advisors = build_advisors(config)?;
     let opening = if options.journal_start_over {
         Opening::StartOver
@@ -271,20 +273,18 @@ async fn start_engine(
 
 /// The client impact source (`use_elk`) and the AI advisor (`use_azure_openai`).
 fn build_advisors(config: &Config) -> anyhow::Result<engine::Advisors> {
-    let client_impact = match &config.elk {
-        Some(elk) => Some(
-            client_impact::build(elk, &config.instances)
-                .map_err(|e| anyhow::anyhow!("elk: cannot set up the client: {e}"))?,
-        ),
-        None => None,
-    };
-    let ai = match &config.azure_openai {
-        Some(settings) => Some(
-            ai::build(settings)
-                .map_err(|e| anyhow::anyhow!("azure_openai: cannot set up the client: {e}"))?,
-        ),
-        None => None,
-    };
+    let client_impact = config
+        .elk
+        .as_ref()
+        .map(|elk| client_impact::build(elk, &config.instances))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("elk: cannot set up the client: {e}"))?;
+    let ai = config
+        .azure_openai
+        .as_ref()
+        .map(ai::build)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("azure_openai: cannot set up the client: {e}"))?;
     info!(
         client_impact = if client_impact.is_some() {
             "elasticsearch"

@@ -1,6 +1,6 @@
 //! The configuration: YAML (JSON is YAML too, so the seed's `config.json` loads as it is),
-//! read in two stages. Stage one ([`raw`]) reads the file into permissive serde structs;
-//! stage two ([`validate`]) checks everything and builds the typed [`Config`], reporting
+//! read in two stages. Stage one (`raw`) reads the file into permissive serde structs;
+//! stage two (`validate`) checks everything and builds the typed [`Config`], reporting
 //! every problem with the key and value that cause it. `load` runs both (after the
 //! `${VAR}` expansion of `expand`); `secrets` knows which keys and URLs hold
 //! credentials, so that no problem or warning shows one.

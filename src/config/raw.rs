@@ -11,6 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_yaml::Value;
 
+use super::duration::Seconds;
+
 /// A value as given: either it has the expected type, or it is kept with the reason it
 /// does not, so one bad value does not hide the others.
 #[derive(Debug, Clone)]
@@ -57,10 +59,10 @@ pub type Unknown = BTreeMap<String, Value>;
 pub struct RawConfig {
     pub instances: Option<Raw<Vec<RawInstance>>>,
     pub datacenters: Option<Raw<BTreeMap<String, RawDatacenter>>>,
-    pub monitoring_interval: Option<Raw<super::duration::Seconds>>,
+    pub monitoring_interval: Option<Raw<Seconds>>,
     pub decision_interval: Option<Value>,
     pub timeouts: Option<Raw<RawTimeouts>>,
-    pub reconnect_max_backoff: Option<Raw<super::duration::Seconds>>,
+    pub reconnect_max_backoff: Option<Raw<Seconds>>,
     pub model_path: Option<Raw<String>>,
     pub anomaly_threshold: Option<Raw<f64>>,
     pub anomaly_detection: Option<Raw<bool>>,
@@ -76,24 +78,24 @@ pub struct RawConfig {
     pub azure_openai: Option<Value>,
     pub ai_failover_confidence: Option<Raw<f64>>,
     pub ai_consecutive_recommendations: Option<Raw<i64>>,
-    pub ai_max_hold: Option<Raw<super::duration::Seconds>>,
+    pub ai_max_hold: Option<Raw<Seconds>>,
     pub use_elk: Option<Raw<bool>>,
     pub elk: Option<Value>,
     pub dns_provider: Option<Raw<String>>,
     pub dns_config: Option<Value>,
     pub alert_endpoints: Option<Value>,
     pub api: Option<Raw<RawApi>>,
-    pub confirm_interval: Option<Raw<super::duration::Seconds>>,
-    pub failover_cooldown: Option<Raw<super::duration::Seconds>>,
-    pub failback_stable_for: Option<Raw<super::duration::Seconds>>,
+    pub confirm_interval: Option<Raw<Seconds>>,
+    pub failover_cooldown: Option<Raw<Seconds>>,
+    pub failback_stable_for: Option<Raw<Seconds>>,
     pub auto_failback: Option<Raw<bool>>,
     pub failover_label: Option<Raw<String>>,
-    pub sentinel_failover_wait: Option<Raw<super::duration::Seconds>>,
+    pub sentinel_failover_wait: Option<Raw<Seconds>>,
     pub state_dir: Option<Raw<String>>,
     pub hooks: Option<Raw<RawHooks>>,
     pub webhook: Option<Raw<RawWebhook>>,
     pub alertmanager: Option<Value>,
-    pub limits: Option<Raw<super::limits::RawLimits>>,
+    pub limits: Option<Raw<RawLimits>>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -154,7 +156,7 @@ pub enum RawCommand {
 pub struct RawHooks {
     pub pre_failover: Option<Raw<RawCommand>>,
     pub post_failover: Option<Raw<RawCommand>>,
-    pub timeout: Option<Raw<super::duration::Seconds>>,
+    pub timeout: Option<Raw<Seconds>>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -292,8 +294,8 @@ impl RawDatacenter {
 
 #[derive(Debug, Deserialize)]
 pub struct RawTimeouts {
-    pub connect: Option<Raw<super::duration::Seconds>>,
-    pub command: Option<Raw<super::duration::Seconds>>,
+    pub connect: Option<Raw<Seconds>>,
+    pub command: Option<Raw<Seconds>>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -316,4 +318,59 @@ pub struct RawApi {
 impl RawApi {
     pub const KEYS: &'static [&'static str] =
         &["enabled", "api_key", "api_key_file", "host", "port"];
+}
+
+/// `limits`.
+#[derive(Debug, Deserialize)]
+pub struct RawLimits {
+    pub max_reply_bytes: Option<Raw<i64>>,
+    pub max_commands_per_endpoint: Option<Raw<i64>>,
+    pub max_error_kinds_per_endpoint: Option<Raw<i64>>,
+    pub max_databases_per_endpoint: Option<Raw<i64>>,
+    pub max_alerts_per_delivery: Option<Raw<i64>>,
+    pub max_incidents_per_delivery: Option<Raw<i64>>,
+    pub max_label_bytes: Option<Raw<i64>>,
+    pub max_history: Option<Raw<i64>>,
+    pub http: Option<Raw<RawHttpLimits>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawLimits {
+    pub const KEYS: &'static [&'static str] = &[
+        "max_reply_bytes",
+        "max_commands_per_endpoint",
+        "max_error_kinds_per_endpoint",
+        "max_databases_per_endpoint",
+        "max_alerts_per_delivery",
+        "max_incidents_per_delivery",
+        "max_label_bytes",
+        "max_history",
+        "http",
+    ];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawHttpLimits {
+    pub max_body_bytes: Option<Raw<i64>>,
+    pub request_timeout: Option<Raw<Seconds>>,
+    pub header_timeout: Option<Raw<Seconds>>,
+    pub idle_timeout: Option<Raw<Seconds>>,
+    pub max_connections: Option<Raw<i64>>,
+    pub reserved_connections: Option<Raw<i64>>,
+    pub max_concurrent_requests: Option<Raw<i64>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawHttpLimits {
+    pub const KEYS: &'static [&'static str] = &[
+        "max_body_bytes",
+        "request_timeout",
+        "header_timeout",
+        "idle_timeout",
+        "max_connections",
+        "reserved_connections",
+        "max_concurrent_requests",
+    ];
 }

@@ -11,7 +11,7 @@
 //! configured Alertmanager (the members of an HA cluster de-duplicate among themselves),
 //! retries connection failures and 5xx answers with backoff, and counts the notification
 //! as delivered when at least one of them took it. [`RecordingNotifier`] is the fake for
-//! engine tests.
+//! engine tests. [`config`] reads the `alertmanager` block and builds the notifier.
 
 pub mod config;
 mod http;

@@ -3,7 +3,7 @@
 //!
 //! `zone_id` and `records` are every provider's; the other keys of `dns_config` are the
 //! chosen provider's own, read by its `config` module. A new provider is its folder and
-//! one line in [`PROVIDERS`].
+//! one line in `PROVIDERS`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

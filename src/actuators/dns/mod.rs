@@ -8,6 +8,10 @@
 //! [`switch`] is the one way the engine changes a record: read first and write nothing
 //! if it already points at the target, UPSERT, then wait until the change is in sync.
 //! Retries and per-call timeouts live there (and in `retry.rs`), not in the providers.
+//!
+//! [`config`] reads `dns_provider` + `dns_config` and builds the provider; each
+//! provider reads its own keys in its `config` module (`route53/config.rs`), and
+//! [`provider_config`] is what they share.
 
 pub mod config;
 mod dry_run;

@@ -15,6 +15,8 @@
 //! - [`history`]: per instance, the consultations, the rate limit (one per 5 minutes
 //!   unless the evidence changed), the streak of agreeing answers and the outage clock.
 //! - [`openai`]: the adapter (async-openai; Azure or OpenAI-compatible).
+//! - [`config`]: `use_azure_openai` + `azure_openai`, read and checked; [`build`] makes
+//!   the advisor from it.
 //! - [`fake`]: a scripted advisor for engine tests.
 
 pub mod config;

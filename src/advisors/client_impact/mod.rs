@@ -9,6 +9,7 @@
 //! - [`TimeoutSource`] and [`CachedSource`]: wrappers; [`build`] stacks them as
 //!   `cache(timeout(elasticsearch))`.
 //! - [`FakeClientImpact`]: scripted answers for engine tests.
+//! - [`config`]: `use_elk` + `elk`, read and checked.
 //!
 //! An advisor must never stop a decision: every failure, stall or odd answer becomes
 //! [`ClientImpact::Unknown`] with a reason, and the engine decides as if no advisor
