@@ -31,10 +31,12 @@ pub struct DnsSettings {
     pub records: Vec<DnsRecord>,
 }
 
+/// One record a failover moves (`dns_config.records[]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DnsRecord {
     /// The `name` of the instance this record sends clients to.
     pub instance_name: String,
+    /// `name`: the record's name in the zone.
     pub name: String,
     /// `type`: `CNAME` (default), `A` or `AAAA`.
     pub record_type: String,
@@ -71,6 +73,7 @@ impl RawDnsConfig {
     const KEYS: &'static [&'static str] = &["zone_id", "records"];
 }
 
+/// One of `dns_config.records`, as given.
 #[derive(Debug, Deserialize)]
 struct RawDnsRecord {
     instance_name: Option<Raw<String>>,

@@ -64,6 +64,7 @@ pub enum AiService {
     },
 }
 
+/// The serde form of `azure_openai`, as given.
 #[derive(Debug, Deserialize)]
 struct RawAzureOpenAi {
     api_key: Option<Raw<String>>,

@@ -85,6 +85,7 @@ pub fn default_error_levels() -> Vec<String> {
     ["ERROR", "FATAL", "CRITICAL"].map(String::from).to_vec()
 }
 
+/// The serde form of `elk`, as given.
 #[derive(Debug, Deserialize)]
 struct RawElk {
     url: Option<Raw<String>>,
