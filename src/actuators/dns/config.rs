@@ -219,44 +219,60 @@ fn records(
 mod tests {
     use std::path::Path;
 
-    use super::build;
-    use crate::config::{ConfigError, parse};
+    use super::{DnsSettings, build};
+    use crate::config::parse;
 
     const BASE: &str = "instances: [{uid: cache, endpoints: {east: {host: e.example}}}]\n";
 
-    fn dns(block: &str) -> Result<super::DnsSettings, ConfigError> {
-        let text = format!("{BASE}{block}dns_config: {{zone_id: Z1, records: []}}\n");
+    /// `dns_provider` (when given) and `dns_config: {zone_id: Z1, records: [], <keys>}`;
+    /// `${SECRET}` is `very-secret`.
+    fn load(provider: Option<&str>, keys: &str) -> Result<DnsSettings, String> {
+        let provider = provider.map_or(String::new(), |p| format!("dns_provider: {p}\n"));
+        let text = format!("{BASE}{provider}dns_config: {{zone_id: Z1, records: [], {keys}}}\n");
         let env = |name: &str| (name == "SECRET").then(|| "very-secret".to_owned());
-        parse(&text, "test", Path::new("."), &env).map(|l| l.config.dns.expect("dns"))
+        parse(&text, "test", Path::new("."), &env)
+            .map(|l| l.config.dns.expect("dns is configured"))
+            .map_err(|e| e.to_string())
     }
 
     #[test]
     fn build_picks_the_configured_provider() {
-        let dry_run = dns("dns_provider: dry-run\n").unwrap();
+        let dry_run = load(Some("dry-run"), "").unwrap();
         assert_eq!(build(&dry_run).unwrap().name(), "dry-run");
-        let text = format!(
-            "{BASE}dns_config: {{zone_id: Z1, records: [], aws_access_key: AKIDEXAMPLE,\n  \
-             aws_secret_key: '${{SECRET}}'}}\n"
-        );
-        let env = |name: &str| (name == "SECRET").then(|| "very-secret".to_owned());
-        let settings = parse(&text, "test", Path::new("."), &env)
-            .unwrap()
-            .config
-            .dns
-            .unwrap();
+        let keys = "aws_access_key: AKIDEXAMPLE, aws_secret_key: '${SECRET}'";
+        let settings = load(None, keys).unwrap();
         assert_eq!(settings.provider.name(), "route53", "the default provider");
         let provider = build(&settings).unwrap();
         assert_eq!(provider.name(), "route53");
         assert!(!format!("{provider:?}").contains("very-secret"));
         assert!(!format!("{settings:?}").contains("very-secret"));
-        match dns("dns_provider: bind\n") {
-            Err(e) => assert!(
-                e.to_string().contains(
-                    "dns_provider: \"bind\" is not supported; use \"route53\" or \"dry-run\""
-                ),
-                "{e}"
+        let said = load(Some("bind"), "").unwrap_err();
+        assert!(
+            said.contains(
+                "dns_provider: \"bind\" is not supported; use \"route53\" or \"dry-run\""
             ),
-            Ok(s) => panic!("{s:?}"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn each_provider_reads_its_own_keys() {
+        let said = load(Some("route53"), "aws_regoin: eu-west-1, zone_idd: Z2").unwrap_err();
+        for expected in [
+            "dns_config.aws_regoin: unknown key (did you mean `aws_region`?)",
+            "dns_config.zone_idd: unknown key (did you mean `zone_id`?)",
+        ] {
+            assert!(said.contains(expected), "{expected} not in {said}");
         }
+        // dry-run checks Route53's keys as Route53 would.
+        let said = load(Some("dry-run"), "endpoint_url: 'ftp://moto'").unwrap_err();
+        assert!(
+            said.contains("dns_config.endpoint_url: \"ftp://moto\" is not an http"),
+            "{said}"
+        );
+        // An unknown provider: keys some provider reads are not called unknown.
+        let said = load(Some("bind"), "aws_region: eu-west-1, zone_idd: Z2").unwrap_err();
+        assert!(said.contains("dns_config.zone_idd: unknown key"), "{said}");
+        assert!(!said.contains("aws_region"), "{said}");
     }
 }
