@@ -113,29 +113,17 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let cancel = control.shutdown.child_token();
     let tracker = TaskTracker::new();
-    let store = Arc::new(SnapshotStore::new());
-    let analysis = Arc::new(AnalysisStore::new());
-    let active = Arc::new(ActiveDatacenters::new());
-    active.apply(&config.instances);
-    let mut metrics = Metrics::new(
-        Arc::clone(&store),
-        Arc::clone(&analysis),
-        Arc::clone(&active),
-        config.anomaly_threshold,
-    );
-    let reloads = register_reloads(metrics.registry_mut());
-    let decisions = DecisionMetrics::register(metrics.registry_mut());
-    let http_metrics = api::HttpMetrics::register(metrics.registry_mut());
-    let metrics = Arc::new(metrics);
     let local = listener
         .local_addr()
         .context("the listener has no address")?;
+    let shared = Shared::new(&config);
+    let families = Families::register(&shared, &config);
 
-    let collector = Collector::new(Arc::clone(&store), tracker.clone(), cancel.clone());
+    let collector = Collector::new(Arc::clone(&shared.store), tracker.clone(), cancel.clone());
     let changes = collector.apply(&config);
     let anomaly = AnomalyEngine::new(
-        Arc::clone(&store),
-        Arc::clone(&analysis),
+        Arc::clone(&shared.store),
+        Arc::clone(&shared.analysis),
         anomaly_settings(&config),
     );
     tracker.spawn(anomaly.run(cancel.clone()));
@@ -147,18 +135,8 @@ pub async fn serve(
     info!(listen = %local, endpoints = changes.started, interval = %config::show_duration(config.collector.interval),
         failover, "agent started");
 
-    let deps = engine::Deps {
-        prober: Arc::new(RedisProber::new(config.collector).with_limits(config.limits)),
-        dns: None,
-        notifier: None,
-        analysis: Arc::clone(&analysis),
-        store: Arc::clone(&store),
-        active: Arc::clone(&active),
-        metrics: decisions.clone(),
-        advisors: engine::Advisors::default(),
-    };
-    let engine = match start_engine(&config, &options, deps, tracker.clone(), cancel.clone()).await
-    {
+    let started = start_engine(&config, &options, &shared, &families, &tracker, &cancel);
+    let engine = match started.await {
         Ok(engine) => engine,
         Err(e) => {
             stop(&cancel, &tracker).await;
@@ -168,33 +146,100 @@ pub async fn serve(
     engine.watch_failback(engine::WATCH_EVERY);
     let access = Arc::new(std::sync::RwLock::new(Access::from_config(&config)));
     let state = AppState {
-        metrics,
-        store: Arc::clone(&store),
-        analysis: Arc::clone(&analysis),
-        active: Arc::clone(&active),
+        metrics: Arc::clone(&families.metrics),
+        store: Arc::clone(&shared.store),
+        analysis: Arc::clone(&shared.analysis),
+        active: Arc::clone(&shared.active),
         engine: Some(engine.clone()),
         access: Arc::clone(&access),
-        decisions,
+        decisions: families.decisions.clone(),
         // The listener's limits are taken at start; a reload does not change them.
         http: config.limits.http,
-        http_metrics: http_metrics.clone(),
+        http_metrics: families.http.clone(),
     };
     tracker.spawn(api::serve(
         listener,
         api::router(state),
         config.limits.http,
-        http_metrics,
+        families.http.clone(),
         cancel.clone(),
     ));
 
+    let running = Running {
+        collector,
+        active: shared.active,
+        engine,
+        access,
+        reloads: families.reloads,
+    };
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
-            _ = control.reload.notified() => reload(&options, &collector, &active, &engine, &access, &reloads),
+            _ = control.reload.notified() => running.reload(&options),
         }
     }
     stop(&cancel, &tracker).await;
     Ok(())
+}
+
+/// What the parts share: the latest snapshots, their analysis, the active datacenters.
+struct Shared {
+    store: Arc<SnapshotStore>,
+    analysis: Arc<AnalysisStore>,
+    active: Arc<ActiveDatacenters>,
+}
+
+impl Shared {
+    fn new(config: &Config) -> Self {
+        let active = Arc::new(ActiveDatacenters::new());
+        active.apply(&config.instances);
+        Self {
+            store: Arc::new(SnapshotStore::new()),
+            analysis: Arc::new(AnalysisStore::new()),
+            active,
+        }
+    }
+}
+
+/// The registry, built once, and the families the parts count into.
+struct Families {
+    metrics: Arc<Metrics>,
+    reloads: Reloads,
+    decisions: DecisionMetrics,
+    http: api::HttpMetrics,
+}
+
+impl Families {
+    fn register(shared: &Shared, config: &Config) -> Self {
+        let mut metrics = Metrics::new(
+            Arc::clone(&shared.store),
+            Arc::clone(&shared.analysis),
+            Arc::clone(&shared.active),
+            config.anomaly_threshold,
+        );
+        let reloads = Reloads::default();
+        metrics.registry_mut().register(
+            "redis_agent_config_reloads",
+            "Configuration reloads on SIGHUP, by result",
+            reloads.clone(),
+        );
+        // Both results from the start, so `increase()` sees the first failure.
+        for result in ["success", "failure"] {
+            reloads.get_or_create(&result_label(result)).inc_by(0);
+        }
+        let decisions = DecisionMetrics::register(metrics.registry_mut());
+        let http = api::HttpMetrics::register(metrics.registry_mut());
+        Self {
+            metrics: Arc::new(metrics),
+            reloads,
+            decisions,
+            http,
+        }
+    }
+}
+
+fn result_label(result: &str) -> Vec<(String, String)> {
+    vec![("result".to_owned(), result.to_owned())]
 }
 
 /// Cancels every task and waits for them, at most [`SHUTDOWN_GRACE`].
@@ -212,33 +257,14 @@ async fn stop(cancel: &CancellationToken, tracker: &TaskTracker) {
     }
 }
 
-fn register_reloads(registry: &mut prometheus_client::registry::Registry) -> Reloads {
-    let reloads = Reloads::default();
-    registry.register(
-        "redis_agent_config_reloads",
-        "Configuration reloads on SIGHUP, by result",
-        reloads.clone(),
-    );
-    // Both results from the start, so `increase()` sees the first failure.
-    for result in ["success", "failure"] {
-        reloads
-            .get_or_create(&vec![("result".to_owned(), result.to_owned())])
-            .inc_by(0);
-    }
-    reloads
-}
-
-/// The DNS provider, the notifier and the advisors, each from its integration's
-/// `build()`, then the engine, which replays its journal and finishes what a previous
-/// run left open.
-async fn start_engine(
+/// What the engine acts through: the prober, and each integration's adapter from its
+/// own `build()`, `None` where it is not configured.
+fn engine_deps(
     config: &Config,
-    options: &Options,
-    mut deps: engine::Deps,
-    tracker: TaskTracker,
-    cancel: CancellationToken,
-) -> anyhow::Result<Engine> {
-    deps.dns = config
+    shared: &Shared,
+    families: &Families,
+) -> anyhow::Result<engine::Deps> {
+    let dns = config
         .dns
         .as_ref()
         .map(|dns| {
@@ -246,14 +272,36 @@ async fn start_engine(
                 .with_context(|| format!("dns_provider {:?} cannot start", dns.provider.name()))
         })
         .transpose()?;
-    deps.notifier = config
+    let notifier = config
         .alertmanager
         .as_ref()
         .map(|am| {
             alertmanager::config::build(am).context("alertmanager: cannot set up the notifier")
         })
         .transpose()?;
-    deps.advisors = build_advisors(config)?;
+    Ok(engine::Deps {
+        prober: Arc::new(RedisProber::new(config.collector).with_limits(config.limits)),
+        dns,
+        notifier,
+        analysis: Arc::clone(&shared.analysis),
+        store: Arc::clone(&shared.store),
+        active: Arc::clone(&shared.active),
+        metrics: families.decisions.clone(),
+        advisors: build_advisors(config)?,
+    })
+}
+
+/// The engine with its adapters; it replays its journal and finishes what a previous
+/// run left open.
+async fn start_engine(
+    config: &Config,
+    options: &Options,
+    shared: &Shared,
+    families: &Families,
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Engine> {
+    let deps = engine_deps(config, shared, families)?;
     let opening = if options.journal_start_over {
         Opening::StartOver
     } else {
@@ -264,8 +312,8 @@ async fn start_engine(
         opening,
         engine::Settings::from_config(config, options.no_failover),
         deps,
-        tracker,
-        cancel,
+        tracker.clone(),
+        cancel.clone(),
     )
     .await
     .with_context(|| format!("state_dir {}", config.state_dir.display()))
@@ -320,53 +368,58 @@ fn anomaly_settings(config: &Config) -> AnomalySettings {
     }
 }
 
-fn reload(
-    options: &Options,
-    collector: &Collector,
-    active: &ActiveDatacenters,
-    engine: &Engine,
-    access: &std::sync::RwLock<Access>,
-    reloads: &Reloads,
-) {
-    let Some(path) = &options.config_path else {
-        info!("SIGHUP: running on the embedded default, nothing to reload");
-        return;
-    };
-    let result = |r: &str| vec![("result".to_owned(), r.to_owned())];
-    match config::load_file(path) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                warn!(config = %path.display(), "{w}");
-            }
-            let changes = collector.apply(&loaded.config);
-            active.apply(&loaded.config.instances);
-            engine.reload(engine::Settings::from_config(
-                &loaded.config,
-                options.no_failover,
-            ));
-            match build_advisors(&loaded.config) {
-                Ok(advisors) => engine.set_advisors(advisors),
-                Err(e) => error!(config = %path.display(), error = %e,
-                    "advisors not reloaded; keeping the running ones"),
-            }
-            *access.write().unwrap_or_else(|e| e.into_inner()) =
-                Access::from_config(&loaded.config);
-            reloads.get_or_create(&result("success")).inc();
-            info!(config = %path.display(), started = changes.started, stopped = changes.stopped,
-                restarted = changes.restarted, unchanged = changes.unchanged,
-                "configuration reloaded");
-        }
-        Err(e) => {
-            reloads.get_or_create(&result("failure")).inc();
-            match e {
-                ConfigError::Invalid { problems, .. } => {
-                    for p in problems {
-                        error!(config = %path.display(), problem = %p, "reload refused; keeping the running configuration");
+/// What a reload changes in the running agent.
+struct Running {
+    collector: Collector,
+    active: Arc<ActiveDatacenters>,
+    engine: Engine,
+    access: Arc<std::sync::RwLock<Access>>,
+    reloads: Reloads,
+}
+
+impl Running {
+    /// Reads the configuration file again and applies it; a bad file changes nothing.
+    fn reload(&self, options: &Options) {
+        let Some(path) = &options.config_path else {
+            info!("SIGHUP: running on the embedded default, nothing to reload");
+            return;
+        };
+        let loaded = match config::load_file(path) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                self.reloads.get_or_create(&result_label("failure")).inc();
+                match e {
+                    ConfigError::Invalid { problems, .. } => {
+                        for p in problems {
+                            error!(config = %path.display(), problem = %p,
+                                "reload refused; keeping the running configuration");
+                        }
                     }
+                    other => error!(config = %path.display(), error = %other,
+                        "reload refused; keeping the running configuration"),
                 }
-                other => error!(config = %path.display(), error = %other,
-                    "reload refused; keeping the running configuration"),
+                return;
             }
+        };
+        for w in &loaded.warnings {
+            warn!(config = %path.display(), "{w}");
         }
+        let changes = self.collector.apply(&loaded.config);
+        self.active.apply(&loaded.config.instances);
+        self.engine.reload(engine::Settings::from_config(
+            &loaded.config,
+            options.no_failover,
+        ));
+        match build_advisors(&loaded.config) {
+            Ok(advisors) => self.engine.set_advisors(advisors),
+            Err(e) => error!(config = %path.display(), error = %e,
+                "advisors not reloaded; keeping the running ones"),
+        }
+        *self.access.write().unwrap_or_else(|e| e.into_inner()) =
+            Access::from_config(&loaded.config);
+        self.reloads.get_or_create(&result_label("success")).inc();
+        info!(config = %path.display(), started = changes.started, stopped = changes.stopped,
+            restarted = changes.restarted, unchanged = changes.unchanged,
+            "configuration reloaded");
     }
 }
