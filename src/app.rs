@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use crate::actuators::hooks::ProcessHooks;
 use crate::actuators::{alertmanager, dns};
 use crate::advisors::ai::config::AiService;
 use crate::advisors::{ai, client_impact};
@@ -283,6 +284,7 @@ fn engine_deps(
         prober: Arc::new(RedisProber::new(config.collector).with_limits(config.limits)),
         dns,
         notifier,
+        hooks: Arc::new(ProcessHooks),
         analysis: Arc::clone(&shared.analysis),
         store: Arc::clone(&shared.store),
         active: Arc::clone(&shared.active),

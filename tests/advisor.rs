@@ -13,14 +13,15 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 
 use common::openai::{Reply, ScriptedOpenAi};
+use redis_failover_agent::advisors::ai;
 use redis_failover_agent::advisors::ai::config::{AiService, AzureOpenAiSettings};
 use redis_failover_agent::advisors::ai::guard::{self, Decision, Effect, Rules};
 use redis_failover_agent::advisors::ai::history::AdviceHistory;
-use redis_failover_agent::advisors::ai::{
-    self, AdviceRequest, Advisor, ClientStatus, Consultation, Discarded, Recommendation,
-};
 use redis_failover_agent::config;
-use redis_failover_agent::decision::policy::{Hold, Probe, Verdict};
+use redis_failover_agent::decision::ports::{
+    AdviceRequest, Advisor, AnomalyEvidence, ClientStatus, Consultation, Contributor, Discarded,
+    Hold, Probe, Recommendation, RoundEvidence, Verdict,
+};
 use redis_failover_agent::model::{DatacenterId, InstanceId};
 
 const KEY: &str = "test-key-0123456789";
@@ -40,7 +41,7 @@ fn evidence(rounds: &[&[(&str, bool, f64)]], policy: Verdict) -> AdviceRequest {
         at: now,
         rounds: rounds
             .iter()
-            .map(|probes| ai::evidence::RoundEvidence {
+            .map(|probes| RoundEvidence {
                 at: now,
                 probes: probes
                     .iter()
@@ -54,11 +55,11 @@ fn evidence(rounds: &[&[(&str, bool, f64)]], policy: Verdict) -> AdviceRequest {
                     .collect(),
             })
             .collect(),
-        anomalies: vec![ai::evidence::AnomalyEvidence {
+        anomalies: vec![AnomalyEvidence {
             datacenter: dc("east"),
             score: Some(0.97),
             anomalous: true,
-            top_features: vec![ai::evidence::Contributor {
+            top_features: vec![Contributor {
                 feature: "latency_p99_ms".into(),
                 zscore: 8.5,
             }],

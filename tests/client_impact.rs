@@ -14,8 +14,11 @@ use redis_failover_agent::advisors::client_impact::config::{
     ElkFields, ElkSettings, default_error_levels,
 };
 use redis_failover_agent::advisors::client_impact::{
-    self, CachedSource, ClientImpact, ClientImpactSource, ElasticsearchSource, ErrorCategory,
-    FailoverEffect, ImpactReport, TimeoutSource, Verdict, Window,
+    self, CachedSource, ElasticsearchSource, TimeoutSource,
+};
+use redis_failover_agent::decision::ports::{
+    ClientImpact, ClientImpactSource, ClientVerdict, ErrorCategory, FailoverEffect, ImpactReport,
+    Window,
 };
 use redis_failover_agent::model::{DatacenterId, Instance, InstanceId};
 use serde_json::{Value, json};
@@ -171,7 +174,7 @@ async fn errors_are_counted_by_category() {
     );
     assert_eq!(report.recent.error_rate, Some(0.2));
     assert!((report.recent.errors_per_minute - 5.0).abs() < 1e-9);
-    assert_eq!(report.verdict, Verdict::Failing);
+    assert_eq!(report.verdict, ClientVerdict::Failing);
     let latency = report.recent.latency_ms;
     assert_eq!(latency.p50, Some(3.0), "{latency:?}");
     assert_eq!(latency.p99, Some(1250.0), "{latency:?}");
@@ -245,7 +248,7 @@ async fn the_windows_are_honoured() {
     assert_eq!((report.baseline.lines, report.baseline.errors), (646, 46));
     assert_eq!(report.errors_by_category[&ErrorCategory::Connection], 0);
     assert_eq!(report.errors_by_category[&ErrorCategory::Timeout], 1);
-    assert_eq!(report.verdict, Verdict::AsUsual);
+    assert_eq!(report.verdict, ClientVerdict::AsUsual);
     assert!(report.spike.is_none());
 
     // Read as a failover 12 minutes ago: 20 minutes before it against the time since.
@@ -265,7 +268,7 @@ async fn the_windows_are_honoured() {
     };
     let report = known(es_source.impact(&uid, old).await);
     assert_eq!((report.recent.lines, report.baseline.lines), (0, 0));
-    assert_eq!(report.verdict, Verdict::Inconclusive);
+    assert_eq!(report.verdict, ClientVerdict::Inconclusive);
 }
 
 #[tokio::test]
@@ -293,7 +296,7 @@ async fn a_spike_is_found() {
     assert_eq!(spike.bucket_seconds, 60);
     // 6 errors over the 30 whole one-minute buckets of the baseline.
     assert!((spike.baseline_mean - 0.2).abs() < 1e-9, "{spike:?}");
-    assert_eq!(report.verdict, Verdict::Failing);
+    assert_eq!(report.verdict, ClientVerdict::Failing);
 
     // The same errors spread over the whole half hour before are no spike.
     let es = Osmem::start();
@@ -322,7 +325,7 @@ async fn a_spike_is_found() {
             .await,
     );
     assert!(report.spike.is_none(), "{:?}", report.spike);
-    assert_eq!(report.verdict, Verdict::AsUsual);
+    assert_eq!(report.verdict, ClientVerdict::AsUsual);
 }
 
 #[tokio::test]

@@ -16,10 +16,10 @@ use common::alertmanager::{
     INSTANCE_DOWN_ANNOTATIONS, Scripted, Silent, held, post_alerts, prometheus_alert, receivers,
 };
 use common::stack::{Alertmanager, Delivery, Receiver};
-use redis_failover_agent::actuators::alertmanager::{
-    AgentAlert, AgentAlertName, AlertmanagerNotifier, Auth, Notifier, NotifierSettings,
+use redis_failover_agent::actuators::alertmanager::{AlertmanagerNotifier, Auth, NotifierSettings};
+use redis_failover_agent::decision::ports::{
+    AdapterErrorKind, AgentAlert, AgentAlertName, Notifier,
 };
-use redis_failover_agent::decision::ports::AdapterErrorKind;
 use redis_failover_agent::model::Secret;
 use redis_failover_agent::model::rfc3339;
 use serde_json::{Value as Json, json};

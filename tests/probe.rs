@@ -5,8 +5,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Redis, free_port, kill};
-use redis_failover_agent::collector::probe::{Prober, RedisProber};
+use redis_failover_agent::collector::probe::RedisProber;
 use redis_failover_agent::config::CollectorSettings;
+use redis_failover_agent::decision::ports::Prober;
 use redis_failover_agent::model::{Endpoint, EndpointKey, ErrorKind, SentinelRef};
 
 fn endpoint(port: u16) -> Endpoint {

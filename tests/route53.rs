@@ -1,4 +1,4 @@
-//! The Route53 provider and `switch()` against a real `moto_server`, with a
+//! The Route53 provider and `DnsProvider::switch` against a real `moto_server`, with a
 //! fault-injecting proxy in front of it for what moto never does: PENDING changes,
 //! throttling, PriorRequestNotComplete and refusals.
 
@@ -6,11 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use redis_failover_agent::actuators::dns::{
-    self, DnsProvider, RecordRef, RecordType, RecordValue, Route53Dns, Route53Settings,
-    SwitchOutcome, SwitchPolicy,
+use redis_failover_agent::actuators::dns::{Route53Dns, Route53Settings};
+use redis_failover_agent::decision::ports::{
+    AdapterErrorKind, DnsProvider, RecordRef, RecordType, RecordValue, SwitchOutcome, SwitchPolicy,
 };
-use redis_failover_agent::decision::ports::AdapterErrorKind;
 use redis_failover_agent::model::Secret;
 
 use common::faulty_http::{Action, FaultyHttp};
@@ -82,9 +81,7 @@ async fn switches_one_of_two_records_and_reads_before_writing() {
     let a_type = RecordRef::new(&zone_id, "cache.example.com", RecordType::A);
     assert_eq!(dns.read(&a_type).await.unwrap(), None);
 
-    let out = dns::switch(dns.as_ref(), &cache, &west, &fast())
-        .await
-        .unwrap();
+    let out = dns.switch(&cache, &west, &fast()).await.unwrap();
     assert!(matches!(out, SwitchOutcome::Changed { .. }), "{out:?}");
     assert_eq!(dns.read(&cache).await.unwrap(), Some(west.clone()));
     assert_eq!(dns.read(&sessions).await.unwrap(), Some(east.clone()));
@@ -115,16 +112,12 @@ async fn switches_one_of_two_records_and_reads_before_writing() {
     );
 
     // The same decision again (a duplicate delivery, a replay): read, and no write.
-    let again = dns::switch(dns.as_ref(), &cache, &west, &fast())
-        .await
-        .unwrap();
+    let again = dns.switch(&cache, &west, &fast()).await.unwrap();
     assert_eq!(again, SwitchOutcome::AlreadyPointing);
     assert_eq!(proxy.count("POST", "/rrset"), 1, "{:#?}", proxy.log());
     assert_eq!(listing(&moto, &zone_id).await, after_first);
     // And the other record can still be switched on its own.
-    dns::switch(dns.as_ref(), &sessions, &west, &fast())
-        .await
-        .unwrap();
+    dns.switch(&sessions, &west, &fast()).await.unwrap();
     assert_eq!(dns.read(&sessions).await.unwrap(), Some(west));
     assert!(
         proxy
@@ -147,14 +140,10 @@ async fn waits_until_a_pending_change_is_in_sync() {
     let dns = provider(&proxy.url());
     let cache = record(&zone_id, "cache.example.com");
 
-    let out = dns::switch(
-        dns.as_ref(),
-        &cache,
-        &RecordValue::single(WEST, 60),
-        &fast(),
-    )
-    .await
-    .unwrap();
+    let out = dns
+        .switch(&cache, &RecordValue::single(WEST, 60), &fast())
+        .await
+        .unwrap();
     let SwitchOutcome::Changed { in_sync_after, .. } = out else {
         panic!("expected a change: {out:?}");
     };
@@ -187,14 +176,10 @@ async fn never_in_sync_is_a_timeout_after_the_write() {
         ..fast()
     };
     let cache = record(&zone_id, "cache.example.com");
-    let err = dns::switch(
-        dns.as_ref(),
-        &cache,
-        &RecordValue::single(WEST, 60),
-        &policy,
-    )
-    .await
-    .unwrap_err();
+    let err = dns
+        .switch(&cache, &RecordValue::single(WEST, 60), &policy)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, AdapterErrorKind::Timeout, "{err}");
     let change = err
         .written
@@ -221,14 +206,10 @@ async fn retries_throttling_and_prior_request_not_complete() {
     let cache = record(&zone_id, "cache.example.com");
 
     let started = Instant::now();
-    let out = dns::switch(
-        dns.as_ref(),
-        &cache,
-        &RecordValue::single(WEST, 60),
-        &fast(),
-    )
-    .await
-    .unwrap();
+    let out = dns
+        .switch(&cache, &RecordValue::single(WEST, 60), &fast())
+        .await
+        .unwrap();
     assert!(matches!(out, SwitchOutcome::Changed { .. }), "{out:?}");
     // Three refusals, three backoffs (at least 0.25 + 0.5 + 1 s), then the write.
     assert!(
@@ -258,14 +239,10 @@ async fn retries_throttling_and_prior_request_not_complete() {
         100,
         Action::aws_error(400, "Throttling", "Rate exceeded"),
     );
-    let err = dns::switch(
-        dns.as_ref(),
-        &cache,
-        &RecordValue::single(EAST, 60),
-        &fast(),
-    )
-    .await
-    .unwrap_err();
+    let err = dns
+        .switch(&cache, &RecordValue::single(EAST, 60), &fast())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, AdapterErrorKind::Throttled, "{err}");
     assert!(
         err.message.contains("Throttling") && err.message.contains("after 4 tries"),
@@ -293,9 +270,7 @@ async fn refusals_are_not_retried_and_never_show_the_keys() {
             "[RRSet of type CNAME with DNS name cache.example.com. is not permitted]",
         ),
     );
-    let err = dns::switch(dns.as_ref(), &cache, &west, &fast())
-        .await
-        .unwrap_err();
+    let err = dns.switch(&cache, &west, &fast()).await.unwrap_err();
     assert_eq!(err.kind, AdapterErrorKind::Invalid, "{err}");
     assert!(err.message.contains("InvalidChangeBatch"), "{err}");
     assert_eq!(proxy.count("POST", "/rrset"), 1);
@@ -308,9 +283,7 @@ async fn refusals_are_not_retried_and_never_show_the_keys() {
         1,
         Action::aws_error(403, "InvalidClientTokenId", &echo),
     );
-    let err = dns::switch(dns.as_ref(), &cache, &west, &fast())
-        .await
-        .unwrap_err();
+    let err = dns.switch(&cache, &west, &fast()).await.unwrap_err();
     assert_eq!(err.kind, AdapterErrorKind::Unauthorized, "{err}");
     let shown = format!("{err} {err:?}");
     assert!(
@@ -344,14 +317,10 @@ async fn an_api_that_is_not_running_is_unavailable_quickly() {
         ..fast()
     };
     let started = Instant::now();
-    let err = dns::switch(
-        dns.as_ref(),
-        &cache,
-        &RecordValue::single(WEST, 60),
-        &policy,
-    )
-    .await
-    .unwrap_err();
+    let err = dns
+        .switch(&cache, &RecordValue::single(WEST, 60), &policy)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, AdapterErrorKind::Unavailable, "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(5),

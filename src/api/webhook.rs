@@ -153,9 +153,10 @@ mod tests {
 
     use super::*;
     use crate::api::{Access, router};
-    use crate::collector::probe::{FreshProbe, Prober};
     use crate::decision::counters::DecisionMetrics;
+    use crate::decision::engine::testkit::NoHooks;
     use crate::decision::engine::{Deps, Engine, Settings};
+    use crate::decision::ports::{FreshProbe, Prober};
     use crate::metrics::Metrics;
     use crate::model::{
         ActiveDatacenters, AnalysisStore, CollectError, Endpoint, ErrorKind, Secret, SnapshotStore,
@@ -206,6 +207,7 @@ mod tests {
                 prober: Arc::new(Down),
                 dns: None,
                 notifier: None,
+                hooks: Arc::new(NoHooks),
                 analysis: Arc::clone(&analysis),
                 store: Arc::new(crate::model::SnapshotStore::new()),
                 active: Arc::clone(&active),

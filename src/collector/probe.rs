@@ -2,7 +2,6 @@
 //! INFO, within the collector's timeouts. Separate from the collection loop on purpose:
 //! a confirmation must not trust a connection or a snapshot from before the fault.
 
-use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,38 +9,8 @@ use async_trait::async_trait;
 use super::info::InfoLimits;
 use super::redis::{ReplyCap, connect};
 use crate::config::{CollectorSettings, Limits};
-use crate::model::{CollectError, Endpoint, Info};
-
-/// What one fresh probe saw.
-#[derive(Debug, Clone)]
-pub struct FreshProbe {
-    /// PING and INFO both answered without an error reply.
-    pub up: bool,
-    pub ping_latency: Option<Duration>,
-    pub info: Option<Info>,
-    /// Why it is not up.
-    pub error: Option<CollectError>,
-    /// The datacenter's Sentinel reports a failover of the primary in progress.
-    pub sentinel_failover: bool,
-    /// How long ago the datacenter's Sentinel last had a valid PING reply from the
-    /// primary (`last-ok-ping-reply`), when a Sentinel answered and does not consider the
-    /// primary down. Redis answering its Sentinel while refusing the agent points at the
-    /// agent's own path (policy rule 4).
-    pub sentinel_heard: Option<Duration>,
-}
-
-impl FreshProbe {
-    pub fn down(error: CollectError) -> Self {
-        Self {
-            up: false,
-            ping_latency: None,
-            info: None,
-            error: Some(error),
-            sentinel_failover: false,
-            sentinel_heard: None,
-        }
-    }
-}
+use crate::decision::ports::{FreshProbe, Prober};
+use crate::model::{CollectError, Endpoint};
 
 /// What the datacenter's Sentinel says about its primary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,14 +41,6 @@ pub fn sentinel_view(fields: &[(String, String)]) -> Option<SentinelView> {
         failing_over: flagged(&["failover_in_progress"]) || !matches!(state, "none" | ""),
         heard,
     })
-}
-
-/// Probes endpoints on demand. The engine's tests use a scripted fake.
-#[async_trait]
-pub trait Prober: Send + Sync + fmt::Debug {
-    async fn probe(&self, endpoint: &Endpoint) -> FreshProbe;
-    /// `REPLICAOF NO ONE` on the endpoint (`promote_on_failover`).
-    async fn promote(&self, endpoint: &Endpoint) -> Result<(), CollectError>;
 }
 
 /// Probes real Redis servers with the configured timeouts and limits.

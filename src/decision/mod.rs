@@ -1,7 +1,7 @@
 //! Deciding whether to fail over: Alertmanager's webhook payload (`webhook`), the pure
 //! failover policy (`policy`), and the journal that records every decision durably
-//! (`journal`). `ports` holds what the engine and its adapters exchange (today the kind of
-//! an adapter's error and the one-line error chain).
+//! (`journal`). `ports` holds the traits the engine acts through and the types it exchanges
+//! with the adapters that implement them.
 
 pub mod counters;
 pub mod engine;

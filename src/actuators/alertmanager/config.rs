@@ -8,10 +8,10 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use super::http::{AlertmanagerNotifier, NotifierSettings};
-use super::{Notifier, NotifyError};
 use crate::config::duration::Seconds;
 use crate::config::raw::{Raw, Unknown};
 use crate::config::validate::ctx::{Ctx, join};
+use crate::decision::ports::{Notifier, NotifyError};
 
 /// `alertmanager.timeout`.
 pub const fn default_timeout() -> Duration {

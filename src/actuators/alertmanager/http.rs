@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use reqwest::{StatusCode, Url};
 use serde_json::{Value, json};
 
-use super::{AgentAlert, Notifier, NotifyError, NotifyReport};
-use crate::decision::ports::AdapterErrorKind;
+use super::{annotations, label_set};
 use crate::decision::ports::error_chain;
+use crate::decision::ports::{AdapterErrorKind, AgentAlert, Notifier, NotifyError, NotifyReport};
 use crate::model::Secret;
 use crate::model::rfc3339;
 
@@ -164,8 +164,8 @@ impl AlertmanagerNotifier {
 
     fn postable(&self, alert: &AgentAlert, now: SystemTime) -> Value {
         let mut out = json!({
-            "labels": alert.label_set(),
-            "annotations": alert.annotations(),
+            "labels": label_set(alert),
+            "annotations": annotations(alert),
             "startsAt": rfc3339::format(alert.starts_at),
         });
         let ends_at = match alert.ends_at {
@@ -415,8 +415,9 @@ fn excerpt(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actuators::alertmanager::tests::executed;
-    use crate::actuators::alertmanager::{AgentAlertName, RUNBOOK};
+    use crate::actuators::alertmanager::RUNBOOK;
+    use crate::decision::ports::AgentAlertName;
+    use crate::decision::ports::notifier::tests::executed;
     use std::time::UNIX_EPOCH;
 
     fn notifier(settings: NotifierSettings) -> AlertmanagerNotifier {

@@ -12,9 +12,10 @@ use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
 use super::provider_config::{Provider, ProviderConfig};
-use super::{DnsError, DnsProvider, RecordRef, dry_run, route53};
+use super::{dry_run, route53};
 use crate::config::raw::{Raw, Unknown};
 use crate::config::validate::ctx::{Ctx, join};
+use crate::decision::ports::{DnsError, DnsProvider, RecordRef};
 use crate::model::{DatacenterId, Instance};
 
 /// Every value `dns_provider` may take; the first is the default.

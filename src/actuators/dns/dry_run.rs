@@ -10,10 +10,11 @@ use serde_yaml::Value;
 
 use super::provider_config::{Provider, ProviderConfig};
 use super::route53;
-use super::{ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType, RecordValue};
 use crate::config::validate::ctx::Ctx;
-
-use crate::decision::ports::AdapterErrorKind;
+use crate::decision::ports::{
+    AdapterErrorKind, ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType,
+    RecordValue,
+};
 
 pub const PROVIDER: Provider = Provider {
     name: "dry-run",

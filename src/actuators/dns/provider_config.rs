@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use serde_yaml::Value;
 
-use super::{DnsError, DnsProvider};
 use crate::config::validate::ctx::Ctx;
+use crate::decision::ports::{DnsError, DnsProvider};
 
 /// One value of `dns_provider`.
 pub struct Provider {

@@ -1,8 +1,8 @@
 //! Amazon Route53 through aws-sdk-route53; the only file that names the SDK.
 //!
-//! One request per call: the SDK's own retries are disabled because [`super::switch`]
-//! retries with its own budget, and two nested retry loops would multiply the attempts
-//! and hide throttling. TLS is rustls with ring (no aws-lc).
+//! One request per call: the SDK's own retries are disabled because
+//! [`DnsProvider::switch`] retries with its own budget, and two nested retry loops would
+//! multiply the attempts and hide throttling. TLS is rustls with ring (no aws-lc).
 
 pub mod config;
 
@@ -22,12 +22,10 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use self::config::Route53Settings;
 use super::provider_config::ProviderConfig;
-use super::{
-    ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType, RecordValue,
-    canonical_name, canonical_value,
+use crate::decision::ports::{
+    AdapterErrorKind, ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType,
+    RecordValue, canonical_name, canonical_value, error_chain,
 };
-use crate::decision::ports::AdapterErrorKind;
-use crate::decision::ports::error_chain;
 use crate::model::Secret;
 
 /// Connecting must be quick: an unreachable API should fail fast and be retried.

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::guard::validate_answer;
-use super::{AdviceRequest, Advisor, Consultation, Discarded, RAW_LIMIT, truncate};
+use super::truncate;
+use crate::decision::ports::{AdviceRequest, Advisor, Consultation, Discarded, RAW_LIMIT};
 
 /// One scripted answer.
 #[derive(Debug, Clone)]
@@ -126,8 +127,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::advisors::ai::evidence::tests::{OUTAGE, failover_to, request};
-    use crate::advisors::ai::{Recommendation, TimeLimited};
+    use crate::advisors::ai::TimeLimited;
+    use crate::decision::ports::Recommendation;
+    use crate::decision::ports::advisor::evidence::tests::{OUTAGE, failover_to, request};
 
     #[tokio::test]
     async fn plays_the_script_and_keeps_the_requests() {

@@ -39,9 +39,11 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::evidence::{AdviceRequest, ClientStatus};
-use super::{Advice, Consultation, Discarded, Recommendation, TEXT_LIMIT, truncate};
-use crate::decision::policy::Verdict;
+use super::truncate;
+use crate::decision::ports::{
+    Advice, AdviceRequest, ClientStatus, Consultation, Discarded, Recommendation, TEXT_LIMIT,
+    Verdict,
+};
 use crate::model::DatacenterId;
 
 /// A failover the policy supports with confidence below `threshold + margin` is

@@ -3,8 +3,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 
 use super::*;
-use crate::advisors::ai::evidence::tests::{CALM, OUTAGE, dc, failover_to, request};
-use crate::decision::policy::Hold;
+use crate::decision::ports::Hold;
+use crate::decision::ports::advisor::evidence::tests::{CALM, OUTAGE, dc, failover_to, request};
 
 fn answer(rec: &str, target: Option<&str>, confidence: f64) -> String {
     json!({

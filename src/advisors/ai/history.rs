@@ -3,7 +3,7 @@
 //! `ai_max_hold`. No I/O; the clock is an argument.
 //!
 //! - **Rate limit** (seed 000's cost note): at most one consultation per instance per
-//!   [`RATE_LIMIT`], unless the evidence's [fingerprint](super::AdviceRequest::fingerprint)
+//!   [`RATE_LIMIT`], unless the evidence's [fingerprint](AdviceRequest::fingerprint)
 //!   differs from the latest consultation's, or a hold awaits confirmation. A
 //!   rate-limited evaluation reuses the latest consultation (same evidence, same answer).
 //! - **Streak** (`ai_consecutive_recommendations`): consecutive consultations, newest
@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::guard::{Effect, Rules, Situation};
-use super::{AdviceRequest, ClientStatus, Consultation, Recommendation};
+use crate::decision::ports::{Advice, AdviceRequest, ClientStatus, Consultation, Recommendation};
 use crate::model::{InstanceId, rfc3339};
 
 /// At most one consultation per instance this often when the evidence did not change.
@@ -129,7 +129,7 @@ impl AdviceHistory {
     /// The streak of the newest consultation (module documentation); 0 when it is not
     /// eligible.
     pub fn streak(&self, now: SystemTime, min_confidence: f64) -> u32 {
-        fn eligible(c: &Consultation, now: SystemTime, min: f64) -> Option<&super::Advice> {
+        fn eligible(c: &Consultation, now: SystemTime, min: f64) -> Option<&Advice> {
             let fresh = now.duration_since(c.at).unwrap_or_default() <= STREAK_TTL;
             c.advice().filter(|a| fresh && a.confidence >= min)
         }
@@ -206,8 +206,8 @@ impl AdviceBook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::advisors::ai::evidence::tests::{CALM, OUTAGE, failover_to, request};
-    use crate::advisors::ai::{Advice, Discarded};
+    use crate::decision::ports::Discarded;
+    use crate::decision::ports::advisor::evidence::tests::{CALM, OUTAGE, failover_to, request};
 
     const RULES: Rules = Rules {
         min_confidence: 0.85,

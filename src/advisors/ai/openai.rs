@@ -25,7 +25,8 @@ use serde_json::Value;
 use super::config::{AiService, AzureOpenAiSettings};
 use super::guard::validate_answer;
 use super::prompt::{self, SCHEMA_NAME};
-use super::{AdviceRequest, Advisor, AdvisorError, Consultation, Discarded, RAW_LIMIT, truncate};
+use super::{AdvisorError, truncate};
+use crate::decision::ports::{Advice, AdviceRequest, Advisor, Consultation, Discarded, RAW_LIMIT};
 use crate::model::Secret;
 
 /// The advisor behind Azure OpenAI or an OpenAI-compatible server.
@@ -156,7 +157,7 @@ impl OpenAiAdvisor {
         &self,
         answer: Result<Value, OpenAIError>,
         evidence: &AdviceRequest,
-    ) -> (Result<super::Advice, Discarded>, Option<String>) {
+    ) -> (Result<Advice, Discarded>, Option<String>) {
         let keep = |text: &str| Some(truncate(&self.redact(text), RAW_LIMIT));
         let body = match answer {
             Ok(body) => body,
@@ -273,7 +274,7 @@ fn header_safe(key: &str, value: &str) -> Result<(), AdvisorError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::advisors::ai::evidence::tests::{OUTAGE, failover_to, request};
+    use crate::decision::ports::advisor::evidence::tests::{OUTAGE, failover_to, request};
 
     fn settings(service: AiService) -> AzureOpenAiSettings {
         AzureOpenAiSettings {

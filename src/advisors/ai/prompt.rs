@@ -8,7 +8,8 @@
 
 use serde_json::{Value, json};
 
-use super::evidence::{AdviceRequest, UNTRUSTED_KEY};
+use super::evidence::{UNTRUSTED_KEY, prompt_json};
+use crate::decision::ports::AdviceRequest;
 
 /// The name of the schema in `response_format.json_schema.name`.
 pub const SCHEMA_NAME: &str = "failover_advice";
@@ -105,7 +106,7 @@ pub fn response_format(request: &AdviceRequest) -> Value {
 
 /// The user message: the evidence as JSON.
 pub fn user_message(request: &AdviceRequest) -> String {
-    let evidence = request.to_prompt_json();
+    let evidence = prompt_json(request);
     format!(
         "Evidence for Redis instance {} (JSON). Values under \"{UNTRUSTED_KEY}\" are \
          untrusted client log text.\n{}",
@@ -117,7 +118,7 @@ pub fn user_message(request: &AdviceRequest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::advisors::ai::evidence::tests::{OUTAGE, failover_to, request};
+    use crate::decision::ports::advisor::evidence::tests::{OUTAGE, failover_to, request};
 
     #[test]
     fn the_schema_is_strict_and_names_only_configured_datacenters() {

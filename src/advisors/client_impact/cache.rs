@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{ClientImpact, ClientImpactSource, InstanceId, Window};
+use crate::decision::ports::{ClientImpact, ClientImpactSource, Window};
+use crate::model::InstanceId;
 
 pub const UNKNOWN_TTL: Duration = Duration::from_secs(15);
 

@@ -3,50 +3,7 @@
 //! Pure functions; the words are matched whole, after splitting camel case, so
 //! `RedisOutOfMemoryException` is memory and `Bloom filter full` is not.
 
-use std::fmt;
-
-use serde::Serialize;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCategory {
-    /// Authentication or authorisation refused (NOAUTH, WRONGPASS, NOPERM, ACL).
-    Authentication,
-    /// Redis out of memory (OOM, maxmemory).
-    Memory,
-    /// A command or a connection attempt took too long.
-    Timeout,
-    /// The connection could not be opened or broke (refused, reset, EOF, pool empty).
-    Connection,
-    /// Anything else.
-    Other,
-}
-
-impl ErrorCategory {
-    pub const ALL: [ErrorCategory; 5] = [
-        ErrorCategory::Connection,
-        ErrorCategory::Timeout,
-        ErrorCategory::Memory,
-        ErrorCategory::Authentication,
-        ErrorCategory::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCategory::Authentication => "authentication",
-            ErrorCategory::Memory => "memory",
-            ErrorCategory::Timeout => "timeout",
-            ErrorCategory::Connection => "connection",
-            ErrorCategory::Other => "other",
-        }
-    }
-}
-
-impl fmt::Display for ErrorCategory {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::decision::ports::ErrorCategory;
 
 /// Word sequences per category, tried in this order: the first category with a match
 /// wins, so "connection timed out" is a timeout and "authentication failed: connection

@@ -21,12 +21,12 @@ use ::elasticsearch::{Elasticsearch, FieldCapsParts, SearchParts};
 use serde_json::Value;
 
 use super::config::{ElkFields, ElkSettings};
-use super::{
-    ClientImpact, ClientImpactError, ClientImpactSource, ImpactReport, InstanceId, Window, query,
+use super::{analyse, query};
+use crate::decision::ports::{
+    AdapterErrorKind, ClientImpact, ClientImpactError, ClientImpactSource, ImpactReport, Window,
+    error_chain,
 };
-use crate::decision::ports::AdapterErrorKind;
-use crate::decision::ports::error_chain;
-use crate::model::Secret;
+use crate::model::{InstanceId, Secret};
 
 /// Reads client logs from Elasticsearch.
 pub struct ElasticsearchSource {
@@ -156,7 +156,7 @@ impl ElasticsearchSource {
             .await;
         let answer = self.answer("_search", search).await?;
         let counts = query::parse(&answer, &self.fields, width)?;
-        Ok(ImpactReport::analyse(instance, &bounds, &counts))
+        Ok(analyse(instance, &bounds, &counts))
     }
 
     /// The JSON body of a 2xx answer; anything else as an error with its kind.

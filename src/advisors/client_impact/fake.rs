@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use super::report::{LogCounts, PeriodCounts};
-use super::{ClientImpact, ClientImpactSource, ErrorCategory, ImpactReport, InstanceId, Window};
+use super::report::{LogCounts, PeriodCounts, analyse};
+use crate::decision::ports::{ClientImpact, ClientImpactSource, ErrorCategory, Window};
+use crate::model::InstanceId;
 
 #[derive(Debug, Default)]
 pub struct FakeClientImpact {
@@ -57,7 +58,7 @@ impl FakeClientImpact {
             ..LogCounts::default()
         };
         let bounds = Window::default().bounds(SystemTime::now());
-        ClientImpact::Known(Box::new(ImpactReport::analyse(instance, &bounds, &counts)))
+        ClientImpact::Known(Box::new(analyse(instance, &bounds, &counts)))
     }
 
     /// Clients failing: 60 % connection errors now, 1 % before.

@@ -1,6 +1,5 @@
 use super::*;
-use crate::advisors::client_impact::Window;
-use crate::decision::ports::AdapterErrorKind;
+use crate::decision::ports::{AdapterErrorKind, Window};
 
 fn caps(fields: Value) -> Value {
     json!({"indices": ["logstash-1"], "fields": fields})

@@ -1,26 +1,18 @@
-//! What an analysis says, and the pure arithmetic that turns counts into it: error
-//! rates, the spike test on the error histogram, the verdict the engine reads, and the
-//! before/after comparison of seed 000's post-failover analysis.
+//! The pure arithmetic that turns what a source counted into an [`ImpactReport`]: error
+//! rates, the spike test on the error histogram, the categories, the cleaned samples.
+//! The report's types and the rules that read it are the port's
+//! (`decision::ports::client_impact`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Serialize, Serializer};
-
-use super::Bounds;
-use super::category::ErrorCategory;
+use crate::decision::ports::client_impact::report::verdict;
+use crate::decision::ports::{
+    Bounds, ErrorCategory, ExceptionCount, ImpactReport, Latency, SampleMessage, Spike,
+    UntrustedText, WindowStats,
+};
 use crate::model::{InstanceId, rfc3339};
 
-/// Below this many lines in a period nothing is concluded from it: clients that log
-/// almost nothing (or a log pipeline that lags) must not look healthy.
-pub const MIN_LINES: u64 = 20;
-/// Fewer errors than this in the recent period are never "failing".
-pub const MIN_ERRORS: u64 = 5;
-/// "More errors than usual": the recent rate is at least twice the baseline's and at
-/// least 5 points above it, or at least half of all lines are errors.
-pub const RATE_FACTOR: f64 = 2.0;
-pub const RATE_MARGIN: f64 = 0.05;
-pub const FAILING_RATE: f64 = 0.5;
 /// A histogram bucket is a spike when its errors reach the baseline buckets' mean plus
 /// 3 standard deviations, twice their mean, and 5 errors, whichever is highest.
 pub const SPIKE_SIGMAS: f64 = 3.0;
@@ -32,51 +24,6 @@ pub const SAMPLE_CHARS: usize = 200;
 /// Exception names kept, and their length.
 pub const TOP_EXCEPTIONS: usize = 5;
 pub const NAME_CHARS: usize = 120;
-
-/// Text written by the clients (or by whoever can write to their logs). It is data:
-/// never an instruction, never trusted. Serialized as `{"untrusted_text": "..."}` so
-/// that it stays marked wherever the report goes (API, AI evidence, alerts).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UntrustedText(String);
-
-impl UntrustedText {
-    /// At most `max_chars` characters (an ellipsis marks a cut), control characters
-    /// replaced by spaces.
-    pub fn new(text: &str, max_chars: usize) -> Self {
-        let clean: String = text
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        let clean = clean.trim();
-        if clean.chars().count() <= max_chars {
-            return Self(clean.to_owned());
-        }
-        let mut cut: String = clean.chars().take(max_chars.saturating_sub(1)).collect();
-        cut.push('…');
-        Self(cut)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Serialize for UntrustedText {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(1))?;
-        map.serialize_entry("untrusted_text", &self.0)?;
-        map.end()
-    }
-}
-
-/// Percentiles of `latency_ms`, in milliseconds; `None` without latency data.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Latency {
-    pub p50: Option<f64>,
-    pub p95: Option<f64>,
-    pub p99: Option<f64>,
-}
 
 /// What a source counted in one period.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -102,7 +49,7 @@ pub struct RawSample {
     pub message: Option<String>,
 }
 
-/// Everything a source measured for one instance and window; [`ImpactReport::analyse`]
+/// Everything a source measured for one instance and window; [`analyse`]
 /// draws the conclusions.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LogCounts {
@@ -120,176 +67,63 @@ pub struct LogCounts {
     pub samples: Vec<RawSample>,
 }
 
-/// One period of the report.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct WindowStats {
-    /// Client log lines about the instance.
-    pub lines: u64,
-    /// Those at an error level.
-    pub errors: u64,
-    /// errors / lines; `None` without lines.
-    pub error_rate: Option<f64>,
-    pub errors_per_minute: f64,
-    pub latency_ms: Latency,
-}
-
-impl WindowStats {
-    fn new(counts: &PeriodCounts, length: Duration) -> Self {
-        let minutes = length.as_secs_f64() / 60.0;
-        Self {
-            lines: counts.lines,
-            errors: counts.errors,
-            error_rate: (counts.lines > 0).then(|| counts.errors as f64 / counts.lines as f64),
-            errors_per_minute: if minutes > 0.0 {
-                counts.errors as f64 / minutes
-            } else {
-                0.0
-            },
-            latency_ms: counts.latency,
-        }
-    }
-
-    fn rate(&self) -> f64 {
-        self.error_rate.unwrap_or(0.0)
-    }
-}
-
-/// A recent histogram bucket far above the baseline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Spike {
-    /// Start of the bucket (RFC 3339).
-    pub at: String,
-    pub bucket_seconds: u64,
-    pub errors: u64,
-    pub baseline_mean: f64,
-    pub threshold: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SampleMessage {
-    /// When it was logged (RFC 3339, as re-written by us), if the line said.
-    pub at: Option<String>,
-    pub operation: Option<UntrustedText>,
-    pub exception: Option<UntrustedText>,
-    pub message: UntrustedText,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ExceptionCount {
-    pub exception: UntrustedText,
-    pub errors: u64,
-}
-
-/// What the engine may conclude.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// More errors than in the baseline, a spike, or at least half of the lines errors.
-    Failing,
-    /// Enough lines, and no more errors than usual: clients still reach Redis.
-    AsUsual,
-    /// Too few lines to say either.
-    Inconclusive,
-}
-
-/// Did a failover help? (baseline = before it, recent = after it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailoverEffect {
-    /// The error rate after is at most half the rate before, which had errors.
-    Helped,
-    NoChange,
-    /// More errors than before, by the "failing" rule.
-    Worse,
-    /// Too few lines before or after.
-    Inconclusive,
-}
-
-impl FailoverEffect {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailoverEffect::Helped => "helped",
-            FailoverEffect::NoChange => "no_change",
-            FailoverEffect::Worse => "worse",
-            FailoverEffect::Inconclusive => "inconclusive",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ImpactReport {
-    pub instance: InstanceId,
-    pub baseline_from: String,
-    pub recent_from: String,
-    pub recent_to: String,
-    pub recent: WindowStats,
-    pub baseline: WindowStats,
-    /// Recent errors by category; every category is present.
-    pub errors_by_category: BTreeMap<ErrorCategory, u64>,
-    pub top_exceptions: Vec<ExceptionCount>,
-    pub spike: Option<Spike>,
-    /// The newest recent errors, newest first.
-    pub samples: Vec<SampleMessage>,
-    pub verdict: Verdict,
-}
-
-impl ImpactReport {
-    /// The conclusions from `counts` measured over `bounds`.
-    pub fn analyse(instance: &InstanceId, bounds: &Bounds, counts: &LogCounts) -> Self {
-        let length = |from: SystemTime, to: SystemTime| to.duration_since(from).unwrap_or_default();
-        let recent = WindowStats::new(&counts.recent, length(bounds.recent_from, bounds.end));
-        let baseline = WindowStats::new(
-            &counts.baseline,
-            length(bounds.baseline_from, bounds.recent_from),
-        );
-        let spike = find_spike(bounds, counts.bucket_width, &counts.timeline);
-        let verdict = verdict(&recent, &baseline, spike.is_some());
-        let mut errors_by_category: BTreeMap<ErrorCategory, u64> =
-            ErrorCategory::ALL.iter().map(|c| (*c, 0)).collect();
-        for (c, n) in &counts.categories {
-            *errors_by_category.entry(*c).or_default() += n;
-        }
-        Self {
-            instance: instance.clone(),
-            baseline_from: rfc3339::format(bounds.baseline_from),
-            recent_from: rfc3339::format(bounds.recent_from),
-            recent_to: rfc3339::format(bounds.end),
-            recent,
-            baseline,
-            errors_by_category,
-            top_exceptions: counts
-                .exceptions
-                .iter()
-                .filter(|(name, _)| !name.trim().is_empty())
-                .take(TOP_EXCEPTIONS)
-                .map(|(name, n)| ExceptionCount {
-                    exception: UntrustedText::new(name, NAME_CHARS),
-                    errors: *n,
-                })
-                .collect(),
-            spike,
-            samples: counts
-                .samples
-                .iter()
-                .take(MAX_SAMPLES)
-                .map(sample)
-                .collect(),
-            verdict,
-        }
-    }
-
-    /// Read as "before (baseline) and after (recent) a failover".
-    pub fn failover_effect(&self) -> FailoverEffect {
-        let (before, after) = (&self.baseline, &self.recent);
-        if before.lines < MIN_LINES || after.lines < MIN_LINES {
-            FailoverEffect::Inconclusive
-        } else if is_worse(after, before) {
-            FailoverEffect::Worse
-        } else if before.errors >= MIN_ERRORS && after.rate() <= before.rate() * 0.5 {
-            FailoverEffect::Helped
+/// One period's counts over `length` as the report shows them.
+fn window_stats(counts: &PeriodCounts, length: Duration) -> WindowStats {
+    let minutes = length.as_secs_f64() / 60.0;
+    WindowStats {
+        lines: counts.lines,
+        errors: counts.errors,
+        error_rate: (counts.lines > 0).then(|| counts.errors as f64 / counts.lines as f64),
+        errors_per_minute: if minutes > 0.0 {
+            counts.errors as f64 / minutes
         } else {
-            FailoverEffect::NoChange
-        }
+            0.0
+        },
+        latency_ms: counts.latency,
+    }
+}
+
+/// The conclusions from `counts` measured over `bounds`.
+pub fn analyse(instance: &InstanceId, bounds: &Bounds, counts: &LogCounts) -> ImpactReport {
+    let length = |from: SystemTime, to: SystemTime| to.duration_since(from).unwrap_or_default();
+    let recent = window_stats(&counts.recent, length(bounds.recent_from, bounds.end));
+    let baseline = window_stats(
+        &counts.baseline,
+        length(bounds.baseline_from, bounds.recent_from),
+    );
+    let spike = find_spike(bounds, counts.bucket_width, &counts.timeline);
+    let verdict = verdict(&recent, &baseline, spike.is_some());
+    let mut errors_by_category: BTreeMap<ErrorCategory, u64> =
+        ErrorCategory::ALL.iter().map(|c| (*c, 0)).collect();
+    for (c, n) in &counts.categories {
+        *errors_by_category.entry(*c).or_default() += n;
+    }
+    ImpactReport {
+        instance: instance.clone(),
+        baseline_from: rfc3339::format(bounds.baseline_from),
+        recent_from: rfc3339::format(bounds.recent_from),
+        recent_to: rfc3339::format(bounds.end),
+        recent,
+        baseline,
+        errors_by_category,
+        top_exceptions: counts
+            .exceptions
+            .iter()
+            .filter(|(name, _)| !name.trim().is_empty())
+            .take(TOP_EXCEPTIONS)
+            .map(|(name, n)| ExceptionCount {
+                exception: UntrustedText::new(name, NAME_CHARS),
+                errors: *n,
+            })
+            .collect(),
+        spike,
+        samples: counts
+            .samples
+            .iter()
+            .take(MAX_SAMPLES)
+            .map(sample)
+            .collect(),
+        verdict,
     }
 }
 
@@ -308,24 +142,6 @@ fn sample(raw: &RawSample) -> SampleMessage {
         operation: short(&raw.operation),
         exception: short(&raw.exception),
         message: UntrustedText::new(raw.message.as_deref().unwrap_or(""), SAMPLE_CHARS),
-    }
-}
-
-/// `recent` has more errors than `baseline` by the rule of [`Verdict::Failing`].
-fn is_worse(recent: &WindowStats, baseline: &WindowStats) -> bool {
-    let (r, b) = (recent.rate(), baseline.rate());
-    recent.errors >= MIN_ERRORS
-        && (r >= FAILING_RATE || (r >= b * RATE_FACTOR && r >= b + RATE_MARGIN))
-}
-
-/// Failing, as usual, or too little to tell.
-pub fn verdict(recent: &WindowStats, baseline: &WindowStats, spike: bool) -> Verdict {
-    if spike || is_worse(recent, baseline) {
-        Verdict::Failing
-    } else if recent.lines >= MIN_LINES {
-        Verdict::AsUsual
-    } else {
-        Verdict::Inconclusive
     }
 }
 
@@ -375,23 +191,13 @@ fn mean_sd(values: &[f64]) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::ports::ClientVerdict;
 
     const MIN: Duration = Duration::from_secs(60);
 
     fn bounds() -> Bounds {
         let end = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        crate::advisors::client_impact::Window::default().bounds(end)
-    }
-
-    fn stats(lines: u64, errors: u64) -> WindowStats {
-        WindowStats::new(
-            &PeriodCounts {
-                lines,
-                errors,
-                latency: Latency::default(),
-            },
-            5 * MIN,
-        )
+        crate::decision::ports::Window::default().bounds(end)
     }
 
     /// One bucket a minute over 35 minutes: `base` errors each in the baseline, the
@@ -428,63 +234,6 @@ mod tests {
     }
 
     #[test]
-    fn verdicts() {
-        assert_eq!(
-            verdict(&stats(100, 30), &stats(600, 6), false),
-            Verdict::Failing
-        );
-        assert_eq!(
-            verdict(&stats(100, 1), &stats(600, 6), false),
-            Verdict::AsUsual
-        );
-        // A little worse, but not by the margin: as usual.
-        assert_eq!(
-            verdict(&stats(100, 5), &stats(600, 18), false),
-            Verdict::AsUsual
-        );
-        assert_eq!(
-            verdict(&stats(10, 0), &stats(600, 6), false),
-            Verdict::Inconclusive
-        );
-        assert_eq!(
-            verdict(&stats(0, 0), &stats(0, 0), false),
-            Verdict::Inconclusive
-        );
-        // Mostly errors is failing even when it always was.
-        assert_eq!(
-            verdict(&stats(10, 8), &stats(600, 500), false),
-            Verdict::Failing
-        );
-        assert_eq!(
-            verdict(&stats(100, 3), &stats(600, 6), true),
-            Verdict::Failing
-        );
-    }
-
-    #[test]
-    fn failover_effect_compares_after_with_before() {
-        let report = |before: WindowStats, after: WindowStats| ImpactReport {
-            baseline: before,
-            recent: after,
-            ..ImpactReport::analyse(&InstanceId::new("c"), &bounds(), &LogCounts::default())
-        };
-        let effect = |b, a| report(b, a).failover_effect();
-        assert_eq!(
-            effect(stats(100, 50), stats(100, 2)),
-            FailoverEffect::Helped
-        );
-        assert_eq!(
-            effect(stats(100, 2), stats(100, 2)),
-            FailoverEffect::NoChange
-        );
-        assert_eq!(effect(stats(100, 2), stats(100, 40)), FailoverEffect::Worse);
-        assert_eq!(
-            effect(stats(100, 50), stats(5, 0)),
-            FailoverEffect::Inconclusive
-        );
-    }
-
-    #[test]
     fn analyse_fills_every_category_and_cleans_samples() {
         let counts = LogCounts {
             recent: PeriodCounts {
@@ -509,12 +258,12 @@ mod tests {
             }],
             ..LogCounts::default()
         };
-        let r = ImpactReport::analyse(&InstanceId::new("cache"), &bounds(), &counts);
+        let r = analyse(&InstanceId::new("cache"), &bounds(), &counts);
         assert_eq!(r.errors_by_category.len(), 5);
         assert_eq!(r.errors_by_category[&ErrorCategory::Timeout], 30);
         assert_eq!(r.recent.error_rate, Some(0.1));
         assert_eq!(r.recent.errors_per_minute, 6.0);
-        assert_eq!(r.verdict, Verdict::Failing);
+        assert_eq!(r.verdict, ClientVerdict::Failing);
         assert_eq!(r.top_exceptions.len(), 1);
         let s = &r.samples[0];
         assert_eq!(s.at.as_deref(), Some("2026-11-22T07:00:00.5Z"));

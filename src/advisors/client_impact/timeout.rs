@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ClientImpact, ClientImpactSource, InstanceId, Window};
+use crate::decision::ports::{ClientImpact, ClientImpactSource, Window};
+use crate::model::InstanceId;
 
 #[derive(Debug)]
 pub struct TimeoutSource {

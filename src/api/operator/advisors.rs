@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use super::status::routing;
 use super::{ApiError, AppState, Params};
 use crate::advisors::ai::history::RATE_LIMIT;
-use crate::advisors::client_impact::Window;
 use crate::decision::engine::{EFFECT_AFTER, EFFECT_BEFORE};
+use crate::decision::ports::Window;
 use crate::model::rfc3339;
 
 /// The clients' error rates in the last 5 minutes against the 30 before, from their

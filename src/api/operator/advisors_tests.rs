@@ -1,9 +1,9 @@
 //! `GET /api/client-errors/{uid}` and `GET /api/ai-recommendations/{uid}`.
 
 use super::*;
-use crate::advisors::ai::Advisor;
 use crate::advisors::ai::fake::{FakeAdvisor, Script};
-use crate::advisors::client_impact::{ClientImpact, FakeClientImpact};
+use crate::advisors::client_impact::FakeClientImpact;
+use crate::decision::ports::{Advisor, ClientImpact};
 use crate::decision::webhook::{AlertStatus, Candidate, Target};
 
 fn uid() -> InstanceId {

@@ -19,9 +19,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, Params};
-use crate::actuators::alertmanager::AgentAlertName;
 use crate::decision::incident::{Incident, Outcome, Trigger};
 use crate::decision::policy::Hold;
+use crate::decision::ports::AgentAlertName;
 use crate::model::{DatacenterId, InstanceId, rfc3339};
 
 /// Longest `reason` accepted, in characters: it is journaled and shown in the history.

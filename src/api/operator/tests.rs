@@ -14,12 +14,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::actuators::dns::{MemoryDns, Op, RecordRef, RecordType, RecordValue, SwitchPolicy};
 use crate::api::{Access, AppState, router};
-use crate::collector::probe::{FreshProbe, Prober};
 use crate::config::FailoverSettings;
 use crate::decision::counters::DecisionMetrics;
+use crate::decision::engine::testkit::NoHooks;
 use crate::decision::engine::{Advisors, Deps, Engine, InstanceRecord, Settings};
+use crate::decision::ports::dns::{MemoryDns, Op};
+use crate::decision::ports::{
+    FreshProbe, Prober, RecordRef, RecordType, RecordValue, SwitchPolicy,
+};
 use crate::metrics::Metrics;
 use crate::model::{
     ActiveDatacenters, AnalysisStore, CollectError, Endpoint, Instance, InstanceId, Secret,
@@ -156,6 +159,7 @@ async fn bed_advised(
             prober,
             dns: Some(dns.clone()),
             notifier: None,
+            hooks: Arc::new(NoHooks),
             analysis: Arc::clone(&analysis),
             store: Arc::clone(&store),
             active: Arc::clone(&active),

@@ -7,10 +7,9 @@ use serde_json::json;
 use super::evaluate::step;
 use super::probes::probe_round;
 use super::{EngineError, Inner, InstanceRecord, Settings};
-use crate::actuators::dns::{self, DnsProvider, RecordValue, SwitchOutcome};
-use crate::actuators::hooks::{self, HookContext};
 use crate::decision::incident::{Outcome, Record};
 use crate::decision::policy::Hold;
+use crate::decision::ports::{DnsProvider, HookContext, RecordValue, SwitchOutcome};
 use crate::model::{DatacenterId, Instance, InstanceId};
 
 /// What the policy chose, and what to change.
@@ -53,7 +52,11 @@ pub(super) async fn act(
         action,
     };
     if let Some(args) = &settings.failover.hooks.pre_failover {
-        let run = hooks::run(args, &context, settings.failover.hooks.timeout).await;
+        let run = inner
+            .deps
+            .hooks
+            .run(args, &context, settings.failover.hooks.timeout)
+            .await;
         let ok = run.succeeded();
         inner
             .step(
@@ -102,7 +105,9 @@ pub(super) async fn act(
         }])
         .await?;
     crash_point("after_intent");
-    let switched = dns::switch(dns, &record.record, &target_value, &settings.switch).await;
+    let switched = dns
+        .switch(&record.record, &target_value, &settings.switch)
+        .await;
     if switched.is_ok() {
         crash_point("after_dns");
     }
@@ -150,7 +155,11 @@ pub(super) async fn act(
         }
     }
     if let Some(args) = &settings.failover.hooks.post_failover {
-        let run = hooks::run(args, &context, settings.failover.hooks.timeout).await;
+        let run = inner
+            .deps
+            .hooks
+            .run(args, &context, settings.failover.hooks.timeout)
+            .await;
         let outcome = if run.succeeded() { "ok" } else { "failed" };
         inner
             .step(

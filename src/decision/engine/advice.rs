@@ -7,7 +7,7 @@
 //!   the policy reads its conclusion ([`ClientStatus`]) and the AI advisor its numbers.
 //! - The AI advisor is asked only when an alert-driven evaluation's policy supports a
 //!   failover (advice can never start one, so asking otherwise would only cost money),
-//!   and [`crate::advisors::ai::guard`] decides what the answer may change.
+//!   and `advisors::ai::guard` decides what the answer may change.
 //! - After a failover, the clients' error rates before and after it are compared once
 //!   [`EFFECT_AFTER`] has passed, and the result is added to the incident; a restart
 //!   picks up the measurements the previous run left undone ([`resume_effects`]).
@@ -21,14 +21,13 @@ use tracing::{info, warn};
 
 use super::evaluate::{Judged, judge_alert, recorded_round, step};
 use super::{EngineError, Inner};
-use crate::advisors::ai::evidence::{AnomalyEvidence, Contributor, RecentDecision, RoundEvidence};
 use crate::advisors::ai::guard::{self, Decision, Rules};
-use crate::advisors::ai::{AdviceRequest, Advisor, Consultation};
-use crate::advisors::client_impact::{
-    ClientImpact, ClientImpactSource, Verdict as Clients, Window,
-};
 use crate::decision::incident::{Incident, Outcome};
 use crate::decision::policy::{ClientStatus, Hold, Round, Verdict};
+use crate::decision::ports::{
+    AdviceRequest, Advisor, AnomalyEvidence, ClientImpact, ClientImpactSource,
+    ClientVerdict as Clients, Consultation, Contributor, RecentDecision, RoundEvidence, Window,
+};
 use crate::model::{AnomalyState, DatacenterId, EndpointKey, EndpointStatus, Instance, InstanceId};
 
 /// How long an evaluation waits for the client impact once its confirmation rounds are

@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::advisors::ai::fake::{FakeAdvisor, Script};
-use crate::advisors::ai::{Advisor, Discarded};
-use crate::advisors::client_impact::{ClientImpact, FakeClientImpact};
+use crate::advisors::client_impact::FakeClientImpact;
 use crate::decision::policy::{ClientStatus, Verdict};
+use crate::decision::ports::{Advisor, ClientImpact, Discarded};
 
 fn uid() -> InstanceId {
     InstanceId::new("cache")
@@ -72,10 +72,7 @@ fn step_details<'a>(incident: &'a Incident, name: &str) -> Vec<&'a str> {
 
 impl Bed {
     /// Waits until `n` notices were sent.
-    pub(super) async fn notices(
-        &self,
-        n: usize,
-    ) -> Vec<crate::actuators::alertmanager::AgentAlert> {
+    pub(super) async fn notices(&self, n: usize) -> Vec<crate::decision::ports::AgentAlert> {
         for _ in 0..200 {
             let sent = self.notifier.alerts();
             if sent.len() >= n {

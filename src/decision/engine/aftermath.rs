@@ -8,10 +8,9 @@ use tracing::{info, warn};
 
 use super::evaluate::step;
 use super::{EngineError, Inner, Settings};
-use crate::actuators::alertmanager::{AgentAlert, AgentAlertName};
-use crate::actuators::dns::RecordValue;
 use crate::decision::incident::{Incident, Outcome, Record};
 use crate::decision::policy::Hold;
+use crate::decision::ports::{AgentAlert, AgentAlertName, RecordValue};
 use crate::model::InstanceId;
 
 /// Tells people through Alertmanager; a failure is logged, never fatal.

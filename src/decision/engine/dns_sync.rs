@@ -23,8 +23,8 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::{Inner, InstanceRecord};
-use crate::actuators::dns::{DnsProvider, RecordValue};
 use crate::decision::incident::{Record, cut_label};
+use crate::decision::ports::{DnsProvider, RecordValue};
 use crate::model::InstanceId;
 
 /// The longest wait between two background reads of a record DNS did not answer for.

@@ -12,8 +12,8 @@ use tracing::{info, warn};
 
 use super::evaluate::Request;
 use super::{Engine, Inner};
-use crate::actuators::alertmanager::{AgentAlert, AgentAlertName};
 use crate::decision::incident::{Record, Trigger};
+use crate::decision::ports::{AgentAlert, AgentAlertName};
 use crate::model::{EndpointKey, HealthStatus, InstanceId};
 
 /// How often the watch looks, and re-sends a standing recommendation.

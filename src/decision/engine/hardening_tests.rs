@@ -1,6 +1,7 @@
 //! Hostile or careless input and lost futures: nothing a caller drops is lost, a lost
 //! journal is visible, DNS is read on start, and what a delivery may open is bounded.
 
+use super::testkit::NoHooks;
 use super::*;
 use crate::decision::journal::Opening;
 use crate::decision::ports::AdapterErrorKind;
@@ -338,6 +339,7 @@ async fn a_damaged_journal_starts_over_only_when_asked() {
                     prober: ScriptedProber::new(&[("east", UP), ("west", UP)]),
                     dns: None,
                     notifier: None,
+                    hooks: Arc::new(NoHooks),
                     analysis: Arc::new(AnalysisStore::new()),
                     store: Arc::new(crate::model::SnapshotStore::new()),
                     active: Arc::new(ActiveDatacenters::new()),
@@ -393,6 +395,7 @@ async fn a_dry_run_provider_is_not_read_at_start() {
             prober: ScriptedProber::new(&[("east", UP), ("west", UP)]),
             dns: Some(Arc::new(crate::actuators::dns::DryRunDns::new())),
             notifier: None,
+            hooks: Arc::new(NoHooks),
             analysis: Arc::new(AnalysisStore::new()),
             store: Arc::new(crate::model::SnapshotStore::new()),
             active: Arc::clone(&active),

@@ -36,11 +36,8 @@ pub use submit::{Submitted, UNKNOWN_LOG_EVERY};
 use super::counters::DecisionMetrics;
 use super::incident::{Incident, Ledger, Outcome, Record, Step};
 use super::journal::{Journal, JournalError, JournalLimits, Opening};
-use crate::actuators::alertmanager::Notifier;
-use crate::actuators::dns::DnsProvider;
+use super::ports::{ClientImpact, DnsProvider, HookRunner, Notifier, Prober, Window};
 use crate::advisors::ai::history::{AdviceBook, Recorded};
-use crate::advisors::client_impact::{ClientImpact, Window};
-use crate::collector::probe::Prober;
 use crate::model::{ActiveDatacenters, AnalysisStore, InstanceId, SnapshotStore};
 use writer::Writer;
 
@@ -65,6 +62,8 @@ pub struct Deps {
     pub dns: Option<Arc<dyn DnsProvider>>,
     /// `None`: no `alertmanager` configured; notices are only logged.
     pub notifier: Option<Arc<dyn Notifier>>,
+    /// Runs `hooks.pre_failover` and `hooks.post_failover`.
+    pub hooks: Arc<dyn HookRunner>,
     pub analysis: Arc<AnalysisStore>,
     /// The collector's latest rounds: when the agent last reached each endpoint.
     pub store: Arc<SnapshotStore>,

@@ -5,8 +5,8 @@ use std::time::SystemTime;
 
 use super::Inner;
 use crate::anomaly::features::memory_pressure;
-use crate::collector::probe::FreshProbe;
 use crate::decision::policy::{Probe, Round};
+use crate::decision::ports::FreshProbe;
 use crate::health::{self, HealthInput};
 use crate::model::{DatacenterId, EndpointKey, Instance};
 

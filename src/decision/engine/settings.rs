@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{EFFECT_AFTER, EFFECT_BEFORE};
-use crate::actuators::dns::{RecordRef, SwitchPolicy};
 use crate::config::{Config, FailoverSettings, Limits};
+use crate::decision::ports::{RecordRef, SwitchPolicy};
 use crate::model::{DatacenterId, Instance, InstanceId};
 
 /// The DNS record of one instance and its value per datacenter.
@@ -48,9 +48,10 @@ impl Settings {
                 else {
                     continue;
                 };
-                let Ok(record) = RecordRef::from_config(dns, r) else {
+                let Ok(record_type) = r.record_type.parse() else {
                     continue;
                 };
+                let record = RecordRef::new(&dns.zone_id, &r.name, record_type);
                 let values = instance
                     .endpoints
                     .iter()

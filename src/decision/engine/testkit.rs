@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::collector::probe::FreshProbe;
+use async_trait::async_trait;
+
+use crate::decision::ports::{FreshProbe, HookContext, HookRun, HookRunner};
 use crate::model::{
     CollectError, DatacenterId, Endpoint, EndpointKey, ErrorKind, Instance, InstanceId,
 };
@@ -49,5 +51,16 @@ pub(crate) fn fresh(up: bool) -> FreshProbe {
             kind: ErrorKind::Connect,
             message: "connection refused".into(),
         })
+    }
+}
+
+/// The hook runner of a test that configures no hooks: the engine never asks it.
+#[derive(Debug)]
+pub(crate) struct NoHooks;
+
+#[async_trait]
+impl HookRunner for NoHooks {
+    async fn run(&self, args: &[String], _: &HookContext<'_>, _: Duration) -> HookRun {
+        unreachable!("no hook is configured, yet {args:?} was run")
     }
 }

@@ -8,14 +8,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::*;
-use crate::actuators::alertmanager::{AgentAlertName, RecordingNotifier};
-use crate::actuators::dns::{MemoryDns, Op, RecordType, RecordValue};
-use crate::actuators::dns::{RecordRef, SwitchPolicy};
-use crate::collector::probe::FreshProbe;
+use crate::actuators::hooks::ProcessHooks;
 use crate::config::FailoverSettings;
 use crate::config::HookSettings;
 use crate::decision::incident::Trigger;
 use crate::decision::policy::Hold;
+use crate::decision::ports::dns::{MemoryDns, Op};
+use crate::decision::ports::notifier::RecordingNotifier;
+use crate::decision::ports::{AgentAlertName, FreshProbe, RecordRef, RecordType};
+use crate::decision::ports::{RecordValue, SwitchPolicy};
 use crate::decision::webhook::{AlertStatus, Candidate, Target};
 use crate::model::{CollectError, Endpoint, EndpointKey};
 use crate::model::{DatacenterId, Instance};
@@ -184,6 +185,7 @@ async fn bed_advised(
         prober,
         dns: Some(dns.clone()),
         notifier: Some(notifier.clone()),
+        hooks: Arc::new(ProcessHooks),
         analysis: Arc::clone(&analysis),
         store: Arc::new(crate::model::SnapshotStore::new()),
         active: Arc::clone(&active),
@@ -398,7 +400,7 @@ async fn a_primary_its_sentinel_still_hears_is_held_and_people_are_told_why() {
     b.notices(1).await;
     assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverHeld]);
     let notice = &b.notifier.alerts()[0];
-    let said = format!("{:?}", notice.annotations());
+    let said = format!("{} {}", notice.summary, notice.description);
     assert!(said.contains("Sentinel had a PING reply"), "{said}");
 }
 

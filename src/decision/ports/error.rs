@@ -1,7 +1,5 @@
-//! The ports: what the decision engine acts through and the types it exchanges with the
-//! adapters (`actuators/`, `advisors/`, `collector/`), which implement them and need
-//! nothing else of `decision`. Today: the kind every adapter error carries, and how an
-//! adapter turns a library's error into one line.
+//! The kind every adapter error carries, and how an adapter turns a library's error
+//! into one line.
 
 use std::fmt;
 

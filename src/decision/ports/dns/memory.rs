@@ -1,5 +1,5 @@
 //! An in-memory DNS provider with fault injection, for tests of the engine and of
-//! [`super::switch`]: fail the next calls with a kind, stay Pending for some polls,
+//! [`DnsProvider::switch`]: fail the next calls with a kind, stay Pending for some polls,
 //! answer slowly, and count every call.
 
 use std::collections::{HashMap, VecDeque};
@@ -7,7 +7,6 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::{ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType, RecordValue};
-
 use crate::decision::ports::AdapterErrorKind;
 
 /// A provider call, to aim faults at and to count.

@@ -1,9 +1,11 @@
-//! `switch()` against the in-memory provider (read first, retries, waiting for the
-//! change to be in sync), and record values and types.
+//! `DnsProvider::switch` against the in-memory provider (read first, retries, waiting for
+//! the change to be in sync), and record values and types.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::*;
-
-use crate::decision::ports::AdapterErrorKind;
 
 fn cache() -> RecordRef {
     RecordRef::new("Z1", "cache.example.com", RecordType::Cname)
@@ -38,7 +40,7 @@ async fn already_pointing_writes_nothing() {
         &cache(),
         RecordValue::single("Redis-West.Example.com.", 300),
     );
-    let out = switch(&dns, &cache(), &west(), &policy()).await.unwrap();
+    let out = dns.switch(&cache(), &west(), &policy()).await.unwrap();
     assert_eq!(out, SwitchOutcome::AlreadyPointing);
     assert_eq!(dns.calls(Op::Read), 1);
     assert_eq!(dns.calls(Op::Upsert), 0);
@@ -49,7 +51,7 @@ async fn already_pointing_writes_nothing() {
 async fn changes_and_waits_until_in_sync() {
     let dns = pointing_east();
     dns.pending_for(3);
-    let out = switch(&dns, &cache(), &west(), &policy()).await.unwrap();
+    let out = dns.switch(&cache(), &west(), &policy()).await.unwrap();
     let SwitchOutcome::Changed {
         change,
         in_sync_after,
@@ -68,7 +70,7 @@ async fn changes_and_waits_until_in_sync() {
 #[tokio::test(start_paused = true)]
 async fn a_missing_record_is_created() {
     let dns = MemoryDns::new();
-    let out = switch(&dns, &cache(), &west(), &policy()).await.unwrap();
+    let out = dns.switch(&cache(), &west(), &policy()).await.unwrap();
     assert!(matches!(out, SwitchOutcome::Changed { .. }), "{out:?}");
     assert_eq!(dns.get(&cache()), Some(west()));
 }
@@ -78,7 +80,7 @@ async fn throttled_twice_then_ok_backs_off() {
     let dns = pointing_east();
     dns.fail_next(Op::Upsert, 2, AdapterErrorKind::Throttled);
     let started = Instant::now();
-    let out = switch(&dns, &cache(), &west(), &policy()).await.unwrap();
+    let out = dns.switch(&cache(), &west(), &policy()).await.unwrap();
     assert!(matches!(out, SwitchOutcome::Changed { .. }), "{out:?}");
     assert_eq!(dns.calls(Op::Upsert), 3);
     assert_eq!(dns.upserts().len(), 1);
@@ -95,7 +97,7 @@ async fn conflict_and_unavailable_reads_are_retried() {
     let dns = pointing_east();
     dns.fail_next(Op::Read, 1, AdapterErrorKind::Unavailable);
     dns.fail_next(Op::Upsert, 1, AdapterErrorKind::Conflict);
-    switch(&dns, &cache(), &west(), &policy()).await.unwrap();
+    dns.switch(&cache(), &west(), &policy()).await.unwrap();
     assert_eq!(dns.calls(Op::Read), 2);
     assert_eq!(dns.calls(Op::Upsert), 2);
 }
@@ -109,9 +111,7 @@ async fn invalid_unauthorized_and_not_found_are_not_retried() {
     ] {
         let dns = pointing_east();
         dns.fail_next(Op::Upsert, 1, kind);
-        let err = switch(&dns, &cache(), &west(), &policy())
-            .await
-            .unwrap_err();
+        let err = dns.switch(&cache(), &west(), &policy()).await.unwrap_err();
         assert_eq!(err.kind, kind);
         assert_eq!(err.written, None);
         assert_eq!(dns.calls(Op::Upsert), 1, "{kind}");
@@ -123,9 +123,7 @@ async fn invalid_unauthorized_and_not_found_are_not_retried() {
 async fn retries_stop_after_the_attempts() {
     let dns = pointing_east();
     dns.fail_next(Op::Upsert, 10, AdapterErrorKind::Throttled);
-    let err = switch(&dns, &cache(), &west(), &policy())
-        .await
-        .unwrap_err();
+    let err = dns.switch(&cache(), &west(), &policy()).await.unwrap_err();
     assert_eq!(err.kind, AdapterErrorKind::Throttled);
     assert!(err.message.contains("after 4 tries"), "{err}");
     assert_eq!(dns.calls(Op::Upsert), 4);
@@ -137,9 +135,7 @@ async fn never_in_sync_is_a_timeout_that_says_it_was_written() {
     let dns = pointing_east();
     dns.pending_for(u32::MAX);
     let started = Instant::now();
-    let err = switch(&dns, &cache(), &west(), &policy())
-        .await
-        .unwrap_err();
+    let err = dns.switch(&cache(), &west(), &policy()).await.unwrap_err();
     assert_eq!(err.kind, AdapterErrorKind::Timeout);
     assert_eq!(err.written, Some(ChangeId("memory-1".into())));
     assert!(err.message.contains("not in sync after 60s"), "{err}");
@@ -152,14 +148,12 @@ async fn never_in_sync_is_a_timeout_that_says_it_was_written() {
 async fn failing_polls_are_tolerated_until_the_deadline() {
     let dns = pointing_east();
     dns.fail_next(Op::ChangeStatus, 2, AdapterErrorKind::Throttled);
-    switch(&dns, &cache(), &west(), &policy()).await.unwrap();
+    dns.switch(&cache(), &west(), &policy()).await.unwrap();
     assert_eq!(dns.calls(Op::ChangeStatus), 3);
 
     let dns = pointing_east();
     dns.fail_next(Op::ChangeStatus, 1, AdapterErrorKind::Unauthorized);
-    let err = switch(&dns, &cache(), &west(), &policy())
-        .await
-        .unwrap_err();
+    let err = dns.switch(&cache(), &west(), &policy()).await.unwrap_err();
     assert_eq!(err.kind, AdapterErrorKind::Unauthorized);
     assert_eq!(err.written, Some(ChangeId("memory-1".into())));
 }
@@ -168,18 +162,14 @@ async fn failing_polls_are_tolerated_until_the_deadline() {
 async fn a_hanging_call_times_out_and_is_retried() {
     let dns = pointing_east();
     dns.delay(Op::Read, Duration::from_secs(30));
-    let err = switch(&dns, &cache(), &west(), &policy())
-        .await
-        .unwrap_err();
+    let err = dns.switch(&cache(), &west(), &policy()).await.unwrap_err();
     assert_eq!(err.kind, AdapterErrorKind::Timeout);
     assert_eq!(dns.calls(Op::Read), 4);
     assert_eq!(dns.calls(Op::Upsert), 0);
 
     dns.delay(Op::Read, Duration::ZERO);
     dns.delay(Op::Upsert, Duration::from_secs(30));
-    let err = switch(&dns, &cache(), &west(), &policy())
-        .await
-        .unwrap_err();
+    let err = dns.switch(&cache(), &west(), &policy()).await.unwrap_err();
     assert_eq!(err.kind, AdapterErrorKind::Timeout);
     // A timed-out upsert is cancelled before it takes effect in the fake.
     assert_eq!(dns.get(&cache()), Some(east()));
@@ -207,11 +197,11 @@ async fn impossible_targets_are_refused_before_any_call() {
         (a.clone(), RecordValue::single(EAST_HOST, 60)),
         (aaaa, RecordValue::single("10.0.0.1", 60)),
     ] {
-        let err = switch(&dns, &record, &target, &policy()).await.unwrap_err();
+        let err = dns.switch(&record, &target, &policy()).await.unwrap_err();
         assert_eq!(err.kind, AdapterErrorKind::Invalid, "{target:?}");
     }
     assert_eq!(dns.calls(Op::Read), 0);
-    switch(&dns, &a, &RecordValue::single("10.0.0.1", 60), &policy())
+    dns.switch(&a, &RecordValue::single("10.0.0.1", 60), &policy())
         .await
         .unwrap();
 }

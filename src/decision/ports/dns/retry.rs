@@ -9,7 +9,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{ChangeId, ChangeStatus, DnsError, DnsProvider, SwitchPolicy};
-
 use crate::decision::ports::AdapterErrorKind;
 
 /// First backoff; doubled on every retry up to [`BACKOFF_MAX`]. Route53 allows five
@@ -60,8 +59,8 @@ where
 
 /// Polls `change_status` until InSync or `policy.insync_timeout` has passed.
 /// A failing poll does not end the wait unless it cannot succeed later.
-pub(super) async fn wait_in_sync(
-    provider: &dyn DnsProvider,
+pub(super) async fn wait_in_sync<P: DnsProvider + ?Sized>(
+    provider: &P,
     change: &ChangeId,
     policy: &SwitchPolicy,
 ) -> Result<(), DnsError> {
