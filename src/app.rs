@@ -4,6 +4,7 @@
 //! binary's way in: it binds, and turns SIGTERM or Ctrl-C into a shutdown and SIGHUP
 //! into a reload.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::{self, Engine};
 use crate::decision::journal::Opening;
 use crate::metrics::Metrics;
-use crate::model::{ActiveDatacenters, AnalysisStore, SnapshotStore};
+use crate::model::{ActiveDatacenters, AnalysisStore, InstanceId, SnapshotStore};
 
 /// How long shutdown waits for the listener and the collection tasks.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -312,13 +313,44 @@ async fn start_engine(
     Engine::open_with(
         &config.state_dir,
         opening,
-        engine::Settings::from_config(config, options.no_failover),
+        engine_settings(config, options.no_failover),
         deps,
         tracker.clone(),
         cancel.clone(),
     )
     .await
     .with_context(|| format!("state_dir {}", config.state_dir.display()))
+}
+
+/// What the engine reads of `config`, with each instance's DNS record as the DNS
+/// integration reads it from `dns_config`.
+fn engine_settings(config: &Config, no_failover: bool) -> engine::Settings {
+    engine::Settings::from_config(config, instance_records(config), no_failover)
+}
+
+/// Each instance's record of `dns_config.records`, with its value per datacenter. A
+/// record naming no instance or an unknown type (which validation refuses) is left out.
+fn instance_records(config: &Config) -> BTreeMap<InstanceId, engine::InstanceRecord> {
+    let Some(dns) = &config.dns else {
+        return BTreeMap::new();
+    };
+    dns.records
+        .iter()
+        .filter_map(|r| {
+            let instance = config
+                .instances
+                .iter()
+                .find(|i| i.name == r.instance_name)?;
+            let record = dns.record_ref(r).ok()?;
+            let values = r.values_for(instance);
+            let record = engine::InstanceRecord {
+                record,
+                ttl: r.ttl,
+                values,
+            };
+            Some((instance.uid.clone(), record))
+        })
+        .collect()
 }
 
 /// The client impact source (`use_elk`) and the AI advisor (`use_azure_openai`).
@@ -408,10 +440,8 @@ impl Running {
         }
         let changes = self.collector.apply(&loaded.config);
         self.active.apply(&loaded.config.instances);
-        self.engine.reload(engine::Settings::from_config(
-            &loaded.config,
-            options.no_failover,
-        ));
+        self.engine
+            .reload(engine_settings(&loaded.config, options.no_failover));
         match build_advisors(&loaded.config) {
             Ok(advisors) => self.engine.set_advisors(advisors),
             Err(e) => error!(config = %path.display(), error = %e,

@@ -131,6 +131,13 @@ impl Config {
     pub fn endpoint_count(&self) -> usize {
         self.instances.iter().map(|i| i.endpoints.len()).sum()
     }
+
+    /// `ai_max_hold` while advice is on; the default otherwise.
+    pub fn ai_max_hold(&self) -> Duration {
+        self.azure_openai
+            .as_ref()
+            .map_or_else(default_ai_max_hold, |a| a.max_hold)
+    }
 }
 
 /// How often and how patiently endpoints are read.

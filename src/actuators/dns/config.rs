@@ -53,11 +53,30 @@ pub fn build(settings: &DnsSettings) -> Result<Arc<dyn DnsProvider>, DnsError> {
     settings.provider.build()
 }
 
-impl RecordRef {
-    /// The record `record` of `dns_config` names, in the configured zone.
-    pub fn from_config(settings: &DnsSettings, record: &DnsRecord) -> Result<Self, DnsError> {
+impl DnsSettings {
+    /// The record set `record` names, in the configured zone: what the engine switches.
+    pub fn record_ref(&self, record: &DnsRecord) -> Result<RecordRef, DnsError> {
         let record_type = record.record_type.parse()?;
-        Ok(Self::new(&settings.zone_id, &record.name, record_type))
+        Ok(RecordRef::new(&self.zone_id, &record.name, record_type))
+    }
+}
+
+impl DnsRecord {
+    /// The record's value in each datacenter of `instance`: the one `values` gives, else
+    /// the datacenter's endpoint host.
+    pub fn values_for(&self, instance: &Instance) -> BTreeMap<DatacenterId, String> {
+        instance
+            .endpoints
+            .iter()
+            .map(|(dc, ep)| {
+                let value = self
+                    .values
+                    .get(dc)
+                    .cloned()
+                    .unwrap_or_else(|| ep.host.clone());
+                (dc.clone(), value)
+            })
+            .collect()
     }
 }
 
@@ -222,6 +241,7 @@ mod tests {
 
     use super::{DnsSettings, build};
     use crate::config::parse;
+    use crate::decision::ports::{RecordRef, RecordType};
 
     const BASE: &str = "instances: [{uid: cache, endpoints: {east: {host: e.example}}}]\n";
 
@@ -253,6 +273,37 @@ mod tests {
                 "dns_provider: \"bind\" is not supported; use \"route53\" or \"dry-run\""
             ),
             "{said}"
+        );
+    }
+
+    #[test]
+    fn a_record_names_its_record_set_and_a_value_per_datacenter() {
+        let text = "instances: [{uid: cache, name: cache-service, active_dc: east, endpoints: \
+                    {east: {host: e.example}, west: {host: w.example}}}]\n\
+                    dns_provider: dry-run\n\
+                    dns_config: {zone_id: Z1, records: [{instance_name: cache-service, \
+                    name: redis.example.com, type: A, ttl: 30, values: {west: 10.0.0.2}}]}\n";
+        let config = parse(text, "test", Path::new("."), &|_| None)
+            .unwrap()
+            .config;
+        let (dns, instance) = (config.dns.unwrap(), &config.instances[0]);
+        let record = &dns.records[0];
+        assert_eq!(
+            dns.record_ref(record).unwrap(),
+            RecordRef::new("Z1", "redis.example.com", RecordType::A)
+        );
+        assert_eq!(record.ttl, 30);
+        let values: Vec<(String, String)> = record
+            .values_for(instance)
+            .into_iter()
+            .map(|(dc, v)| (dc.to_string(), v))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                ("east".to_owned(), "e.example".to_owned()),
+                ("west".to_owned(), "10.0.0.2".to_owned())
+            ]
         );
     }
 
