@@ -4,8 +4,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::validate::{self, ctx::Problem};
-use super::{Config, EMBEDDED_DEFAULT, expand, raw, secrets};
+use super::validate;
+use super::{Config, EMBEDDED_DEFAULT, expand, raw};
+use crate::config_kit::ctx::Problem;
+use crate::config_kit::secrets;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

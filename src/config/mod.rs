@@ -2,7 +2,7 @@
 //! read in two stages. Stage one (`raw`) reads the file into permissive serde structs;
 //! stage two (`validate`) checks everything and builds the typed [`Config`], reporting
 //! every problem with the key and value that cause it. `load` runs both (after the
-//! `${VAR}` expansion of `expand`); `secrets` knows which keys and URLs hold
+//! `${VAR}` expansion of `expand`); `config_kit::secrets` knows which keys and URLs hold
 //! credentials, so that no problem or warning shows one.
 //!
 //! This module owns the core schema (instances, datacenters, intervals, thresholds,
@@ -10,17 +10,15 @@
 //! (`actuators::dns::config`, `actuators::alertmanager::config`,
 //! `advisors::client_impact::config`, `advisors::ai::config`): its settings, its serde
 //! form, its checks. Here, [`Config`] holds their settings and `validate` hands each
-//! block to its owner; they use the leaf helpers `raw::Raw`, `validate::ctx::Ctx`,
-//! `duration` and `secrets`, which import no integration.
+//! block to its owner. Both sides read with the leaf `config_kit` (`Raw`, `Ctx`,
+//! `Seconds`, `secrets`), so the integrations never import this module.
 
-pub(crate) mod duration;
 mod expand;
 pub mod limits;
 mod load;
 pub(crate) mod raw;
 #[cfg(test)]
 mod secret_tests;
-pub(crate) mod secrets;
 pub(crate) mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,10 +31,10 @@ use crate::advisors::ai::config::AzureOpenAiSettings;
 use crate::advisors::client_impact::config::ElkSettings;
 use crate::model::{Datacenter, DatacenterId, Instance, InstanceId, Secret};
 
-pub use duration::show as show_duration;
+pub use crate::config_kit::ctx::Problem;
+pub use crate::config_kit::duration::show as show_duration;
 pub use limits::{HttpLimits, Limits};
 pub use load::{ConfigError, Loaded, embedded_default, load_file, parse};
-pub use validate::ctx::Problem;
 
 /// The configuration used when no `--config` is given: one Redis on the local machine.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");

@@ -8,9 +8,9 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use super::http::{AlertmanagerNotifier, NotifierSettings};
-use crate::config::duration::Seconds;
-use crate::config::raw::{Raw, Unknown};
-use crate::config::validate::ctx::{Ctx, join};
+use crate::config_kit::ctx::{Ctx, join};
+use crate::config_kit::duration::Seconds;
+use crate::config_kit::raw::{Raw, Unknown};
 use crate::decision::ports::{Notifier, NotifyError};
 
 /// `alertmanager.timeout`.

@@ -13,8 +13,8 @@ use serde_yaml::{Mapping, Value};
 
 use super::provider_config::{Provider, ProviderConfig};
 use super::{dry_run, route53};
-use crate::config::raw::{Raw, Unknown};
-use crate::config::validate::ctx::{Ctx, join};
+use crate::config_kit::ctx::{Ctx, join};
+use crate::config_kit::raw::{Raw, Unknown};
 use crate::decision::ports::{DnsError, DnsProvider, RecordRef};
 use crate::model::{DatacenterId, Instance};
 

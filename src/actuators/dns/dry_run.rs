@@ -10,7 +10,7 @@ use serde_yaml::Value;
 
 use super::provider_config::{Provider, ProviderConfig};
 use super::route53;
-use crate::config::validate::ctx::Ctx;
+use crate::config_kit::ctx::Ctx;
 use crate::decision::ports::{
     AdapterErrorKind, ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType,
     RecordValue,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_yaml::Value;
 
-use crate::config::validate::ctx::Ctx;
+use crate::config_kit::ctx::Ctx;
 use crate::decision::ports::{DnsError, DnsProvider};
 
 /// One value of `dns_provider`.

@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_yaml::Value;
 
-use crate::config::duration::Seconds;
-use crate::config::raw::{Raw, Unknown};
-use crate::config::validate::ctx::{Ctx, join};
+use crate::config_kit::ctx::{Ctx, join};
+use crate::config_kit::duration::Seconds;
+use crate::config_kit::raw::{Raw, Unknown};
 use crate::model::Secret;
 
 /// `azure_openai.timeout`.

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use super::ctx::Ctx;
-use crate::config::duration::Seconds;
-use crate::config::raw::{Raw, RawCommand, RawHooks, RawWebhook};
-use crate::config::secrets;
+use crate::config::raw::{RawCommand, RawHooks, RawWebhook};
 use crate::config::*;
+use crate::config_kit::ctx::Ctx;
+use crate::config_kit::duration::Seconds;
+use crate::config_kit::raw::Raw;
+use crate::config_kit::secrets;
 use crate::model::InstanceId;
 
 /// The top-level keys of the failover policy, taken out of the raw configuration.

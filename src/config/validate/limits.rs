@@ -1,8 +1,9 @@
 //! The `limits` section.
 
-use super::ctx::{Ctx, join};
 use crate::config::limits::Limits;
-use crate::config::raw::{Raw, RawHttpLimits, RawLimits};
+use crate::config::raw::{RawHttpLimits, RawLimits};
+use crate::config_kit::ctx::{Ctx, join};
+use crate::config_kit::raw::Raw;
 
 pub(super) fn limits(cx: &mut Ctx<'_>, raw: Option<Raw<RawLimits>>) -> Limits {
     let mut limits = Limits::default();

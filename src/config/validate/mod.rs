@@ -1,12 +1,11 @@
 //! Stage two: checks the raw configuration and builds the typed one. Every problem is
 //! recorded with its key and value; nothing stops at the first.
 //!
-//! Layout: `ctx` reads raw values with the shared checks, `instances` covers instances
+//! Layout: `config_kit::ctx` reads raw values with the shared checks, `instances` covers instances
 //! and endpoints, `decision` the failover policy, hooks and webhook, `limits` the
 //! bounds; the top-level keys are here, and so is the dispatch: each integration's
 //! block goes to the integration's own `config::read`.
 
-pub mod ctx;
 mod decision;
 mod instances;
 mod limits;
@@ -18,13 +17,14 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
-use self::ctx::{Ctx, Problem, join};
-use super::duration::{self, show};
-use super::raw::{Raw, RawApi, RawConfig, RawDatacenter, RawTimeouts};
-use super::secrets;
+use super::raw::{RawApi, RawConfig, RawDatacenter, RawTimeouts};
 use super::*;
 use crate::actuators::{alertmanager, dns};
 use crate::advisors::{ai, client_impact};
+use crate::config_kit::ctx::{Ctx, Problem, join};
+use crate::config_kit::duration::{self, show};
+use crate::config_kit::raw::Raw;
+use crate::config_kit::secrets;
 
 pub fn validate(
     raw: RawConfig,

@@ -6,8 +6,8 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use super::super::provider_config::{Provider, ProviderConfig};
-use crate::config::raw::Raw;
-use crate::config::validate::ctx::{Ctx, join};
+use crate::config_kit::ctx::{Ctx, join};
+use crate::config_kit::raw::Raw;
 use crate::model::Secret;
 
 pub const PROVIDER: Provider = Provider {

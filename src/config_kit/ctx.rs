@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
-use crate::config::duration::{self, show};
-use crate::config::raw::{Raw, Unknown};
-use crate::config::secrets::{self, is_secret_path};
+use crate::config_kit::duration::{self, show};
+use crate::config_kit::raw::{Raw, Unknown};
+use crate::config_kit::secrets::{self, is_secret_path};
 use crate::model::Secret;
 
 /// One thing wrong with the configuration, named by its key.
