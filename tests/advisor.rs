@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 
 use common::openai::{Reply, ScriptedOpenAi};
 use redis_failover_agent::advisors::ai;
+use redis_failover_agent::advisors::ai::config::{AiService, AzureOpenAiSettings};
 use redis_failover_agent::advisors::ai::guard::{self, Decision, Effect, Rules};
 use redis_failover_agent::advisors::ai::history::AdviceHistory;
-use redis_failover_agent::config::{self, AiService, AzureOpenAiSettings};
+use redis_failover_agent::config;
 use redis_failover_agent::decision::ports::{
     AdviceRequest, Advisor, AnomalyEvidence, ClientStatus, Consultation, Contributor, Discarded,
     Hold, Probe, Recommendation, RoundEvidence, Verdict,

@@ -15,8 +15,11 @@
 //! - [`history`]: per instance, the consultations, the rate limit (one per 5 minutes
 //!   unless the evidence changed), the streak of agreeing answers and the outage clock.
 //! - [`openai`]: the adapter (async-openai; Azure or OpenAI-compatible).
+//! - [`config`]: `use_azure_openai` + `azure_openai`, read and checked; [`build`] makes
+//!   the advisor from it.
 //! - [`fake`]: a scripted advisor for engine tests.
 
+pub mod config;
 pub mod evidence;
 pub mod fake;
 pub mod guard;
@@ -29,7 +32,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use crate::config::AzureOpenAiSettings;
+use self::config::AzureOpenAiSettings;
 use crate::decision::ports::{AdviceRequest, Advisor, Consultation, Discarded};
 
 /// Cuts `text` to at most `limit` characters, marking the cut.

@@ -1,8 +1,9 @@
 //! The `limits` section.
 
-use super::ctx::{Ctx, join};
-use crate::config::limits::{Limits, RawHttpLimits, RawLimits};
-use crate::config::raw::Raw;
+use crate::config::limits::Limits;
+use crate::config::raw::{RawHttpLimits, RawLimits};
+use crate::config_kit::ctx::{Ctx, join};
+use crate::config_kit::raw::Raw;
 
 pub(super) fn limits(cx: &mut Ctx<'_>, raw: Option<Raw<RawLimits>>) -> Limits {
     let mut limits = Limits::default();
@@ -174,7 +175,7 @@ mod tests {
 
     #[test]
     fn docs_hardening_documents_every_key() {
-        use crate::config::limits::{RawHttpLimits, RawLimits};
+        use crate::config::raw::{RawHttpLimits, RawLimits};
         let page =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/hardening.md"))
                 .unwrap();
