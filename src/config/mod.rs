@@ -14,7 +14,6 @@
 //! `Seconds`, `secrets`), so the integrations never import this module.
 
 mod expand;
-pub mod limits;
 mod load;
 pub(crate) mod raw;
 #[cfg(test)]
@@ -33,7 +32,7 @@ use crate::model::{Datacenter, DatacenterId, Instance, InstanceId, Secret};
 
 pub use crate::config_kit::ctx::Problem;
 pub use crate::config_kit::duration::show as show_duration;
-pub use limits::{HttpLimits, Limits};
+pub use crate::config_kit::limits::{self, HttpLimits, Limits};
 pub use load::{ConfigError, Loaded, embedded_default, load_file, parse};
 
 /// The configuration used when no `--config` is given: one Redis on the local machine.

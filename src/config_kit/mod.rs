@@ -7,5 +7,6 @@
 
 pub mod ctx;
 pub mod duration;
+pub mod limits;
 pub mod raw;
 pub mod secrets;

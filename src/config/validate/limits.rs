@@ -1,8 +1,8 @@
 //! The `limits` section.
 
-use crate::config::limits::Limits;
 use crate::config::raw::{RawHttpLimits, RawLimits};
 use crate::config_kit::ctx::{Ctx, join};
+use crate::config_kit::limits::Limits;
 use crate::config_kit::raw::Raw;
 
 pub(super) fn limits(cx: &mut Ctx<'_>, raw: Option<Raw<RawLimits>>) -> Limits {
@@ -128,8 +128,8 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
 
-    use crate::config::limits::Limits;
     use crate::config::parse;
+    use crate::config_kit::limits::Limits;
 
     const INSTANCE: &str = "instances:\n  - { name: cache, uid: cache, active_dc: a, endpoints: { a: { host: 127.0.0.1, port: 6379 } } }\n";
 
