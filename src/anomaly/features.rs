@@ -133,38 +133,12 @@ pub fn extract(prev: &Observation<'_>, cur: &Observation<'_>) -> Result<Features
     f[11] = c.number("blocked_clients").unwrap_or(0.0);
     c.number("used_memory")
         .ok_or(Skip::Missing("used_memory"))?;
-    f[12] = memory_used_ratio(c).unwrap_or(0.0);
+    f[12] = c.memory_used_ratio().unwrap_or(0.0);
     f[13] = c.number("mem_fragmentation_ratio").unwrap_or(1.0);
     let lookups = f[1] + f[2];
     f[14] = if lookups > 0.0 { f[1] / lookups } else { 1.0 };
     f[15] = replication_lag(c);
     Ok(f)
-}
-
-/// Memory used against the limit that hurts when reached, for the health score. Under
-/// an `allkeys-*` policy a cache full up to `maxmemory` is working as designed (it evicts,
-/// it never refuses a write), so only the host's memory counts; otherwise as
-/// [`memory_used_ratio`].
-pub fn memory_pressure(info: &Info) -> Option<f64> {
-    let evicts_anything = info
-        .get("maxmemory_policy")
-        .is_some_and(|p| p.starts_with("allkeys-"));
-    if evicts_anything {
-        let used = info.number("used_memory")?;
-        let host = info.number("total_system_memory").filter(|m| *m > 0.0)?;
-        return Some(used / host);
-    }
-    memory_used_ratio(info)
-}
-
-/// `used_memory` over `maxmemory`, or over `total_system_memory` when there is no limit.
-pub fn memory_used_ratio(info: &Info) -> Option<f64> {
-    let used = info.number("used_memory")?;
-    let limit = info
-        .number("maxmemory")
-        .filter(|m| *m > 0.0)
-        .or_else(|| info.number("total_system_memory").filter(|m| *m > 0.0))?;
-    Some(used / limit)
 }
 
 fn replication_lag(info: &Info) -> f64 {
@@ -242,12 +216,12 @@ mod tests {
                 ("maxmemory_policy", policy),
             ])
         };
-        assert_eq!(memory_pressure(&at("allkeys-lru")), Some(0.199));
-        assert_eq!(memory_pressure(&at("noeviction")), Some(0.995));
+        assert_eq!(at("allkeys-lru").memory_pressure(), Some(0.199));
+        assert_eq!(at("noeviction").memory_pressure(), Some(0.995));
         // volatile-* evicts only keys with a TTL, and refuses writes when there are none.
-        assert_eq!(memory_pressure(&at("volatile-lru")), Some(0.995));
+        assert_eq!(at("volatile-lru").memory_pressure(), Some(0.995));
         // The model's feature is unchanged: a cache filling up is still worth learning.
-        assert_eq!(memory_used_ratio(&at("allkeys-lru")), Some(0.995));
+        assert_eq!(at("allkeys-lru").memory_used_ratio(), Some(0.995));
     }
 
     #[test]

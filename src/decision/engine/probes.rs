@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::Inner;
-use crate::anomaly::features::memory_pressure;
 use crate::decision::policy::{Probe, Round};
 use crate::decision::ports::FreshProbe;
 use crate::health::{self, HealthInput};
@@ -53,7 +52,7 @@ fn to_probe(
     let seen = HealthInput {
         up: fresh.up,
         ping_latency_ms: fresh.ping_latency.map(|d| d.as_secs_f64() * 1000.0),
-        memory_used_ratio: fresh.info.as_ref().and_then(memory_pressure),
+        memory_used_ratio: fresh.info.as_ref().and_then(|i| i.memory_pressure()),
         ..HealthInput::default()
     };
     Probe {
