@@ -1,6 +1,10 @@
-//! Wiring: the store, the collector, the registry and the HTTP listener, then signals.
-//! SIGTERM or Ctrl-C drains and stops; SIGHUP reloads the configuration file.
+//! Wiring: [`serve`] runs the agent on a listener it is given until its [`Control`]
+//! says stop (as mini-redis's `server::run`): the store, the collector, the registry,
+//! the engine with each integration's `build()`, and the HTTP listener. [`run`] is the
+//! binary's way in: it binds, and turns SIGTERM or Ctrl-C into a shutdown and SIGHUP
+//! into a reload.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,13 +15,14 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::actuators::alertmanager::{AlertmanagerNotifier, NotifierSettings};
-use crate::actuators::dns;
 use crate::actuators::hooks::ProcessHooks;
+use crate::actuators::{alertmanager, dns};
+use crate::advisors::ai::config::AiService;
 use crate::advisors::{ai, client_impact};
 use crate::anomaly::{AnomalyEngine, AnomalySettings, detector::DetectorSettings};
 use crate::api::{self, Access, AppState};
@@ -28,9 +33,8 @@ use crate::decision::clock::SystemClock;
 use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::{self, Engine};
 use crate::decision::journal::Opening;
-use crate::decision::ports::Notifier;
 use crate::metrics::Metrics;
-use crate::model::{ActiveDatacenters, AnalysisStore, SnapshotStore};
+use crate::model::{ActiveDatacenters, AnalysisStore, InstanceId, SnapshotStore};
 
 /// How long shutdown waits for the listener and the collection tasks.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -50,37 +54,33 @@ pub struct Options {
 
 type Reloads = Family<Vec<(String, String)>, Counter>;
 
-pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
-    let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let store = Arc::new(SnapshotStore::new());
-    let collector = Collector::new(Arc::clone(&store), tracker.clone(), cancel.clone());
+/// How the outside tells a running agent to stop or to reload its configuration file:
+/// the binary feeds it from SIGTERM, Ctrl-C and SIGHUP ([`run`]); a test calls it.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    shutdown: CancellationToken,
+    reload: Arc<Notify>,
+}
 
-    let analysis = Arc::new(AnalysisStore::new());
-    let active = Arc::new(ActiveDatacenters::new());
-    active.apply(&config.instances);
-    let mut metrics = Metrics::new(
-        Arc::clone(&store),
-        Arc::clone(&analysis),
-        Arc::clone(&active),
-        config.anomaly_threshold,
-    );
-    let reloads = Reloads::default();
-    metrics.registry_mut().register(
-        "redis_agent_config_reloads",
-        "Configuration reloads on SIGHUP, by result",
-        reloads.clone(),
-    );
-    let decisions = DecisionMetrics::register(metrics.registry_mut());
-    let http_metrics = api::HttpMetrics::register(metrics.registry_mut());
-    // Both results from the start, so `increase()` sees the first failure.
-    for result in ["success", "failure"] {
-        reloads
-            .get_or_create(&vec![("result".to_owned(), result.to_owned())])
-            .inc_by(0);
+impl Control {
+    pub fn new() -> Self {
+        Self::default()
     }
-    let metrics = Arc::new(metrics);
 
+    /// Stop accepting, cancel every task, wait for them within [`SHUTDOWN_GRACE`].
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Read `Options::config_path` again; a bad file keeps the running configuration.
+    pub fn reload(&self) {
+        self.reload.notify_one();
+    }
+}
+
+/// The binary's way in: binds the configured address, then [`serve`]s with SIGTERM and
+/// Ctrl-C as the shutdown and SIGHUP as the reload.
+pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
     let listen = match options.listen {
         Some(addr) => addr,
         None => format!("{}:{}", config.api.host, config.api.port)
@@ -90,15 +90,46 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let local = listener.local_addr().unwrap_or(listen);
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let control = Control::new();
+    let serving = serve(listener, config, options, control.clone());
+    tokio::pin!(serving);
+    loop {
+        tokio::select! {
+            result = &mut serving => return result,
+            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); control.shutdown(); }
+            _ = tokio::signal::ctrl_c() => { info!("interrupted: shutting down"); control.shutdown(); }
+            _ = sighup.recv() => control.reload(),
+        }
+    }
+}
 
+/// The agent on `listener` until `control` says stop: the collector, the anomaly
+/// engine, the decision engine with the adapters each integration builds, and the HTTP
+/// API. Returns once every task finished or the grace period is over.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    options: Options,
+    control: Control,
+) -> anyhow::Result<()> {
+    let cancel = control.shutdown.child_token();
+    let tracker = TaskTracker::new();
+    let local = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    let shared = Shared::new(&config);
+    let families = Families::register(&shared, &config);
+
+    let collector = Collector::new(Arc::clone(&shared.store), tracker.clone(), cancel.clone());
     let changes = collector.apply(&config);
-    let engine = AnomalyEngine::new(
-        Arc::clone(&store),
-        Arc::clone(&analysis),
+    let anomaly = AnomalyEngine::new(
+        Arc::clone(&shared.store),
+        Arc::clone(&shared.analysis),
         anomaly_settings(&config),
     );
-    tracker.spawn(engine.run(cancel.clone()));
+    tracker.spawn(anomaly.run(cancel.clone()));
     let failover = if options.no_failover || !config.failover.auto {
         "off (monitor only)"
     } else {
@@ -107,58 +138,115 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
     info!(listen = %local, endpoints = changes.started, interval = %config::show_duration(config.collector.interval),
         failover, "agent started");
 
-    let engine = start_engine(
-        &config,
-        &options,
-        engine::Deps {
-            prober: Arc::new(RedisProber::new(config.collector).with_limits(config.limits)),
-            dns: None,
-            notifier: None,
-            hooks: Arc::new(ProcessHooks),
-            analysis: Arc::clone(&analysis),
-            store: Arc::clone(&store),
-            active: Arc::clone(&active),
-            metrics: decisions.clone(),
-            advisors: build_advisors(&config)?,
-            clock: Arc::new(SystemClock),
-        },
-        tracker.clone(),
-        cancel.clone(),
-    )
-    .await?;
+    let started = start_engine(&config, &options, &shared, &families, &tracker, &cancel);
+    let engine = match started.await {
+        Ok(engine) => engine,
+        Err(e) => {
+            stop(&cancel, &tracker).await;
+            return Err(e);
+        }
+    };
     engine.watch_failback(engine::WATCH_EVERY);
     let access = Arc::new(std::sync::RwLock::new(Access::from_config(&config)));
     let state = AppState {
-        metrics,
-        store: Arc::clone(&store),
-        analysis: Arc::clone(&analysis),
-        active: Arc::clone(&active),
+        metrics: Arc::clone(&families.metrics),
+        store: Arc::clone(&shared.store),
+        analysis: Arc::clone(&shared.analysis),
+        active: Arc::clone(&shared.active),
         engine: Some(engine.clone()),
         access: Arc::clone(&access),
-        decisions,
-        // The listener's limits are taken at start; SIGHUP does not change them.
+        decisions: families.decisions.clone(),
+        // The listener's limits are taken at start; a reload does not change them.
         http: config.limits.http,
-        http_metrics: http_metrics.clone(),
+        http_metrics: families.http.clone(),
     };
     tracker.spawn(api::serve(
         listener,
         api::router(state),
         config.limits.http,
-        http_metrics,
+        families.http.clone(),
         cancel.clone(),
     ));
 
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut sighup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let running = Running {
+        collector,
+        active: shared.active,
+        engine,
+        access,
+        reloads: families.reloads,
+    };
     loop {
         tokio::select! {
-            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
-            _ = tokio::signal::ctrl_c() => { info!("interrupted: shutting down"); break; }
             _ = cancel.cancelled() => break,
-            _ = sighup.recv() => reload(&options, &collector, &active, &engine, &access, &reloads),
+            _ = control.reload.notified() => running.reload(&options),
         }
     }
+    stop(&cancel, &tracker).await;
+    Ok(())
+}
 
+/// What the parts share: the latest snapshots, their analysis, the active datacenters.
+struct Shared {
+    store: Arc<SnapshotStore>,
+    analysis: Arc<AnalysisStore>,
+    active: Arc<ActiveDatacenters>,
+}
+
+impl Shared {
+    fn new(config: &Config) -> Self {
+        let active = Arc::new(ActiveDatacenters::new());
+        active.apply(&config.instances);
+        Self {
+            store: Arc::new(SnapshotStore::new()),
+            analysis: Arc::new(AnalysisStore::new()),
+            active,
+        }
+    }
+}
+
+/// The registry, built once, and the families the parts count into.
+struct Families {
+    metrics: Arc<Metrics>,
+    reloads: Reloads,
+    decisions: DecisionMetrics,
+    http: api::HttpMetrics,
+}
+
+impl Families {
+    fn register(shared: &Shared, config: &Config) -> Self {
+        let mut metrics = Metrics::new(
+            Arc::clone(&shared.store),
+            Arc::clone(&shared.analysis),
+            Arc::clone(&shared.active),
+            config.anomaly_threshold,
+        );
+        let reloads = Reloads::default();
+        metrics.registry_mut().register(
+            "redis_agent_config_reloads",
+            "Configuration reloads on SIGHUP, by result",
+            reloads.clone(),
+        );
+        // Both results from the start, so `increase()` sees the first failure.
+        for result in ["success", "failure"] {
+            reloads.get_or_create(&result_label(result)).inc_by(0);
+        }
+        let decisions = DecisionMetrics::register(metrics.registry_mut());
+        let http = api::HttpMetrics::register(metrics.registry_mut());
+        Self {
+            metrics: Arc::new(metrics),
+            reloads,
+            decisions,
+            http,
+        }
+    }
+}
+
+fn result_label(result: &str) -> Vec<(String, String)> {
+    vec![("result".to_owned(), result.to_owned())]
+}
+
+/// Cancels every task and waits for them, at most [`SHUTDOWN_GRACE`].
+async fn stop(cancel: &CancellationToken, tracker: &TaskTracker) {
     cancel.cancel();
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
@@ -170,33 +258,55 @@ pub async fn run(config: Config, options: Options) -> anyhow::Result<()> {
     } else {
         info!("stopped");
     }
-    Ok(())
 }
 
-/// The DNS provider and the notifier from the configuration, then the engine, which
-/// replays its journal and finishes what a previous run left open.
+/// What the engine acts through: the prober, and each integration's adapter from its
+/// own `build()`, `None` where it is not configured.
+fn engine_deps(
+    config: &Config,
+    shared: &Shared,
+    families: &Families,
+) -> anyhow::Result<engine::Deps> {
+    let dns = config
+        .dns
+        .as_ref()
+        .map(|dns| {
+            dns::config::build(dns)
+                .with_context(|| format!("dns_provider {:?} cannot start", dns.provider.name()))
+        })
+        .transpose()?;
+    let notifier = config
+        .alertmanager
+        .as_ref()
+        .map(|am| {
+            alertmanager::config::build(am).context("alertmanager: cannot set up the notifier")
+        })
+        .transpose()?;
+    Ok(engine::Deps {
+        prober: Arc::new(RedisProber::new(config.collector).with_limits(config.limits)),
+        dns,
+        notifier,
+        hooks: Arc::new(ProcessHooks),
+        analysis: Arc::clone(&shared.analysis),
+        store: Arc::clone(&shared.store),
+        active: Arc::clone(&shared.active),
+        metrics: families.decisions.clone(),
+        advisors: build_advisors(config)?,
+        clock: Arc::new(SystemClock),
+    })
+}
+
+/// The engine with its adapters; it replays its journal and finishes what a previous
+/// run left open.
 async fn start_engine(
     config: &Config,
     options: &Options,
-    mut deps: engine::Deps,
-    tracker: TaskTracker,
-    cancel: CancellationToken,
+    shared: &Shared,
+    families: &Families,
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
 ) -> anyhow::Result<Engine> {
-    if let Some(settings) = &config.dns {
-        let provider = dns::build(settings)
-            .with_context(|| format!("dns_provider {:?} cannot start", settings.provider))?;
-        deps.dns = Some(provider);
-    }
-    if let Some(am) = &config.alertmanager {
-        let notifier = AlertmanagerNotifier::new(NotifierSettings {
-            urls: am.urls.clone(),
-            timeout: am.timeout,
-            resolve_after: am.resolve_after,
-            ..NotifierSettings::default()
-        })
-        .context("alertmanager: cannot set up the notifier")?;
-        deps.notifier = Some(Arc::new(notifier) as Arc<dyn Notifier>);
-    }
+    let deps = engine_deps(config, shared, families)?;
     let opening = if options.journal_start_over {
         Opening::StartOver
     } else {
@@ -205,31 +315,60 @@ async fn start_engine(
     Engine::open_with(
         &config.state_dir,
         opening,
-        engine::Settings::from_config(config, options.no_failover),
+        engine_settings(config, options.no_failover),
         deps,
-        tracker,
-        cancel,
+        tracker.clone(),
+        cancel.clone(),
     )
     .await
     .with_context(|| format!("state_dir {}", config.state_dir.display()))
 }
 
+/// What the engine reads of `config`, with each instance's DNS record as the DNS
+/// integration reads it from `dns_config`.
+fn engine_settings(config: &Config, no_failover: bool) -> engine::Settings {
+    engine::Settings::from_config(config, instance_records(config), no_failover)
+}
+
+/// Each instance's record of `dns_config.records`, with its value per datacenter. A
+/// record naming no instance or an unknown type (which validation refuses) is left out.
+fn instance_records(config: &Config) -> BTreeMap<InstanceId, engine::InstanceRecord> {
+    let Some(dns) = &config.dns else {
+        return BTreeMap::new();
+    };
+    dns.records
+        .iter()
+        .filter_map(|r| {
+            let instance = config
+                .instances
+                .iter()
+                .find(|i| i.name == r.instance_name)?;
+            let record = dns.record_ref(r).ok()?;
+            let values = r.values_for(instance);
+            let record = engine::InstanceRecord {
+                record,
+                ttl: r.ttl,
+                values,
+            };
+            Some((instance.uid.clone(), record))
+        })
+        .collect()
+}
+
 /// The client impact source (`use_elk`) and the AI advisor (`use_azure_openai`).
 fn build_advisors(config: &Config) -> anyhow::Result<engine::Advisors> {
-    let client_impact = match &config.elk {
-        Some(elk) => Some(
-            client_impact::build(elk, &config.instances)
-                .map_err(|e| anyhow::anyhow!("elk: cannot set up the client: {e}"))?,
-        ),
-        None => None,
-    };
-    let ai = match &config.azure_openai {
-        Some(settings) => Some(
-            ai::build(settings)
-                .map_err(|e| anyhow::anyhow!("azure_openai: cannot set up the client: {e}"))?,
-        ),
-        None => None,
-    };
+    let client_impact = config
+        .elk
+        .as_ref()
+        .map(|elk| client_impact::build(elk, &config.instances))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("elk: cannot set up the client: {e}"))?;
+    let ai = config
+        .azure_openai
+        .as_ref()
+        .map(ai::build)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("azure_openai: cannot set up the client: {e}"))?;
     info!(
         client_impact = if client_impact.is_some() {
             "elasticsearch"
@@ -240,8 +379,8 @@ fn build_advisors(config: &Config) -> anyhow::Result<engine::Advisors> {
             .azure_openai
             .as_ref()
             .map_or("off", |a| match a.service {
-                config::AiService::Azure { .. } => "azure_openai",
-                config::AiService::OpenAiCompatible { .. } => "openai_compatible",
+                AiService::Azure { .. } => "azure_openai",
+                AiService::OpenAiCompatible { .. } => "openai_compatible",
             }),
         "advisors"
     );
@@ -265,53 +404,56 @@ fn anomaly_settings(config: &Config) -> AnomalySettings {
     }
 }
 
-fn reload(
-    options: &Options,
-    collector: &Collector,
-    active: &ActiveDatacenters,
-    engine: &Engine,
-    access: &std::sync::RwLock<Access>,
-    reloads: &Reloads,
-) {
-    let Some(path) = &options.config_path else {
-        info!("SIGHUP: running on the embedded default, nothing to reload");
-        return;
-    };
-    let result = |r: &str| vec![("result".to_owned(), r.to_owned())];
-    match config::load_file(path) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                warn!(config = %path.display(), "{w}");
-            }
-            let changes = collector.apply(&loaded.config);
-            active.apply(&loaded.config.instances);
-            engine.reload(engine::Settings::from_config(
-                &loaded.config,
-                options.no_failover,
-            ));
-            match build_advisors(&loaded.config) {
-                Ok(advisors) => engine.set_advisors(advisors),
-                Err(e) => error!(config = %path.display(), error = %e,
-                    "advisors not reloaded; keeping the running ones"),
-            }
-            *access.write().unwrap_or_else(|e| e.into_inner()) =
-                Access::from_config(&loaded.config);
-            reloads.get_or_create(&result("success")).inc();
-            info!(config = %path.display(), started = changes.started, stopped = changes.stopped,
-                restarted = changes.restarted, unchanged = changes.unchanged,
-                "configuration reloaded");
-        }
-        Err(e) => {
-            reloads.get_or_create(&result("failure")).inc();
-            match e {
-                ConfigError::Invalid { problems, .. } => {
-                    for p in problems {
-                        error!(config = %path.display(), problem = %p, "reload refused; keeping the running configuration");
+/// What a reload changes in the running agent.
+struct Running {
+    collector: Collector,
+    active: Arc<ActiveDatacenters>,
+    engine: Engine,
+    access: Arc<std::sync::RwLock<Access>>,
+    reloads: Reloads,
+}
+
+impl Running {
+    /// Reads the configuration file again and applies it; a bad file changes nothing.
+    fn reload(&self, options: &Options) {
+        let Some(path) = &options.config_path else {
+            info!("SIGHUP: running on the embedded default, nothing to reload");
+            return;
+        };
+        let loaded = match config::load_file(path) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                self.reloads.get_or_create(&result_label("failure")).inc();
+                match e {
+                    ConfigError::Invalid { problems, .. } => {
+                        for p in problems {
+                            error!(config = %path.display(), problem = %p,
+                                "reload refused; keeping the running configuration");
+                        }
                     }
+                    other => error!(config = %path.display(), error = %other,
+                        "reload refused; keeping the running configuration"),
                 }
-                other => error!(config = %path.display(), error = %other,
-                    "reload refused; keeping the running configuration"),
+                return;
             }
+        };
+        for w in &loaded.warnings {
+            warn!(config = %path.display(), "{w}");
         }
+        let changes = self.collector.apply(&loaded.config);
+        self.active.apply(&loaded.config.instances);
+        self.engine
+            .reload(engine_settings(&loaded.config, options.no_failover));
+        match build_advisors(&loaded.config) {
+            Ok(advisors) => self.engine.set_advisors(advisors),
+            Err(e) => error!(config = %path.display(), error = %e,
+                "advisors not reloaded; keeping the running ones"),
+        }
+        *self.access.write().unwrap_or_else(|e| e.into_inner()) =
+            Access::from_config(&loaded.config);
+        self.reloads.get_or_create(&result_label("success")).inc();
+        info!(config = %path.display(), started = changes.started, stopped = changes.stopped,
+            restarted = changes.restarted, unchanged = changes.unchanged,
+            "configuration reloaded");
     }
 }

@@ -25,7 +25,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{Analysis, DatacenterId, Health, HealthStatus, Info};
+use crate::model::{Analysis, DatacenterId, Health, HealthStatus};
 
 /// What the score is computed from. `None` where the round could not tell (no previous
 /// round for rates, no model for the anomaly score).
@@ -176,32 +176,6 @@ pub fn datacenters<'a>(
         .into_iter()
         .filter_map(|(dc, e)| Some((dc.clone(), datacenter(&e)?)))
         .collect()
-}
-
-/// Memory used against the limit that hurts when reached, for the health score. Under
-/// an `allkeys-*` policy a cache full up to `maxmemory` is working as designed (it evicts,
-/// it never refuses a write), so only the host's memory counts; otherwise as
-/// [`memory_used_ratio`].
-pub fn memory_pressure(info: &Info) -> Option<f64> {
-    let evicts_anything = info
-        .get("maxmemory_policy")
-        .is_some_and(|p| p.starts_with("allkeys-"));
-    if evicts_anything {
-        let used = info.number("used_memory")?;
-        let host = info.number("total_system_memory").filter(|m| *m > 0.0)?;
-        return Some(used / host);
-    }
-    memory_used_ratio(info)
-}
-
-/// `used_memory` over `maxmemory`, or over `total_system_memory` when there is no limit.
-pub fn memory_used_ratio(info: &Info) -> Option<f64> {
-    let used = info.number("used_memory")?;
-    let limit = info
-        .number("maxmemory")
-        .filter(|m| *m > 0.0)
-        .or_else(|| info.number("total_system_memory").filter(|m| *m > 0.0))?;
-    Some(used / limit)
 }
 
 #[cfg(test)]

@@ -5,7 +5,11 @@
 //! # Layout
 //!
 //! - [`config`]: the YAML/JSON configuration, `${VAR}` and `*_file` secrets, validation
-//!   that names every problem.
+//!   that names every problem; the core schema, and each integration's block handed to
+//!   the `config` module of the integration that owns it.
+//! - [`config_kit`]: what every reader of a block uses (`Raw`, `Ctx`, `Seconds`, `limits`, the
+//!   secret rules); a leaf, so that `config` and the integrations do not import each
+//!   other.
 //! - [`model`]: domain types (instance, datacenter, endpoint, snapshot) and the store of
 //!   the latest snapshots. No I/O.
 //! - [`collector`]: one task per endpoint: persistent connection, PING, INFO, CLUSTER
@@ -20,13 +24,15 @@
 //!   the evaluation as a state machine (pure, on an injected clock), the engine that runs
 //!   evaluations through the ports, and the journal that makes it crash-safe.
 //! - [`actuators`]: what the engine acts through: DNS providers (Route53, dry-run),
-//!   pre/post hooks, and the agent's own alerts pushed to Alertmanager.
+//!   pre/post hooks, and the agent's own alerts pushed to Alertmanager. Each integration
+//!   folder has a `config` module: its settings, serde form, checks and `build()`.
 //! - [`advisors`]: client impact (Elasticsearch) and AI advice (OpenAI-compatible), each
-//!   behind a trait; the engine works without them.
+//!   behind a trait, each with its `config` module; the engine works without them.
 //! - [`api`]: the axum router (`/metrics`, `/healthz`, `/readyz`,
 //!   `/webhook/alertmanager`, the operator API under `/api`); the only module that
 //!   knows axum.
-//! - [`app`]: wiring, signals, reload and graceful shutdown.
+//! - [`app`]: wiring: `serve(listener, config, options, control)` runs the agent
+//!   in-process; `run` binds and turns signals into shutdown and reload.
 //! - [`logging`]: log levels that keep third-party crates quiet, and text output whose
 //!   fields cannot forge lines (control characters escaped).
 //! - `fuzz` (tests only): the seed and budget convention of the property tests.
@@ -38,6 +44,7 @@ pub mod api;
 pub mod app;
 pub mod collector;
 pub mod config;
+pub mod config_kit;
 pub mod decision;
 #[cfg(test)]
 pub(crate) mod fuzz;

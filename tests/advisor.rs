@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use common::openai::{Reply, ScriptedOpenAi};
 use redis_failover_agent::advisors::ai;
-use redis_failover_agent::config::{self, AiService, AzureOpenAiSettings};
+use redis_failover_agent::advisors::ai::config::{AiService, AzureOpenAiSettings};
+use redis_failover_agent::config;
 use redis_failover_agent::decision::advice::book::{AdviceHistory, Permit};
 use redis_failover_agent::decision::advice::rules::{self as guard, Decision, Effect, Rules};
 use redis_failover_agent::decision::ports::{

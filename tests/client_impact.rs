@@ -10,10 +10,12 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use redis_failover_agent::advisors::client_impact::config::{
+    ElkFields, ElkSettings, default_error_levels,
+};
 use redis_failover_agent::advisors::client_impact::{
     self, CachedSource, ElasticsearchSource, TimeoutSource,
 };
-use redis_failover_agent::config::{ElkFields, ElkSettings, default_error_levels};
 use redis_failover_agent::decision::ports::{
     ClientImpact, ClientImpactSource, ClientVerdict, ErrorCategory, FailoverEffect, ImpactReport,
     Window,

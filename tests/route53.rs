@@ -6,8 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use redis_failover_agent::actuators::dns;
-use redis_failover_agent::config::DnsSettings;
+use redis_failover_agent::actuators::dns::{Route53Dns, Route53Settings};
 use redis_failover_agent::decision::ports::{
     AdapterErrorKind, DnsProvider, RecordRef, RecordType, RecordValue, SwitchOutcome, SwitchPolicy,
 };
@@ -28,17 +27,17 @@ async fn zone(moto: &Moto) -> String {
     .await
 }
 
-fn provider(endpoint: &str, zone_id: &str) -> std::sync::Arc<dyn DnsProvider> {
-    dns::build(&DnsSettings {
-        provider: "route53".into(),
-        zone_id: zone_id.into(),
-        region: "us-east-1".into(),
-        access_key: Some(Secret::new(ACCESS_KEY)),
-        secret_key: Some(Secret::new(SECRET_KEY)),
-        endpoint_url: Some(endpoint.into()),
-        records: vec![],
-    })
-    .expect("the route53 provider builds")
+/// The provider for a Route53 API at `endpoint` (moto, or a proxy in front of it).
+fn provider(endpoint: &str) -> std::sync::Arc<dyn DnsProvider> {
+    std::sync::Arc::new(
+        Route53Dns::new(&Route53Settings {
+            region: "us-east-1".into(),
+            access_key: Some(Secret::new(ACCESS_KEY)),
+            secret_key: Some(Secret::new(SECRET_KEY)),
+            endpoint_url: Some(endpoint.into()),
+        })
+        .expect("the route53 provider builds"),
+    )
 }
 
 fn record(zone_id: &str, name: &str) -> RecordRef {
@@ -59,7 +58,7 @@ async fn switches_one_of_two_records_and_reads_before_writing() {
     let moto = Moto::start();
     let zone_id = zone(&moto).await;
     let proxy = FaultyHttp::start(moto.port);
-    let dns = provider(&proxy.url(), &zone_id);
+    let dns = provider(&proxy.url());
     let (cache, sessions) = (
         record(&zone_id, "cache.example.com"),
         record(&zone_id, "sessions.example.com"),
@@ -138,7 +137,7 @@ async fn waits_until_a_pending_change_is_in_sync() {
         to: "PENDING".into(),
     };
     proxy.inject("GET", "/change/", 3, rewrite);
-    let dns = provider(&proxy.url(), &zone_id);
+    let dns = provider(&proxy.url());
     let cache = record(&zone_id, "cache.example.com");
 
     let out = dns
@@ -171,7 +170,7 @@ async fn never_in_sync_is_a_timeout_after_the_write() {
         to: "PENDING".into(),
     };
     proxy.inject("GET", "/change/", 10_000, rewrite);
-    let dns = provider(&proxy.url(), &zone_id);
+    let dns = provider(&proxy.url());
     let policy = SwitchPolicy {
         insync_timeout: Duration::from_secs(1),
         ..fast()
@@ -203,7 +202,7 @@ async fn retries_throttling_and_prior_request_not_complete() {
     );
     proxy.inject("POST", "/rrset", 2, throttled);
     proxy.inject("POST", "/rrset", 1, busy);
-    let dns = provider(&proxy.url(), &zone_id);
+    let dns = provider(&proxy.url());
     let cache = record(&zone_id, "cache.example.com");
 
     let started = Instant::now();
@@ -257,7 +256,7 @@ async fn refusals_are_not_retried_and_never_show_the_keys() {
     let moto = Moto::start();
     let zone_id = zone(&moto).await;
     let proxy = FaultyHttp::start(moto.port);
-    let dns = provider(&proxy.url(), &zone_id);
+    let dns = provider(&proxy.url());
     let cache = record(&zone_id, "cache.example.com");
     let west = RecordValue::single(WEST, 60);
 
@@ -311,7 +310,7 @@ async fn an_api_that_is_not_running_is_unavailable_quickly() {
     // A loopback port held bound but not listening: it refuses, and no other test's
     // server (moto) can take it meanwhile, as one did with a port from free_port.
     let (_held, port) = common::closed_port();
-    let dns = provider(&format!("http://127.0.0.1:{port}"), "Z0000000000");
+    let dns = provider(&format!("http://127.0.0.1:{port}"));
     let cache = record("Z0000000000", "cache.example.com");
     let policy = SwitchPolicy {
         attempts: 3,
@@ -335,7 +334,7 @@ async fn an_api_that_is_not_running_is_unavailable_quickly() {
     let zone_id = zone(&moto).await;
     let proxy = FaultyHttp::start(moto.port);
     proxy.inject("GET", "/rrset", 1, Action::HangUp);
-    let dns = provider(&proxy.url(), &zone_id);
+    let dns = provider(&proxy.url());
     let err = dns
         .read(&record(&zone_id, "cache.example.com"))
         .await

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::health::memory_used_ratio;
 use crate::model::Info;
 
 /// Number of features.
@@ -134,7 +133,7 @@ pub fn extract(prev: &Observation<'_>, cur: &Observation<'_>) -> Result<Features
     f[11] = c.number("blocked_clients").unwrap_or(0.0);
     c.number("used_memory")
         .ok_or(Skip::Missing("used_memory"))?;
-    f[12] = memory_used_ratio(c).unwrap_or(0.0);
+    f[12] = c.memory_used_ratio().unwrap_or(0.0);
     f[13] = c.number("mem_fragmentation_ratio").unwrap_or(1.0);
     let lookups = f[1] + f[2];
     f[14] = if lookups > 0.0 { f[1] / lookups } else { 1.0 };
@@ -178,7 +177,6 @@ pub fn transform(f: &Features) -> Features {
 mod tests {
     use super::*;
     use crate::collector::info::parse_info;
-    use crate::health::memory_pressure;
 
     fn info(pairs: &[(&str, &str)]) -> Info {
         let text: String = pairs.iter().map(|(k, v)| format!("{k}:{v}\r\n")).collect();
@@ -218,12 +216,12 @@ mod tests {
                 ("maxmemory_policy", policy),
             ])
         };
-        assert_eq!(memory_pressure(&at("allkeys-lru")), Some(0.199));
-        assert_eq!(memory_pressure(&at("noeviction")), Some(0.995));
+        assert_eq!(at("allkeys-lru").memory_pressure(), Some(0.199));
+        assert_eq!(at("noeviction").memory_pressure(), Some(0.995));
         // volatile-* evicts only keys with a TTL, and refuses writes when there are none.
-        assert_eq!(memory_pressure(&at("volatile-lru")), Some(0.995));
+        assert_eq!(at("volatile-lru").memory_pressure(), Some(0.995));
         // The model's feature is unchanged: a cache filling up is still worth learning.
-        assert_eq!(memory_used_ratio(&at("allkeys-lru")), Some(0.995));
+        assert_eq!(at("allkeys-lru").memory_used_ratio(), Some(0.995));
     }
 
     #[test]

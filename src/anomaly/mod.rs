@@ -311,7 +311,7 @@ fn health_input(
     HealthInput {
         up,
         ping_latency_ms: snapshot.map(|s| s.ping_latency.as_secs_f64() * 1000.0),
-        memory_used_ratio: snapshot.and_then(|s| crate::health::memory_pressure(&s.info)),
+        memory_used_ratio: snapshot.and_then(|s| s.info.memory_pressure()),
         hit_ratio: at("hit_ratio").zip(
             at("keyspace_hits_per_second")
                 .zip(at("keyspace_misses_per_second"))

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use serde_yaml::Value;
 
-use super::Problem;
-use super::secrets::is_secret_path;
+use crate::config_kit::ctx::Problem;
+use crate::config_kit::secrets::is_secret_path;
 
 /// Expands every string in `value`. Unset variables without a default are problems.
 /// The paths of strings that took at least one value from the environment go into

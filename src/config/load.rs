@@ -2,38 +2,12 @@
 //! every problem collected with its key, and no secret in what is said about it.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::{Config, EMBEDDED_DEFAULT, expand, raw, secrets, validate};
-
-/// One thing wrong with the configuration, named by its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub key: String,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// One line per problem, whatever the file holds: control characters in keys and
-/// values are escaped (a terminal shows check-config's output).
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.key.is_empty() {
-            crate::logging::escape_into(f, &self.key)?;
-            f.write_str(": ")?;
-        }
-        crate::logging::escape_into(f, &self.message)
-    }
-}
+use super::validate;
+use super::{Config, EMBEDDED_DEFAULT, expand, raw};
+use crate::config_kit::ctx::Problem;
+use crate::config_kit::secrets;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -110,7 +84,7 @@ pub fn parse(
     let mut warnings = Vec::new();
     let mut from_env = BTreeSet::new();
     expand::expand_tree(&mut tree, "", env, &mut problems, &mut from_env);
-    azure_from_env(&mut tree, env, &mut from_env);
+    validate::defaults_from_env(&mut tree, env, &mut from_env);
     let secret_values = secrets::secret_values(&tree);
     let raw: raw::RawConfig = serde_yaml::from_value(tree)
         .map_err(|e| invalid(vec![Problem::new("", reader_error(&e))]))?;
@@ -138,43 +112,4 @@ fn reader_error(e: &serde_yaml::Error) -> String {
         "a number too large to read (value hidden); quote it if it is text",
     );
     format!("not valid YAML or JSON: {text}")
-}
-
-/// Seed 000's `AZURE_OPENAI_ENDPOINT` and `AZURE_OPENAI_API_KEY`: used for Azure
-/// (no `azure_openai.base_url`) when the file gives no endpoint or no key.
-fn azure_from_env(
-    tree: &mut serde_yaml::Value,
-    env: &dyn Fn(&str) -> Option<String>,
-    from_env: &mut BTreeSet<String>,
-) {
-    use serde_yaml::Value;
-    let Value::Mapping(top) = tree else { return };
-    let enabled = top.get("use_azure_openai") == Some(&Value::Bool(true));
-    if enabled && !top.contains_key("azure_openai") {
-        top.insert("azure_openai".into(), Value::Mapping(Default::default()));
-    }
-    let Some(Value::Mapping(block)) = top.get_mut("azure_openai") else {
-        return;
-    };
-    if block.contains_key("base_url") {
-        return;
-    }
-    let missing = |block: &serde_yaml::Mapping, key: &str| match block.get(key) {
-        None | Some(Value::Null) => true,
-        Some(Value::String(s)) => s.is_empty(),
-        Some(_) => false,
-    };
-    let value = |name: &str| env(name).filter(|v| !v.is_empty());
-    if missing(block, "endpoint")
-        && let Some(v) = value("AZURE_OPENAI_ENDPOINT")
-    {
-        block.insert("endpoint".into(), Value::String(v));
-    }
-    if missing(block, "api_key")
-        && !block.contains_key("api_key_file")
-        && let Some(v) = value("AZURE_OPENAI_API_KEY")
-    {
-        block.insert("api_key".into(), Value::String(v));
-        from_env.insert("azure_openai.api_key".into());
-    }
 }

@@ -1,29 +1,39 @@
 //! The configuration: YAML (JSON is YAML too, so the seed's `config.json` loads as it is),
-//! read in two stages. Stage one ([`raw`]) reads the file into permissive serde structs;
-//! stage two ([`validate`]) checks everything and builds the typed [`Config`], reporting
+//! read in two stages. Stage one (`raw`) reads the file into permissive serde structs;
+//! stage two (`validate`) checks everything and builds the typed [`Config`], reporting
 //! every problem with the key and value that cause it. `load` runs both (after the
-//! `${VAR}` expansion of `expand`); `secrets` knows which keys and URLs hold
+//! `${VAR}` expansion of `expand`); `config_kit::secrets` knows which keys and URLs hold
 //! credentials, so that no problem or warning shows one.
+//!
+//! This module owns the core schema (instances, datacenters, intervals, thresholds,
+//! limits, the API). Each integration owns its block in its own `config` module
+//! (`actuators::dns::config`, `actuators::alertmanager::config`,
+//! `advisors::client_impact::config`, `advisors::ai::config`): its settings, its serde
+//! form, its checks. Here, [`Config`] holds their settings and `validate` hands each
+//! block to its owner. Both sides read with the leaf `config_kit` (`Raw`, `Ctx`,
+//! `Seconds`, `secrets`), so the integrations never import this module.
 
-mod duration;
 mod expand;
-pub mod limits;
 mod load;
-mod raw;
+pub(crate) mod raw;
 #[cfg(test)]
 mod secret_tests;
-mod secrets;
-mod validate;
+pub(crate) mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::actuators::alertmanager::config::NotifySettings;
+use crate::actuators::dns::config::DnsSettings;
+use crate::advisors::ai::config::AzureOpenAiSettings;
+use crate::advisors::client_impact::config::ElkSettings;
 use crate::model::{Datacenter, DatacenterId, Instance, InstanceId, Secret};
 
-pub use duration::show as show_duration;
-pub use limits::{HttpLimits, Limits};
-pub use load::{ConfigError, Loaded, Problem, embedded_default, load_file, parse};
+pub use crate::config_kit::ctx::Problem;
+pub use crate::config_kit::duration::show as show_duration;
+pub use crate::config_kit::limits::{self, HttpLimits, Limits};
+pub use load::{ConfigError, Loaded, embedded_default, load_file, parse};
 
 /// The configuration used when no `--config` is given: one Redis on the local machine.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
@@ -59,12 +69,6 @@ pub const fn default_ai_consecutive_recommendations() -> u32 {
 pub const fn default_ai_max_hold() -> Duration {
     Duration::from_secs(120)
 }
-/// `azure_openai.timeout`.
-pub const fn default_ai_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-/// `azure_openai.api_version`.
-pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
 pub const fn default_api_port() -> u16 {
     8080
 }
@@ -82,12 +86,6 @@ pub const fn default_sentinel_failover_wait() -> Duration {
 }
 pub const fn default_hook_timeout() -> Duration {
     Duration::from_secs(30)
-}
-pub const fn default_notify_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-pub const fn default_notice_resolve_after() -> Duration {
-    Duration::from_secs(60 * 60)
 }
 /// The alert label that marks an alert as a reason to consider failing over.
 pub const DEFAULT_FAILOVER_LABEL: &str = "failover_candidate";
@@ -129,6 +127,13 @@ impl Config {
     /// Number of endpoints (instance x datacenter) to collect from.
     pub fn endpoint_count(&self) -> usize {
         self.instances.iter().map(|i| i.endpoints.len()).sum()
+    }
+
+    /// `ai_max_hold` while advice is on; the default otherwise.
+    pub fn ai_max_hold(&self) -> Duration {
+        self.azure_openai
+            .as_ref()
+            .map_or_else(default_ai_max_hold, |a| a.max_hold)
     }
 }
 
@@ -274,160 +279,6 @@ pub struct WebhookSettings {
     /// `webhook.bearer_token` or `webhook.bearer_token_file`: the token Alertmanager's
     /// `http_config.authorization` sends. Without one the webhook refuses every request.
     pub bearer_token: Option<Secret>,
-}
-
-/// `alertmanager`: where the agent's own alerts go.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NotifySettings {
-    /// `alertmanager.urls`: every Alertmanager of the cluster (each gets every alert).
-    pub urls: Vec<String>,
-    /// `alertmanager.timeout`: per request. Default 5 s.
-    pub timeout: Duration,
-    /// `alertmanager.resolve_after`: one-shot notices end after this. Default 1 h.
-    pub resolve_after: Duration,
-}
-
-/// `use_azure_openai` + `azure_openai`: failover advice from a model (see
-/// `advisors::ai`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct AzureOpenAiSettings {
-    pub service: AiService,
-    /// `azure_openai.model`: the model, or with Azure the deployment name. Default
-    /// `gpt-4`.
-    pub model: String,
-    /// `azure_openai.max_tokens`: longest answer, in tokens. Default 1000.
-    pub max_tokens: u32,
-    /// `azure_openai.temperature`, 0 to 2. Default 0.2.
-    pub temperature: f64,
-    /// `azure_openai.timeout`: per consultation; a later answer is discarded. Default
-    /// 30 s.
-    pub timeout: Duration,
-    /// `ai_max_hold` (top level): the longest advice may hold back a failover once the
-    /// active datacenter is down in every round and the clients are not reported fine.
-    /// Default 2 min.
-    pub max_hold: Duration,
-}
-
-/// Where the advice comes from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AiService {
-    /// Azure OpenAI: `{endpoint}/openai/deployments/{model}/chat/completions
-    /// ?api-version={api_version}` with an `api-key` header.
-    Azure {
-        /// `azure_openai.endpoint`, else `AZURE_OPENAI_ENDPOINT`.
-        endpoint: String,
-        /// `azure_openai.api_key` or `api_key_file`, else `AZURE_OPENAI_API_KEY`.
-        api_key: Secret,
-        /// `azure_openai.api_version`. Default `2024-10-21`, the first GA version with
-        /// structured outputs (the `json_schema` answer format).
-        api_version: String,
-    },
-    /// Any OpenAI-compatible server (`azure_openai.base_url`, e.g.
-    /// `http://llm.internal:8000/v1`): `{base_url}/chat/completions` with
-    /// `Authorization: Bearer {api_key}`.
-    OpenAiCompatible {
-        base_url: String,
-        /// `azure_openai.api_key` or `api_key_file`; on-premises servers may need none.
-        api_key: Option<Secret>,
-    },
-}
-
-/// Where client logs live and how to read them (`elk`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ElkSettings {
-    /// `elk.url`: the Elasticsearch (or OpenSearch) address, `https://host:9200`.
-    pub url: String,
-    /// `elk.username`, for HTTP basic authentication with `password`.
-    pub username: Option<String>,
-    /// `elk.password` or `elk.password_file`.
-    pub password: Option<Secret>,
-    /// `elk.index_pattern`: indices to search, commas allowed. Default `logstash-*`.
-    pub index_pattern: String,
-    /// `elk.verify_ssl`: check the server's certificate. Default true.
-    pub verify_tls: bool,
-    /// `elk.timeout`: the most one analysis may take, all its requests included; past
-    /// it the impact is "unknown". Seconds, default 30 s (seed 000).
-    pub timeout: Duration,
-    /// `elk.cache_ttl`: how long an analysis is reused. Seconds, default 300 s.
-    pub cache_ttl: Duration,
-    /// `elk.client_logs_only`: count only lines whose `log_source` is `client`.
-    /// Default true.
-    pub client_logs_only: bool,
-    /// `elk.headers`: extra HTTP headers sent with every request.
-    pub headers: BTreeMap<String, String>,
-    /// `elk.fields`: names of the log fields. Default: seed 000's log format.
-    pub fields: ElkFields,
-    /// `elk.error_levels`: `level` values that make a line an error (compared as given,
-    /// in upper and in lower case). Default `ERROR`, `FATAL`, `CRITICAL`.
-    pub error_levels: Vec<String>,
-}
-
-/// The names of the client log fields (`elk.fields.*`). A text field with a `.keyword`
-/// sub-field (Elasticsearch's dynamic mapping) is fine: the keyword is used for exact
-/// matches and counts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ElkFields {
-    /// Default `@timestamp`.
-    pub timestamp: String,
-    /// Default `level`.
-    pub level: String,
-    /// Default `message`.
-    pub message: String,
-    /// Milliseconds the Redis call took. Default `latency_ms`.
-    pub latency_ms: String,
-    /// The Redis instance's uid or name. Default `redis_instance`.
-    pub redis_instance: String,
-    /// Default `operation`.
-    pub operation: String,
-    /// The exception's class name. Default `exception`.
-    pub exception: String,
-    /// `client` on client lines (see `client_logs_only`). Default `log_source`.
-    pub log_source: String,
-}
-
-impl Default for ElkFields {
-    fn default() -> Self {
-        Self {
-            timestamp: "@timestamp".into(),
-            level: "level".into(),
-            message: "message".into(),
-            latency_ms: "latency_ms".into(),
-            redis_instance: "redis_instance".into(),
-            operation: "operation".into(),
-            exception: "exception".into(),
-            log_source: "log_source".into(),
-        }
-    }
-}
-
-/// The `level` values counted as errors when `elk.error_levels` is not given.
-pub fn default_error_levels() -> Vec<String> {
-    ["ERROR", "FATAL", "CRITICAL"].map(String::from).to_vec()
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DnsSettings {
-    /// `route53` or `dry-run`.
-    pub provider: String,
-    pub zone_id: String,
-    pub region: String,
-    pub access_key: Option<Secret>,
-    pub secret_key: Option<Secret>,
-    /// Another Route53 API address (a test server); default AWS's.
-    pub endpoint_url: Option<String>,
-    pub records: Vec<DnsRecord>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DnsRecord {
-    /// The `name` of the instance this record sends clients to.
-    pub instance_name: String,
-    pub name: String,
-    pub record_type: String,
-    pub ttl: u32,
-    /// `values`: the record's value per datacenter, where it is not that datacenter's
-    /// endpoint host.
-    pub values: BTreeMap<DatacenterId, String>,
 }
 
 /// The HTTP listener and the operator API.

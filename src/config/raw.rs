@@ -2,56 +2,25 @@
 //!
 //! Every field is a [`Raw`] and every struct keeps the keys it does not know, so that
 //! reading never stops at the first problem: stage two (`validate`) reports them all.
+//! An integration's block (`elk`, `azure_openai`, `dns_config`, `alertmanager`) is
+//! kept as a plain value here: its serde form is the integration's own.
 
 use std::collections::BTreeMap;
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_yaml::Value;
 
-/// A value as given: either it has the expected type, or it is kept with the reason it
-/// does not, so one bad value does not hide the others.
-#[derive(Debug, Clone)]
-pub enum Raw<T> {
-    Valid(T),
-    Invalid { given: Value, reason: String },
-}
-
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Raw<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        match serde_yaml::from_value::<T>(value.clone()) {
-            Ok(v) => Ok(Raw::Valid(v)),
-            // A value that came from `${VAR}` is a string; read it again as YAML so
-            // that `port: ${REDIS_PORT}` is a number.
-            Err(first) => match &value {
-                Value::String(s) => match serde_yaml::from_str::<T>(s) {
-                    Ok(v) => Ok(Raw::Valid(v)),
-                    Err(_) => Ok(Raw::Invalid {
-                        given: value,
-                        reason: first.to_string(),
-                    }),
-                },
-                _ => Ok(Raw::Invalid {
-                    given: value,
-                    reason: first.to_string(),
-                }),
-            },
-        }
-    }
-}
-
-/// Keys that a struct does not know, kept for the error report.
-pub type Unknown = BTreeMap<String, Value>;
+use crate::config_kit::duration::Seconds;
+use crate::config_kit::raw::{Raw, Unknown};
 
 #[derive(Debug, Deserialize)]
 pub struct RawConfig {
     pub instances: Option<Raw<Vec<RawInstance>>>,
     pub datacenters: Option<Raw<BTreeMap<String, RawDatacenter>>>,
-    pub monitoring_interval: Option<Raw<super::duration::Seconds>>,
+    pub monitoring_interval: Option<Raw<Seconds>>,
     pub decision_interval: Option<Value>,
     pub timeouts: Option<Raw<RawTimeouts>>,
-    pub reconnect_max_backoff: Option<Raw<super::duration::Seconds>>,
+    pub reconnect_max_backoff: Option<Raw<Seconds>>,
     pub model_path: Option<Raw<String>>,
     pub anomaly_threshold: Option<Raw<f64>>,
     pub anomaly_detection: Option<Raw<bool>>,
@@ -64,27 +33,27 @@ pub struct RawConfig {
     pub failover_confidence_threshold: Option<Raw<f64>>,
     pub failover_consecutive_threshold: Option<Raw<i64>>,
     pub use_azure_openai: Option<Raw<bool>>,
-    pub azure_openai: Option<Raw<RawAzureOpenAi>>,
+    pub azure_openai: Option<Value>,
     pub ai_failover_confidence: Option<Raw<f64>>,
     pub ai_consecutive_recommendations: Option<Raw<i64>>,
-    pub ai_max_hold: Option<Raw<super::duration::Seconds>>,
+    pub ai_max_hold: Option<Raw<Seconds>>,
     pub use_elk: Option<Raw<bool>>,
-    pub elk: Option<Raw<RawElk>>,
+    pub elk: Option<Value>,
     pub dns_provider: Option<Raw<String>>,
-    pub dns_config: Option<Raw<RawDnsConfig>>,
+    pub dns_config: Option<Value>,
     pub alert_endpoints: Option<Value>,
     pub api: Option<Raw<RawApi>>,
-    pub confirm_interval: Option<Raw<super::duration::Seconds>>,
-    pub failover_cooldown: Option<Raw<super::duration::Seconds>>,
-    pub failback_stable_for: Option<Raw<super::duration::Seconds>>,
+    pub confirm_interval: Option<Raw<Seconds>>,
+    pub failover_cooldown: Option<Raw<Seconds>>,
+    pub failback_stable_for: Option<Raw<Seconds>>,
     pub auto_failback: Option<Raw<bool>>,
     pub failover_label: Option<Raw<String>>,
-    pub sentinel_failover_wait: Option<Raw<super::duration::Seconds>>,
+    pub sentinel_failover_wait: Option<Raw<Seconds>>,
     pub state_dir: Option<Raw<String>>,
     pub hooks: Option<Raw<RawHooks>>,
     pub webhook: Option<Raw<RawWebhook>>,
-    pub alertmanager: Option<Raw<RawAlertmanager>>,
-    pub limits: Option<Raw<super::limits::RawLimits>>,
+    pub alertmanager: Option<Value>,
+    pub limits: Option<Raw<RawLimits>>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -145,7 +114,7 @@ pub enum RawCommand {
 pub struct RawHooks {
     pub pre_failover: Option<Raw<RawCommand>>,
     pub post_failover: Option<Raw<RawCommand>>,
-    pub timeout: Option<Raw<super::duration::Seconds>>,
+    pub timeout: Option<Raw<Seconds>>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -164,19 +133,6 @@ pub struct RawWebhook {
 
 impl RawWebhook {
     pub const KEYS: &'static [&'static str] = &["bearer_token", "bearer_token_file"];
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawAlertmanager {
-    pub urls: Option<Raw<Vec<String>>>,
-    pub timeout: Option<Raw<super::duration::Seconds>>,
-    pub resolve_after: Option<Raw<super::duration::Seconds>>,
-    #[serde(flatten)]
-    pub unknown: Unknown,
-}
-
-impl RawAlertmanager {
-    pub const KEYS: &'static [&'static str] = &["urls", "timeout", "resolve_after"];
 }
 
 /// Credentials and TLS, given on an instance (for all its endpoints) or on one endpoint.
@@ -296,8 +252,8 @@ impl RawDatacenter {
 
 #[derive(Debug, Deserialize)]
 pub struct RawTimeouts {
-    pub connect: Option<Raw<super::duration::Seconds>>,
-    pub command: Option<Raw<super::duration::Seconds>>,
+    pub connect: Option<Raw<Seconds>>,
+    pub command: Option<Raw<Seconds>>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -322,137 +278,57 @@ impl RawApi {
         &["enabled", "api_key", "api_key_file", "host", "port"];
 }
 
+/// `limits`.
 #[derive(Debug, Deserialize)]
-pub struct RawAzureOpenAi {
-    pub api_key: Option<Raw<String>>,
-    pub api_key_file: Option<Raw<String>>,
-    pub endpoint: Option<Raw<String>>,
-    pub base_url: Option<Raw<String>>,
-    pub api_version: Option<Raw<String>>,
-    pub model: Option<Raw<String>>,
-    pub max_tokens: Option<Raw<i64>>,
-    pub temperature: Option<Raw<f64>>,
-    pub timeout: Option<Raw<super::duration::Seconds>>,
+pub struct RawLimits {
+    pub max_reply_bytes: Option<Raw<i64>>,
+    pub max_commands_per_endpoint: Option<Raw<i64>>,
+    pub max_error_kinds_per_endpoint: Option<Raw<i64>>,
+    pub max_databases_per_endpoint: Option<Raw<i64>>,
+    pub max_alerts_per_delivery: Option<Raw<i64>>,
+    pub max_incidents_per_delivery: Option<Raw<i64>>,
+    pub max_label_bytes: Option<Raw<i64>>,
+    pub max_history: Option<Raw<i64>>,
+    pub http: Option<Raw<RawHttpLimits>>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
 
-impl RawAzureOpenAi {
+impl RawLimits {
     pub const KEYS: &'static [&'static str] = &[
-        "api_key",
-        "api_key_file",
-        "endpoint",
-        "base_url",
-        "api_version",
-        "model",
-        "max_tokens",
-        "temperature",
-        "timeout",
+        "max_reply_bytes",
+        "max_commands_per_endpoint",
+        "max_error_kinds_per_endpoint",
+        "max_databases_per_endpoint",
+        "max_alerts_per_delivery",
+        "max_incidents_per_delivery",
+        "max_label_bytes",
+        "max_history",
+        "http",
     ];
 }
 
 #[derive(Debug, Deserialize)]
-pub struct RawElk {
-    pub url: Option<Raw<String>>,
-    pub username: Option<Raw<String>>,
-    pub password: Option<Raw<String>>,
-    pub password_file: Option<Raw<String>>,
-    pub index_pattern: Option<Raw<String>>,
-    pub verify_ssl: Option<Raw<bool>>,
-    pub timeout: Option<Raw<super::duration::Seconds>>,
-    pub cache_ttl: Option<Raw<super::duration::Seconds>>,
-    pub client_logs_only: Option<Raw<bool>>,
-    pub headers: Option<Raw<BTreeMap<String, String>>>,
-    pub fields: Option<Raw<RawElkFields>>,
-    pub error_levels: Option<Raw<Vec<String>>>,
+pub struct RawHttpLimits {
+    pub max_body_bytes: Option<Raw<i64>>,
+    pub request_timeout: Option<Raw<Seconds>>,
+    pub header_timeout: Option<Raw<Seconds>>,
+    pub idle_timeout: Option<Raw<Seconds>>,
+    pub max_connections: Option<Raw<i64>>,
+    pub reserved_connections: Option<Raw<i64>>,
+    pub max_concurrent_requests: Option<Raw<i64>>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
 
-/// `elk.fields`: the names of the client log fields, where they differ from seed 000's.
-#[derive(Debug, Deserialize)]
-pub struct RawElkFields {
-    pub timestamp: Option<Raw<String>>,
-    pub level: Option<Raw<String>>,
-    pub message: Option<Raw<String>>,
-    pub latency_ms: Option<Raw<String>>,
-    pub redis_instance: Option<Raw<String>>,
-    pub operation: Option<Raw<String>>,
-    pub exception: Option<Raw<String>>,
-    pub log_source: Option<Raw<String>>,
-    #[serde(flatten)]
-    pub unknown: Unknown,
-}
-
-impl RawElkFields {
+impl RawHttpLimits {
     pub const KEYS: &'static [&'static str] = &[
-        "timestamp",
-        "level",
-        "message",
-        "latency_ms",
-        "redis_instance",
-        "operation",
-        "exception",
-        "log_source",
+        "max_body_bytes",
+        "request_timeout",
+        "header_timeout",
+        "idle_timeout",
+        "max_connections",
+        "reserved_connections",
+        "max_concurrent_requests",
     ];
-}
-
-impl RawElk {
-    pub const KEYS: &'static [&'static str] = &[
-        "url",
-        "username",
-        "password",
-        "password_file",
-        "index_pattern",
-        "verify_ssl",
-        "timeout",
-        "cache_ttl",
-        "client_logs_only",
-        "headers",
-        "fields",
-        "error_levels",
-    ];
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawDnsConfig {
-    pub zone_id: Option<Raw<String>>,
-    pub aws_region: Option<Raw<String>>,
-    pub aws_access_key: Option<Raw<String>>,
-    pub aws_access_key_file: Option<Raw<String>>,
-    pub aws_secret_key: Option<Raw<String>>,
-    pub aws_secret_key_file: Option<Raw<String>>,
-    pub endpoint_url: Option<Raw<String>>,
-    pub records: Option<Raw<Vec<RawDnsRecord>>>,
-    #[serde(flatten)]
-    pub unknown: Unknown,
-}
-
-impl RawDnsConfig {
-    pub const KEYS: &'static [&'static str] = &[
-        "zone_id",
-        "aws_region",
-        "aws_access_key",
-        "aws_access_key_file",
-        "aws_secret_key",
-        "aws_secret_key_file",
-        "endpoint_url",
-        "records",
-    ];
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawDnsRecord {
-    pub instance_name: Option<Raw<String>>,
-    pub name: Option<Raw<String>>,
-    #[serde(rename = "type")]
-    pub record_type: Option<Raw<String>>,
-    pub ttl: Option<Raw<i64>>,
-    pub values: Option<Raw<BTreeMap<String, String>>>,
-    #[serde(flatten)]
-    pub unknown: Unknown,
-}
-
-impl RawDnsRecord {
-    pub const KEYS: &'static [&'static str] = &["instance_name", "name", "type", "ttl", "values"];
 }

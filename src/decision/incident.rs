@@ -12,7 +12,7 @@ use crate::model::rfc3339;
 use crate::model::{DatacenterId, InstanceId};
 
 /// The default of `limits.max_history`: closed incidents kept in memory for the API.
-pub const HISTORY: usize = crate::config::limits::default_max_history();
+pub const HISTORY: usize = crate::config_kit::limits::default_max_history();
 
 /// Appended to a label value cut to `limits.max_label_bytes`.
 pub const CUT_MARKER: &str = "…(cut)";

@@ -40,51 +40,26 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_config(config: &Config, no_failover: bool) -> Settings {
+    /// `records` is each instance's DNS record, read from `dns_config` by the DNS
+    /// integration (`app.rs` builds them): the engine knows records, not their
+    /// configuration.
+    pub fn from_config(
+        config: &Config,
+        records: BTreeMap<InstanceId, InstanceRecord>,
+        no_failover: bool,
+    ) -> Settings {
         let instances: BTreeMap<InstanceId, Instance> = config
             .instances
             .iter()
             .map(|i| (i.uid.clone(), i.clone()))
             .collect();
-        let mut records = BTreeMap::new();
-        if let Some(dns) = &config.dns {
-            for r in &dns.records {
-                let Some(instance) = config.instances.iter().find(|i| i.name == r.instance_name)
-                else {
-                    continue;
-                };
-                let Ok(record_type) = r.record_type.parse() else {
-                    continue;
-                };
-                let record = RecordRef::new(&dns.zone_id, &r.name, record_type);
-                let values = instance
-                    .endpoints
-                    .iter()
-                    .map(|(dc, ep)| {
-                        let value = r.values.get(dc).cloned().unwrap_or_else(|| ep.host.clone());
-                        (dc.clone(), value)
-                    })
-                    .collect();
-                records.insert(
-                    instance.uid.clone(),
-                    InstanceRecord {
-                        record,
-                        ttl: r.ttl,
-                        values,
-                    },
-                );
-            }
-        }
         Settings {
             instances,
             failover: config.failover.clone(),
             records,
             no_failover,
             switch: SwitchPolicy::default(),
-            ai_max_hold: config
-                .azure_openai
-                .as_ref()
-                .map_or_else(crate::config::default_ai_max_hold, |a| a.max_hold),
+            ai_max_hold: config.ai_max_hold(),
             effect_window: (EFFECT_BEFORE, EFFECT_AFTER),
             limits: config.limits,
         }

@@ -408,7 +408,7 @@ pub fn candidates(payload: &WebhookPayload, label: &str) -> Extraction {
     candidates_within(
         payload,
         label,
-        crate::config::limits::default_max_label_bytes(),
+        crate::config_kit::limits::default_max_label_bytes(),
     )
 }
 

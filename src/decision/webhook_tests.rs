@@ -404,7 +404,7 @@ fn a_megabyte_label_value_comes_out_at_most_max_label_bytes() {
     assert_eq!(candidates_within(&p, LABEL, 2 << 20).labels_cut, 0);
     // The default bound applies to callers that give none.
     let c = &candidates(&p, LABEL).candidates[0];
-    assert!(c.alertname.len() <= crate::config::limits::default_max_label_bytes());
+    assert!(c.alertname.len() <= crate::config_kit::limits::default_max_label_bytes());
 }
 
 mod fuzz {

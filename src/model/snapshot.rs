@@ -71,6 +71,32 @@ impl Info {
     pub fn looks_like_info(&self) -> bool {
         self.sections > 0 || self.get("redis_version").is_some()
     }
+
+    /// Memory used against the limit that hurts when reached, for the health score.
+    /// Under an `allkeys-*` policy a cache full up to `maxmemory` is working as designed
+    /// (it evicts, it never refuses a write), so only the host's memory counts; otherwise
+    /// as [`Info::memory_used_ratio`].
+    pub fn memory_pressure(&self) -> Option<f64> {
+        let evicts_anything = self
+            .get("maxmemory_policy")
+            .is_some_and(|p| p.starts_with("allkeys-"));
+        if evicts_anything {
+            let used = self.number("used_memory")?;
+            let host = self.number("total_system_memory").filter(|m| *m > 0.0)?;
+            return Some(used / host);
+        }
+        self.memory_used_ratio()
+    }
+
+    /// `used_memory` over `maxmemory`, or over `total_system_memory` when there is no limit.
+    pub fn memory_used_ratio(&self) -> Option<f64> {
+        let used = self.number("used_memory")?;
+        let limit = self
+            .number("maxmemory")
+            .filter(|m| *m > 0.0)
+            .or_else(|| self.number("total_system_memory").filter(|m| *m > 0.0))?;
+        Some(used / limit)
+    }
 }
 
 /// The tables of `INFO` rows that become labelled series; each is capped per endpoint.

@@ -10,8 +10,10 @@
 //! Like Prometheus, [`AlertmanagerNotifier`] (`http.rs`) posts every alert to each
 //! configured Alertmanager (the members of an HA cluster de-duplicate among themselves),
 //! retries connection failures and 5xx answers with backoff, and counts the notification
-//! as delivered when at least one of them took it.
+//! as delivered when at least one of them took it. [`config`] reads the `alertmanager`
+//! block and builds the notifier.
 
+pub mod config;
 mod http;
 
 use std::collections::BTreeMap;

@@ -1,13 +1,45 @@
 //! The `dry-run` provider: says what it would change and remembers it, so a later read
 //! (and a second decision) sees the pretend change. It never calls anything outside.
+//! It reads Route53's keys of `dns_config` and checks them as Route53 would, so that a
+//! configuration moves between the two by changing `dns_provider` alone.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use serde_yaml::Value;
+
+use super::provider_config::{Provider, ProviderConfig};
+use super::route53;
+use crate::config_kit::ctx::Ctx;
 use crate::decision::ports::{
     AdapterErrorKind, ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType,
     RecordValue,
 };
+
+pub const PROVIDER: Provider = Provider {
+    name: "dry-run",
+    keys: route53::config::PROVIDER.keys,
+    read,
+};
+
+/// Route53's keys, checked and then not needed.
+#[derive(Debug)]
+struct DryRunSettings;
+
+fn read(cx: &mut Ctx<'_>, p: &str, keys: Value) -> Option<Arc<dyn ProviderConfig>> {
+    route53::config::settings(cx, p, keys)
+        .map(|_| Arc::new(DryRunSettings) as Arc<dyn ProviderConfig>)
+}
+
+impl ProviderConfig for DryRunSettings {
+    fn name(&self) -> &'static str {
+        "dry-run"
+    }
+
+    fn build(&self) -> Result<Arc<dyn DnsProvider>, DnsError> {
+        Ok(Arc::new(DryRunDns::new()))
+    }
+}
 
 type Key = (String, String, RecordType);
 

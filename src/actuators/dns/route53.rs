@@ -4,7 +4,10 @@
 //! [`DnsProvider::switch`] retries with its own budget, and two nested retry loops would
 //! multiply the attempts and hide throttling. TLS is rustls with ring (no aws-lc).
 
+pub mod config;
+
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_route53::Client;
@@ -17,7 +20,8 @@ use aws_sdk_route53::types::{
 };
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
-use crate::config::DnsSettings;
+use self::config::Route53Settings;
+use super::provider_config::ProviderConfig;
 use crate::decision::ports::{
     AdapterErrorKind, ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType,
     RecordValue, canonical_name, canonical_value, error_chain,
@@ -51,7 +55,7 @@ impl fmt::Debug for Route53Dns {
 impl Route53Dns {
     /// A client for `settings`: static keys from `dns_config`, or else from
     /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`).
-    pub fn new(settings: &DnsSettings) -> Result<Self, DnsError> {
+    pub fn new(settings: &Route53Settings) -> Result<Self, DnsError> {
         let (access_key, secret_key, session_token) = credentials(settings)?;
         let region = if settings.region.trim().is_empty() {
             "us-east-1".to_owned()
@@ -144,8 +148,18 @@ impl Route53Dns {
     }
 }
 
+impl ProviderConfig for Route53Settings {
+    fn name(&self) -> &'static str {
+        "route53"
+    }
+
+    fn build(&self) -> Result<Arc<dyn DnsProvider>, DnsError> {
+        Ok(Arc::new(Route53Dns::new(self)?))
+    }
+}
+
 /// Static keys from the configuration, else from the environment; both or neither.
-fn credentials(settings: &DnsSettings) -> Result<(Secret, Secret, Option<Secret>), DnsError> {
+fn credentials(settings: &Route53Settings) -> Result<(Secret, Secret, Option<Secret>), DnsError> {
     let env = |name: &str| {
         std::env::var(name)
             .ok()
@@ -367,15 +381,12 @@ mod tests {
         }
     }
 
-    fn settings(access: Option<&str>, secret: Option<&str>) -> DnsSettings {
-        DnsSettings {
-            provider: "route53".into(),
-            zone_id: "Z1".into(),
+    fn settings(access: Option<&str>, secret: Option<&str>) -> Route53Settings {
+        Route53Settings {
             region: String::new(),
             access_key: access.map(Secret::new),
             secret_key: secret.map(Secret::new),
             endpoint_url: Some("http://127.0.0.1:1".into()),
-            records: vec![],
         }
     }
 

@@ -15,8 +15,11 @@
 //!   may change, and the rate limit, streak and outage clock, are policy:
 //!   `crate::decision::advice`.
 //! - [`openai`]: the adapter (async-openai; Azure or OpenAI-compatible).
+//! - [`config`]: `use_azure_openai` + `azure_openai`, read and checked; [`build`] makes
+//!   the advisor from it.
 //! - [`fake`]: a scripted advisor for engine tests.
 
+pub mod config;
 pub mod evidence;
 pub mod fake;
 pub mod guard;
@@ -28,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use crate::config::AzureOpenAiSettings;
+use self::config::AzureOpenAiSettings;
 use crate::decision::ports::{AdviceRequest, Advisor, Consultation, Discarded};
 
 /// Cuts `text` to at most `limit` characters, marking the cut.

@@ -22,10 +22,10 @@ use async_openai::types::chat::{
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::config::{AiService, AzureOpenAiSettings};
 use super::guard::validate_answer;
 use super::prompt::{self, SCHEMA_NAME};
 use super::{AdvisorError, truncate};
-use crate::config::{AiService, AzureOpenAiSettings};
 use crate::decision::ports::{Advice, AdviceRequest, Advisor, Consultation, Discarded, RAW_LIMIT};
 use crate::model::Secret;
 

@@ -20,8 +20,8 @@ use ::elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilde
 use ::elasticsearch::{Elasticsearch, FieldCapsParts, SearchParts};
 use serde_json::Value;
 
+use super::config::{ElkFields, ElkSettings};
 use super::{analyse, query};
-use crate::config::{ElkFields, ElkSettings};
 use crate::decision::ports::{
     AdapterErrorKind, ClientImpact, ClientImpactError, ClientImpactSource, ImpactReport, Window,
     error_chain,

@@ -9,6 +9,7 @@
 //! - [`TimeoutSource`] and [`CachedSource`]: wrappers; [`build`] stacks them as
 //!   `cache(timeout(elasticsearch))`.
 //! - [`FakeClientImpact`]: scripted answers for engine tests.
+//! - [`config`]: `use_elk` + `elk`, read and checked.
 //!
 //! An advisor must never stop a decision: every failure, stall or odd answer becomes
 //! `ClientImpact::Unknown` with a reason, and the engine decides as if no advisor were
@@ -17,6 +18,7 @@
 
 mod cache;
 mod category;
+pub mod config;
 mod elasticsearch;
 mod fake;
 mod query;
@@ -26,7 +28,7 @@ mod timeout;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::ElkSettings;
+use self::config::ElkSettings;
 use crate::decision::ports::{ClientImpactError, ClientImpactSource};
 use crate::model::{Instance, InstanceId};
 

@@ -12,9 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use super::config::ElkFields;
 use super::report::{LogCounts, MAX_SAMPLES, PeriodCounts, RawSample, TimeBucket};
 use super::{categorize, categorize_text};
-use crate::config::ElkFields;
 use crate::decision::ports::{AdapterErrorKind, Bounds, ClientImpactError, ErrorCategory, Latency};
 
 /// Exception names (and messages per exception) counted one by one; the rest of the

@@ -1,13 +1,14 @@
-//! What the decision engine needs: failover policy and timing, hooks, the webhook's
-//! token, and where the agent's own alerts go.
+//! What the decision engine needs: failover policy and timing, hooks, and the webhook's
+//! token.
 
 use std::collections::BTreeSet;
 
-use super::ctx::{Ctx, join};
-use crate::config::duration::Seconds;
-use crate::config::raw::{Raw, RawAlertmanager, RawCommand, RawHooks, RawWebhook};
-use crate::config::secrets;
+use crate::config::raw::{RawCommand, RawHooks, RawWebhook};
 use crate::config::*;
+use crate::config_kit::ctx::Ctx;
+use crate::config_kit::duration::Seconds;
+use crate::config_kit::raw::Raw;
+use crate::config_kit::secrets;
 use crate::model::InstanceId;
 
 /// The top-level keys of the failover policy, taken out of the raw configuration.
@@ -161,34 +162,6 @@ pub(super) fn webhook(cx: &mut Ctx<'_>, raw: Option<Raw<RawWebhook>>) -> Webhook
         );
     }
     WebhookSettings { bearer_token }
-}
-
-pub(super) fn alertmanager(
-    cx: &mut Ctx<'_>,
-    raw: Option<Raw<RawAlertmanager>>,
-) -> Option<NotifySettings> {
-    let raw = cx.value("alertmanager", raw)?;
-    let p = "alertmanager";
-    cx.unknown(p, &raw.unknown, &[RawAlertmanager::KEYS]);
-    let given = cx.required(&join(p, "urls"), raw.urls).unwrap_or_default();
-    if given.is_empty() {
-        cx.problem(&join(p, "urls"), "must list at least one Alertmanager URL");
-    }
-    let mut urls = Vec::new();
-    for (i, url) in given.into_iter().enumerate() {
-        if let Some(url) = cx.url(&format!("{p}.urls[{i}]"), Some(Raw::Valid(url))) {
-            urls.push(url.trim_end_matches('/').to_owned());
-        }
-    }
-    Some(NotifySettings {
-        urls,
-        timeout: cx.positive(&join(p, "timeout"), raw.timeout, default_notify_timeout()),
-        resolve_after: cx.positive(
-            &join(p, "resolve_after"),
-            raw.resolve_after,
-            default_notice_resolve_after(),
-        ),
-    })
 }
 
 #[cfg(test)]

@@ -2,11 +2,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::ctx::{Ctx, join};
-use crate::config::raw::{
-    Raw, RawAuth, RawEndpoint, RawInstance, RawSentinel, RawTls, RawTlsSettings,
-};
-use crate::config::secrets;
+use crate::config::raw::{RawAuth, RawEndpoint, RawInstance, RawSentinel, RawTls, RawTlsSettings};
+use crate::config_kit::ctx::{Ctx, join};
+use crate::config_kit::raw::Raw;
+use crate::config_kit::secrets;
 use crate::model::{
     Datacenter, DatacenterId, Endpoint, EndpointKey, Instance, InstanceId, Secret, SentinelRef, Tls,
 };

@@ -1,8 +1,9 @@
 //! The `limits` section.
 
-use super::ctx::{Ctx, join};
-use crate::config::limits::{Limits, RawHttpLimits, RawLimits};
-use crate::config::raw::Raw;
+use crate::config::raw::{RawHttpLimits, RawLimits};
+use crate::config_kit::ctx::{Ctx, join};
+use crate::config_kit::limits::Limits;
+use crate::config_kit::raw::Raw;
 
 pub(super) fn limits(cx: &mut Ctx<'_>, raw: Option<Raw<RawLimits>>) -> Limits {
     let mut limits = Limits::default();
@@ -127,8 +128,8 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
 
-    use crate::config::limits::Limits;
     use crate::config::parse;
+    use crate::config_kit::limits::Limits;
 
     const INSTANCE: &str = "instances:\n  - { name: cache, uid: cache, active_dc: a, endpoints: { a: { host: 127.0.0.1, port: 6379 } } }\n";
 
@@ -174,7 +175,7 @@ mod tests {
 
     #[test]
     fn docs_hardening_documents_every_key() {
-        use crate::config::limits::{RawHttpLimits, RawLimits};
+        use crate::config::raw::{RawHttpLimits, RawLimits};
         let page =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/hardening.md"))
                 .unwrap();

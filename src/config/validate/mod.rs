@@ -1,13 +1,13 @@
 //! Stage two: checks the raw configuration and builds the typed one. Every problem is
 //! recorded with its key and value; nothing stops at the first.
 //!
-//! Layout: `ctx` reads raw values with the shared checks, `instances` covers instances
-//! and endpoints, `integrations` the advisors and DNS; the top-level keys are here.
+//! Layout: `config_kit::ctx` reads raw values with the shared checks, `instances` covers instances
+//! and endpoints, `decision` the failover policy, hooks and webhook, `limits` the
+//! bounds; the top-level keys are here, and so is the dispatch: each integration's
+//! block goes to the integration's own `config::read`.
 
-mod ctx;
 mod decision;
 mod instances;
-mod integrations;
 mod limits;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,12 +15,16 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use self::ctx::{Ctx, join};
-use self::integrations::{azure_openai, dns, elk};
-use super::duration::{self, show};
-use super::raw::{Raw, RawApi, RawConfig, RawDatacenter, RawTimeouts};
-use super::secrets;
+use serde_yaml::Value;
+
+use super::raw::{RawApi, RawConfig, RawDatacenter, RawTimeouts};
 use super::*;
+use crate::actuators::{alertmanager, dns};
+use crate::advisors::{ai, client_impact};
+use crate::config_kit::ctx::{Ctx, Problem, join};
+use crate::config_kit::duration::{self, show};
+use crate::config_kit::raw::Raw;
+use crate::config_kit::secrets;
 
 pub fn validate(
     raw: RawConfig,
@@ -134,17 +138,18 @@ pub fn validate(
     let use_ai = cx
         .value("use_azure_openai", raw.use_azure_openai)
         .unwrap_or(false);
-    let azure_openai = azure_openai(&mut cx, use_ai, raw.azure_openai, raw.ai_max_hold);
+    let ai_max_hold = cx.positive("ai_max_hold", raw.ai_max_hold, default_ai_max_hold());
+    let azure_openai = ai::config::read(&mut cx, use_ai, raw.azure_openai, ai_max_hold);
     let use_elk = cx.value("use_elk", raw.use_elk).unwrap_or(false);
-    let elk = elk(&mut cx, use_elk, raw.elk);
-    let dns = dns(&mut cx, raw.dns_provider, raw.dns_config, &instances);
+    let elk = client_impact::config::read(&mut cx, use_elk, raw.elk);
+    let dns = dns::config::read(&mut cx, raw.dns_provider, raw.dns_config, &instances);
     let api = api(&mut cx, raw.api);
     let state_dir = cx
         .text("state_dir", raw.state_dir)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("./state"));
     let webhook = decision::webhook(&mut cx, raw.webhook);
-    let alertmanager = decision::alertmanager(&mut cx, raw.alertmanager);
+    let alertmanager = alertmanager::config::read(&mut cx, raw.alertmanager);
     let limits = limits::limits(&mut cx, raw.limits);
 
     Some(Config {
@@ -164,6 +169,16 @@ pub fn validate(
         alertmanager,
         limits,
     })
+}
+
+/// Defaults an integration takes from the environment, put into the tree before it is
+/// read (seed 000's `AZURE_OPENAI_*`).
+pub fn defaults_from_env(
+    tree: &mut Value,
+    env: &dyn Fn(&str) -> Option<String>,
+    from_env: &mut BTreeSet<String>,
+) {
+    ai::config::from_env(tree, env, from_env);
 }
 
 fn collector_settings(

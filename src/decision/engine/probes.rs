@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::Inner;
 use crate::decision::policy::{Probe, Round};
 use crate::decision::ports::FreshProbe;
-use crate::health::{self, HealthInput, memory_pressure};
+use crate::health::{self, HealthInput};
 use crate::model::{DatacenterId, EndpointKey, Instance};
 
 /// Fresh probes of `datacenters` of the instance, all at once.
@@ -58,7 +58,7 @@ fn to_probe(
     let seen = HealthInput {
         up: fresh.up,
         ping_latency_ms: fresh.ping_latency.map(|d| d.as_secs_f64() * 1000.0),
-        memory_used_ratio: fresh.info.as_ref().and_then(memory_pressure),
+        memory_used_ratio: fresh.info.as_ref().and_then(|i| i.memory_pressure()),
         ..HealthInput::default()
     };
     Probe {

@@ -131,8 +131,8 @@ impl Hold {
             }
             Hold::SentinelFailover { waited, wait } => format!(
                 "Sentinel is failing over inside the active datacenter (waited {} of {})",
-                crate::config::show_duration(*waited),
-                crate::config::show_duration(*wait)
+                crate::config_kit::duration::show(*waited),
+                crate::config_kit::duration::show(*wait)
             ),
             Hold::NoHealthyTarget => "no healthy target".into(),
             Hold::AllDown => "every datacenter of the instance is down".into(),

@@ -5,11 +5,6 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use super::duration::Seconds;
-use super::raw::{Raw, Unknown};
-
 pub const fn default_max_reply_bytes() -> u64 {
     8 * 1024 * 1024
 }
@@ -139,58 +134,4 @@ impl Default for HttpLimits {
             max_concurrent_requests: default_max_concurrent_requests(),
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawLimits {
-    pub max_reply_bytes: Option<Raw<i64>>,
-    pub max_commands_per_endpoint: Option<Raw<i64>>,
-    pub max_error_kinds_per_endpoint: Option<Raw<i64>>,
-    pub max_databases_per_endpoint: Option<Raw<i64>>,
-    pub max_alerts_per_delivery: Option<Raw<i64>>,
-    pub max_incidents_per_delivery: Option<Raw<i64>>,
-    pub max_label_bytes: Option<Raw<i64>>,
-    pub max_history: Option<Raw<i64>>,
-    pub http: Option<Raw<RawHttpLimits>>,
-    #[serde(flatten)]
-    pub unknown: Unknown,
-}
-
-impl RawLimits {
-    pub const KEYS: &'static [&'static str] = &[
-        "max_reply_bytes",
-        "max_commands_per_endpoint",
-        "max_error_kinds_per_endpoint",
-        "max_databases_per_endpoint",
-        "max_alerts_per_delivery",
-        "max_incidents_per_delivery",
-        "max_label_bytes",
-        "max_history",
-        "http",
-    ];
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawHttpLimits {
-    pub max_body_bytes: Option<Raw<i64>>,
-    pub request_timeout: Option<Raw<Seconds>>,
-    pub header_timeout: Option<Raw<Seconds>>,
-    pub idle_timeout: Option<Raw<Seconds>>,
-    pub max_connections: Option<Raw<i64>>,
-    pub reserved_connections: Option<Raw<i64>>,
-    pub max_concurrent_requests: Option<Raw<i64>>,
-    #[serde(flatten)]
-    pub unknown: Unknown,
-}
-
-impl RawHttpLimits {
-    pub const KEYS: &'static [&'static str] = &[
-        "max_body_bytes",
-        "request_timeout",
-        "header_timeout",
-        "idle_timeout",
-        "max_connections",
-        "reserved_connections",
-        "max_concurrent_requests",
-    ];
 }

@@ -1,19 +1,48 @@
 //! The validation context: collects problems and warnings, and reads raw values with
-//! the checks every key shares (type, range, secrets, files).
+//! the checks every key shares (type, range, secrets, files). A leaf: the core and every
+//! integration's `config` module use it, and it imports no integration.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
 use serde_yaml::Value;
 
-use crate::config::Problem;
-use crate::config::duration::{self, show};
-use crate::config::raw::{Raw, Unknown};
-use crate::config::secrets::{self, is_secret_path};
+use crate::config_kit::duration::{self, show};
+use crate::config_kit::raw::{Raw, Unknown};
+use crate::config_kit::secrets::{self, is_secret_path};
 use crate::model::Secret;
 
-pub(super) struct Ctx<'a> {
+/// One thing wrong with the configuration, named by its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One line per problem, whatever the file holds: control characters in keys and
+/// values are escaped (a terminal shows check-config's output).
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.key.is_empty() {
+            crate::logging::escape_into(f, &self.key)?;
+            f.write_str(": ")?;
+        }
+        crate::logging::escape_into(f, &self.message)
+    }
+}
+
+pub struct Ctx<'a> {
     pub base_dir: &'a Path,
     pub problems: &'a mut Vec<Problem>,
     pub warnings: &'a mut Vec<String>,
@@ -22,7 +51,7 @@ pub(super) struct Ctx<'a> {
     pub from_env: &'a BTreeSet<String>,
 }
 
-pub(super) fn join(path: &str, key: &str) -> String {
+pub fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_owned()
     } else {
@@ -31,7 +60,7 @@ pub(super) fn join(path: &str, key: &str) -> String {
 }
 
 /// A value as a problem may show it: secrets under it and credentials in URLs hidden.
-pub(super) fn shown(value: &Value) -> String {
+pub fn shown(value: &Value) -> String {
     match &secrets::redacted(value) {
         Value::String(s) => format!("{s:?}"),
         other => serde_yaml::to_string(other)
@@ -41,11 +70,11 @@ pub(super) fn shown(value: &Value) -> String {
 }
 
 impl Ctx<'_> {
-    pub(super) fn problem(&mut self, key: &str, message: impl Into<String>) {
+    pub fn problem(&mut self, key: &str, message: impl Into<String>) {
         self.problems.push(Problem::new(key, message));
     }
 
-    pub(super) fn value<T>(&mut self, key: &str, raw: Option<Raw<T>>) -> Option<T> {
+    pub fn value<T>(&mut self, key: &str, raw: Option<Raw<T>>) -> Option<T> {
         match raw? {
             Raw::Valid(v) => Some(v),
             Raw::Invalid { given, reason } => {
@@ -74,14 +103,14 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) fn required<T>(&mut self, key: &str, raw: Option<Raw<T>>) -> Option<T> {
+    pub fn required<T>(&mut self, key: &str, raw: Option<Raw<T>>) -> Option<T> {
         if raw.is_none() {
             self.problem(key, "is required");
         }
         self.value(key, raw)
     }
 
-    pub(super) fn text(&mut self, key: &str, raw: Option<Raw<String>>) -> Option<String> {
+    pub fn text(&mut self, key: &str, raw: Option<Raw<String>>) -> Option<String> {
         let v = self.value(key, raw)?;
         if v.trim().is_empty() {
             self.problem(key, "must not be empty");
@@ -92,7 +121,7 @@ impl Ctx<'_> {
 
     /// An `http://` or `https://` URL without credentials; a problem shows it with
     /// `***` for anything that could be one (see [`secrets::check_http_url`]).
-    pub(super) fn url(&mut self, key: &str, raw: Option<Raw<String>>) -> Option<String> {
+    pub fn url(&mut self, key: &str, raw: Option<Raw<String>>) -> Option<String> {
         let url = self.text(key, raw)?;
         match secrets::check_http_url(url.trim()) {
             Ok(()) => Some(url.trim().to_owned()),
@@ -103,7 +132,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) fn unknown(&mut self, path: &str, unknown: &Unknown, known: &[&[&str]]) {
+    pub fn unknown(&mut self, path: &str, unknown: &Unknown, known: &[&[&str]]) {
         for key in unknown.keys() {
             let hint = known
                 .iter()
@@ -116,7 +145,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) fn port(&mut self, key: &str, raw: Option<Raw<i64>>) -> Option<u16> {
+    pub fn port(&mut self, key: &str, raw: Option<Raw<i64>>) -> Option<u16> {
         let port = self.value(key, raw)?;
         match u16::try_from(port) {
             Ok(p) if p > 0 => Some(p),
@@ -127,7 +156,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) fn fraction(&mut self, key: &str, raw: Option<Raw<f64>>, default: f64) -> f64 {
+    pub fn fraction(&mut self, key: &str, raw: Option<Raw<f64>>, default: f64) -> f64 {
         match self.value(key, raw) {
             Some(v) if (0.0..=1.0).contains(&v) => v,
             Some(v) => {
@@ -138,7 +167,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) fn count(&mut self, key: &str, raw: Option<Raw<i64>>, default: u32) -> u32 {
+    pub fn count(&mut self, key: &str, raw: Option<Raw<i64>>, default: u32) -> u32 {
         match self.value(key, raw) {
             Some(v) if v >= 1 => u32::try_from(v).unwrap_or(u32::MAX),
             Some(v) => {
@@ -149,7 +178,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) fn positive(
+    pub fn positive(
         &mut self,
         key: &str,
         raw: Option<Raw<duration::Seconds>>,
@@ -166,7 +195,7 @@ impl Ctx<'_> {
     }
 
     /// A secret given inline (`key`) or in a file (`key_file`), never both.
-    pub(super) fn secret(
+    pub fn secret(
         &mut self,
         path: &str,
         key: &str,
@@ -211,7 +240,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) fn read_file(&mut self, key: &str, file: &str) -> Option<Vec<u8>> {
+    pub fn read_file(&mut self, key: &str, file: &str) -> Option<Vec<u8>> {
         let path = self.base_dir.join(file);
         match std::fs::read(&path) {
             Ok(bytes) => Some(bytes),
@@ -229,7 +258,7 @@ impl Ctx<'_> {
 /// Checks `raw`; returns the typed configuration when it could be built. The caller
 /// treats any recorded problem as fatal.
 /// Levenshtein distance, for "did you mean" hints.
-pub(super) fn edit_distance(a: &str, b: &str) -> usize {
+pub fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
