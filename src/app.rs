@@ -29,6 +29,7 @@ use crate::api::{self, Access, AppState};
 use crate::collector::Collector;
 use crate::collector::probe::RedisProber;
 use crate::config::{self, Config, ConfigError};
+use crate::decision::clock::SystemClock;
 use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::{self, Engine};
 use crate::decision::journal::Opening;
@@ -291,6 +292,7 @@ fn engine_deps(
         active: Arc::clone(&shared.active),
         metrics: families.decisions.clone(),
         advisors: build_advisors(config)?,
+        clock: Arc::new(SystemClock),
     })
 }
 

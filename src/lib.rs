@@ -20,8 +20,9 @@
 //!   [`anomaly`] and read by everything else from the analysis store.
 //! - [`metrics`]: the prometheus-client registry and the collectors that render the
 //!   latest snapshots at scrape time.
-//! - [`decision`]: Alertmanager's webhook payload, incidents, the failover policy (pure),
-//!   the engine that confirms and acts, and the journal that makes it crash-safe.
+//! - [`decision`]: Alertmanager's webhook payload, incidents, the failover policy and
+//!   the evaluation as a state machine (pure, on an injected clock), the engine that runs
+//!   evaluations through the ports, and the journal that makes it crash-safe.
 //! - [`actuators`]: what the engine acts through: DNS providers (Route53, dry-run),
 //!   pre/post hooks, and the agent's own alerts pushed to Alertmanager. Each integration
 //!   folder has a `config` module: its settings, serde form, checks and `build()`.

@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 use common::openai::{Reply, ScriptedOpenAi};
 use redis_failover_agent::advisors::ai;
 use redis_failover_agent::advisors::ai::config::{AiService, AzureOpenAiSettings};
-use redis_failover_agent::advisors::ai::guard::{self, Decision, Effect, Rules};
-use redis_failover_agent::advisors::ai::history::AdviceHistory;
 use redis_failover_agent::config;
+use redis_failover_agent::decision::advice::book::{AdviceHistory, Permit};
+use redis_failover_agent::decision::advice::rules::{self as guard, Decision, Effect, Rules};
 use redis_failover_agent::decision::ports::{
     AdviceRequest, Advisor, AnomalyEvidence, ClientStatus, Consultation, Contributor, Discarded,
     Hold, Probe, Recommendation, RoundEvidence, Verdict,
@@ -401,7 +401,7 @@ async fn holds_count_from_the_second_in_a_row_and_the_rate_limit_saves_calls() {
 
     // Confirmation is allowed at once; the second hold counts, within ai_max_hold.
     let permit = history.permit(&request.fingerprint(), now, &rules);
-    assert_eq!(permit, ai::history::Permit::Confirm);
+    assert_eq!(permit, Permit::Confirm);
     history.record(Some(1), advisor.advise(&request).await);
     let combined = guard::combine(
         &request.policy,

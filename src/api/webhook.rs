@@ -154,9 +154,9 @@ mod tests {
     use super::*;
     use crate::api::{Access, router};
     use crate::decision::counters::DecisionMetrics;
-    use crate::decision::engine::testkit::NoHooks;
     use crate::decision::engine::{Deps, Engine, Settings};
     use crate::decision::ports::{FreshProbe, Prober};
+    use crate::decision::testkit::NoHooks;
     use crate::metrics::Metrics;
     use crate::model::{
         ActiveDatacenters, AnalysisStore, CollectError, Endpoint, ErrorKind, Secret, SnapshotStore,
@@ -185,7 +185,7 @@ mod tests {
         let analysis = Arc::new(AnalysisStore::new());
         let active = Arc::new(ActiveDatacenters::new());
         // The fixtures' instance: candidates about unknown instances open nothing.
-        let mut known = crate::decision::engine::testkit::instance("redis-app-01");
+        let mut known = crate::decision::testkit::instance("redis-app-01");
         known.uid = crate::model::InstanceId::new("redis-app-01");
         let settings = Settings {
             instances: [(known.uid.clone(), known)].into_iter().collect(),
@@ -213,6 +213,7 @@ mod tests {
                 active: Arc::clone(&active),
                 metrics: DecisionMetrics::default(),
                 advisors: crate::decision::engine::Advisors::default(),
+                clock: Arc::new(crate::decision::clock::SystemClock),
             },
             TaskTracker::new(),
             CancellationToken::new(),

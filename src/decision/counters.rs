@@ -243,7 +243,8 @@ impl DecisionMetrics {
             .inc();
     }
 
-    pub fn failover(&self, instance: &str, from: &str, to: &str, success: bool) {
+    /// A failover made (`success`) or attempted; `at`: when, for the last-failover gauge.
+    pub fn failover(&self, instance: &str, from: &str, to: &str, success: bool, at: SystemTime) {
         self.failovers
             .get_or_create(&vec![
                 ("redis_instance", instance.to_owned()),
@@ -256,7 +257,7 @@ impl DecisionMetrics {
             ])
             .inc();
         if success {
-            let now = SystemTime::now()
+            let now = at
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
             self.last_failover

@@ -45,19 +45,119 @@ pub struct Trigger {
     pub datacenter: Option<DatacenterId>,
 }
 
+/// What a step of an evaluation was; written to the journal as its snake_case name
+/// (`probe_round`), as every version of the agent has written it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepName {
+    Guard,
+    ProbeRound,
+    ClientImpact,
+    SentinelWait,
+    Advisor,
+    Policy,
+    Plan,
+    PreFailoverHook,
+    Promote,
+    Dns,
+    PostFailoverHook,
+    Verify,
+    /// After a failover: the clients' errors before and after it.
+    FailoverEffect,
+    /// After a restart: what became of an incident the previous run left open.
+    Recovery,
+}
+
+impl StepName {
+    pub const ALL: [StepName; 14] = [
+        StepName::Guard,
+        StepName::ProbeRound,
+        StepName::ClientImpact,
+        StepName::SentinelWait,
+        StepName::Advisor,
+        StepName::Policy,
+        StepName::Plan,
+        StepName::PreFailoverHook,
+        StepName::Promote,
+        StepName::Dns,
+        StepName::PostFailoverHook,
+        StepName::Verify,
+        StepName::FailoverEffect,
+        StepName::Recovery,
+    ];
+
+    /// The name as the journal and the API write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepName::Guard => "guard",
+            StepName::ProbeRound => "probe_round",
+            StepName::ClientImpact => "client_impact",
+            StepName::SentinelWait => "sentinel_wait",
+            StepName::Advisor => "advisor",
+            StepName::Policy => "policy",
+            StepName::Plan => "plan",
+            StepName::PreFailoverHook => "pre_failover_hook",
+            StepName::Promote => "promote",
+            StepName::Dns => "dns",
+            StepName::PostFailoverHook => "post_failover_hook",
+            StepName::Verify => "verify",
+            StepName::FailoverEffect => "failover_effect",
+            StepName::Recovery => "recovery",
+        }
+    }
+}
+
+/// How a step went; written as `ok`, `hold`, `info` or `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    Ok,
+    /// The step holds the failover back.
+    Hold,
+    /// For the record; changes nothing by itself.
+    Info,
+    Failed,
+}
+
+impl StepOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepOutcome::Ok => "ok",
+            StepOutcome::Hold => "hold",
+            StepOutcome::Info => "info",
+            StepOutcome::Failed => "failed",
+        }
+    }
+}
+
 /// One step of an evaluation, with its evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
-    /// `guard`, `probe_round`, `sentinel_wait`, `policy`, `pre_failover_hook`, `promote`,
-    /// `dns`, `post_failover_hook`, `verify`, `notify`, `recovery`.
-    pub name: String,
-    /// `ok`, `failed`, `hold` or `info`.
-    pub outcome: String,
+    pub name: StepName,
+    pub outcome: StepOutcome,
     pub detail: String,
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub evidence: serde_json::Value,
     #[serde(with = "rfc3339::required")]
     pub at: SystemTime,
+}
+
+impl Step {
+    pub fn new(
+        name: StepName,
+        outcome: StepOutcome,
+        detail: impl Into<String>,
+        evidence: serde_json::Value,
+        at: SystemTime,
+    ) -> Step {
+        Step {
+            name,
+            outcome,
+            detail: detail.into(),
+            evidence,
+            at,
+        }
+    }
 }
 
 /// How an incident ended.
@@ -199,6 +299,22 @@ pub struct Incident {
     pub closed: Option<SystemTime>,
 }
 
+impl Incident {
+    fn opened(id: u64, instance: &InstanceId, trigger: &Trigger, at: SystemTime) -> Incident {
+        Incident {
+            id,
+            instance: instance.clone(),
+            opened: at,
+            triggers: vec![trigger.clone()],
+            steps: Vec::new(),
+            intent: None,
+            applied: false,
+            outcome: None,
+            closed: None,
+        }
+    }
+}
+
 /// What the journal says, replayed.
 #[derive(Debug)]
 pub struct Ledger {
@@ -248,37 +364,15 @@ impl Ledger {
                 at,
             } => {
                 self.next_id = self.next_id.max(incident + 1);
-                self.open.insert(
-                    *incident,
-                    Incident {
-                        id: *incident,
-                        instance: instance.clone(),
-                        opened: *at,
-                        triggers: vec![trigger.clone()],
-                        steps: Vec::new(),
-                        intent: None,
-                        applied: false,
-                        outcome: None,
-                        closed: None,
-                    },
-                );
+                let opened = Incident::opened(*incident, instance, trigger, *at);
+                self.open.insert(*incident, opened);
             }
             Record::Joined { incident, trigger } => {
                 if let Some(i) = self.open.get_mut(incident) {
                     i.triggers.push(trigger.clone());
                 }
             }
-            Record::Step { incident, step } => {
-                // A closed incident takes late steps too (the effect of a failover,
-                // measured minutes after it).
-                let target = match self.open.get_mut(incident) {
-                    Some(i) => Some(i),
-                    None => self.history.iter_mut().rev().find(|i| i.id == *incident),
-                };
-                if let Some(i) = target {
-                    i.steps.push(step.clone());
-                }
-            }
+            Record::Step { incident, step } => self.step(*incident, step),
             Record::Intent {
                 incident, from, to, ..
             } => {
@@ -291,23 +385,14 @@ impl Ledger {
                 instance,
                 to,
                 ..
-            } => {
-                if let Some(i) = self.open.get_mut(incident) {
-                    i.applied = true;
-                    let at = i.steps.last().map_or(i.opened, |s| s.at);
-                    self.cooldown_until.insert(instance.clone(), at + cooldown);
-                }
-                self.active.insert(instance.clone(), to.clone());
-                self.failback.remove(instance);
-            }
+            } => self.applied(*incident, instance, to, cooldown),
             Record::Closed {
                 incident,
                 outcome,
                 at,
             } => {
                 if let Some(mut i) = self.open.remove(incident) {
-                    i.outcome = Some(outcome.clone());
-                    i.closed = Some(*at);
+                    (i.outcome, i.closed) = (Some(outcome.clone()), Some(*at));
                     self.push_history(i);
                 }
             }
@@ -340,6 +425,35 @@ impl Ledger {
                 self.failback.insert(instance.clone(), to.clone());
             }
         }
+    }
+
+    /// A closed incident takes late steps too (the effect of a failover, measured
+    /// minutes after it).
+    fn step(&mut self, incident: u64, step: &Step) {
+        let target = match self.open.get_mut(&incident) {
+            Some(i) => Some(i),
+            None => self.history.iter_mut().rev().find(|i| i.id == incident),
+        };
+        if let Some(i) = target {
+            i.steps.push(step.clone());
+        }
+    }
+
+    /// DNS points at `to`: the instance moved, its cooldown starts at the last step.
+    fn applied(
+        &mut self,
+        incident: u64,
+        instance: &InstanceId,
+        to: &DatacenterId,
+        cooldown: Duration,
+    ) {
+        if let Some(i) = self.open.get_mut(&incident) {
+            i.applied = true;
+            let at = i.steps.last().map_or(i.opened, |s| s.at);
+            self.cooldown_until.insert(instance.clone(), at + cooldown);
+        }
+        self.active.insert(instance.clone(), to.clone());
+        self.failback.remove(instance);
     }
 
     fn push_history(&mut self, incident: Incident) {
@@ -447,8 +561,8 @@ mod tests {
             Record::Step {
                 incident: 7,
                 step: Step {
-                    name: "policy".into(),
-                    outcome: "ok".into(),
+                    name: StepName::Policy,
+                    outcome: StepOutcome::Ok,
                     detail: "fail over to west".into(),
                     evidence: serde_json::Value::Null,
                     at: t(6),
@@ -513,6 +627,21 @@ mod tests {
         let open = l.open_for(&InstanceId::new("cache")).unwrap();
         assert!(open.intent.is_some() && !open.applied);
         assert!(l.active.is_empty(), "nothing is known to have changed");
+    }
+
+    #[test]
+    fn step_names_and_outcomes_are_written_as_their_names() {
+        for name in StepName::ALL {
+            assert_eq!(serde_json::to_value(name).unwrap(), name.as_str());
+        }
+        for outcome in [
+            StepOutcome::Ok,
+            StepOutcome::Hold,
+            StepOutcome::Info,
+            StepOutcome::Failed,
+        ] {
+            assert_eq!(serde_json::to_value(outcome).unwrap(), outcome.as_str());
+        }
     }
 
     #[test]

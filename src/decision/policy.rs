@@ -115,29 +115,56 @@ pub fn judge(e: &Evidence<'_>, t: Thresholds) -> Verdict {
             wait: t.sentinel_wait,
         });
     }
-    // 4. The clients still reach Redis (this also explains an everything-down view), or
-    //    the datacenter's Sentinel still hears the primary the agent cannot reach.
+    if let Some(hold) = partition_suspected(e) {
+        return Verdict::Hold(hold);
+    }
+    let (target, target_health) = match best_target(e) {
+        Ok(best) => best,
+        Err(hold) => return Verdict::Hold(hold),
+    };
+    // 6. Confidence.
+    let mut confidence = active_severity(rounds, e.active) * target_quality(target_health);
+    if e.clients == ClientStatus::Failing {
+        confidence = 1.0 - (1.0 - confidence) * CLIENTS_FAILING_DOUBT;
+    }
+    if confidence < t.confidence {
+        return Verdict::Hold(Hold::LowConfidence {
+            confidence,
+            threshold: t.confidence,
+        });
+    }
+    Verdict::Failover {
+        target: target.clone(),
+        confidence,
+    }
+}
+
+/// Rule 4: the clients still reach Redis (this also explains an everything-down view),
+/// or the datacenter's Sentinel still hears the primary the agent cannot reach.
+fn partition_suspected(e: &Evidence<'_>) -> Option<Hold> {
     if e.clients == ClientStatus::Normal {
-        return Verdict::Hold(Hold::PartitionSuspected {
+        return Some(Hold::PartitionSuspected {
             active: e.active.clone(),
             sentinel_heard: None,
         });
     }
-    let heard = rounds
+    let heard = e
+        .rounds
         .last()
         .and_then(|r| r.probe(e.active))
         .filter(|p| !p.up)
         .and_then(|p| p.sentinel_heard)
-        .filter(|heard| *heard <= SENTINEL_HEARD_WITHIN);
-    if let Some(heard) = heard
-        && e.clients != ClientStatus::Failing
-    {
-        return Verdict::Hold(Hold::PartitionSuspected {
-            active: e.active.clone(),
-            sentinel_heard: Some(heard),
-        });
-    }
-    // 5. The healthiest datacenter that stayed good in every round.
+        .filter(|heard| *heard <= SENTINEL_HEARD_WITHIN)?;
+    (e.clients != ClientStatus::Failing).then(|| Hold::PartitionSuspected {
+        active: e.active.clone(),
+        sentinel_heard: Some(heard),
+    })
+}
+
+/// Rule 5: the healthiest datacenter that stayed good in every round, with its worst
+/// health; or why there is none.
+fn best_target<'a>(e: &Evidence<'a>) -> Result<(&'a DatacenterId, f64), Hold> {
+    let rounds = e.rounds;
     let others = e.datacenters.iter().filter(|dc| *dc != e.active);
     let mut best: Option<(&DatacenterId, f64)> = None;
     let mut any_up = false;
@@ -159,31 +186,16 @@ pub fn judge(e: &Evidence<'_>, t: Thresholds) -> Verdict {
             best = Some((dc, worst));
         }
     }
-    let Some((target, target_health)) = best else {
+    best.ok_or_else(|| {
         let active_up = rounds
             .iter()
             .any(|r| r.probe(e.active).is_some_and(|p| p.up));
-        return Verdict::Hold(if any_up || active_up {
+        if any_up || active_up {
             Hold::NoHealthyTarget
         } else {
             Hold::AllDown
-        });
-    };
-    // 6. Confidence.
-    let mut confidence = active_severity(rounds, e.active) * target_quality(target_health);
-    if e.clients == ClientStatus::Failing {
-        confidence = 1.0 - (1.0 - confidence) * CLIENTS_FAILING_DOUBT;
-    }
-    if confidence < t.confidence {
-        return Verdict::Hold(Hold::LowConfidence {
-            confidence,
-            threshold: t.confidence,
-        });
-    }
-    Verdict::Failover {
-        target: target.clone(),
-        confidence,
-    }
+        }
+    })
 }
 
 /// A planned move (a failback, or an operator's request while the active datacenter is

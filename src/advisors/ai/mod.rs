@@ -2,18 +2,18 @@
 //!
 //! The model is an advisor, never the decider. The deterministic policy judges the
 //! probes; the advice may only hold back a failover the policy supports, and only while
-//! the evidence is ambiguous, for a bounded time ([`guard`] has the rules). Everything
-//! the model can get wrong (no answer, a late answer, prose instead of JSON, a broken
-//! schema, a datacenter that does not exist or is not healthy) ends as a [`Discarded`]
-//! consultation, and the policy decides alone. The trait, the request and the
-//! consultation are the port's (`decision::ports::advisor`).
+//! the evidence is ambiguous, for a bounded time (`crate::decision::advice` has the
+//! rules). Everything the model can get wrong (no answer, a late answer, prose instead of
+//! JSON, a broken schema, a datacenter that does not exist or is not healthy) ends as a
+//! [`Discarded`] consultation, and the policy decides alone. The trait, the request and
+//! the consultation are the port's (`decision::ports::advisor`).
 //!
 //! Layout:
 //! - [`evidence`]: the request as the model reads it, log samples marked as untrusted.
 //! - [`prompt`]: the system prompt and the strict JSON schema of the answer.
-//! - [`guard`]: pure functions: is an answer acceptable, and what it changes.
-//! - [`history`]: per instance, the consultations, the rate limit (one per 5 minutes
-//!   unless the evidence changed), the streak of agreeing answers and the outage clock.
+//! - [`guard`]: pure functions: is an answer acceptable (schema, datacenters). What it
+//!   may change, and the rate limit, streak and outage clock, are policy:
+//!   `crate::decision::advice`.
 //! - [`openai`]: the adapter (async-openai; Azure or OpenAI-compatible).
 //! - [`config`]: `use_azure_openai` + `azure_openai`, read and checked; [`build`] makes
 //!   the advisor from it.
@@ -23,7 +23,6 @@ pub mod config;
 pub mod evidence;
 pub mod fake;
 pub mod guard;
-pub mod history;
 pub mod openai;
 pub mod prompt;
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::status::routing;
 use super::{ApiError, AppState, Params};
-use crate::advisors::ai::history::RATE_LIMIT;
+use crate::decision::advice::book::RATE_LIMIT;
 use crate::decision::engine::{EFFECT_AFTER, EFFECT_BEFORE};
 use crate::decision::ports::Window;
 use crate::model::rfc3339;
@@ -41,7 +41,7 @@ pub(super) async fn client_errors(
         .flat_map(|i| {
             i.steps
                 .into_iter()
-                .filter(|s| s.name == "failover_effect")
+                .filter(|s| s.name == crate::decision::incident::StepName::FailoverEffect)
                 .map(move |s| {
                     json!({
                         "incident": i.id,

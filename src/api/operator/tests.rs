@@ -1,7 +1,7 @@
 //! The operator API through `router(state).oneshot(...)`, with a fake prober, the
 //! in-memory DNS and a real engine and journal in a temporary directory.
 
-use crate::decision::engine::testkit::fresh;
+use crate::decision::testkit::fresh;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -17,12 +17,12 @@ use tower::ServiceExt;
 use crate::api::{Access, AppState, router};
 use crate::config::FailoverSettings;
 use crate::decision::counters::DecisionMetrics;
-use crate::decision::engine::testkit::NoHooks;
 use crate::decision::engine::{Advisors, Deps, Engine, InstanceRecord, Settings};
 use crate::decision::ports::dns::{MemoryDns, Op};
 use crate::decision::ports::{
     FreshProbe, Prober, RecordRef, RecordType, RecordValue, SwitchPolicy,
 };
+use crate::decision::testkit::NoHooks;
 use crate::metrics::Metrics;
 use crate::model::{
     ActiveDatacenters, AnalysisStore, CollectError, Endpoint, Instance, InstanceId, Secret,
@@ -86,7 +86,7 @@ impl Prober for Fixed {
 }
 
 fn instance() -> Instance {
-    crate::decision::engine::testkit::instance("cache-service")
+    crate::decision::testkit::instance("cache-service")
 }
 
 fn record() -> RecordRef {
@@ -165,6 +165,7 @@ async fn bed_advised(
             active: Arc::clone(&active),
             metrics: DecisionMetrics::default(),
             advisors,
+            clock: Arc::new(crate::decision::clock::SystemClock),
         },
         TaskTracker::new(),
         CancellationToken::new(),

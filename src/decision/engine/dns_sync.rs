@@ -17,7 +17,7 @@
 //!   never waits longer than one call timeout for this.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
@@ -165,7 +165,7 @@ async fn check(
         instance: uid.clone(),
         active: in_dns.clone(),
         previous: believed,
-        at: SystemTime::now(),
+        at: inner.deps.clock.now(),
     };
     match inner.append(state, vec![adopted]).await {
         Ok(()) => {

@@ -6,12 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use tracing::{info, warn};
 
-use super::evaluate::Request;
 use super::{Engine, Inner};
+use crate::decision::evaluation::Request;
 use crate::decision::incident::{Record, Trigger};
 use crate::decision::ports::{AgentAlert, AgentAlertName};
 use crate::model::{EndpointKey, HealthStatus, InstanceId};
@@ -24,10 +24,10 @@ impl Engine {
     pub fn watch_failback(&self, every: Duration) {
         let engine = self.clone();
         self.inner.tracker.spawn(async move {
-            let mut healthy_since: BTreeMap<InstanceId, Instant> = BTreeMap::new();
+            let mut healthy_since: BTreeMap<InstanceId, SystemTime> = BTreeMap::new();
             while engine.inner.sleep(every).await {
                 engine
-                    .failback_round(&mut healthy_since, Instant::now())
+                    .failback_round(&mut healthy_since, engine.inner.deps.clock.now())
                     .await;
             }
         });
@@ -36,8 +36,8 @@ impl Engine {
     /// One look at every instance that is away from home.
     pub(super) async fn failback_round(
         &self,
-        healthy_since: &mut BTreeMap<InstanceId, Instant>,
-        now: Instant,
+        healthy_since: &mut BTreeMap<InstanceId, SystemTime>,
+        now: SystemTime,
     ) {
         let inner: &Arc<Inner> = &self.inner;
         let settings = inner.settings();
@@ -63,7 +63,8 @@ impl Engine {
                 continue;
             }
             let since = *healthy_since.entry(uid.clone()).or_insert(now);
-            if now.duration_since(since) < settings.failover.failback_stable_for {
+            if now.duration_since(since).unwrap_or_default() < settings.failover.failback_stable_for
+            {
                 continue;
             }
             let recorded = inner.state.lock().await.ledger.failback.get(uid) == Some(home);
@@ -71,7 +72,7 @@ impl Engine {
                 let record = Record::FailbackRecommended {
                     instance: uid.clone(),
                     to: home.clone(),
-                    at: SystemTime::now(),
+                    at: now,
                 };
                 if let Err(e) = inner.record(vec![record]).await {
                     warn!(redis_instance = %uid, error = %e, "cannot record the failback recommendation");

@@ -1,10 +1,10 @@
 //! Hostile or careless input and lost futures: nothing a caller drops is lost, a lost
 //! journal is visible, DNS is read on start, and what a delivery may open is bounded.
 
-use super::testkit::NoHooks;
 use super::*;
 use crate::decision::journal::Opening;
 use crate::decision::ports::AdapterErrorKind;
+use crate::decision::testkit::NoHooks;
 
 fn firing_about(uid: &str) -> Candidate {
     Candidate {
@@ -345,6 +345,7 @@ async fn a_damaged_journal_starts_over_only_when_asked() {
                     active: Arc::new(ActiveDatacenters::new()),
                     metrics: DecisionMetrics::default(),
                     advisors: Advisors::default(),
+                    clock: Arc::new(crate::decision::clock::SystemClock),
                 },
                 TaskTracker::new(),
                 CancellationToken::new(),
@@ -401,6 +402,7 @@ async fn a_dry_run_provider_is_not_read_at_start() {
             active: Arc::clone(&active),
             metrics: metrics.clone(),
             advisors: Advisors::default(),
+            clock: Arc::new(crate::decision::clock::SystemClock),
         },
         TaskTracker::new(),
         CancellationToken::new(),

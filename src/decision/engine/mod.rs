@@ -7,14 +7,13 @@
 //! most one DNS change. The journal is written before the caller is answered: an
 //! acknowledged delivery is never lost, and a restart finds every incident it left open.
 
-mod act;
-mod advice;
-mod aftermath;
+mod advisors;
 mod dns_sync;
-mod evaluate;
 mod failback;
+mod notify;
 mod probes;
-mod settings;
+mod recovery;
+mod runner;
 mod submit;
 mod writer;
 
@@ -27,17 +26,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
-pub use advice::{Advisors, CLIENT_IMPACT_WAIT, DECISION_WINDOW, EFFECT_AFTER, EFFECT_BEFORE};
+pub use super::settings::{EFFECT_AFTER, EFFECT_BEFORE, InstanceRecord, Settings};
+pub use advisors::Advisors;
 pub use dns_sync::DNS_RETRY_MAX;
 pub use failback::WATCH_EVERY;
-pub use settings::{InstanceRecord, Settings};
 pub use submit::{Submitted, UNKNOWN_LOG_EVERY};
 
+use super::advice::book::{AdviceBook, Recorded};
+use super::clock::Clock;
 use super::counters::DecisionMetrics;
 use super::incident::{Incident, Ledger, Outcome, Record, Step};
 use super::journal::{Journal, JournalError, JournalLimits, Opening};
 use super::ports::{ClientImpact, DnsProvider, HookRunner, Notifier, Prober, Window};
-use crate::advisors::ai::history::{AdviceBook, Recorded};
 use crate::model::{ActiveDatacenters, AnalysisStore, InstanceId, SnapshotStore};
 use writer::Writer;
 
@@ -71,6 +71,8 @@ pub struct Deps {
     pub metrics: DecisionMetrics,
     /// Client impact and AI advice; none configured: the probes decide alone.
     pub advisors: Advisors,
+    /// The time of day for every record and decision; the system clock but in tests.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// What replaying the journal built; changed only after the journal recorded it.
@@ -131,8 +133,9 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<Engine, EngineError> {
         let dir = state_dir.to_owned();
+        let clock = Arc::clone(&deps.clock);
         let (journal, entries) = tokio::task::spawn_blocking(move || {
-            Journal::open_with::<Record>(&dir, JournalLimits::default(), opening)
+            Journal::open_on::<Record>(&dir, JournalLimits::default(), opening, clock)
         })
         .await
         .map_err(|e| EngineError::Task(e.to_string()))??;
@@ -269,13 +272,13 @@ impl Engine {
             state.ledger.open.values().cloned().collect()
         };
         for incident in open {
-            aftermath::recover(&self.inner, incident).await?;
+            recovery::recover(&self.inner, incident).await?;
         }
         let history: Vec<Incident> = {
             let state = self.inner.state.lock().await;
             state.ledger.history.iter().cloned().collect()
         };
-        advice::resume_effects(&self.inner, &history);
+        advisors::resume_effects(&self.inner, &history);
         Ok(())
     }
 }
@@ -346,7 +349,7 @@ impl Inner {
             .unwrap_or_else(|e| Err(EngineError::Task(e.to_string())))
     }
 
-    /// Appends a step of an incident, logging (not failing) when the journal cannot.
+    /// Appends a step of an incident.
     async fn step(&self, incident: u64, step: Step) -> Result<(), EngineError> {
         self.record(vec![Record::Step { incident, step }]).await
     }
@@ -355,7 +358,7 @@ impl Inner {
         self.record(vec![Record::Closed {
             incident,
             outcome,
-            at: SystemTime::now(),
+            at: self.deps.clock.now(),
         }])
         .await
     }
@@ -369,7 +372,5 @@ impl Inner {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,6 @@
 //! Confirmation rounds: fresh probes of every datacenter, and the policy's view of them.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use super::Inner;
 use crate::decision::policy::{Probe, Round};
@@ -10,12 +9,19 @@ use crate::health::{self, HealthInput};
 use crate::model::{DatacenterId, EndpointKey, Instance};
 
 /// Fresh probes of `datacenters` of the instance, all at once.
+/// `inst`: `None` when the instance is no longer configured (nothing is probed).
 pub(super) async fn probe_round(
     inner: &Inner,
-    inst: &Instance,
+    inst: Option<&Instance>,
     datacenters: &[DatacenterId],
 ) -> Round {
     let mut set = tokio::task::JoinSet::new();
+    let Some(inst) = inst else {
+        return Round {
+            at: inner.deps.clock.now(),
+            probes: Vec::new(),
+        };
+    };
     for (i, dc) in datacenters.iter().enumerate() {
         let Some(endpoint) = inst.endpoints.get(dc).cloned() else {
             continue;
@@ -37,7 +43,7 @@ pub(super) async fn probe_round(
         })
         .collect();
     Round {
-        at: SystemTime::now(),
+        at: inner.deps.clock.now(),
         probes,
     }
 }

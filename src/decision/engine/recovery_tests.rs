@@ -1,6 +1,8 @@
 //! Restarts on a journal left by an earlier run, and the way back home (failback).
 
 use super::*;
+use crate::decision::incident::StepName;
+use crate::decision::testkit::t0;
 
 fn seeded(records: &[Record]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -12,7 +14,7 @@ fn seeded(records: &[Record]) -> tempfile::TempDir {
 }
 
 fn opened(incident: u64) -> Record {
-    opened_at(incident, SystemTime::now())
+    opened_at(incident, t0())
 }
 
 fn opened_at(incident: u64, at: SystemTime) -> Record {
@@ -41,7 +43,7 @@ fn intent(incident: u64) -> Record {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_restart_completes_what_was_started_and_never_writes_twice() {
     // A previous run recorded the intent; DNS had already moved when it stopped.
     let dir = seeded(&[opened(4), intent(4)]);
@@ -79,7 +81,7 @@ async fn a_restart_completes_what_was_started_and_never_writes_twice() {
     drop(b.dir);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_restart_before_the_change_records_an_interruption_and_changes_nothing() {
     let dir = seeded(&[opened(1)]);
     let dns = Arc::new(
@@ -98,13 +100,12 @@ async fn a_restart_before_the_change_records_an_interruption_and_changes_nothing
         "{i:#?}"
     );
     assert_eq!(b.dns.calls(Op::Upsert), 0);
-    b.notices(1).await;
     assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverFailed]);
 }
 
 /// A failover of incident `id` closed `ago` ago, with or without its effect measured.
 fn failed_over(id: u64, ago: Duration, measured: bool) -> Vec<Record> {
-    let at = SystemTime::now() - ago;
+    let at = t0() - ago;
     let mut records = vec![
         opened_at(id, at),
         intent(id),
@@ -119,8 +120,8 @@ fn failed_over(id: u64, ago: Duration, measured: bool) -> Vec<Record> {
         records.push(Record::Step {
             incident: id,
             step: Step {
-                name: "failover_effect".into(),
-                outcome: "info".into(),
+                name: StepName::FailoverEffect,
+                outcome: crate::decision::incident::StepOutcome::Info,
                 detail: "helped".into(),
                 evidence: serde_json::Value::Null,
                 at,
@@ -139,7 +140,7 @@ fn failed_over(id: u64, ago: Duration, measured: bool) -> Vec<Record> {
     records
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_restart_measures_the_effect_of_a_recent_failover_the_previous_run_left_unmeasured() {
     let day = Duration::from_secs(24 * 60 * 60);
     let records: Vec<Record> = [
@@ -171,16 +172,16 @@ async fn a_restart_measures_the_effect_of_a_recent_failover_the_previous_run_lef
         advisors,
     )
     .await;
-    let mut effect = None;
-    for _ in 0..300 {
-        let i = b.engine.incident(3).await.unwrap();
-        effect = i.steps.into_iter().find(|s| s.name == "failover_effect");
-        if effect.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let effect = effect.expect("incident 3's effect is recorded within 3 s");
+    b.settle().await;
+    let effect = b
+        .engine
+        .incident(3)
+        .await
+        .unwrap()
+        .steps
+        .into_iter()
+        .find(|s| s.name == StepName::FailoverEffect);
+    let effect = effect.expect("incident 3's effect is recorded");
     assert_eq!(effect.evidence["effect"], "worse", "{effect:#?}");
     // Only incident 3 was measured, over the 5 s after it closed, not the 5 s before now.
     let calls = clients.calls();
@@ -190,7 +191,10 @@ async fn a_restart_measures_the_effect_of_a_recent_failover_the_previous_run_lef
     assert_eq!(calls[0].1.baseline, Duration::from_secs(60));
     for untouched in [1, 2] {
         let i = b.engine.incident(untouched).await.unwrap();
-        let effects = i.steps.iter().filter(|s| s.name == "failover_effect");
+        let effects = i
+            .steps
+            .iter()
+            .filter(|s| s.name.as_str() == "failover_effect");
         assert_eq!(effects.count(), usize::from(untouched == 2), "{i:#?}");
     }
     assert_eq!(b.dns.calls(Op::Upsert), 0);
@@ -212,7 +216,7 @@ fn healthy_home(b: &Bed, healthy: bool) {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stable_home_datacenter_brings_a_recommendation_then_with_auto_failback_the_way_back() {
     for auto_failback in [false, true] {
         let mut s = settings(true, false, HookSettings::default());
@@ -232,7 +236,7 @@ async fn a_stable_home_datacenter_brings_a_recommendation_then_with_auto_failbac
         assert_eq!(b.pointing_at(), "redis-west.example.com");
 
         let mut since = BTreeMap::new();
-        let t0 = std::time::Instant::now();
+        let t0 = b.engine.inner.deps.clock.now();
         // Home healthy, then a dip: the clock starts again.
         healthy_home(&b, true);
         b.engine.failback_round(&mut since, t0).await;

@@ -12,12 +12,13 @@
 //! are cut to `limits.max_label_bytes`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::{Engine, EngineError, Settings, evaluate};
+use super::{Engine, EngineError, Settings, runner};
+use crate::decision::evaluation::Request;
 use crate::decision::incident::{Record, Trigger, cut_label};
 use crate::decision::webhook::{AlertStatus, Candidate, Target};
 use crate::model::{DatacenterId, InstanceId};
@@ -47,17 +48,17 @@ pub struct Submitted {
 /// Counts candidates about unknown instances between two log lines.
 #[derive(Debug, Default)]
 pub(super) struct UnknownTargets {
-    last_line: Option<Instant>,
+    last_line: Option<SystemTime>,
     since_line: u64,
 }
 
 impl UnknownTargets {
     /// Notes one more; returns how many to report when a line is due at `now`.
-    pub(super) fn note(&mut self, now: Instant) -> Option<u64> {
+    pub(super) fn note(&mut self, now: SystemTime) -> Option<u64> {
         self.since_line += 1;
         let due = self
             .last_line
-            .is_none_or(|at| now.saturating_duration_since(at) >= UNKNOWN_LOG_EVERY);
+            .is_none_or(|at| now.duration_since(at).unwrap_or_default() >= UNKNOWN_LOG_EVERY);
         if !due {
             return None;
         }
@@ -98,7 +99,7 @@ impl Engine {
                 datacenter: target.clone(),
             };
             let mut out = Submitted::default();
-            let request = evaluate::Request {
+            let request = Request {
                 target,
                 force,
                 planned: false,
@@ -120,7 +121,7 @@ impl Engine {
     pub async fn acknowledge(&self, instance: &InstanceId) -> Result<(), EngineError> {
         let record = Record::Acknowledged {
             instance: instance.clone(),
-            at: SystemTime::now(),
+            at: self.inner.deps.clock.now(),
         };
         self.inner.record(vec![record]).await
     }
@@ -200,7 +201,7 @@ impl Engine {
                     .unknown
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .note(Instant::now());
+                    .note(self.inner.deps.clock.now());
                 if let Some(dropped) = due {
                     let example = cut_label(uid.as_str(), 64);
                     warn!(dropped, example = ?example, every = ?UNKNOWN_LOG_EVERY,
@@ -230,7 +231,7 @@ impl Engine {
         &self,
         instance: &InstanceId,
         trigger: Trigger,
-        request: Option<evaluate::Request>,
+        request: Option<Request>,
         may_open: bool,
         out: &mut Submitted,
     ) -> Result<(), EngineError> {
@@ -254,7 +255,7 @@ impl Engine {
             incident: id,
             instance: instance.clone(),
             trigger,
-            at: SystemTime::now(),
+            at: self.inner.deps.clock.now(),
         };
         self.inner.append(state, vec![record]).await?;
         out.opened.push(id);
@@ -262,7 +263,7 @@ impl Engine {
         let inner = Arc::clone(&self.inner);
         let instance = instance.clone();
         self.inner.tracker.spawn(async move {
-            evaluate::run(inner, id, instance, request).await;
+            runner::run(inner, id, instance, request).await;
         });
         Ok(())
     }
@@ -298,7 +299,7 @@ mod tests {
     #[test]
     fn unknown_targets_are_logged_at_most_once_per_period_with_the_count() {
         let mut u = UnknownTargets::default();
-        let t0 = Instant::now();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         assert_eq!(u.note(t0), Some(1));
         for i in 1..=5 {
             assert_eq!(u.note(t0 + Duration::from_secs(i)), None);

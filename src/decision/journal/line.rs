@@ -189,11 +189,9 @@ struct Line {
     crc: Option<String>,
 }
 
-/// Now, to the millisecond, so that what `append` returns equals what `open` reads.
-pub(super) fn now_millis() -> SystemTime {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+/// `at` to the millisecond, so that what `append` returns equals what `open` reads.
+pub(super) fn to_millis(at: SystemTime) -> SystemTime {
+    let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     UNIX_EPOCH + Duration::from_millis(since_epoch.as_millis() as u64)
 }
 
@@ -313,7 +311,7 @@ mod tests {
         let leap = UNIX_EPOCH + Duration::from_millis(951_782_400_123);
         assert_eq!(Timestamp(leap).to_string(), "2000-02-29T00:00:00.123Z");
         assert_eq!(parse_rfc3339("2000-02-29T00:00:00.123Z"), Some(leap));
-        let now = now_millis();
+        let now = to_millis(UNIX_EPOCH + Duration::from_nanos(1_777_605_127_250_999_999));
         assert_eq!(parse_rfc3339(&Timestamp(now).to_string()), Some(now));
         assert_eq!(
             parse_rfc3339("2026-05-01T03:12:07Z"),

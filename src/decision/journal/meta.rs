@@ -127,10 +127,8 @@ pub(super) fn check_cut(
 
 /// Moves every journal file aside as `<name>.damaged-<unix seconds>`, so the journal
 /// starts empty and nothing is deleted. Returns the new names.
-pub(super) fn move_aside(dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
-    let stamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+pub(super) fn move_aside(dir: &Path, now: SystemTime) -> Result<Vec<PathBuf>, JournalError> {
+    let stamp = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut names: Vec<PathBuf> = [LIVE, TMP, META].iter().map(|n| dir.join(n)).collect();
     names.extend(
         archive_numbers(dir)?

@@ -68,17 +68,20 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
+use super::clock::{Clock, SystemClock};
+
 use files::{
     archive_numbers, archive_path, create_dir, link_or_copy, lock, open_live, recover_compaction,
     sync_dir,
 };
-use line::{Compacted, MarkerLine, RecordLine, Timestamp, encode, now_millis, replay};
+use line::{Compacted, MarkerLine, RecordLine, Timestamp, encode, replay, to_millis};
 use meta::{Meta, check_cut, move_aside};
 
 const LIVE: &str = "journal.jsonl";
@@ -253,6 +256,8 @@ pub struct Journal {
     meta: Meta,
     /// Held for the advisory lock; released when the journal is dropped.
     _lock: File,
+    /// Where each line's time comes from.
+    clock: Arc<dyn Clock>,
     #[cfg(test)]
     fault: Option<(Step, Fault)>,
 }
@@ -274,11 +279,21 @@ impl Journal {
         limits: JournalLimits,
         opening: Opening,
     ) -> Result<(Journal, Vec<Entry<T>>), JournalError> {
+        Self::open_on(dir, limits, opening, Arc::new(SystemClock))
+    }
+
+    /// [`Journal::open_with`], the time of each line from `clock`.
+    pub fn open_on<T: DeserializeOwned>(
+        dir: &Path,
+        limits: JournalLimits,
+        opening: Opening,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Journal, Vec<Entry<T>>), JournalError> {
         let created_dir = create_dir(dir)?;
         let lock = lock(dir)?;
         let loaded = match load::<T>(dir, created_dir) {
             Err(e) if opening == Opening::StartOver && e.is_damage() => {
-                let moved = move_aside(dir)?;
+                let moved = move_aside(dir, clock.now())?;
                 warn!(error = %e, moved = ?moved,
                     "journal: --journal-start-over: the damaged journal files were moved aside; starting with an empty journal (open incidents and cooldowns of the previous run are forgotten)");
                 load::<T>(dir, false)?
@@ -296,6 +311,7 @@ impl Journal {
             poisoned: false,
             meta: loaded.meta,
             _lock: lock,
+            clock,
             #[cfg(test)]
             fault: None,
         };
@@ -308,7 +324,7 @@ impl Journal {
         self.check_usable()?;
         let entry = Entry {
             seq: self.next_seq,
-            at: now_millis(),
+            at: to_millis(self.clock.now()),
             record: (),
         };
         let line = encode(&RecordLine {
@@ -362,7 +378,7 @@ impl Journal {
     /// point leaves either the old or the new file as `journal.jsonl`, complete.
     pub fn compact<T: Serialize>(&mut self, live: &[T]) -> Result<(), JournalError> {
         self.check_usable()?;
-        let at = Timestamp(now_millis());
+        let at = Timestamp(to_millis(self.clock.now()));
         let encode_error = |source| JournalError::Encode {
             path: self.live.clone(),
             source,
@@ -553,5 +569,7 @@ fn io_error(path: &Path, action: &'static str, source: io::Error) -> JournalErro
     }
 }
 
+#[cfg(test)]
+mod compat_tests;
 #[cfg(test)]
 mod tests;

@@ -109,7 +109,7 @@ pub enum Hold {
         sentinel_heard: Option<Duration>,
     },
     /// The AI advisor's hold counted (the evidence was ambiguous; see
-    /// `advisors::ai::guard`). `confidence` is the policy's.
+    /// `decision::advice::rules`). `confidence` is the policy's.
     Advised {
         target: DatacenterId,
         confidence: f64,

@@ -1,12 +1,17 @@
-//! The part of the configuration the engine reads.
+//! The part of the configuration the decision reads: the evaluation core and the engine
+//! running it take one snapshot of it per evaluation.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{EFFECT_AFTER, EFFECT_BEFORE};
 use crate::config::{Config, FailoverSettings, Limits};
 use crate::decision::ports::{RecordRef, SwitchPolicy};
 use crate::model::{DatacenterId, Instance, InstanceId};
+
+/// After a failover: the error rate over this long after it...
+pub const EFFECT_AFTER: Duration = Duration::from_secs(10 * 60);
+/// ...against this long before it.
+pub const EFFECT_BEFORE: Duration = Duration::from_secs(15 * 60);
 
 /// The DNS record of one instance and its value per datacenter.
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::guard::{Effect, Rules, Situation};
+use super::rules::{Effect, Rules, Situation};
 use crate::decision::ports::{Advice, AdviceRequest, ClientStatus, Consultation, Recommendation};
 use crate::model::{InstanceId, rfc3339};
 
@@ -181,8 +181,8 @@ impl AdviceHistory {
     }
 }
 
-/// Histories of every instance. The engine keeps one, behind its own lock (never held
-/// across the advisor's call).
+/// Histories of every instance. The engine keeps one, behind its own lock; an evaluation
+/// works on a copy of its instance's history and hands it back after each change.
 #[derive(Debug, Clone, Default)]
 pub struct AdviceBook {
     instances: BTreeMap<InstanceId, AdviceHistory>,
@@ -193,8 +193,9 @@ impl AdviceBook {
         self.instances.get(instance)
     }
 
-    pub fn entry(&mut self, instance: &InstanceId) -> &mut AdviceHistory {
-        self.instances.entry(instance.clone()).or_default()
+    /// Keeps `history` as the instance's, replacing what was kept.
+    pub fn insert(&mut self, instance: &InstanceId, history: AdviceHistory) {
+        self.instances.insert(instance.clone(), history);
     }
 
     /// Forgets instances the configuration no longer has.

@@ -1,0 +1,271 @@
+//! Steps 5 to 7: the policy's failover becomes a plan (or a recommendation, when the
+//! agent may not act or has no DNS record to change), then the acts in order: the
+//! pre-failover hook that can veto, the promotion of a replica target, the DNS intent on
+//! disk, the DNS change, the post-failover hook; then the verification.
+
+use serde_json::json;
+
+use super::{Action, DnsFailure, Hook, HookCall, Out, Phase, Plan, Run};
+use crate::decision::incident::{Outcome, Record, StepName, StepOutcome};
+use crate::decision::policy::{Hold, Round};
+use crate::decision::ports::{HookRun, RecordValue, SwitchOutcome};
+use crate::model::DatacenterId;
+
+impl Run {
+    /// The policy chose a failover to `target`: plan it, or say why it only recommends.
+    pub(super) fn plan(&mut self, out: &mut Out, target: DatacenterId, confidence: f64) {
+        let active = self.active.clone();
+        out.step(
+            self.id,
+            StepName::Policy,
+            StepOutcome::Ok,
+            format!("fail over from {active} to {target} (confidence {confidence:.2})"),
+            json!({ "from": active, "to": target, "confidence": confidence }),
+        );
+        // An operator's request acts unless --no-failover; alerts act only with
+        // auto_failover.
+        let s = &self.settings;
+        let acts = !s.no_failover && (self.request.is_some() || s.failover.auto);
+        let record = s.records.get(&self.inst.uid);
+        let (Some(record), true, true) = (record, self.ports.dns, acts) else {
+            let why = if !acts {
+                "automatic failover is off (auto_failover: false or --no-failover)"
+            } else {
+                "no DNS record is configured for this instance"
+            };
+            out.step(
+                self.id,
+                StepName::Plan,
+                StepOutcome::Info,
+                format!("would fail over: {why}"),
+                json!(null),
+            );
+            let (from, to) = (active, target);
+            return out.close(Outcome::WouldFailOver {
+                from,
+                to,
+                confidence,
+            });
+        };
+        let Some(value) = record.values.get(&target).cloned() else {
+            let detail = format!("no DNS value for datacenter {target}");
+            out.step(
+                self.id,
+                StepName::Plan,
+                StepOutcome::Failed,
+                detail.clone(),
+                json!(null),
+            );
+            return out.close(Outcome::Failed { detail });
+        };
+        self.plan = Some(Plan {
+            target,
+            confidence,
+            record: record.clone(),
+            value,
+        });
+        self.run_hook(out, Hook::PreFailover);
+    }
+
+    /// Runs the hook if one is configured; otherwise goes on as if it had succeeded.
+    fn run_hook(&mut self, out: &mut Out, hook: Hook) {
+        let hooks = &self.settings.failover.hooks;
+        let args = match hook {
+            Hook::PreFailover => hooks.pre_failover.clone(),
+            Hook::PostFailover => hooks.post_failover.clone(),
+        };
+        let (Some(args), Some(plan)) = (args, &self.plan) else {
+            return match hook {
+                Hook::PreFailover => self.promote(out),
+                Hook::PostFailover => self.verify(out),
+            };
+        };
+        self.phase = match hook {
+            Hook::PreFailover => Phase::PreHook,
+            Hook::PostFailover => Phase::PostHook,
+        };
+        out.push(Action::RunHook(HookCall {
+            hook,
+            args,
+            timeout: hooks.timeout,
+            from: self.active.clone(),
+            to: plan.target.clone(),
+            action: if self.planned() {
+                "failback"
+            } else {
+                "failover"
+            },
+        }));
+    }
+
+    /// A pre-failover hook that did not succeed vetoes; a post-failover one is recorded.
+    pub(super) fn hook_ran(&mut self, out: &mut Out, run: HookRun) {
+        let ok = run.succeeded();
+        let evidence = serde_json::to_value(&run).unwrap_or_default();
+        match self.phase {
+            Phase::PreHook => {
+                let outcome = if ok {
+                    StepOutcome::Ok
+                } else {
+                    StepOutcome::Hold
+                };
+                let name = StepName::PreFailoverHook;
+                out.step(self.id, name, outcome, run.summary(), evidence);
+                if !ok {
+                    let detail = run.summary();
+                    return out.close(Outcome::Held(Hold::Vetoed { detail }));
+                }
+                self.promote(out);
+            }
+            Phase::PostHook => {
+                let outcome = if ok {
+                    StepOutcome::Ok
+                } else {
+                    StepOutcome::Failed
+                };
+                let name = StepName::PostFailoverHook;
+                out.step(self.id, name, outcome, run.summary(), evidence);
+                self.verify(out);
+            }
+            _ => {}
+        }
+    }
+
+    /// `REPLICAOF NO ONE` on the target, for instances listed in `promote`.
+    fn promote(&mut self, out: &mut Out) {
+        let Some(plan) = &self.plan else { return };
+        let promotes = self.settings.failover.promote.contains(&self.inst.uid)
+            && self.inst.endpoints.contains_key(&plan.target);
+        if !promotes {
+            return self.switch(out);
+        }
+        self.phase = Phase::Promoting;
+        out.push(Action::Promote(plan.target.clone()));
+    }
+
+    pub(super) fn promoted(&mut self, out: &mut Out, result: Result<(), String>) {
+        let Some(target) = self.plan.as_ref().map(|p| p.target.clone()) else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                let detail = format!("REPLICAOF NO ONE on {target}");
+                out.step(
+                    self.id,
+                    StepName::Promote,
+                    StepOutcome::Ok,
+                    detail,
+                    json!(null),
+                );
+                self.switch(out);
+            }
+            Err(e) => {
+                let detail = format!("REPLICAOF NO ONE on {target} failed: {e}");
+                let (name, failed) = (StepName::Promote, StepOutcome::Failed);
+                out.step(self.id, name, failed, detail.clone(), json!(null));
+                out.close(Outcome::Failed { detail });
+            }
+        }
+    }
+
+    /// The intent goes on disk first: a restart then knows a change may have been made.
+    fn switch(&mut self, out: &mut Out) {
+        let Some(plan) = &self.plan else { return };
+        out.push(Action::Record(Record::Intent {
+            incident: self.id,
+            instance: self.inst.uid.clone(),
+            from: self.active.clone(),
+            to: plan.target.clone(),
+            record: plan.record.record.name.clone(),
+            values: vec![plan.value.clone()],
+        }));
+        self.phase = Phase::Switching;
+        out.push(Action::SwitchDns {
+            record: plan.record.record.clone(),
+            value: RecordValue::single(plan.value.clone(), plan.record.ttl),
+        });
+    }
+
+    pub(super) fn switched(&mut self, out: &mut Out, result: Result<SwitchOutcome, DnsFailure>) {
+        let Some(plan) = self.plan.clone() else {
+            return;
+        };
+        let name = &plan.record.record.name;
+        let value = &plan.value;
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let detail = match &e.written {
+                    Some(change) => {
+                        format!("DNS change {change} written but not confirmed: {}", e.error)
+                    }
+                    None => format!("DNS change failed: {}", e.error),
+                };
+                out.step(
+                    self.id,
+                    StepName::Dns,
+                    StepOutcome::Failed,
+                    detail.clone(),
+                    json!(null),
+                );
+                return out.close(Outcome::Failed { detail });
+            }
+        };
+        let (change, detail) = match outcome {
+            SwitchOutcome::AlreadyPointing => (None, format!("{name} already pointed at {value}")),
+            SwitchOutcome::Changed {
+                change,
+                in_sync_after,
+            } => (
+                Some(change.0),
+                format!(
+                    "{name} -> {value}, in sync after {} ms",
+                    in_sync_after.as_millis()
+                ),
+            ),
+        };
+        out.step(self.id, StepName::Dns, StepOutcome::Ok, detail, json!(null));
+        out.push(Action::Record(Record::Applied {
+            incident: self.id,
+            instance: self.inst.uid.clone(),
+            to: plan.target.clone(),
+            change,
+        }));
+        out.push(Action::Activate(plan.target));
+        self.run_hook(out, Hook::PostFailover);
+    }
+
+    /// Step 7: the new active datacenter answers.
+    fn verify(&mut self, out: &mut Out) {
+        let Some(plan) = &self.plan else { return };
+        self.phase = Phase::Verifying;
+        out.push(Action::Probe(vec![plan.target.clone()]));
+    }
+
+    pub(super) fn verified(&mut self, out: &mut Out, round: Round) {
+        let Some(plan) = self.plan.clone() else {
+            return;
+        };
+        let up = round.probes.first().is_some_and(|p| p.up);
+        let target = &plan.target;
+        out.step(
+            self.id,
+            StepName::Verify,
+            if up {
+                StepOutcome::Ok
+            } else {
+                StepOutcome::Failed
+            },
+            format!(
+                "{target} {}",
+                if up { "answers" } else { "does not answer" }
+            ),
+            serde_json::to_value(&round).unwrap_or_default(),
+        );
+        out.close(Outcome::FailedOver {
+            from: self.active.clone(),
+            to: plan.target,
+            confidence: plan.confidence,
+        });
+    }
+}
