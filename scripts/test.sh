@@ -16,6 +16,11 @@ for component in rustfmt clippy; do
   fi
 done
 
+# Which way imports run (docs/architecture.md, "Imports"): no modules in a circle,
+# adapters reach decision only through its ports.
+echo "== scripts/check/imports.py"
+python3 scripts/check/imports.py
+
 echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"

@@ -33,6 +33,7 @@ use crate::decision::clock::SystemClock;
 use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::{self, Engine};
 use crate::decision::journal::Opening;
+use crate::decision::ports::SwitchPolicy;
 use crate::metrics::Metrics;
 use crate::model::{ActiveDatacenters, AnalysisStore, InstanceId, SnapshotStore};
 
@@ -325,9 +326,23 @@ async fn start_engine(
 }
 
 /// What the engine reads of `config`, with each instance's DNS record as the DNS
-/// integration reads it from `dns_config`.
+/// integration reads it from `dns_config`: the engine knows records, not their
+/// configuration.
 fn engine_settings(config: &Config, no_failover: bool) -> engine::Settings {
-    engine::Settings::from_config(config, instance_records(config), no_failover)
+    engine::Settings {
+        instances: config
+            .instances
+            .iter()
+            .map(|i| (i.uid.clone(), i.clone()))
+            .collect(),
+        failover: config.failover.clone(),
+        records: instance_records(config),
+        no_failover,
+        switch: SwitchPolicy::default(),
+        ai_max_hold: config.ai_max_hold(),
+        effect_window: (engine::EFFECT_BEFORE, engine::EFFECT_AFTER),
+        limits: config.limits,
+    }
 }
 
 /// Each instance's record of `dns_config.records`, with its value per datacenter. A

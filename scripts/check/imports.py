@@ -27,7 +27,8 @@ ADAPTERS = ("actuators", "advisors", "collector")
 RULES = {
     "model": ("config", "collector", "metrics", "anomaly", "health", "decision",
               "advisors", "actuators", "api", "app", "logging"),
-    "decision": ADAPTERS + ("api", "app", "metrics", "anomaly"),
+    "decision": ADAPTERS + ("config", "api", "app", "metrics", "anomaly"),
+    "config_kit": ("config", "decision", "api", "app", "metrics", "anomaly", "health") + ADAPTERS,
     "health": ("decision", "api", "app", "metrics") + ADAPTERS,
     "anomaly": ("decision", "api", "app", "metrics") + ADAPTERS,
 }

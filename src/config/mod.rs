@@ -20,7 +20,7 @@ pub(crate) mod raw;
 mod secret_tests;
 pub(crate) mod validate;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,11 +28,12 @@ use crate::actuators::alertmanager::config::NotifySettings;
 use crate::actuators::dns::config::DnsSettings;
 use crate::advisors::ai::config::AzureOpenAiSettings;
 use crate::advisors::client_impact::config::ElkSettings;
-use crate::model::{Datacenter, DatacenterId, Instance, InstanceId, Secret};
+use crate::model::{Datacenter, DatacenterId, Instance, Secret};
 
 pub use crate::config_kit::ctx::Problem;
 pub use crate::config_kit::duration::show as show_duration;
 pub use crate::config_kit::limits::{self, HttpLimits, Limits};
+pub use crate::decision::settings::{FailoverSettings, HookSettings};
 pub use load::{ConfigError, Loaded, embedded_default, load_file, parse};
 
 /// The configuration used when no `--config` is given: one Redis on the local machine.
@@ -53,18 +54,6 @@ pub const fn default_reconnect_max_backoff() -> Duration {
 pub const fn default_anomaly_threshold() -> f64 {
     0.8
 }
-pub const fn default_failover_confidence_threshold() -> f64 {
-    0.95
-}
-pub const fn default_failover_consecutive_threshold() -> u32 {
-    3
-}
-pub const fn default_ai_failover_confidence() -> f64 {
-    0.85
-}
-pub const fn default_ai_consecutive_recommendations() -> u32 {
-    2
-}
 /// `ai_max_hold`.
 pub const fn default_ai_max_hold() -> Duration {
     Duration::from_secs(120)
@@ -72,23 +61,6 @@ pub const fn default_ai_max_hold() -> Duration {
 pub const fn default_api_port() -> u16 {
     8080
 }
-pub const fn default_confirm_interval() -> Duration {
-    Duration::from_secs(2)
-}
-pub const fn default_failover_cooldown() -> Duration {
-    Duration::from_secs(30 * 60)
-}
-pub const fn default_failback_stable_for() -> Duration {
-    Duration::from_secs(30 * 60)
-}
-pub const fn default_sentinel_failover_wait() -> Duration {
-    Duration::from_secs(60)
-}
-pub const fn default_hook_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-/// The alert label that marks an alert as a reason to consider failing over.
-pub const DEFAULT_FAILOVER_LABEL: &str = "failover_candidate";
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -188,87 +160,6 @@ impl Default for AnomalyConfig {
             window_samples: 1024,
             retrain_samples: 240,
             trees: 64,
-        }
-    }
-}
-
-/// When the agent may move traffic.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FailoverSettings {
-    /// `auto_failover`: act on confirmed alerts without a person. Default false.
-    pub auto: bool,
-    /// `failover_confidence_threshold`, in [0, 1]. Default 0.95.
-    pub confidence_threshold: f64,
-    /// `failover_consecutive_threshold`: rounds of fresh probes that must agree.
-    /// Default 3.
-    pub consecutive_threshold: u32,
-    /// `ai_failover_confidence`, in [0, 1]. Default 0.85.
-    pub ai_confidence: f64,
-    /// `ai_consecutive_recommendations`. Default 2.
-    pub ai_consecutive_recommendations: u32,
-    /// `confirm_interval`: time between two confirmation rounds of fresh probes.
-    /// Default 2 s.
-    pub confirm_interval: Duration,
-    /// `failover_cooldown`: after a failover of an instance, no automatic failover of it
-    /// until this has passed (an acknowledgement through the API lifts it). Default 30 min.
-    pub cooldown: Duration,
-    /// `failback_stable_for`: how long the old datacenter must stay healthy before a
-    /// failback is recommended. Default 30 min.
-    pub failback_stable_for: Duration,
-    /// `auto_failback`: fail back by itself once that is recommended. Default false.
-    pub auto_failback: bool,
-    /// `failover_label`: the label (value "true") that makes an alert a failover
-    /// candidate. Default `failover_candidate`.
-    pub label: String,
-    /// `sentinel_failover_wait`: how long a decision waits while Sentinel fails over
-    /// inside the active datacenter, before it decides. Default 60 s.
-    pub sentinel_wait: Duration,
-    /// Instances with `promote_on_failover: true`: the target's Redis gets
-    /// `REPLICAOF NO ONE` before DNS moves.
-    pub promote: BTreeSet<InstanceId>,
-    /// `hooks`: commands run around a failover.
-    pub hooks: HookSettings,
-}
-
-impl Default for FailoverSettings {
-    fn default() -> Self {
-        Self {
-            auto: false,
-            confidence_threshold: default_failover_confidence_threshold(),
-            consecutive_threshold: default_failover_consecutive_threshold(),
-            ai_confidence: default_ai_failover_confidence(),
-            ai_consecutive_recommendations: default_ai_consecutive_recommendations(),
-            confirm_interval: default_confirm_interval(),
-            cooldown: default_failover_cooldown(),
-            failback_stable_for: default_failback_stable_for(),
-            auto_failback: false,
-            label: DEFAULT_FAILOVER_LABEL.to_owned(),
-            sentinel_wait: default_sentinel_failover_wait(),
-            promote: BTreeSet::new(),
-            hooks: HookSettings::default(),
-        }
-    }
-}
-
-/// Commands run around a failover, each with the environment `REDIS_INSTANCE`,
-/// `FROM_DATACENTER` and `TO_DATACENTER`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HookSettings {
-    /// `hooks.pre_failover`: runs before anything changes; a non-zero exit vetoes.
-    pub pre_failover: Option<Vec<String>>,
-    /// `hooks.post_failover`: runs after DNS moved; its failure is recorded only.
-    pub post_failover: Option<Vec<String>>,
-    /// `hooks.timeout`: a hook running longer is killed (and a pre hook vetoes).
-    /// Default 30 s.
-    pub timeout: Duration,
-}
-
-impl Default for HookSettings {
-    fn default() -> Self {
-        Self {
-            pre_failover: None,
-            post_failover: None,
-            timeout: default_hook_timeout(),
         }
     }
 }

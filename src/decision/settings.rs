@@ -1,10 +1,10 @@
 //! The part of the configuration the decision reads: the evaluation core and the engine
 //! running it take one snapshot of it per evaluation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::config::{Config, FailoverSettings, Limits};
+use crate::config_kit::limits::Limits;
 use crate::decision::ports::{RecordRef, SwitchPolicy};
 use crate::model::{DatacenterId, Instance, InstanceId};
 
@@ -40,33 +40,119 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// `records` is each instance's DNS record, read from `dns_config` by the DNS
-    /// integration (`app.rs` builds them): the engine knows records, not their
-    /// configuration.
-    pub fn from_config(
-        config: &Config,
-        records: BTreeMap<InstanceId, InstanceRecord>,
-        no_failover: bool,
-    ) -> Settings {
-        let instances: BTreeMap<InstanceId, Instance> = config
-            .instances
-            .iter()
-            .map(|i| (i.uid.clone(), i.clone()))
-            .collect();
-        Settings {
-            instances,
-            failover: config.failover.clone(),
-            records,
-            no_failover,
-            switch: SwitchPolicy::default(),
-            ai_max_hold: config.ai_max_hold(),
-            effect_window: (EFFECT_BEFORE, EFFECT_AFTER),
-            limits: config.limits,
-        }
-    }
-
     /// Acting is allowed: automatic failover on and not overridden.
     pub fn acts(&self) -> bool {
         self.failover.auto && !self.no_failover
     }
 }
+
+/// When the agent may move traffic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailoverSettings {
+    /// `auto_failover`: act on confirmed alerts without a person. Default false.
+    pub auto: bool,
+    /// `failover_confidence_threshold`, in [0, 1]. Default 0.95.
+    pub confidence_threshold: f64,
+    /// `failover_consecutive_threshold`: rounds of fresh probes that must agree.
+    /// Default 3.
+    pub consecutive_threshold: u32,
+    /// `ai_failover_confidence`, in [0, 1]. Default 0.85.
+    pub ai_confidence: f64,
+    /// `ai_consecutive_recommendations`. Default 2.
+    pub ai_consecutive_recommendations: u32,
+    /// `confirm_interval`: time between two confirmation rounds of fresh probes.
+    /// Default 2 s.
+    pub confirm_interval: Duration,
+    /// `failover_cooldown`: after a failover of an instance, no automatic failover of it
+    /// until this has passed (an acknowledgement through the API lifts it). Default 30 min.
+    pub cooldown: Duration,
+    /// `failback_stable_for`: how long the old datacenter must stay healthy before a
+    /// failback is recommended. Default 30 min.
+    pub failback_stable_for: Duration,
+    /// `auto_failback`: fail back by itself once that is recommended. Default false.
+    pub auto_failback: bool,
+    /// `failover_label`: the label (value "true") that makes an alert a failover
+    /// candidate. Default `failover_candidate`.
+    pub label: String,
+    /// `sentinel_failover_wait`: how long a decision waits while Sentinel fails over
+    /// inside the active datacenter, before it decides. Default 60 s.
+    pub sentinel_wait: Duration,
+    /// Instances with `promote_on_failover: true`: the target's Redis gets
+    /// `REPLICAOF NO ONE` before DNS moves.
+    pub promote: BTreeSet<InstanceId>,
+    /// `hooks`: commands run around a failover.
+    pub hooks: HookSettings,
+}
+
+impl Default for FailoverSettings {
+    fn default() -> Self {
+        Self {
+            auto: false,
+            confidence_threshold: default_failover_confidence_threshold(),
+            consecutive_threshold: default_failover_consecutive_threshold(),
+            ai_confidence: default_ai_failover_confidence(),
+            ai_consecutive_recommendations: default_ai_consecutive_recommendations(),
+            confirm_interval: default_confirm_interval(),
+            cooldown: default_failover_cooldown(),
+            failback_stable_for: default_failback_stable_for(),
+            auto_failback: false,
+            label: DEFAULT_FAILOVER_LABEL.to_owned(),
+            sentinel_wait: default_sentinel_failover_wait(),
+            promote: BTreeSet::new(),
+            hooks: HookSettings::default(),
+        }
+    }
+}
+
+/// Commands run around a failover, each with the environment `REDIS_INSTANCE`,
+/// `FROM_DATACENTER` and `TO_DATACENTER`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookSettings {
+    /// `hooks.pre_failover`: runs before anything changes; a non-zero exit vetoes.
+    pub pre_failover: Option<Vec<String>>,
+    /// `hooks.post_failover`: runs after DNS moved; its failure is recorded only.
+    pub post_failover: Option<Vec<String>>,
+    /// `hooks.timeout`: a hook running longer is killed (and a pre hook vetoes).
+    /// Default 30 s.
+    pub timeout: Duration,
+}
+
+impl Default for HookSettings {
+    fn default() -> Self {
+        Self {
+            pre_failover: None,
+            post_failover: None,
+            timeout: default_hook_timeout(),
+        }
+    }
+}
+
+pub const fn default_failover_confidence_threshold() -> f64 {
+    0.95
+}
+pub const fn default_failover_consecutive_threshold() -> u32 {
+    3
+}
+pub const fn default_ai_failover_confidence() -> f64 {
+    0.85
+}
+pub const fn default_ai_consecutive_recommendations() -> u32 {
+    2
+}
+pub const fn default_confirm_interval() -> Duration {
+    Duration::from_secs(2)
+}
+pub const fn default_failover_cooldown() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+pub const fn default_failback_stable_for() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+pub const fn default_sentinel_failover_wait() -> Duration {
+    Duration::from_secs(60)
+}
+pub const fn default_hook_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+/// The alert label that marks an alert as a reason to consider failing over.
+pub const DEFAULT_FAILOVER_LABEL: &str = "failover_candidate";

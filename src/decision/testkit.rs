@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::{FailoverSettings, HookSettings};
 use crate::decision::ports::{
     FreshProbe, HookContext, HookRun, HookRunner, RecordRef, RecordType, SwitchPolicy,
 };
+use crate::decision::settings::{FailoverSettings, HookSettings};
 use crate::decision::settings::{InstanceRecord, Settings};
 use crate::model::{
     CollectError, DatacenterId, Endpoint, EndpointKey, ErrorKind, Instance, InstanceId,
@@ -109,7 +109,7 @@ pub(crate) fn settings(auto: bool, no_failover: bool, hooks: HookSettings) -> Se
         },
         ai_max_hold: Duration::from_secs(120),
         effect_window: (Duration::from_secs(900), Duration::from_secs(600)),
-        limits: crate::config::Limits::default(),
+        limits: crate::config_kit::limits::Limits::default(),
     }
 }
 

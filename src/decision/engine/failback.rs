@@ -87,7 +87,7 @@ impl Engine {
                     source: "failback".into(),
                     name: format!(
                         "{home} healthy for {}",
-                        crate::config::show_duration(settings.failover.failback_stable_for)
+                        crate::config_kit::duration::show(settings.failover.failback_stable_for)
                     ),
                     fingerprint: String::new(),
                     datacenter: Some(home.clone()),
@@ -118,7 +118,7 @@ impl Engine {
             format!(
                 "{home}, the home datacenter of {uid}, has been healthy for {}: fail back \
                  when convenient (POST /api/failover/{uid} with target_dc {home}).",
-                crate::config::show_duration(*stable)
+                crate::config_kit::duration::show(*stable)
             ),
         );
         if let Some(notifier) = &self.inner.deps.notifier

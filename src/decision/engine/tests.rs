@@ -12,12 +12,12 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::actuators::hooks::ProcessHooks;
-use crate::config::HookSettings;
 use crate::decision::incident::Trigger;
 use crate::decision::policy::Hold;
 use crate::decision::ports::dns::{MemoryDns, Op};
 use crate::decision::ports::notifier::RecordingNotifier;
 use crate::decision::ports::{AgentAlertName, FreshProbe, RecordValue};
+use crate::decision::settings::HookSettings;
 use crate::decision::testkit::{record, settings};
 use crate::decision::webhook::{AlertStatus, Candidate, Target};
 use crate::model::{CollectError, Endpoint, EndpointKey};

@@ -11,10 +11,10 @@ use super::*;
 use crate::advisors::ai::fake::Script;
 use crate::advisors::ai::guard::validate_answer;
 use crate::advisors::ai::truncate;
-use crate::config::HookSettings;
 use crate::decision::policy::Probe;
 use crate::decision::ports::ChangeId;
 use crate::decision::ports::{Discarded, RAW_LIMIT};
+use crate::decision::settings::HookSettings;
 use crate::decision::testkit;
 use crate::health::{self, HealthInput};
 
