@@ -50,6 +50,7 @@ fn am_url(am: &Alertmanager) -> String {
 fn notice(name: AgentAlertName, instance: &str, dc: &str) -> AgentAlert {
     AgentAlert::new(
         name,
+        std::time::SystemTime::now(),
         instance,
         Some(dc),
         format!("{name}: {instance} ({dc})"),
@@ -60,6 +61,7 @@ fn notice(name: AgentAlertName, instance: &str, dc: &str) -> AgentAlert {
 fn executed() -> AgentAlert {
     let mut a = AgentAlert::new(
         AgentAlertName::RedisFailoverExecuted,
+        std::time::SystemTime::now(),
         "redis-app-01",
         Some("east"),
         "redis-app-01 failed over from east to west",

@@ -435,12 +435,12 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1_735_787_100);
         let mut failback = AgentAlert::new(
             AgentAlertName::RedisFailbackRecommended,
+            now,
             "redis-app-01",
             Some("east"),
             "s",
             "d",
         );
-        failback.starts_at = now;
         let mut resolved = failback.clone();
         resolved.ends_at = Some(now);
         let body = n.body(&[executed(), failback, resolved], now);

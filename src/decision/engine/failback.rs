@@ -112,6 +112,7 @@ impl Engine {
     async fn tell_failback(&self, uid: &InstanceId, home: &str, stable: &Duration) {
         let alert = AgentAlert::new(
             AgentAlertName::RedisFailbackRecommended,
+            self.inner.deps.clock.now(),
             uid.as_str(),
             Some(home),
             format!("{uid} can go back to {home}"),

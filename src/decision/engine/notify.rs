@@ -19,6 +19,7 @@ pub(super) async fn notify(inner: &Inner, id: u64, instance: &InstanceId, outcom
             confidence,
         } => AgentAlert::new(
             AgentAlertName::RedisFailoverExecuted,
+            inner.deps.clock.now(),
             uid,
             Some(from.as_str()),
             format!("{uid} failed over from {from} to {to}"),
@@ -32,6 +33,7 @@ pub(super) async fn notify(inner: &Inner, id: u64, instance: &InstanceId, outcom
             confidence,
         } => AgentAlert::new(
             AgentAlertName::RedisFailoverRecommended,
+            inner.deps.clock.now(),
             uid,
             Some(from.as_str()),
             format!("{uid} should fail over from {from} to {to}"),
@@ -43,6 +45,7 @@ pub(super) async fn notify(inner: &Inner, id: u64, instance: &InstanceId, outcom
         Outcome::Held(Hold::ActiveRecovered { .. }) | Outcome::Resolved => return,
         Outcome::Held(hold) => AgentAlert::new(
             AgentAlertName::RedisFailoverHeld,
+            inner.deps.clock.now(),
             uid,
             None,
             format!("{uid}: failover held: {}", hold.describe()),
@@ -53,6 +56,7 @@ pub(super) async fn notify(inner: &Inner, id: u64, instance: &InstanceId, outcom
         ),
         Outcome::Failed { detail } | Outcome::Interrupted { detail } => AgentAlert::new(
             AgentAlertName::RedisFailoverFailed,
+            inner.deps.clock.now(),
             uid,
             None,
             format!("{uid}: failover failed"),

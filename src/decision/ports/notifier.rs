@@ -126,9 +126,11 @@ pub struct AgentAlert {
 }
 
 impl AgentAlert {
-    /// A notice with the severity its name calls for, starting now, no extra labels.
+    /// A notice with the severity its name calls for, starting `starts_at` (the engine's
+    /// clock), no extra labels.
     pub fn new(
         name: AgentAlertName,
+        starts_at: SystemTime,
         redis_instance: impl Into<String>,
         datacenter: Option<&str>,
         summary: impl Into<String>,
@@ -142,7 +144,7 @@ impl AgentAlert {
             summary: summary.into(),
             description: description.into(),
             labels: BTreeMap::new(),
-            starts_at: SystemTime::now(),
+            starts_at,
             ends_at: None,
         }
     }
@@ -234,12 +236,12 @@ pub(crate) mod tests {
     pub(crate) fn executed() -> AgentAlert {
         let mut a = AgentAlert::new(
             AgentAlertName::RedisFailoverExecuted,
+            UNIX_EPOCH + Duration::from_secs(1_735_787_045),
             "redis-app-01",
             Some("east"),
             "redis-app-01 moved from east to west",
             "DNS for redis-app-01 now points at west.",
         );
-        a.starts_at = UNIX_EPOCH + Duration::from_secs(1_735_787_045);
         a
     }
 
@@ -261,7 +263,7 @@ pub(crate) mod tests {
             ]
         );
         assert_eq!(
-            AgentAlert::new(RedisFailoverHeld, "r", None, "", "").severity,
+            AgentAlert::new(RedisFailoverHeld, SystemTime::UNIX_EPOCH, "r", None, "", "").severity,
             Severity::Warning
         );
     }
