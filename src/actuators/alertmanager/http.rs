@@ -433,7 +433,7 @@ mod tests {
             ..NotifierSettings::new(["http://am:9093"])
         });
         let now = UNIX_EPOCH + Duration::from_secs(1_735_787_100);
-        let mut failback = AgentAlert::new(
+        let failback = AgentAlert::new(
             AgentAlertName::RedisFailbackRecommended,
             now,
             "redis-app-01",

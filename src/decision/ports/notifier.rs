@@ -234,15 +234,14 @@ pub(crate) mod tests {
 
     /// An executed failover of `redis-app-01` from east to west, at a fixed time.
     pub(crate) fn executed() -> AgentAlert {
-        let mut a = AgentAlert::new(
+        AgentAlert::new(
             AgentAlertName::RedisFailoverExecuted,
             UNIX_EPOCH + Duration::from_secs(1_735_787_045),
             "redis-app-01",
             Some("east"),
             "redis-app-01 moved from east to west",
             "DNS for redis-app-01 now points at west.",
-        );
-        a
+        )
     }
 
     #[test]
