@@ -15,13 +15,11 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::api::{Access, AppState, router};
-use crate::config::FailoverSettings;
 use crate::decision::counters::DecisionMetrics;
-use crate::decision::engine::{Advisors, Deps, Engine, InstanceRecord, Settings};
+use crate::decision::engine::{Advisors, Deps, Engine, Settings};
 use crate::decision::ports::dns::{MemoryDns, Op};
-use crate::decision::ports::{
-    FreshProbe, Prober, RecordRef, RecordType, RecordValue, SwitchPolicy,
-};
+use crate::decision::ports::{FreshProbe, Prober, RecordRef, RecordType, RecordValue};
+use crate::decision::settings::HookSettings;
 use crate::decision::testkit::NoHooks;
 use crate::metrics::Metrics;
 use crate::model::{
@@ -94,38 +92,10 @@ fn record() -> RecordRef {
 }
 
 fn settings() -> Settings {
-    let inst = instance();
-    let values = inst
-        .endpoints
-        .iter()
-        .map(|(dc, e)| (dc.clone(), e.host.clone()))
-        .collect();
-    let failover = FailoverSettings {
-        confirm_interval: Duration::from_millis(10),
-        ..FailoverSettings::default()
-    };
-    Settings {
-        instances: [(inst.uid.clone(), inst)].into_iter().collect(),
-        failover,
-        records: [(
-            InstanceId::new("cache"),
-            InstanceRecord {
-                record: record(),
-                ttl: 60,
-                values,
-            },
-        )]
-        .into_iter()
-        .collect(),
-        no_failover: false,
-        switch: SwitchPolicy {
-            poll_interval: Duration::from_millis(10),
-            ..SwitchPolicy::default()
-        },
-        ai_max_hold: Duration::from_secs(120),
-        effect_window: (Duration::from_secs(900), Duration::from_secs(600)),
-        limits: crate::config::Limits::default(),
-    }
+    // The decision's test settings, with the instance's name as the API tests give it.
+    let mut s = crate::decision::testkit::settings(false, false, HookSettings::default());
+    s.instances = [(instance().uid.clone(), instance())].into_iter().collect();
+    s
 }
 
 struct Bed {
