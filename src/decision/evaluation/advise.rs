@@ -88,7 +88,12 @@ impl Run {
         }
     }
 
-    pub(super) fn advised(&mut self, out: &mut Out, consultation: Consultation) {
+    pub(super) fn advised(&mut self, out: &mut Out, mut consultation: Consultation) {
+        // The rate limit and the streak compare this time with the engine's clock: it is
+        // when the evaluation asked, on that clock, whatever the adapter stamped.
+        if let Some(request) = self.advising.as_ref().and_then(|a| a.request.as_ref()) {
+            consultation.at = request.at;
+        }
         self.advice.record(Some(self.id), consultation);
         self.combine(out, true);
     }

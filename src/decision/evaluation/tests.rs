@@ -137,7 +137,7 @@ impl World {
     }
 
     /// Answers as the engine's fake advisor does: through the adapter's validation.
-    fn consult(&mut self, request: &AdviceRequest, now: SystemTime) -> Consultation {
+    fn consult(&mut self, request: &AdviceRequest) -> Consultation {
         let script = if self.advice.len() > 1 {
             self.advice.pop_front()
         } else {
@@ -157,7 +157,9 @@ impl World {
         Consultation {
             advisor: "fake".into(),
             model: "scripted".into(),
-            at: now,
+            // The adapter's own clock, far from the evaluation's: the core must not
+            // compare it with its own time.
+            at: SystemTime::UNIX_EPOCH,
             latency: Duration::ZERO,
             fingerprint: request.fingerprint(),
             result,
@@ -181,7 +183,7 @@ impl World {
             Action::AwaitClients => Some(Event::Clients(self.clients.clone())),
             Action::ReadAnomalies => Some(Event::Anomalies(Vec::new())),
             Action::Consult(request) => {
-                let answer = self.consult(&request, now);
+                let answer = self.consult(&request);
                 t.requests.push(*request);
                 Some(Event::Advised(answer))
             }
