@@ -134,7 +134,7 @@ pub enum Hook {
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Append to the journal, durably, before anything that follows; a refusal comes
-    /// back as [`Event::JournalFailed`].
+    /// back as [`Event::JournalFailed`], but for the close's.
     Record(Record),
     /// Probe these datacenters of the instance, all at once.
     Probe(Vec<DatacenterId>),
