@@ -144,6 +144,33 @@ async fn a_lost_journal_fails_readyz_and_sets_the_gauge() {
     assert!(body.contains("journal is lost"), "{body}");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_journal_lost_during_an_evaluation_ends_it_as_failed_and_says_so_once() {
+    let b = bed(
+        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        settings(true, false, HookSettings::default()),
+    )
+    .await;
+    b.engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    b.engine.inner.writer.poison();
+    b.tracker.close();
+    b.tracker.wait().await;
+    // Nothing was changed; the close could not be recorded either, yet people are told.
+    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverFailed]);
+    let notice = &b.notifier.alerts()[0];
+    assert!(
+        notice
+            .description
+            .starts_with("Incident 1: the decision journal cannot record"),
+        "{}",
+        notice.description
+    );
+}
+
 #[tokio::test]
 async fn candidates_about_unknown_instances_open_nothing_and_are_counted() {
     let b = bed(

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::notify::notify;
+use super::notify::tell;
 use super::{EngineError, Inner, Settings};
+use crate::decision::evaluation::notice::{Said, notice};
 use crate::decision::incident::{Incident, Outcome, Record, Step, StepName, StepOutcome};
 use crate::decision::ports::RecordValue;
 
@@ -77,7 +78,12 @@ pub(super) async fn recover(inner: &Arc<Inner>, incident: Incident) -> Result<()
         },
     };
     inner.close(id, outcome.clone()).await?;
-    notify(inner, id, &incident.instance, &outcome).await;
+    let mut said = Said::default();
+    said.hear(&incident.steps);
+    let now = inner.deps.clock.now();
+    if let Some(alert) = notice(id, &incident.instance, &outcome, &said, now) {
+        tell(inner, id, &incident.instance, alert).await;
+    }
     Ok(())
 }
 

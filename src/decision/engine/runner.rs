@@ -10,13 +10,13 @@ use std::time::SystemTime;
 use tracing::{error, info};
 
 use super::advisors::{self, PendingImpact};
-use super::notify::notify;
+use super::notify::tell;
 use super::probes::probe_round;
 use super::{Advisors, Inner, Settings};
 use crate::decision::evaluation::{
     Action, DnsFailure, Evaluation, Event, HookCall, Ports, Reach, Request, Start, lost_since,
 };
-use crate::decision::incident::Outcome;
+use crate::decision::incident::{Outcome, Record};
 use crate::decision::ports::{HookContext, HookRun, RecordRef, RecordValue, SwitchOutcome};
 use crate::model::{DatacenterId, EndpointKey, InstanceId};
 
@@ -32,7 +32,7 @@ struct Runner {
     clients: Option<PendingImpact>,
 }
 
-/// Runs the evaluation of incident `id` to its end, then closes the incident.
+/// Runs the evaluation of incident `id` to its end.
 pub(super) async fn run(
     inner: Arc<Inner>,
     id: u64,
@@ -52,9 +52,11 @@ pub(super) async fn run(
     let mut queue = VecDeque::from(actions);
     let outcome = loop {
         let Some(action) = queue.pop_front() else {
-            break Outcome::Failed {
-                detail: "the evaluation stopped without an outcome".into(),
-            };
+            // Not the core's way (it ends with a close): a result the runner could not
+            // give it.
+            let detail = "the evaluation stopped without an outcome".to_owned();
+            queue.extend(evaluation.fail(runner.now(), detail));
+            continue;
         };
         if let Action::Close(outcome) = action {
             break outcome;
@@ -68,7 +70,7 @@ pub(super) async fn run(
         }
         queue.extend(evaluation.handle(runner.now(), event));
     };
-    runner.finish(outcome).await;
+    runner.finish(outcome);
 }
 
 impl Runner {
@@ -122,6 +124,10 @@ impl Runner {
     async fn perform(&mut self, action: Action) -> Option<Event> {
         let inner = Arc::clone(&self.inner);
         match action {
+            Action::Record(closed @ Record::Closed { .. }) => {
+                self.record_close(closed).await;
+                None
+            }
             Action::Record(record) => inner
                 .record(vec![record])
                 .await
@@ -163,6 +169,10 @@ impl Runner {
                 true => Event::TimerFired,
                 false => Event::Stopped,
             }),
+            Action::Notify(alert) => {
+                tell(&inner, self.id, &self.instance, *alert).await;
+                None
+            }
             Action::Close(_) => None,
         }
     }
@@ -224,11 +234,23 @@ impl Runner {
         }
     }
 
-    /// Logs and counts the outcome, closes the incident, tells people, and after a
-    /// failover starts measuring its effect on the clients.
-    async fn finish(self, outcome: Outcome) {
+    /// Records the close of the evaluation, counted first so that whoever sees the
+    /// incident closed sees it counted. A refusal is logged, not fed back: the
+    /// evaluation is over either way, and people are still told.
+    async fn record_close(&self, closed: Record) {
+        if let Record::Closed { outcome, .. } = &closed {
+            self.count(outcome).await;
+        }
+        if let Err(e) = self.inner.record(vec![closed]).await {
+            error!(redis_instance = %self.instance, incident = self.id, error = %e,
+                "cannot record the end of the evaluation");
+        }
+    }
+
+    /// Logs and counts the outcome.
+    async fn count(&self, outcome: &Outcome) {
         let (inner, id, instance) = (&self.inner, self.id, &self.instance);
-        match &outcome {
+        match outcome {
             Outcome::FailedOver { from, to, .. } => {
                 info!(redis_instance = %instance, incident = id,
                 from = %from, to = %to, "failed over")
@@ -240,7 +262,7 @@ impl Runner {
         }
         let metrics = &inner.deps.metrics;
         metrics.decision(instance.as_str(), outcome.label());
-        let moved = match &outcome {
+        let moved = match outcome {
             Outcome::FailedOver { from, to, .. } => Some((from.clone(), to.clone(), true)),
             Outcome::Failed { .. } => {
                 let state = inner.state.lock().await;
@@ -258,13 +280,13 @@ impl Runner {
                 self.now(),
             );
         }
-        if let Err(e) = inner.close(id, outcome.clone()).await {
-            error!(redis_instance = %instance, incident = id, error = %e,
-                "cannot record the end of the evaluation");
-        }
-        notify(inner, id, instance, &outcome).await;
+    }
+
+    /// The evaluation is closed and people told: after a failover, starts measuring its
+    /// effect on the clients.
+    fn finish(self, outcome: Outcome) {
         if matches!(outcome, Outcome::FailedOver { .. }) {
-            advisors::measure_effect(inner, id, instance, self.now());
+            advisors::measure_effect(&self.inner, self.id, &self.instance, self.now());
         }
     }
 }

@@ -4,6 +4,7 @@
 use super::*;
 use crate::advisors::client_impact::FakeClientImpact;
 use crate::decision::policy::{ClientStatus, Hold};
+use crate::decision::ports::AgentAlertName;
 
 fn uid() -> InstanceId {
     InstanceId::new("cache")
@@ -59,6 +60,18 @@ fn the_clients_and_the_model() {
                 assert_eq!(t.windows[0].end, Some(t0()));
                 assert_eq!(t.windows[0].recent, DECISION_WINDOW.0);
                 assert_eq!(t.windows[0].baseline, DECISION_WINDOW.1);
+                // People are told what the clients said; the model said nothing.
+                let impact = t.details(StepName::ClientImpact)[0];
+                let notice = told(t);
+                assert_eq!(notice.name, AgentAlertName::RedisFailoverHeld);
+                assert_eq!(
+                    notice.description,
+                    format!(
+                        "Incident 1: the agent did not fail over: agent-side partition \
+                         suspected: the probes see east failing, but its clients log no more \
+                         errors than usual. Advisors: client impact: {impact}."
+                    )
+                );
             },
         },
         Case {
@@ -98,6 +111,15 @@ fn the_clients_and_the_model() {
                 assert!(request.client_impact.is_object());
                 assert!(matches!(request.policy, Verdict::Failover { .. }));
                 assert_eq!(request.at, t0() + Duration::from_millis(20));
+                // People are told what both advisors said.
+                let impact = t.details(StepName::ClientImpact)[0];
+                assert_eq!(
+                    told(t).description,
+                    format!(
+                        "DNS now sends cache's clients to west (confidence 1.00, incident 1). \
+                         Advisors: client impact: {impact}; AI: {advisor}."
+                    )
+                );
             },
         },
         Case {
@@ -339,6 +361,15 @@ fn holds_and_their_bounds() {
                 assert_eq!(
                     last,
                     "the advice kept the decision waiting past 1007 rounds; the policy decides"
+                );
+                // People are told the AI advisor's latest word, not its first.
+                assert!(
+                    told(t).description.ends_with(&format!(
+                        " Advisors: client impact: fake: unknown (no answer within the \
+                         decision's 5 s); AI: {last}."
+                    )),
+                    "{}",
+                    told(t).description
                 );
             },
         },

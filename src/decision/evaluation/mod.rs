@@ -12,7 +12,9 @@
 //! (`clients`); the AI advice and its bounded hold loop (`advise`); the verdict,
 //! the plan and the acts, the DNS intent recorded before the change, and the
 //! verification (`act`). Each step is an [`Action::Record`] placed before the action
-//! that depends on it: the runner stops at the first record the journal refuses.
+//! that depends on it: the runner stops at the first record the journal refuses. An
+//! evaluation ends by recording its close, telling people what it decided (`notice`,
+//! with what the advisors said), and [`Action::Close`].
 
 mod act;
 mod advise;
@@ -20,6 +22,7 @@ mod clients;
 mod confirm;
 pub mod effect;
 mod guard;
+pub mod notice;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -27,8 +30,8 @@ use std::time::{Duration, SystemTime};
 use crate::decision::advice::book::AdviceHistory;
 use crate::decision::incident::{Outcome, Record, Step, StepName, StepOutcome};
 use crate::decision::ports::{
-    AdviceRequest, AnomalyEvidence, Consultation, HookRun, RecentDecision, RecordRef, RecordValue,
-    Round, SwitchOutcome, Verdict, Window,
+    AdviceRequest, AgentAlert, AnomalyEvidence, Consultation, HookRun, RecentDecision, RecordRef,
+    RecordValue, Round, SwitchOutcome, Verdict, Window,
 };
 use crate::decision::settings::{InstanceRecord, Settings};
 use crate::model::{DatacenterId, Instance, InstanceId};
@@ -96,7 +99,8 @@ pub enum Event {
     TimerFired,
     /// The agent is stopping: a wait was cut short.
     Stopped,
-    /// The journal refused a record: the actions after it were not performed.
+    /// The journal refused a record: the actions after it were not performed. (A
+    /// refused close is not fed back: the evaluation is over either way.)
     JournalFailed(String),
 }
 
@@ -130,7 +134,7 @@ pub enum Hook {
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Append to the journal, durably, before anything that follows; a refusal comes
-    /// back as [`Event::JournalFailed`].
+    /// back as [`Event::JournalFailed`], but for the close's.
     Record(Record),
     /// Probe these datacenters of the instance, all at once.
     Probe(Vec<DatacenterId>),
@@ -155,13 +159,21 @@ pub enum Action {
     Activate(DatacenterId),
     /// Fire [`Event::TimerFired`] after this long, or [`Event::Stopped`] on shutdown.
     Wait(Duration),
-    /// The evaluation is over; nothing follows.
+    /// Tell people through the notifier; a failure to is only logged. It follows the
+    /// close's record, so that what people are told is on disk already.
+    Notify(Box<AgentAlert>),
+    /// The evaluation is over; nothing follows. Its close is recorded already, and
+    /// people told when the outcome is news.
     Close(Outcome),
 }
 
 /// One evaluation.
 #[derive(Debug)]
 pub struct Evaluation {
+    incident: u64,
+    instance: InstanceId,
+    /// What the advisors said in the steps recorded so far, for the notice.
+    said: notice::Said,
     /// `None` once closed.
     run: Option<Run>,
 }
@@ -169,16 +181,23 @@ pub struct Evaluation {
 impl Evaluation {
     /// Runs the guards at `now`; the first actions follow.
     pub fn start(start: Start, now: SystemTime) -> (Evaluation, Vec<Action>) {
+        let mut evaluation = Evaluation {
+            incident: start.id,
+            instance: start.instance.clone(),
+            said: notice::Said::default(),
+            run: None,
+        };
         let (run, actions) = Run::start(start, now);
-        (Evaluation { run }, actions)
+        evaluation.run = run;
+        let actions = evaluation.settle(now, actions);
+        (evaluation, actions)
     }
 
     /// Takes one result at `now`; the actions it leads to follow. Every result but the
     /// last leads to at least one action; the last leads to [`Action::Close`].
     pub fn handle(&mut self, now: SystemTime, event: Event) -> Vec<Action> {
         if let Event::JournalFailed(detail) = event {
-            self.run = None;
-            return vec![Action::Close(Outcome::Failed { detail })];
+            return self.fail(now, detail);
         }
         let Some(run) = self.run.as_mut() else {
             return Vec::new();
@@ -188,10 +207,38 @@ impl Evaluation {
             actions: Vec::new(),
         };
         run.handle(&mut out, event);
-        if matches!(out.actions.last(), Some(Action::Close(_))) {
-            self.run = None;
+        self.settle(now, out.actions)
+    }
+
+    /// Ends the evaluation as failed at `now`, whatever it was waiting for: the journal
+    /// refused a record, or the runner could not give it the result it needs.
+    pub fn fail(&mut self, now: SystemTime, detail: String) -> Vec<Action> {
+        self.settle(now, vec![Action::Close(Outcome::Failed { detail })])
+    }
+
+    /// Takes note of what the advisors said in `actions`; when they close the
+    /// evaluation, puts the close's record and the notice before [`Action::Close`].
+    fn settle(&mut self, now: SystemTime, mut actions: Vec<Action>) -> Vec<Action> {
+        self.said.hear(actions.iter().filter_map(|a| match a {
+            Action::Record(Record::Step { step, .. }) => Some(step),
+            _ => None,
+        }));
+        let Some(Action::Close(outcome)) = actions.last() else {
+            return actions;
+        };
+        self.run = None;
+        let closed = Record::Closed {
+            incident: self.incident,
+            outcome: outcome.clone(),
+            at: now,
+        };
+        let told = notice::notice(self.incident, &self.instance, outcome, &self.said, now);
+        let close = actions.len() - 1;
+        actions.insert(close, Action::Record(closed));
+        if let Some(alert) = told {
+            actions.insert(close + 1, Action::Notify(Box::new(alert)));
         }
-        out.actions
+        actions
     }
 }
 

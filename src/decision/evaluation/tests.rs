@@ -220,6 +220,8 @@ pub(super) struct Trace {
     pub hooks: Vec<HookCall>,
     /// The advice history last handed back.
     pub advice: Option<AdviceHistory>,
+    /// What people were told.
+    pub notices: Vec<AgentAlert>,
     /// The case's time when the evaluation closed.
     pub ended: SystemTime,
 }
@@ -269,6 +271,7 @@ fn short(action: &Action) -> String {
         }
         Action::Record(Record::Intent { to, .. }) => format!("intent {to}"),
         Action::Record(Record::Applied { to, .. }) => format!("applied {to}"),
+        Action::Record(Record::Closed { outcome, .. }) => format!("closed {}", show(outcome)),
         Action::Record(other) => format!("record {other:?}"),
         Action::Probe(d) => format!("probe {}", dcs(d)),
         Action::AskClients(_) => "ask clients".into(),
@@ -281,6 +284,7 @@ fn short(action: &Action) -> String {
         Action::SwitchDns { value, .. } => format!("dns {}", value.values.join(",")),
         Action::Activate(dc) => format!("activate {dc}"),
         Action::Wait(d) => format!("wait {} ms", d.as_millis()),
+        Action::Notify(alert) => format!("notify {}", alert.name),
         Action::Close(o) => format!("close {}", show(o)),
     }
 }
@@ -330,6 +334,7 @@ pub(super) fn drive(start: Start, mut world: World) -> Trace {
         requests: Vec::new(),
         hooks: Vec::new(),
         advice: None,
+        notices: Vec::new(),
         ended: now,
     };
     let (mut recorded, mut waits) = (0, 0);
@@ -341,12 +346,15 @@ pub(super) fn drive(start: Start, mut world: World) -> Trace {
             Action::Close(outcome) => {
                 t.outcome = outcome;
                 t.ended = now;
+                assert_ends_with_its_close(&t);
                 return t;
             }
             Action::Record(record) => {
                 recorded += 1;
                 if world.refuse_record == Some(recorded) {
-                    Some(Event::JournalFailed("the journal refused".into()))
+                    // As the runner does: a refused close is not fed back.
+                    let closing = matches!(record, Record::Closed { .. });
+                    (!closing).then(|| Event::JournalFailed("the journal refused".into()))
                 } else {
                     if let Record::Step { step, .. } = &record {
                         t.steps.push(step.clone());
@@ -354,6 +362,10 @@ pub(super) fn drive(start: Start, mut world: World) -> Trace {
                     t.records.push(record);
                     None
                 }
+            }
+            Action::Notify(alert) => {
+                t.notices.push(*alert);
+                None
             }
             Action::Wait(d) => {
                 waits += 1;
@@ -373,6 +385,28 @@ pub(super) fn drive(start: Start, mut world: World) -> Trace {
             queue.extend(next);
         }
     }
+}
+
+/// Every evaluation ends the same way: its close recorded, once; people told, at most
+/// once; then the close.
+fn assert_ends_with_its_close(t: &Trace) {
+    let outcome = show(&t.outcome);
+    let mut ending = vec![format!("closed {outcome}")];
+    ending.extend(t.notices.iter().map(|n| format!("notify {}", n.name)));
+    ending.push(format!("close {outcome}"));
+    assert!(t.actions.ends_with(&ending), "{:#?}", t.actions);
+    assert_eq!(t.count("closed "), 1, "{:#?}", t.actions);
+    assert!(t.notices.len() <= 1, "{:#?}", t.notices);
+}
+
+/// The one notice of a case, sent when the evaluation closed.
+pub(super) fn told(t: &Trace) -> &AgentAlert {
+    assert_eq!(t.notices.len(), 1, "{:#?}", t.actions);
+    let notice = &t.notices[0];
+    assert_eq!(notice.redis_instance, "cache");
+    assert_eq!(notice.starts_at, t.ended);
+    assert_eq!(notice.labels["incident"], "1");
+    notice
 }
 
 /// One row of a table.
