@@ -7,9 +7,9 @@
 //! - [`config`]: the YAML/JSON configuration, `${VAR}` and `*_file` secrets, validation
 //!   that names every problem; the core schema, and each integration's block handed to
 //!   the `config` module of the integration that owns it.
-//! - [`config_kit`]: what every reader of a block uses (`Raw`, `Ctx`, `Seconds`, `limits`, the
-//!   secret rules); a leaf, so that `config` and the integrations do not import each
-//!   other.
+//! - [`config_kit`]: what every reader of a block uses (`Raw`, `Ctx`, `Seconds`,
+//!   `limits`, the secret rules); a leaf, so that `config` and the integrations do not
+//!   import each other.
 //! - [`model`]: domain types (instance, datacenter, endpoint, snapshot) and the store of
 //!   the latest snapshots. No I/O.
 //! - [`collector`]: one task per endpoint: persistent connection, PING, INFO, CLUSTER
