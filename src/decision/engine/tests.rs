@@ -209,7 +209,7 @@ async fn a_confirmed_outage_fails_over_once_and_says_so() {
         "{incident:#?}"
     );
     assert_eq!(b.pointing_at(), "redis-west.example.com");
-    assert_eq!(b.dns.calls(Op::Upsert), 1);
+    assert_eq!(b.dns.calls(Op::Write), 1);
     assert_eq!(
         b.active.get(&InstanceId::new("cache")).unwrap().as_str(),
         "west"
@@ -246,7 +246,7 @@ async fn a_confirmed_outage_fails_over_once_and_says_so() {
         matches!(second.outcome, Some(Outcome::Held(Hold::Cooldown { .. }))),
         "{second:#?}"
     );
-    assert_eq!(b.dns.calls(Op::Upsert), 1);
+    assert_eq!(b.dns.calls(Op::Write), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -265,7 +265,7 @@ async fn a_recovery_is_not_news() {
         i.outcome,
         Some(Outcome::Held(Hold::ActiveRecovered { round: 2 }))
     );
-    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.dns.calls(Op::Write), 0);
     assert!(b.notifier.names().is_empty(), "a recovery is not news");
 }
 
@@ -297,7 +297,7 @@ async fn a_hold_is_told_with_its_reason() {
             .contains("\"sentinel_heard\":0.7"),
         "{round:#?}"
     );
-    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.dns.calls(Op::Write), 0);
     assert_eq!(b.pointing_at(), "redis-east.example.com");
     assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverHeld]);
     let notice = &b.notifier.alerts()[0];
@@ -321,7 +321,7 @@ async fn a_recommendation_is_told_and_changes_nothing() {
         matches!(i.outcome, Some(Outcome::WouldFailOver { .. })),
         "{i:#?}"
     );
-    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.dns.calls(Op::Write), 0);
     assert_eq!(
         b.notifier.names(),
         [AgentAlertName::RedisFailoverRecommended]
@@ -347,7 +347,7 @@ async fn many_concurrent_deliveries_make_one_change() {
     let i = b.settle().await;
     assert!(matches!(i.outcome, Some(Outcome::FailedOver { .. })));
     assert_eq!(i.triggers.len(), 20);
-    assert_eq!(b.dns.calls(Op::Upsert), 1);
+    assert_eq!(b.dns.calls(Op::Write), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -366,7 +366,7 @@ async fn a_resolved_alert_never_acts() {
     b.tracker.close();
     b.tracker.wait().await;
     assert!(b.engine.history(10).await.is_empty());
-    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.dns.calls(Op::Write), 0);
 }
 
 /// On real time: the hooks are real processes.
