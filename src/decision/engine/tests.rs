@@ -249,6 +249,46 @@ async fn a_confirmed_outage_fails_over_once_and_says_so() {
     assert_eq!(b.dns.calls(Op::Write), 1);
 }
 
+/// Someone changes the record between the switch's read and its write: the
+/// conditional write is refused, nothing is overwritten, and the incident fails saying
+/// what the record holds now.
+#[tokio::test(start_paused = true)]
+async fn a_record_changed_behind_the_agent_is_not_overwritten() {
+    let b = bed(
+        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        settings(true, false, HookSettings::default()),
+    )
+    .await;
+    let elsewhere = RecordValue::single("redis-elsewhere.example.com", 60);
+    b.dns.change_after_next_read(&record(), Some(elsewhere));
+    b.engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    let incident = b.settle().await;
+    let Some(Outcome::Failed { detail }) = &incident.outcome else {
+        panic!("{incident:#?}");
+    };
+    assert!(
+        detail.starts_with(
+            "DNS change failed: stale: redis.example.com CNAME changed since it was read: \
+             now redis-elsewhere.example.com (ttl 60 s), expected redis-east.example.com \
+             (ttl 60 s); nothing written"
+        ),
+        "{detail}"
+    );
+    let dns_step = incident.steps.iter().find(|s| s.name.as_str() == "dns");
+    assert_eq!(dns_step.map(|s| &s.detail), Some(detail), "{incident:#?}");
+    assert_eq!(b.pointing_at(), "redis-elsewhere.example.com");
+    assert_eq!(b.dns.calls(Op::Write), 1);
+    assert!(b.dns.writes().is_empty());
+    assert_eq!(
+        b.active.get(&InstanceId::new("cache")).unwrap().as_str(),
+        "east"
+    );
+    assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverFailed]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_recovery_is_not_news() {
     let b = bed(
