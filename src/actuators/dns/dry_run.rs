@@ -162,7 +162,8 @@ mod tests {
             self.lock().changes as usize
         }
         fn polls(&self) -> usize {
-            // Every accepted change is in sync at the first poll.
+            // Not counted: it answers InSync to every change it made, so a switch that
+            // writes polls exactly once.
             self.lock().changes as usize
         }
         fn pending_for(&self, _: u32) -> bool {

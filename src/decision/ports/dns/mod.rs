@@ -237,7 +237,7 @@ pub struct SwitchPolicy {
     pub insync_timeout: Duration,
     /// Time between two `GetChange` polls. Default 5 s.
     pub poll_interval: Duration,
-    /// Tries per call (read, upsert) on a retryable failure, the first included.
+    /// Tries per call (read, write) on a retryable failure, the first included.
     /// Default 6: waits of up to 0.5, 1, 2, 4, 8 s (at least half of each, the rest
     /// random), at most 15.5 s in all.
     pub attempts: u32,

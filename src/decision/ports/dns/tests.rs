@@ -251,7 +251,7 @@ async fn a_hanging_call_times_out_and_is_retried() {
     dns.delay(Op::Write, Duration::from_secs(30));
     let err = dns.switch(&cache(), &west(), &policy()).await.unwrap_err();
     assert_eq!(err.kind, AdapterErrorKind::Timeout);
-    // A timed-out upsert is cancelled before it takes effect in the fake.
+    // A timed-out write is cancelled before it takes effect in the fake.
     assert_eq!(dns.get(&cache()), Some(east()));
 }
 
