@@ -1,12 +1,29 @@
 //! The Route53 provider and `DnsProvider::switch` against a real `moto_server`, with a
 //! fault-injecting proxy in front of it for what moto never does: PENDING changes,
-//! throttling, PriorRequestNotComplete and refusals.
+//! throttling, PriorRequestNotComplete and refusals. The provider contract
+//! (`decision::ports::dns::contract`) runs here too.
+//!
+//! The switch is one change batch, DELETE of the set as read and CREATE of the new one.
+//! Route53 refuses the batch when the DELETE does not match the current set
+//! (InvalidChangeBatch, "Tried to delete resource record set [name='...', type='CNAME']
+//! but the values provided do not match the current values", or "... but it was not
+//! found"; "To delete a resource record set, you must specify all the same values":
+//! https://docs.aws.amazon.com/Route53/latest/APIReference/API_ChangeResourceRecordSets.html).
+//! moto 5.2.1 does not: it checks a DELETE against every CREATE or UPSERT the zone
+//! ever received, not against the current set, and then deletes by name and type
+//! (`moto/route53/models.py`, `ChangeList.has_insert_or_update`). So a batch based on a
+//! stale read is accepted by moto and overwrites; `moto_does_not_check_a_delete_against_the_current_values`
+//! shows it, and the refusal is tested with Route53's own answer put in by the proxy.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
 use redis_failover_agent::actuators::dns::{Route53Dns, Route53Settings};
+use redis_failover_agent::decision::ports::dns::contract::{ContractZone, run_contract};
 use redis_failover_agent::decision::ports::{
     AdapterErrorKind, DnsProvider, RecordRef, RecordType, RecordValue, SwitchOutcome, SwitchPolicy,
 };
@@ -100,8 +117,15 @@ async fn switches_one_of_two_records_and_reads_before_writing() {
         .into_iter()
         .find(|e| e.method == "POST")
         .unwrap();
+    // One batch: the set as read goes, the new one comes.
+    let delete = post.body.find("<Action>DELETE</Action>").expect("a DELETE");
+    let create = post.body.find("<Action>CREATE</Action>").expect("a CREATE");
+    assert!(delete < create, "{}", post.body);
+    assert!(!post.body.contains("UPSERT"), "{}", post.body);
     assert!(
-        post.body.contains("<Action>UPSERT</Action>"),
+        post.body[delete..create].contains(&format!("<Value>{EAST}</Value>"))
+            && post.body[delete..create].contains("<TTL>60</TTL>")
+            && post.body[create..].contains(&format!("<Value>{WEST}</Value>")),
         "{}",
         post.body
     );
@@ -340,4 +364,164 @@ async fn an_api_that_is_not_running_is_unavailable_quickly() {
         .await
         .unwrap_err();
     assert_eq!(err.kind, AdapterErrorKind::Unavailable, "{err}");
+}
+
+/// moto behind the fault-injecting proxy, as the contract sees it.
+struct MotoZone {
+    moto: Moto,
+    proxy: FaultyHttp,
+}
+
+#[async_trait::async_trait]
+impl ContractZone for MotoZone {
+    async fn put(&self, record: &RecordRef, value: &RecordValue) {
+        put(&self.moto, record, value).await;
+    }
+    fn writes(&self) -> usize {
+        self.proxy.count("POST", "/rrset")
+    }
+    fn polls(&self) -> usize {
+        self.proxy.count("GET", "/change/")
+    }
+    fn pending_for(&self, polls: u32) -> bool {
+        let rewrite = Action::Rewrite {
+            from: "INSYNC".into(),
+            to: "PENDING".into(),
+        };
+        self.proxy.inject("GET", "/change/", polls, rewrite);
+        true
+    }
+    fn throttle_writes(&self, times: u32) -> bool {
+        let throttled = Action::aws_error(400, "Throttling", "Rate exceeded");
+        self.proxy.inject("POST", "/rrset", times, throttled);
+        true
+    }
+    fn refuses_stale_writes(&self) -> bool {
+        // moto 5.2.1 accepts a DELETE of values the set no longer holds (module doc).
+        false
+    }
+    fn secrets(&self) -> Vec<String> {
+        vec![ACCESS_KEY.into(), SECRET_KEY.into()]
+    }
+    fn echo_secrets_on_next_write(&self) -> bool {
+        let echo = format!("The security token {ACCESS_KEY} / {SECRET_KEY} is invalid.");
+        let refusal = Action::aws_error(403, "InvalidClientTokenId", &echo);
+        self.proxy.inject("POST", "/rrset", 1, refusal);
+        true
+    }
+}
+
+/// Sets a record in moto directly, as another writer would.
+async fn put(moto: &Moto, record: &RecordRef, value: &RecordValue) {
+    let mut set = ResourceRecordSet::builder()
+        .name(&record.name)
+        .r#type(RrType::Cname)
+        .ttl(i64::from(value.ttl));
+    for v in &value.values {
+        set = set.resource_records(ResourceRecord::builder().value(v).build().unwrap());
+    }
+    let change = Change::builder()
+        .action(ChangeAction::Upsert)
+        .resource_record_set(set.build().unwrap())
+        .build()
+        .unwrap();
+    common::moto::sdk(&moto.url())
+        .change_resource_record_sets()
+        .hosted_zone_id(&record.zone_id)
+        .change_batch(ChangeBatch::builder().changes(change).build().unwrap())
+        .send()
+        .await
+        .expect("moto takes the change");
+}
+
+#[tokio::test]
+async fn route53_on_moto_passes_the_contract() {
+    let moto = Moto::start();
+    let zone_id = zone(&moto).await;
+    let proxy = FaultyHttp::start(moto.port);
+    let dns = provider(&proxy.url());
+    let bed = MotoZone { moto, proxy };
+    run_contract(dns.as_ref(), &bed, &zone_id, "example.com", &fast()).await;
+}
+
+/// What moto 5.2.1 answers a batch based on a stale read: it takes it and overwrites
+/// (real Route53 refuses it; see the module doc). And a DELETE of values the zone never
+/// held, its one check, is InvalidInput, not Route53's InvalidChangeBatch.
+#[tokio::test]
+async fn moto_does_not_check_a_delete_against_the_current_values() {
+    let moto = Moto::start();
+    let zone_id = zone(&moto).await;
+    let dns = provider(&moto.url());
+    let cache = record(&zone_id, "cache.example.com");
+    let east = RecordValue::single(EAST, 60);
+    let other = RecordValue::single("redis-other.example.com", 60);
+    let west = RecordValue::single(WEST, 60);
+
+    put(&moto, &cache, &other).await;
+    let change = dns.write(&cache, Some(&east), &west).await;
+    assert!(change.is_ok(), "moto now checks the DELETE: {change:?}");
+    assert_eq!(dns.read(&cache).await.unwrap(), Some(west.clone()));
+
+    let never = RecordValue::single("never.example.com", 60);
+    let third = RecordValue::single("redis-third.example.com", 60);
+    let err = dns.write(&cache, Some(&never), &third).await.unwrap_err();
+    assert_eq!(err.kind, AdapterErrorKind::Invalid, "{err}");
+    assert_eq!(
+        err.message,
+        "route53 ChangeResourceRecordSets: InvalidInput (HTTP 400): Invalid request: \
+         Expected exactly one of [AliasTarget, all of [TTL, and ResourceRecords], or \
+         TrafficPolicyInstanceId], but found none in Change with [Action=DELETE, \
+         Name=cache.example.com., Type=CNAME, SetIdentifier=null]"
+    );
+    assert_eq!(dns.read(&cache).await.unwrap(), Some(west));
+
+    // A CREATE the zone already took once, while the name exists, is refused with
+    // Route53's wording (moto checks it before the DELETE): Stale, as on Route53.
+    let err = dns.write(&cache, Some(&never), &east).await.unwrap_err();
+    assert_eq!(err.kind, AdapterErrorKind::Stale, "{err}");
+    assert!(err.message.contains("but it already exists"), "{err}");
+}
+
+/// Route53's refusal of a stale DELETE, as it words it, put in by the proxy: the first
+/// listing shows the record as it was before another writer changed it in moto.
+#[tokio::test]
+async fn a_stale_read_refused_by_route53_overwrites_nothing_and_says_what_it_found() {
+    let moto = Moto::start();
+    let zone_id = zone(&moto).await;
+    let proxy = FaultyHttp::start(moto.port);
+    let dns = provider(&proxy.url());
+    let cache = record(&zone_id, "cache.example.com");
+    let other = RecordValue::single("redis-other.example.com", 60);
+    put(&moto, &cache, &other).await;
+    let before_the_other_writer = Action::Rewrite {
+        from: "redis-other.example.com".into(),
+        to: EAST.into(),
+    };
+    proxy.inject("GET", "/rrset", 1, before_the_other_writer);
+    let refusal = Action::aws_error(
+        400,
+        "InvalidChangeBatch",
+        "[Tried to delete resource record set [name='cache.example.com.', type='CNAME'] \
+         but the values provided do not match the current values]",
+    );
+    proxy.inject("POST", "/rrset", 1, refusal);
+
+    let err = dns
+        .switch(&cache, &RecordValue::single(WEST, 60), &fast())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, AdapterErrorKind::Stale, "{err}");
+    assert_eq!(err.written, None);
+    assert!(
+        err.message.starts_with(
+            "cache.example.com CNAME changed since it was read: now redis-other.example.com \
+             (ttl 60 s), expected redis-east.example.com (ttl 60 s); nothing written \
+             (route53 ChangeResourceRecordSets: InvalidChangeBatch (HTTP 400): [Tried to delete"
+        ),
+        "{err}"
+    );
+    // One write, refused and not retried; the listing read again once.
+    assert_eq!(proxy.count("POST", "/rrset"), 1, "{:#?}", proxy.log());
+    assert_eq!(proxy.count("GET", "/rrset"), 2, "{:#?}", proxy.log());
+    assert_eq!(dns.read(&cache).await.unwrap(), Some(other));
 }

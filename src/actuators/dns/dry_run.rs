@@ -1,5 +1,6 @@
 //! The `dry-run` provider: says what it would change and remembers it, so a later read
 //! (and a second decision) sees the pretend change. It never calls anything outside.
+//! Its writes are conditional as a real provider's are, against what it remembers.
 //! It reads Route53's keys of `dns_config` and checks them as Route53 would, so that a
 //! configuration moves between the two by changing `dns_provider` alone.
 
@@ -92,9 +93,27 @@ impl DnsProvider for DryRunDns {
         Ok(self.lock().records.get(&key(record)).cloned())
     }
 
-    async fn upsert(&self, record: &RecordRef, value: &RecordValue) -> Result<ChangeId, DnsError> {
+    async fn write(
+        &self,
+        record: &RecordRef,
+        expected: Option<&RecordValue>,
+        value: &RecordValue,
+    ) -> Result<ChangeId, DnsError> {
         let (id, before) = {
             let mut state = self.lock();
+            let current = state.records.get(&key(record));
+            if current != expected {
+                let show =
+                    |v: Option<&RecordValue>| v.map_or_else(|| "(none)".into(), |v| v.to_string());
+                return Err(DnsError::new(
+                    AdapterErrorKind::Stale,
+                    format!(
+                        "dry run: {record} holds {}, not {}",
+                        show(current),
+                        show(expected)
+                    ),
+                ));
+            }
             state.changes += 1;
             let before = state.records.insert(key(record), value.clone());
             (ChangeId(format!("dry-run-{}", state.changes)), before)
@@ -106,7 +125,7 @@ impl DnsProvider for DryRunDns {
             from = %before.map_or_else(|| "(unknown)".to_owned(), |v| v.to_string()),
             to = %value,
             change = %id,
-            "dry run: would UPSERT the record; nothing was changed"
+            "dry run: would replace the record; nothing was changed"
         );
         Ok(id)
     }
@@ -130,15 +149,59 @@ impl DnsProvider for DryRunDns {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::ports::SwitchPolicy;
+    use crate::decision::ports::dns::contract::{ContractZone, run_contract};
+
+    /// Its own memory is the zone; it can neither throttle nor stay Pending.
+    #[async_trait::async_trait]
+    impl ContractZone for DryRunDns {
+        async fn put(&self, record: &RecordRef, value: &RecordValue) {
+            self.seed(record, value.clone());
+        }
+        fn writes(&self) -> usize {
+            self.lock().changes as usize
+        }
+        fn polls(&self) -> usize {
+            // Not counted: it answers InSync to every change it made, so a switch that
+            // writes polls exactly once.
+            self.lock().changes as usize
+        }
+        fn pending_for(&self, _: u32) -> bool {
+            false
+        }
+        fn throttle_writes(&self, _: u32) -> bool {
+            false
+        }
+        fn refuses_stale_writes(&self) -> bool {
+            true
+        }
+        fn secrets(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn echo_secrets_on_next_write(&self) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn the_dry_run_passes_the_contract() {
+        let dns = DryRunDns::new();
+        run_contract(&dns, &dns, "Z1", "example.com", &SwitchPolicy::default()).await;
+    }
 
     #[tokio::test]
     async fn a_pretend_change_is_read_back_and_in_sync() {
         let dns = DryRunDns::new();
         let record = RecordRef::new("Z1", "Cache.Example.com.", RecordType::Cname);
         assert_eq!(dns.read(&record).await.unwrap(), None);
-        dns.seed(&record, RecordValue::single("east.example.com", 60));
+        let east = RecordValue::single("east.example.com", 60);
+        dns.seed(&record, east.clone());
         let id = dns
-            .upsert(&record, &RecordValue::single("west.example.com", 60))
+            .write(
+                &record,
+                Some(&east),
+                &RecordValue::single("west.example.com", 60),
+            )
             .await
             .unwrap();
         let same = RecordRef::new("Z1", "cache.example.com", RecordType::Cname);

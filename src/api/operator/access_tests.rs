@@ -26,7 +26,7 @@ async fn without_a_configured_key_every_request_is_403_with_how_to_enable_it() {
     let b = bed(Some("")).await;
     let a = call(&b.state, "GET", "/api/status", Some(""), "").await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
-    assert!(b.dns.upserts().is_empty());
+    assert!(b.dns.writes().is_empty());
 }
 
 #[tokio::test]

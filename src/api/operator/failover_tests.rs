@@ -26,7 +26,7 @@ async fn a_bad_failover_body_is_400_with_what_is_wrong() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert!(error_of(&a).contains("reason"));
     assert_eq!(b.state.engine.as_ref().unwrap().history(10).await.len(), 0);
-    assert!(b.dns.upserts().is_empty());
+    assert!(b.dns.writes().is_empty());
 }
 
 #[tokio::test]
@@ -58,7 +58,7 @@ async fn an_unknown_target_is_400_naming_it_and_nothing_starts() {
         assert!(e.contains("\"mars\"") && e.contains("east, west"), "{e}");
     }
     assert_eq!(b.state.engine.as_ref().unwrap().history(10).await.len(), 0);
-    assert!(b.dns.upserts().is_empty());
+    assert!(b.dns.writes().is_empty());
 }
 
 #[tokio::test]
@@ -101,7 +101,7 @@ async fn a_manual_failover_moves_dns_and_shows_in_history_status_and_alerts() {
         b.dns.get(&record()).unwrap().values,
         ["redis-west.example.com"]
     );
-    assert_eq!(b.dns.calls(Op::Upsert), 1);
+    assert_eq!(b.dns.calls(Op::Write), 1);
 
     let a = get(&b.state, "/api/failover/history").await;
     assert_eq!(a.json["count"], 1);
@@ -153,7 +153,7 @@ async fn a_manual_failover_moves_dns_and_shows_in_history_status_and_alerts() {
     );
     let round_at = incident["steps"][1]["evidence"]["at"].as_str().unwrap();
     assert!(round_at.ends_with('Z'), "{round_at}");
-    assert_eq!(b.dns.calls(Op::Upsert), 1);
+    assert_eq!(b.dns.calls(Op::Write), 1);
     let a = get(&b.state, "/api/alerts?alert_type=RedisFailoverHeld").await;
     assert_eq!(a.json["count"], 1);
     assert_eq!(a.json["alerts"][0]["severity"], "warning");
@@ -185,7 +185,7 @@ async fn a_request_during_an_evaluation_is_409_and_changes_nothing_more() {
     let incident = settled(&b.state, id).await;
     assert_eq!(incident["outcome"]["outcome"], "failed_over");
     assert_eq!(incident["triggers"].as_array().unwrap().len(), 2);
-    assert_eq!(b.dns.calls(Op::Upsert), 1);
+    assert_eq!(b.dns.calls(Op::Write), 1);
 }
 
 #[tokio::test]
@@ -219,7 +219,7 @@ async fn without_force_a_healthy_active_or_a_dead_target_holds() {
     let a = post(&b.state, "/api/failover/cache", r#"{"target_dc": "west"}"#).await;
     let held = settled(&b.state, a.json["incident"].as_u64().unwrap()).await;
     assert_eq!(held["outcome"]["reason"], "active_recovered", "{held:#}");
-    assert!(b.dns.upserts().is_empty());
+    assert!(b.dns.writes().is_empty());
 
     // Both down: even force never targets a datacenter that does not answer.
     *prober.0.lock().unwrap() = [("east".into(), false), ("west".into(), false)].into();
@@ -227,7 +227,7 @@ async fn without_force_a_healthy_active_or_a_dead_target_holds() {
         let a = post(&b.state, "/api/failover/cache", body).await;
         let held = settled(&b.state, a.json["incident"].as_u64().unwrap()).await;
         assert_eq!(held["outcome"]["outcome"], "held", "{body}: {held:#}");
-        assert!(b.dns.upserts().is_empty(), "{body}");
+        assert!(b.dns.writes().is_empty(), "{body}");
     }
 
     // Forced, with the target up: moves without confirmation rounds.

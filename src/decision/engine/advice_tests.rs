@@ -100,7 +100,7 @@ async fn people_are_told_what_the_clients_said() {
         ),
         "{incident:#?}"
     );
-    assert_eq!(a.bed.dns.calls(Op::Upsert), 0);
+    assert_eq!(a.bed.dns.calls(Op::Write), 0);
     let impact = step_details(&incident, "client_impact");
     assert!(
         impact[0].starts_with("fake: clients as usual"),

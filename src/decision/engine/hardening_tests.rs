@@ -159,7 +159,7 @@ async fn a_journal_lost_during_an_evaluation_ends_it_as_failed_and_says_so_once(
     b.tracker.close();
     b.tracker.wait().await;
     // Nothing was changed; the close could not be recorded either, yet people are told.
-    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.dns.calls(Op::Write), 0);
     assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverFailed]);
     let notice = &b.notifier.alerts()[0];
     assert!(

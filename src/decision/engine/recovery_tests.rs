@@ -62,7 +62,7 @@ async fn a_restart_completes_what_was_started_and_never_writes_twice() {
         matches!(i.outcome, Some(Outcome::FailedOver { .. })),
         "{i:#?}"
     );
-    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.dns.calls(Op::Write), 0);
     assert_eq!(
         b.active.get(&InstanceId::new("cache")).unwrap().as_str(),
         "west"
@@ -77,7 +77,7 @@ async fn a_restart_completes_what_was_started_and_never_writes_twice() {
         matches!(next.outcome, Some(Outcome::Held(Hold::Cooldown { .. }))),
         "{next:#?}"
     );
-    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.dns.calls(Op::Write), 0);
     drop(b.dir);
 }
 
@@ -99,7 +99,7 @@ async fn a_restart_before_the_change_records_an_interruption_and_changes_nothing
         matches!(i.outcome, Some(Outcome::Interrupted { .. })),
         "{i:#?}"
     );
-    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.dns.calls(Op::Write), 0);
     assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverFailed]);
 }
 
@@ -197,7 +197,7 @@ async fn a_restart_measures_the_effect_of_a_recent_failover_the_previous_run_lef
             .filter(|s| s.name.as_str() == "failover_effect");
         assert_eq!(effects.count(), usize::from(untouched == 2), "{i:#?}");
     }
-    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.dns.calls(Op::Write), 0);
 }
 
 fn healthy_home(b: &Bed, healthy: bool) {
@@ -272,10 +272,10 @@ async fn a_stable_home_datacenter_brings_a_recommendation_then_with_auto_failbac
                 "{back:#?}"
             );
             assert_eq!(b.pointing_at(), "redis-east.example.com");
-            assert_eq!(b.dns.calls(Op::Upsert), 2);
+            assert_eq!(b.dns.calls(Op::Write), 2);
         } else {
             assert_eq!(b.pointing_at(), "redis-west.example.com");
-            assert_eq!(b.dns.calls(Op::Upsert), 1);
+            assert_eq!(b.dns.calls(Op::Write), 1);
         }
     }
 }

@@ -209,7 +209,7 @@ async fn a_confirmed_outage_fails_over_once_and_says_so() {
         "{incident:#?}"
     );
     assert_eq!(b.pointing_at(), "redis-west.example.com");
-    assert_eq!(b.dns.calls(Op::Upsert), 1);
+    assert_eq!(b.dns.calls(Op::Write), 1);
     assert_eq!(
         b.active.get(&InstanceId::new("cache")).unwrap().as_str(),
         "west"
@@ -246,7 +246,47 @@ async fn a_confirmed_outage_fails_over_once_and_says_so() {
         matches!(second.outcome, Some(Outcome::Held(Hold::Cooldown { .. }))),
         "{second:#?}"
     );
-    assert_eq!(b.dns.calls(Op::Upsert), 1);
+    assert_eq!(b.dns.calls(Op::Write), 1);
+}
+
+/// Someone changes the record between the switch's read and its write: the
+/// conditional write is refused, nothing is overwritten, and the incident fails saying
+/// what the record holds now.
+#[tokio::test(start_paused = true)]
+async fn a_record_changed_behind_the_agent_is_not_overwritten() {
+    let b = bed(
+        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        settings(true, false, HookSettings::default()),
+    )
+    .await;
+    let elsewhere = RecordValue::single("redis-elsewhere.example.com", 60);
+    b.dns.change_after_next_read(&record(), Some(elsewhere));
+    b.engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    let incident = b.settle().await;
+    let Some(Outcome::Failed { detail }) = &incident.outcome else {
+        panic!("{incident:#?}");
+    };
+    assert!(
+        detail.starts_with(
+            "DNS change failed: stale: redis.example.com CNAME changed since it was read: \
+             now redis-elsewhere.example.com (ttl 60 s), expected redis-east.example.com \
+             (ttl 60 s); nothing written"
+        ),
+        "{detail}"
+    );
+    let dns_step = incident.steps.iter().find(|s| s.name.as_str() == "dns");
+    assert_eq!(dns_step.map(|s| &s.detail), Some(detail), "{incident:#?}");
+    assert_eq!(b.pointing_at(), "redis-elsewhere.example.com");
+    assert_eq!(b.dns.calls(Op::Write), 1);
+    assert!(b.dns.writes().is_empty());
+    assert_eq!(
+        b.active.get(&InstanceId::new("cache")).unwrap().as_str(),
+        "east"
+    );
+    assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverFailed]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -265,7 +305,7 @@ async fn a_recovery_is_not_news() {
         i.outcome,
         Some(Outcome::Held(Hold::ActiveRecovered { round: 2 }))
     );
-    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.dns.calls(Op::Write), 0);
     assert!(b.notifier.names().is_empty(), "a recovery is not news");
 }
 
@@ -297,7 +337,7 @@ async fn a_hold_is_told_with_its_reason() {
             .contains("\"sentinel_heard\":0.7"),
         "{round:#?}"
     );
-    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.dns.calls(Op::Write), 0);
     assert_eq!(b.pointing_at(), "redis-east.example.com");
     assert_eq!(b.notifier.names(), [AgentAlertName::RedisFailoverHeld]);
     let notice = &b.notifier.alerts()[0];
@@ -321,7 +361,7 @@ async fn a_recommendation_is_told_and_changes_nothing() {
         matches!(i.outcome, Some(Outcome::WouldFailOver { .. })),
         "{i:#?}"
     );
-    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.dns.calls(Op::Write), 0);
     assert_eq!(
         b.notifier.names(),
         [AgentAlertName::RedisFailoverRecommended]
@@ -347,7 +387,7 @@ async fn many_concurrent_deliveries_make_one_change() {
     let i = b.settle().await;
     assert!(matches!(i.outcome, Some(Outcome::FailedOver { .. })));
     assert_eq!(i.triggers.len(), 20);
-    assert_eq!(b.dns.calls(Op::Upsert), 1);
+    assert_eq!(b.dns.calls(Op::Write), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -366,7 +406,7 @@ async fn a_resolved_alert_never_acts() {
     b.tracker.close();
     b.tracker.wait().await;
     assert!(b.engine.history(10).await.is_empty());
-    assert_eq!(b.dns.calls(Op::Upsert), 0);
+    assert_eq!(b.dns.calls(Op::Write), 0);
 }
 
 /// On real time: the hooks are real processes.

@@ -24,6 +24,11 @@ pub enum AdapterErrorKind {
     Invalid,
     /// Another change is still being applied (Route53's PriorRequestNotComplete).
     Conflict,
+    /// A conditional change was refused because the target no longer holds the value
+    /// the change was based on: someone else changed it since it was read. Never
+    /// retried as is: sending the same change again would be refused again, and
+    /// re-reading to overwrite would undo the other writer's change unseen.
+    Stale,
 }
 
 impl AdapterErrorKind {
@@ -44,6 +49,7 @@ impl AdapterErrorKind {
             Self::Unavailable => "unavailable",
             Self::Invalid => "invalid",
             Self::Conflict => "conflict",
+            Self::Stale => "stale",
         }
     }
 }
@@ -120,6 +126,7 @@ mod tests {
             Unavailable,
             Invalid,
             Conflict,
+            Stale,
         ]
         .into_iter()
         .filter(|k| k.is_retryable())

@@ -5,7 +5,8 @@
 //!
 //! - [`prober`]: fresh probes of an endpoint, and the promotion of a replica.
 //! - [`dns`]: a DNS provider, and the one way the engine changes a record
-//!   ([`DnsProvider::switch`]: read first, retries, the wait for INSYNC).
+//!   ([`DnsProvider::switch`]: read first, a write conditional on the value read,
+//!   retries, the wait for INSYNC), and the contract every provider passes.
 //! - [`hooks`]: the operator's commands around a failover.
 //! - [`notifier`]: the agent's own notices.
 //! - [`client_impact`]: the clients' view of an instance, from their logs.

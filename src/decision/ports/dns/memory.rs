@@ -1,6 +1,8 @@
 //! An in-memory DNS provider with fault injection, for tests of the engine and of
 //! [`DnsProvider::switch`]: fail the next calls with a kind, stay Pending for some polls,
-//! answer slowly, and count every call.
+//! answer slowly, change a record behind the agent's back between its read and its
+//! write, and count every call. Writes are conditional as Route53's are: a write based
+//! on a value the record no longer holds is refused as Stale.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -13,7 +15,7 @@ use crate::decision::ports::AdapterErrorKind;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     Read,
-    Upsert,
+    Write,
     ChangeStatus,
 }
 
@@ -32,7 +34,10 @@ struct State {
     pending_polls: u32,
     calls: HashMap<Op, u32>,
     changes: Vec<ChangeId>,
-    upserts: Vec<(RecordRef, RecordValue)>,
+    writes: Vec<(RecordRef, RecordValue)>,
+    /// What another writer puts in a record right after the next read of it (`None`:
+    /// deletes it).
+    races: HashMap<Key, Option<RecordValue>>,
 }
 
 fn key(record: &RecordRef) -> Key {
@@ -81,14 +86,21 @@ impl MemoryDns {
         self.lock().delays.insert(op, delay);
     }
 
+    /// Another writer: right after the next read of `record` (which answers the value
+    /// before), the record becomes `value` (`None`: it is deleted), so the write that
+    /// follows is based on a stale read.
+    pub fn change_after_next_read(&self, record: &RecordRef, value: Option<RecordValue>) {
+        self.lock().races.insert(key(record), value);
+    }
+
     /// How many times `op` was called, failed calls included.
     pub fn calls(&self, op: Op) -> u32 {
         self.lock().calls.get(&op).copied().unwrap_or(0)
     }
 
-    /// Every UPSERT that took effect, in order.
-    pub fn upserts(&self) -> Vec<(RecordRef, RecordValue)> {
-        self.lock().upserts.clone()
+    /// Every write that took effect, in order.
+    pub fn writes(&self) -> Vec<(RecordRef, RecordValue)> {
+        self.lock().writes.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -122,14 +134,46 @@ impl DnsProvider for MemoryDns {
 
     async fn read(&self, record: &RecordRef) -> Result<Option<RecordValue>, DnsError> {
         self.enter(Op::Read).await?;
-        Ok(self.get(record))
+        let mut state = self.lock();
+        let key = key(record);
+        let read = state.records.get(&key).cloned();
+        if let Some(race) = state.races.remove(&key) {
+            match race {
+                Some(value) => state.records.insert(key, value),
+                None => state.records.remove(&key),
+            };
+        }
+        Ok(read)
     }
 
-    async fn upsert(&self, record: &RecordRef, value: &RecordValue) -> Result<ChangeId, DnsError> {
-        self.enter(Op::Upsert).await?;
+    async fn write(
+        &self,
+        record: &RecordRef,
+        expected: Option<&RecordValue>,
+        value: &RecordValue,
+    ) -> Result<ChangeId, DnsError> {
+        self.enter(Op::Write).await?;
         let mut state = self.lock();
+        let current = state.records.get(&key(record));
+        let holds = match (current, expected) {
+            (None, None) => true,
+            (Some(c), Some(e)) => c.ttl == e.ttl && c.points_at(e, record.record_type),
+            _ => false,
+        };
+        if !holds {
+            let show =
+                |v: Option<&RecordValue>| v.map_or_else(|| "(none)".into(), |v| v.to_string());
+            return Err(DnsError::new(
+                AdapterErrorKind::Stale,
+                format!(
+                    "memory: {record} holds {}, not {}",
+                    show(current),
+                    show(expected)
+                ),
+            ));
+        }
         state.records.insert(key(record), value.clone());
-        state.upserts.push((record.clone(), value.clone()));
+        state.writes.push((record.clone(), value.clone()));
         let id = ChangeId(format!("memory-{}", state.changes.len() + 1));
         state.changes.push(id.clone());
         Ok(id)

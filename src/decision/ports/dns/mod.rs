@@ -1,9 +1,12 @@
 //! The DNS port: how a failover moves clients. Providers (`actuators::dns`) read and
 //! write one record set; [`DnsProvider::switch`] is the one way the engine changes a
-//! record: read first and write nothing if it already points at the target, UPSERT,
-//! then wait until the change is in sync. Retries and per-call timeouts live there (and
-//! in `retry.rs`), not in the providers.
+//! record: read first and write nothing if it already points at the target, replace the
+//! value read by the target in one conditional change (compare-and-swap: refused when
+//! the record no longer holds what was read), then wait until the change is in sync.
+//! Retries and per-call timeouts live there (and in `retry.rs`), not in the providers.
+//! `contract.rs` is the suite every provider passes.
 
+pub mod contract;
 mod memory;
 mod retry;
 mod switch;
@@ -183,18 +186,36 @@ pub trait DnsProvider: Send + Sync + fmt::Debug {
     fn reads_the_zone(&self) -> bool {
         true
     }
-    /// The record's current value; `None` when it does not exist.
+    /// The record's current value; `None` when it does not exist. The values are given
+    /// as the provider holds them, so that [`DnsProvider::write`] can name them exactly;
+    /// compare them with [`RecordValue::points_at`].
     async fn read(&self, record: &RecordRef) -> Result<Option<RecordValue>, DnsError>;
-    /// Creates or replaces the record. Idempotent: the same UPSERT twice is harmless.
-    async fn upsert(&self, record: &RecordRef, value: &RecordValue) -> Result<ChangeId, DnsError>;
+    /// Replaces `expected` (the record as read; `None`: it did not exist) by `value`, in
+    /// one atomic change that the provider refuses with kind
+    /// [`AdapterErrorKind::Stale`] when the record no longer holds `expected` (values and
+    /// TTL), writing nothing. A change based on a stale read thus fails instead of
+    /// overwriting what another writer put there.
+    async fn write(
+        &self,
+        record: &RecordRef,
+        expected: Option<&RecordValue>,
+        value: &RecordValue,
+    ) -> Result<ChangeId, DnsError>;
     async fn change_status(&self, id: &ChangeId) -> Result<ChangeStatus, DnsError>;
     /// Points `record` at `target`. Reads first and writes nothing if the record already
     /// has the target's values (so a replayed or duplicate decision never writes twice);
-    /// otherwise UPSERTs and polls `change_status` every `poll_interval` until InSync, at
-    /// most `insync_timeout`. Throttled, Conflict, Unavailable and Timeout failures of the
+    /// otherwise writes the target in place of the value read ([`DnsProvider::write`])
+    /// and polls `change_status` every `poll_interval` until InSync, at most
+    /// `insync_timeout`. Throttled, Conflict, Unavailable and Timeout failures of the
     /// read and the write are retried with exponential backoff and jitter, up to
-    /// `policy.attempts` tries; Invalid, Unauthorized and NotFound never are. A failing poll
-    /// is tolerated until the deadline. Every call runs under `policy.call_timeout`.
+    /// `policy.attempts` tries; Invalid, Unauthorized, NotFound and Stale never are. A
+    /// failing poll is tolerated until the deadline. Every call runs under
+    /// `policy.call_timeout`.
+    ///
+    /// A write refused as Stale is followed by one more read, never by a second write:
+    /// if the record now points at the target (another writer, or our own earlier try
+    /// whose answer was lost, put it there) the outcome is AlreadyPointing; otherwise the
+    /// switch fails with kind Stale, naming the value found and the value expected.
     ///
     /// An error after the write was accepted carries the change in [`DnsError::written`].
     /// Provided: a provider implements only the calls above.
@@ -216,7 +237,7 @@ pub struct SwitchPolicy {
     pub insync_timeout: Duration,
     /// Time between two `GetChange` polls. Default 5 s.
     pub poll_interval: Duration,
-    /// Tries per call (read, upsert) on a retryable failure, the first included.
+    /// Tries per call (read, write) on a retryable failure, the first included.
     /// Default 6: waits of up to 0.5, 1, 2, 4, 8 s (at least half of each, the rest
     /// random), at most 15.5 s in all.
     pub attempts: u32,

@@ -31,8 +31,20 @@ pub(super) async fn switch<P: DnsProvider + ?Sized>(
         );
         return Ok(SwitchOutcome::AlreadyPointing);
     }
-    let from = current.map_or_else(|| "(none)".to_owned(), |c| c.to_string());
-    let change = retry::call(policy, "upsert", || provider.upsert(record, target)).await?;
+    let from = current
+        .as_ref()
+        .map_or_else(|| "(none)".to_owned(), ToString::to_string);
+    let written = retry::call(policy, "write", || {
+        provider.write(record, current.as_ref(), target)
+    })
+    .await;
+    let change = match written {
+        Ok(change) => change,
+        Err(e) if e.kind == AdapterErrorKind::Stale => {
+            return after_stale_write(provider, record, current.as_ref(), target, policy, e).await;
+        }
+        Err(e) => return Err(e),
+    };
     let accepted = Instant::now();
     tracing::info!(
         provider = provider_name,
@@ -55,6 +67,50 @@ pub(super) async fn switch<P: DnsProvider + ?Sized>(
         change,
         in_sync_after,
     })
+}
+
+/// The write was refused because the record no longer held what was read. One more read
+/// says what happened; nothing is written again in this call. Re-reading and writing
+/// over the new value would undo another writer's change without anyone deciding it:
+/// with one agent that writer is a person or another tool, with a fleet a leader that
+/// should not be acting. Whoever calls `switch` decides afresh with what is there now.
+async fn after_stale_write<P: DnsProvider + ?Sized>(
+    provider: &P,
+    record: &RecordRef,
+    expected: Option<&RecordValue>,
+    target: &RecordValue,
+    policy: &SwitchPolicy,
+    refused: DnsError,
+) -> Result<SwitchOutcome, DnsError> {
+    let now = retry::call(policy, "read", || provider.read(record)).await?;
+    let show = |v: Option<&RecordValue>| v.map_or_else(|| "(none)".to_owned(), ToString::to_string);
+    if let Some(now) = now
+        .as_ref()
+        .filter(|n| n.points_at(target, record.record_type))
+    {
+        tracing::info!(
+            provider = provider.name(),
+            record = %record,
+            current = %now,
+            "record changed since it was read and now points at the target; nothing written"
+        );
+        return Ok(SwitchOutcome::AlreadyPointing);
+    }
+    let message = format!(
+        "{record} changed since it was read: now {}, expected {}; nothing written ({})",
+        show(now.as_ref()),
+        show(expected),
+        refused.message
+    );
+    tracing::warn!(
+        provider = provider.name(),
+        record = %record,
+        found = %show(now.as_ref()),
+        expected = %show(expected),
+        target = %target,
+        "record changed since it was read; nothing written"
+    );
+    Err(DnsError::new(AdapterErrorKind::Stale, message))
 }
 
 /// Refuses, before any call, a target no DNS server would accept.

@@ -1,5 +1,6 @@
 //! `DnsProvider::switch` against the in-memory provider (read first, retries, waiting for
-//! the change to be in sync), and record values and types.
+//! the change to be in sync, a stale read refused), the contract suite, and record
+//! values and types.
 
 use std::time::Duration;
 
@@ -43,7 +44,7 @@ async fn already_pointing_writes_nothing() {
     let out = dns.switch(&cache(), &west(), &policy()).await.unwrap();
     assert_eq!(out, SwitchOutcome::AlreadyPointing);
     assert_eq!(dns.calls(Op::Read), 1);
-    assert_eq!(dns.calls(Op::Upsert), 0);
+    assert_eq!(dns.calls(Op::Write), 0);
     assert_eq!(dns.calls(Op::ChangeStatus), 0);
 }
 
@@ -63,7 +64,7 @@ async fn changes_and_waits_until_in_sync() {
     // Pending, Pending, Pending, InSync: three poll intervals.
     assert_eq!(in_sync_after, Duration::from_secs(6));
     assert_eq!(dns.calls(Op::ChangeStatus), 4);
-    assert_eq!(dns.upserts(), vec![(cache(), west())]);
+    assert_eq!(dns.writes(), vec![(cache(), west())]);
     assert_eq!(dns.get(&cache()), Some(west()));
 }
 
@@ -76,14 +77,92 @@ async fn a_missing_record_is_created() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn memory_dns_passes_the_contract() {
+    let dns = MemoryDns::new();
+    contract::run_contract(&dns, &dns, "Z1", "example.com", &policy()).await;
+}
+
+fn other() -> RecordValue {
+    RecordValue::single("redis-other.example.com", 60)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_read_is_refused_once_and_nothing_is_overwritten() {
+    let dns = pointing_east();
+    dns.change_after_next_read(&cache(), Some(other()));
+    let err = dns.switch(&cache(), &west(), &policy()).await.unwrap_err();
+    assert_eq!(err.kind, AdapterErrorKind::Stale);
+    assert_eq!(err.written, None);
+    assert_eq!(
+        err.message,
+        "cache.example.com CNAME changed since it was read: \
+         now redis-other.example.com (ttl 60 s), expected redis-east.example.com (ttl 60 s); \
+         nothing written (memory: cache.example.com CNAME holds redis-other.example.com \
+         (ttl 60 s), not redis-east.example.com (ttl 60 s))"
+    );
+    // One write, refused and not retried; one read more to say what is there now.
+    assert_eq!(dns.calls(Op::Write), 1);
+    assert_eq!(dns.calls(Op::Read), 2);
+    assert_eq!(dns.calls(Op::ChangeStatus), 0);
+    assert!(dns.writes().is_empty());
+    assert_eq!(dns.get(&cache()), Some(other()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_deleted_or_created_since_the_read_is_left_alone() {
+    let dns = pointing_east();
+    dns.change_after_next_read(&cache(), None);
+    let err = dns.switch(&cache(), &west(), &policy()).await.unwrap_err();
+    assert_eq!(err.kind, AdapterErrorKind::Stale);
+    assert!(
+        err.message.contains("now (none), expected redis-east"),
+        "{err}"
+    );
+    assert_eq!(dns.get(&cache()), None);
+
+    let dns = MemoryDns::new();
+    dns.change_after_next_read(&cache(), Some(other()));
+    let err = dns.switch(&cache(), &west(), &policy()).await.unwrap_err();
+    assert_eq!(err.kind, AdapterErrorKind::Stale);
+    assert!(err.message.contains("expected (none)"), "{err}");
+    assert_eq!(dns.get(&cache()), Some(other()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_read_now_pointing_at_the_target_is_already_pointing() {
+    let dns = pointing_east();
+    dns.change_after_next_read(&cache(), Some(west()));
+    let out = dns.switch(&cache(), &west(), &policy()).await.unwrap();
+    assert_eq!(out, SwitchOutcome::AlreadyPointing);
+    assert_eq!(dns.calls(Op::Write), 1);
+    assert!(dns.writes().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_holds_only_against_the_value_and_ttl_read() {
+    let dns = pointing_east();
+    let longer = RecordValue::single(EAST_HOST, 300);
+    let err = dns
+        .write(&cache(), Some(&longer), &west())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, AdapterErrorKind::Stale);
+    let err = dns.write(&cache(), None, &west()).await.unwrap_err();
+    assert_eq!(err.kind, AdapterErrorKind::Stale);
+    let shouted = RecordValue::single("REDIS-EAST.example.com.", 60);
+    dns.write(&cache(), Some(&shouted), &west()).await.unwrap();
+    assert_eq!(dns.get(&cache()), Some(west()));
+}
+
+#[tokio::test(start_paused = true)]
 async fn throttled_twice_then_ok_backs_off() {
     let dns = pointing_east();
-    dns.fail_next(Op::Upsert, 2, AdapterErrorKind::Throttled);
+    dns.fail_next(Op::Write, 2, AdapterErrorKind::Throttled);
     let started = Instant::now();
     let out = dns.switch(&cache(), &west(), &policy()).await.unwrap();
     assert!(matches!(out, SwitchOutcome::Changed { .. }), "{out:?}");
-    assert_eq!(dns.calls(Op::Upsert), 3);
-    assert_eq!(dns.upserts().len(), 1);
+    assert_eq!(dns.calls(Op::Write), 3);
+    assert_eq!(dns.writes().len(), 1);
     // Two backoffs: 0.25..0.5 s and 0.5..1 s.
     let waited = started.elapsed();
     assert!(
@@ -96,10 +175,10 @@ async fn throttled_twice_then_ok_backs_off() {
 async fn conflict_and_unavailable_reads_are_retried() {
     let dns = pointing_east();
     dns.fail_next(Op::Read, 1, AdapterErrorKind::Unavailable);
-    dns.fail_next(Op::Upsert, 1, AdapterErrorKind::Conflict);
+    dns.fail_next(Op::Write, 1, AdapterErrorKind::Conflict);
     dns.switch(&cache(), &west(), &policy()).await.unwrap();
     assert_eq!(dns.calls(Op::Read), 2);
-    assert_eq!(dns.calls(Op::Upsert), 2);
+    assert_eq!(dns.calls(Op::Write), 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -108,13 +187,14 @@ async fn invalid_unauthorized_and_not_found_are_not_retried() {
         AdapterErrorKind::Invalid,
         AdapterErrorKind::Unauthorized,
         AdapterErrorKind::NotFound,
+        AdapterErrorKind::Stale,
     ] {
         let dns = pointing_east();
-        dns.fail_next(Op::Upsert, 1, kind);
+        dns.fail_next(Op::Write, 1, kind);
         let err = dns.switch(&cache(), &west(), &policy()).await.unwrap_err();
         assert_eq!(err.kind, kind);
         assert_eq!(err.written, None);
-        assert_eq!(dns.calls(Op::Upsert), 1, "{kind}");
+        assert_eq!(dns.calls(Op::Write), 1, "{kind}");
         assert_eq!(dns.get(&cache()), Some(east()));
     }
 }
@@ -122,11 +202,11 @@ async fn invalid_unauthorized_and_not_found_are_not_retried() {
 #[tokio::test(start_paused = true)]
 async fn retries_stop_after_the_attempts() {
     let dns = pointing_east();
-    dns.fail_next(Op::Upsert, 10, AdapterErrorKind::Throttled);
+    dns.fail_next(Op::Write, 10, AdapterErrorKind::Throttled);
     let err = dns.switch(&cache(), &west(), &policy()).await.unwrap_err();
     assert_eq!(err.kind, AdapterErrorKind::Throttled);
     assert!(err.message.contains("after 4 tries"), "{err}");
-    assert_eq!(dns.calls(Op::Upsert), 4);
+    assert_eq!(dns.calls(Op::Write), 4);
     assert_eq!(dns.get(&cache()), Some(east()));
 }
 
@@ -165,13 +245,13 @@ async fn a_hanging_call_times_out_and_is_retried() {
     let err = dns.switch(&cache(), &west(), &policy()).await.unwrap_err();
     assert_eq!(err.kind, AdapterErrorKind::Timeout);
     assert_eq!(dns.calls(Op::Read), 4);
-    assert_eq!(dns.calls(Op::Upsert), 0);
+    assert_eq!(dns.calls(Op::Write), 0);
 
     dns.delay(Op::Read, Duration::ZERO);
-    dns.delay(Op::Upsert, Duration::from_secs(30));
+    dns.delay(Op::Write, Duration::from_secs(30));
     let err = dns.switch(&cache(), &west(), &policy()).await.unwrap_err();
     assert_eq!(err.kind, AdapterErrorKind::Timeout);
-    // A timed-out upsert is cancelled before it takes effect in the fake.
+    // A timed-out write is cancelled before it takes effect in the fake.
     assert_eq!(dns.get(&cache()), Some(east()));
 }
 
