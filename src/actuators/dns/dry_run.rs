@@ -150,7 +150,9 @@ impl DnsProvider for DryRunDns {
 mod tests {
     use super::*;
     use crate::decision::ports::SwitchPolicy;
-    use crate::decision::ports::dns::contract::{ContractZone, run_contract};
+    use crate::decision::ports::dns::contract::{
+        ContractZone, ECHOED_SECRETS, PENDING, RETRIES, run_contract,
+    };
 
     /// Its own memory is the zone; it can neither throttle nor stay Pending.
     #[async_trait::async_trait]
@@ -186,7 +188,10 @@ mod tests {
     #[tokio::test]
     async fn the_dry_run_passes_the_contract() {
         let dns = DryRunDns::new();
-        run_contract(&dns, &dns, "Z1", "example.com", &SwitchPolicy::default()).await;
+        let left_out =
+            run_contract(&dns, &dns, "Z1", "example.com", &SwitchPolicy::default()).await;
+        // It changes nothing real: in sync at once, never throttled, holds no secret.
+        assert_eq!(left_out, [PENDING, RETRIES, ECHOED_SECRETS]);
     }
 
     #[tokio::test]

@@ -5,10 +5,12 @@
 //! The suite drives the provider through [`DnsProvider::switch`], the way the engine
 //! does, and looks behind it through a [`ContractZone`]: the backend, reached without
 //! the provider, that can also misbehave on request. A backend that cannot produce a
-//! fault (moto never throttles by itself; dry-run never answers Pending) says so, and
-//! the case is skipped with a line on stderr rather than passed on pretence.
+//! fault (moto never throttles by itself; dry-run never answers Pending) says so: the
+//! case is not run, and [`run_contract`] returns it among the cases left out, which
+//! each caller asserts, so a case never passes on pretence nor goes missing unseen.
 
 use std::fmt;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{
@@ -42,22 +44,32 @@ pub trait ContractZone: Send + Sync {
     fn echo_secrets_on_next_write(&self) -> bool;
 }
 
+/// The cases the backend cannot produce, by name.
+pub const PENDING: &str = "the wait while Pending";
+pub const STALE: &str = "the stale read";
+pub const RETRIES: &str = "the bounded retries";
+pub const ECHOED_SECRETS: &str = "the echoed secrets";
+
 /// Runs every case of the contract against `provider`, whose zone `zone_id` holds
 /// names under `domain` and is reached behind it through `zone`. Each case uses its
 /// own record, so the provider's zone may hold others. Panics on the first breach.
+/// Returns the cases the backend could not produce ([`PENDING`], [`STALE`],
+/// [`RETRIES`], [`ECHOED_SECRETS`]): the caller asserts they are the ones it expects.
+#[must_use = "assert which cases the backend could not produce"]
 pub async fn run_contract(
     provider: &dyn DnsProvider,
     zone: &dyn ContractZone,
     zone_id: &str,
     domain: &str,
     policy: &SwitchPolicy,
-) {
+) -> Vec<&'static str> {
     let bed = Bed {
         provider,
         zone,
         zone_id,
         domain,
         policy,
+        left_out: Mutex::new(Vec::new()),
     };
     let mut errors = Vec::new();
     bed.reads_first_and_writes_nothing_when_pointing().await;
@@ -72,6 +84,7 @@ pub async fn run_contract(
             assert!(!shown.contains(&secret), "a secret in an error: {shown}");
         }
     }
+    bed.left_out.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
 struct Bed<'a> {
@@ -80,6 +93,8 @@ struct Bed<'a> {
     zone_id: &'a str,
     domain: &'a str,
     policy: &'a SwitchPolicy,
+    /// The cases the backend could not produce.
+    left_out: Mutex<Vec<&'static str>>,
 }
 
 impl Bed<'_> {
@@ -95,11 +110,15 @@ impl Bed<'_> {
         RecordValue::single(format!("redis-{label}.{}", self.domain), 60)
     }
 
-    fn skip(&self, case: &str, why: &str) {
+    fn skip(&self, case: &'static str, why: &str) {
         eprintln!(
-            "dns contract, {}: {case} skipped: {why}",
+            "dns contract, {}: {case} not run: {why}",
             self.provider.name()
         );
+        self.left_out
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(case);
     }
 
     async fn read(&self, record: &RecordRef) -> Option<RecordValue> {
@@ -136,10 +155,7 @@ impl Bed<'_> {
         self.zone.put(&record, &self.host("east")).await;
         let pending = self.zone.pending_for(2);
         if !pending {
-            self.skip(
-                "the wait while Pending",
-                "the backend is always in sync at once",
-            );
+            self.skip(PENDING, "the backend is always in sync at once");
         }
         let (writes, polls) = (self.zone.writes(), self.zone.polls());
         let west = self.host("west");
@@ -175,10 +191,7 @@ impl Bed<'_> {
     /// Another writer changes the record between the provider's read and its write.
     async fn refuses_a_stale_read(&self) -> Vec<DnsError> {
         if !self.zone.refuses_stale_writes() {
-            self.skip(
-                "the stale read",
-                "the backend does not check what a write replaces",
-            );
+            self.skip(STALE, "the backend does not check what a write replaces");
             return Vec::new();
         }
         let (east, west, other) = (self.host("east"), self.host("west"), self.host("other"));
@@ -225,7 +238,7 @@ impl Bed<'_> {
     async fn bounds_its_retries(&self) -> Vec<DnsError> {
         let attempts = self.policy.attempts;
         if !self.zone.throttle_writes(attempts - 1) {
-            self.skip("the bounded retries", "the backend cannot throttle");
+            self.skip(RETRIES, "the backend cannot throttle");
             return Vec::new();
         }
         let record = self.record("contract-throttled");
@@ -257,7 +270,7 @@ impl Bed<'_> {
 
     async fn echoed_secrets(&self) -> Vec<DnsError> {
         if !self.zone.echo_secrets_on_next_write() {
-            self.skip("the echoed secrets", "the backend cannot echo them");
+            self.skip(ECHOED_SECRETS, "the backend cannot echo them");
             return Vec::new();
         }
         let record = self.record("contract-secrets");
