@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs, when missing, the real programs the tests and the demo start: Redis,
 # Sentinel, redis-cli, Prometheus and promtool, Alertmanager and amtool, Node.js (the
-# dashboard type check), moto_server (Route53), osmem-server (Elasticsearch), PyYAML.
+# dashboard type check), etcd and etcdctl (the fleet's coordination), protoc (the
+# etcd-client crate builds its gRPC code with it), moto_server (Route53), osmem-server
+# (Elasticsearch), PyYAML.
 # Idempotent; fails loudly, naming what it could not install. Used by scripts/test.sh
 # and scripts/demo.sh.
 set -euo pipefail
@@ -41,6 +43,9 @@ declare -A packages=(
   [node]=nodejs
   [npm]=npm
   [systemd-analyze]=systemd
+  [etcd]=etcd-server
+  [etcdctl]=etcd-client
+  [protoc]=protobuf-compiler
 )
 missing=()
 for program in "${!packages[@]}"; do
