@@ -1,0 +1,192 @@
+//! A three-member etcd cluster on loopback, for the fleet's coordination tests: each
+//! member a child process with its own client and peer ports and a data directory in a
+//! tempdir, stopped, frozen and restarted by PID. Dropping the cluster kills them all.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use super::{free_port, kill, require};
+
+/// How long a member (or the whole cluster) may take to answer `endpoint health`. A
+/// member starts in about a second here; a cluster elects its leader a second later.
+const READY_WITHIN: Duration = Duration::from_secs(20);
+
+struct Member {
+    name: String,
+    client_port: u16,
+    peer_port: u16,
+    child: Option<Child>,
+}
+
+pub struct EtcdCluster {
+    dir: TempDir,
+    members: Vec<Member>,
+    initial_cluster: String,
+}
+
+impl EtcdCluster {
+    /// Starts three members and waits until each answers `endpoint health`.
+    pub fn start() -> EtcdCluster {
+        require("etcd", "etcd-server");
+        require("etcdctl", "etcd-client");
+        let members: Vec<Member> = (1..=3)
+            .map(|i| Member {
+                name: format!("e{i}"),
+                client_port: free_port(),
+                peer_port: free_port(),
+                child: None,
+            })
+            .collect();
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = EtcdCluster {
+            dir: tempfile::tempdir().expect("a tempdir for etcd"),
+            members,
+            initial_cluster,
+        };
+        for i in 0..cluster.members.len() {
+            cluster.launch(i);
+        }
+        cluster.wait_healthy();
+        cluster
+    }
+
+    /// Every member's client URL, in member order.
+    pub fn client_urls(&self) -> Vec<String> {
+        (0..self.members.len()).map(|i| self.client_url(i)).collect()
+    }
+
+    pub fn client_url(&self, member: usize) -> String {
+        format!("http://127.0.0.1:{}", self.members[member].client_port)
+    }
+
+    /// The index of the member serving `url`.
+    pub fn member_of(&self, url: &str) -> usize {
+        (0..self.members.len())
+            .find(|&i| self.client_url(i) == url)
+            .unwrap_or_else(|| panic!("{url} is no member's client URL"))
+    }
+
+    pub fn pid(&self, member: usize) -> u32 {
+        self.members[member]
+            .child
+            .as_ref()
+            .map(Child::id)
+            .unwrap_or_else(|| panic!("etcd member {member} is not running"))
+    }
+
+    /// Kills the member (SIGKILL) and reaps it; its data directory stays.
+    pub fn stop(&mut self, member: usize) {
+        if let Some(mut child) = self.members[member].child.take() {
+            kill(child.id(), "KILL");
+            let _ = child.wait();
+        }
+    }
+
+    /// Freezes the member (SIGSTOP): its ports stay open and nothing answers.
+    pub fn freeze(&self, member: usize) {
+        kill(self.pid(member), "STOP");
+    }
+
+    /// Wakes a frozen member (SIGCONT).
+    pub fn thaw(&self, member: usize) {
+        kill(self.pid(member), "CONT");
+    }
+
+    /// Starts a stopped member again on the same ports and data directory, and waits
+    /// until it answers (which needs a quorum of members running).
+    pub fn restart(&mut self, member: usize) {
+        self.stop(member);
+        self.launch(member);
+        self.wait_member(member);
+    }
+
+    /// Waits until every running member answers `endpoint health`.
+    pub fn wait_healthy(&self) {
+        for i in 0..self.members.len() {
+            if self.members[i].child.is_some() {
+                self.wait_member(i);
+            }
+        }
+    }
+
+    fn log(&self, member: usize) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("{}.log", self.members[member].name))
+    }
+
+    fn launch(&mut self, member: usize) {
+        let log = self.log(member);
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("the etcd log file");
+        let m = &self.members[member];
+        let client = format!("http://127.0.0.1:{}", m.client_port);
+        let peer = format!("http://127.0.0.1:{}", m.peer_port);
+        let child = Command::new("etcd")
+            .args(["--name", &m.name])
+            .arg("--data-dir")
+            .arg(self.dir.path().join(&m.name))
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &self.initial_cluster])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--initial-cluster-token", "redis-failover-agent-test"])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("the etcd log file"))
+            .stderr(out)
+            .spawn()
+            .expect("etcd starts");
+        self.members[member].child = Some(child);
+    }
+
+    fn wait_member(&self, member: usize) {
+        let url = self.client_url(member);
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            let healthy = Command::new("etcdctl")
+                .args(["--endpoints", &url, "--command-timeout", "1s"])
+                .args(["endpoint", "health"])
+                .env("ETCDCTL_API", "3")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if healthy {
+                return;
+            }
+            if Instant::now() > deadline {
+                let log = self.log(member);
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                panic!(
+                    "etcd member {} ({url}) did not answer `endpoint health` within \
+                     {READY_WITHIN:?}; its log is {}; last lines:\n{}",
+                    self.members[member].name,
+                    log.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.stop(i);
+        }
+    }
+}
