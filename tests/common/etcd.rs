@@ -59,7 +59,9 @@ impl EtcdCluster {
 
     /// Every member's client URL, in member order.
     pub fn client_urls(&self) -> Vec<String> {
-        (0..self.members.len()).map(|i| self.client_url(i)).collect()
+        (0..self.members.len())
+            .map(|i| self.client_url(i))
+            .collect()
     }
 
     pub fn client_url(&self, member: usize) -> String {
