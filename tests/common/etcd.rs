@@ -28,10 +28,30 @@ pub struct EtcdCluster {
 }
 
 impl EtcdCluster {
-    /// Starts three members and waits until each answers `endpoint health`.
+    /// Starts three members and waits until each answers `endpoint health`. A member
+    /// that exits at once (most likely its port was taken between [`free_port`] and its
+    /// bind) makes it start over on new ports, twice at most.
     pub fn start() -> EtcdCluster {
         require("etcd", "etcd-server");
         require("etcdctl", "etcd-client");
+        let mut attempt = 1;
+        loop {
+            let mut cluster = Self::on_free_ports();
+            for i in 0..cluster.members.len() {
+                cluster.launch(i);
+            }
+            match cluster.try_wait_healthy() {
+                Ok(()) => return cluster,
+                Err(exited) if attempt < 3 => {
+                    eprintln!("etcd: {exited}; starting the cluster again on new ports");
+                    attempt += 1;
+                }
+                Err(exited) => panic!("{exited}"),
+            }
+        }
+    }
+
+    fn on_free_ports() -> EtcdCluster {
         let members: Vec<Member> = (1..=3)
             .map(|i| Member {
                 name: format!("e{i}"),
@@ -45,16 +65,11 @@ impl EtcdCluster {
             .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
             .collect::<Vec<_>>()
             .join(",");
-        let mut cluster = EtcdCluster {
+        EtcdCluster {
             dir: tempfile::tempdir().expect("a tempdir for etcd"),
             members,
             initial_cluster,
-        };
-        for i in 0..cluster.members.len() {
-            cluster.launch(i);
         }
-        cluster.wait_healthy();
-        cluster
     }
 
     /// Every member's client URL, in member order.
@@ -106,16 +121,20 @@ impl EtcdCluster {
     pub fn restart(&mut self, member: usize) {
         self.stop(member);
         self.launch(member);
-        self.wait_member(member);
+        if let Err(exited) = self.wait_member(member) {
+            panic!("{exited}");
+        }
     }
 
-    /// Waits until every running member answers `endpoint health`.
-    pub fn wait_healthy(&self) {
+    /// Waits until every running member answers `endpoint health`; `Err` (what to say)
+    /// when a member exited meanwhile.
+    fn try_wait_healthy(&mut self) -> Result<(), String> {
         for i in 0..self.members.len() {
             if self.members[i].child.is_some() {
-                self.wait_member(i);
+                self.wait_member(i)?;
             }
         }
+        Ok(())
     }
 
     fn log(&self, member: usize) -> PathBuf {
@@ -153,7 +172,9 @@ impl EtcdCluster {
         self.members[member].child = Some(child);
     }
 
-    fn wait_member(&self, member: usize) {
+    /// Waits until `member` answers `endpoint health`; `Err` when it exited meanwhile,
+    /// a panic naming its log when it does not answer in time.
+    fn wait_member(&mut self, member: usize) -> Result<(), String> {
         let url = self.client_url(member);
         let deadline = Instant::now() + READY_WITHIN;
         loop {
@@ -166,22 +187,38 @@ impl EtcdCluster {
                 .status()
                 .is_ok_and(|s| s.success());
             if healthy {
-                return;
+                return Ok(());
+            }
+            let child = self.members[member].child.as_mut().expect("launched");
+            if let Ok(Some(status)) = child.try_wait() {
+                self.members[member].child = None;
+                return Err(self.failure(member, &format!("exited ({status})")));
             }
             if Instant::now() > deadline {
-                let log = self.log(member);
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(20).collect();
                 panic!(
-                    "etcd member {} ({url}) did not answer `endpoint health` within \
-                     {READY_WITHIN:?}; its log is {}; last lines:\n{}",
-                    self.members[member].name,
-                    log.display(),
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    "{}",
+                    self.failure(
+                        member,
+                        &format!("did not answer `endpoint health` within {READY_WITHIN:?}")
+                    )
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// What went wrong with `member`, with the path and the last lines of its log.
+    fn failure(&self, member: usize, what: &str) -> String {
+        let log = self.log(member);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(20).collect();
+        format!(
+            "etcd member {} ({}) {what}; its log is {}; last lines:\n{}",
+            self.members[member].name,
+            self.client_url(member),
+            log.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
     }
 }
 

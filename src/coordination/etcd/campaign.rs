@@ -31,6 +31,14 @@ enum Woke {
     Done,
 }
 
+/// Waits for `deadline`, or forever without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Campaign {
     pub fn new(shared: Arc<Shared>, tx: watch::Sender<Leadership>) -> Self {
         Self {
@@ -47,7 +55,7 @@ impl Campaign {
         loop {
             let woke = tokio::select! {
                 _ = cancel.cancelled() => Woke::Cancelled,
-                _ = sleep_until(self.deadline().into()) => Woke::Deadline,
+                () = until(self.deadline()) => Woke::Deadline,
                 _ = tick.tick() => Woke::Done,
             };
             let woke = match woke {
@@ -55,7 +63,7 @@ impl Campaign {
                     let deadline = self.deadline();
                     tokio::select! {
                         _ = cancel.cancelled() => Woke::Cancelled,
-                        _ = sleep_until(deadline.into()) => Woke::Deadline,
+                        () = until(deadline) => Woke::Deadline,
                         () = self.round() => Woke::Done,
                     }
                 }
@@ -71,13 +79,10 @@ impl Campaign {
     }
 
     /// When this agent must stop leading: `demote_after` past its newest acknowledged
-    /// renewal while it leads; far away otherwise.
-    fn deadline(&self) -> Instant {
-        let far = Instant::now() + self.shared.timing.lease_ttl * 1000;
-        match (self.tx.borrow().term(), self.renewed) {
-            (Some(_), Some(renewed)) => renewed + self.shared.timing.demote_after,
-            _ => far,
-        }
+    /// renewal, while it leads.
+    fn deadline(&self) -> Option<Instant> {
+        self.tx.borrow().term()?;
+        Some(self.renewed? + self.shared.timing.demote_after)
     }
 
     async fn round(&mut self) {
