@@ -13,7 +13,7 @@ use redis_failover_agent::coordination::config::{
 };
 use redis_failover_agent::coordination::etcd::EtcdCoordination;
 use redis_failover_agent::decision::ports::{
-    Coordination, FenceError, Intent, LeaderInfo, Leadership,
+    Coordination, FenceError, Intent, LeaderInfo, Leadership, Term,
 };
 use tokio::task::block_in_place;
 use tokio_util::sync::CancellationToken;
@@ -368,5 +368,18 @@ async fn without_quorum_nobody_leads_and_fences_fail() {
     };
     println!("a leader again {:?} after quorum came back", back.elapsed());
     assert!(new.term().unwrap() > term);
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_etcd_at_start_is_down_not_an_error() {
+    let (_closed, port) = common::closed_port();
+    let cancel = CancellationToken::new();
+    let a = agent("a", vec![format!("http://127.0.0.1:{port}")], &cancel);
+    // Several rounds fail (connection refused); the agent keeps running, down.
+    tokio::time::sleep(TTL).await;
+    assert_eq!(now(&a), Leadership::Down);
+    let refused = a.fence(Term(1), &intent("cache-1/1")).await;
+    assert!(matches!(refused, Err(FenceError::NotLeader { .. })));
     cancel.cancel();
 }
