@@ -157,8 +157,8 @@ async fn a_successor_leads_within_the_ttl_when_the_leaders_etcd_dies() {
     let cut = Instant::now();
     block_in_place(|| cluster.stop(0));
     let successor = tokio::select! {
-        l = wait_for(&b, TTL * 3, "leading after a was cut off", leading) => l,
-        l = wait_for(&c, TTL * 3, "leading after a was cut off", leading) => l,
+        l = wait_for(&b, TTL * 4, "leading after a was cut off", leading) => l,
+        l = wait_for(&c, TTL * 4, "leading after a was cut off", leading) => l,
     };
     let takeover = cut.elapsed();
     println!(
@@ -169,7 +169,8 @@ async fn a_successor_leads_within_the_ttl_when_the_leaders_etcd_dies() {
         "a demoted itself before its successor led"
     );
     // The bound (TTL plus a second or two), with slack for a loaded machine and
-    // for etcd's own election when member 0 was etcd's leader.
+    // for etcd's own election when member 0 was etcd's leader (etcd then renews every
+    // lease for a full TTL: up to 7 s seen here).
     assert!(takeover < TTL * 2 + Duration::from_secs(3), "{takeover:?}");
     assert!(successor.term().is_some());
     cancel.cancel();
@@ -307,7 +308,7 @@ async fn a_leader_cut_off_demotes_itself_before_its_lease_can_expire() {
         a.fence(term, &intent("cache-1/1")).await,
         Err(FenceError::NotLeader { .. })
     ));
-    wait_for(&b, TTL * 3, "leading after a's lease expired", leading).await;
+    wait_for(&b, TTL * 4, "leading after a's lease expired", leading).await;
     let taken = frozen.elapsed();
     println!("a demoted itself {demoted:?} after its etcd froze; b led after {taken:?}");
     assert!(
