@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs, when missing, the real programs the tests and the demo start: Redis,
 # Sentinel, redis-cli, Prometheus and promtool, Alertmanager and amtool, Node.js (the
-# dashboard type check), moto_server (Route53), osmem-server (Elasticsearch), PyYAML.
+# dashboard type check), etcd and etcdctl (the fleet's coordination), protoc and the
+# protobuf well-known types (the etcd-client crate builds its gRPC code with them),
+# moto_server (Route53), osmem-server (Elasticsearch), PyYAML.
 # Idempotent; fails loudly, naming what it could not install. Used by scripts/test.sh
 # and scripts/demo.sh.
 set -euo pipefail
@@ -41,6 +43,9 @@ declare -A packages=(
   [node]=nodejs
   [npm]=npm
   [systemd-analyze]=systemd
+  [etcd]=etcd-server
+  [etcdctl]=etcd-client
+  [protoc]=protobuf-compiler
 )
 missing=()
 for program in "${!packages[@]}"; do
@@ -57,6 +62,20 @@ for program in "${!packages[@]}"; do
     exit 1
   fi
 done
+
+# protoc alone lacks the well-known types (google/protobuf/descriptor.proto) that
+# etcd-client's protos import; Debian ships them in libprotobuf-dev, a recommendation of
+# protobuf-compiler that --no-install-recommends leaves out.
+well_known=/usr/include/google/protobuf/descriptor.proto
+if [ ! -f "$well_known" ]; then
+  echo "installing: libprotobuf-dev"
+  apt_retry update -qq
+  apt_retry install -y -qq --no-install-recommends libprotobuf-dev
+  if [ ! -f "$well_known" ]; then
+    echo "error: $well_known is still missing after installing libprotobuf-dev" >&2
+    exit 1
+  fi
+fi
 
 if ! python3 -c 'import yaml' 2>/dev/null; then
   echo "installing: PyYAML (pip)"

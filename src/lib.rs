@@ -28,6 +28,9 @@
 //!   folder has a `config` module: its settings, serde form, checks and `build()`.
 //! - [`advisors`]: client impact (Elasticsearch) and AI advice (OpenAI-compatible), each
 //!   behind a trait, each with its `config` module; the engine works without them.
+//! - [`coordination`]: the fleet on etcd: leadership with a lease and self-demotion,
+//!   and the fenced transaction before every side effect (its settings are not read
+//!   from the configuration yet).
 //! - [`api`]: the axum router (`/metrics`, `/healthz`, `/readyz`,
 //!   `/webhook/alertmanager`, the operator API under `/api`); the only module that
 //!   knows axum.
@@ -45,6 +48,7 @@ pub mod app;
 pub mod collector;
 pub mod config;
 pub mod config_kit;
+pub mod coordination;
 pub mod decision;
 #[cfg(test)]
 pub(crate) mod fuzz;

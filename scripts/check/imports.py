@@ -23,7 +23,7 @@ SRC = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent
 
 # part -> the parts of the crate it must not use. Adapters reach decision only through
 # its ports; decision reaches no adapter; model is the leaf.
-ADAPTERS = ("actuators", "advisors", "collector")
+ADAPTERS = ("actuators", "advisors", "collector", "coordination")
 RULES = {
     "model": ("config", "collector", "metrics", "anomaly", "health", "decision",
               "advisors", "actuators", "api", "app", "logging"),

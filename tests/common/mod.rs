@@ -13,6 +13,7 @@ use tempfile::TempDir;
 
 pub mod alertmanager;
 pub mod e2e;
+pub mod etcd;
 pub mod fake_redis;
 pub mod faulty_http;
 pub mod moto;

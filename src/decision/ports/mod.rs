@@ -13,10 +13,12 @@
 //! - [`advisor`]: failover advice from a model: the request, the consultation.
 //! - [`verdict`]: what an evaluation found and concluded (rounds of probes, the clients'
 //!   status, the verdict and why it holds), which the AI advisor reads as evidence.
+//! - [`coordination`]: the fleet's leadership and the fence every side effect passes.
 //! - [`error`]: the one error kind of every adapter, and the one-line error chain.
 
 pub mod advisor;
 pub mod client_impact;
+pub mod coordination;
 pub mod dns;
 pub mod error;
 pub mod hooks;
@@ -33,6 +35,7 @@ pub use client_impact::{
     ExceptionCount, FailoverEffect, ImpactReport, Latency, SampleMessage, Spike, UntrustedText,
     Window, WindowStats,
 };
+pub use coordination::{Coordination, FenceError, Intent, LeaderInfo, Leadership, Term};
 pub use dns::{
     ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType, RecordValue,
     SwitchOutcome, SwitchPolicy, canonical_name, canonical_value,

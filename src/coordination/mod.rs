@@ -1,0 +1,15 @@
+//! The fleet on etcd: which agent leads, and the fenced transaction before each of its
+//! side effects (issue 17). Implements `decision::ports::Coordination`, which is all the
+//! engine sees of it.
+//!
+//! - [`config`]: the `coordination` section (etcd endpoints, prefix, lease TTL, auth,
+//!   TLS; this agent's name and datacenter).
+//! - [`etcd`]: the adapter: lease, campaign, self-demotion, fences.
+//!
+//! Not wired yet: `config::validate` does not dispatch `coordination` and `app` does not
+//! start it. Both come with the fenced engine: until every side effect is fenced, an
+//! accepted `coordination` section would let two agents act while the user believes
+//! they form a fleet.
+
+pub mod config;
+pub mod etcd;
