@@ -64,7 +64,8 @@ pub struct EtcdAuth {
 /// `coordination.etcd.tls`: PEM files, read when the configuration is.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EtcdTls {
-    /// `ca_file`: the authorities to trust instead of the system's.
+    /// `ca_file`: the authorities to trust; required with `https://` endpoints, since no
+    /// system roots are loaded.
     pub ca_cert: Option<Vec<u8>>,
     /// `cert_file` and `key_file`: a client certificate, when etcd asks for one.
     pub client_cert: Option<Vec<u8>>,
@@ -199,7 +200,18 @@ fn read_etcd(cx: &mut Ctx<'_>, p: &str, raw: RawEtcd) -> Option<EtcdSettings> {
     let tls = cx
         .value(&join(p, "tls"), raw.tls)
         .map(|tls| read_tls(cx, &join(p, "tls"), tls));
-    let failed = endpoints.len() != count || count == 0;
+    let secure = endpoints.iter().any(|url| url.starts_with("https://"));
+    let tls_key = join(p, "tls");
+    let tls_reported = cx.problems.iter().any(|pr| pr.key.starts_with(&tls_key));
+    let untrusted = secure && tls.as_ref().is_none_or(|t| t.ca_cert.is_none());
+    if untrusted && !tls_reported {
+        cx.problem(
+            &join(p, "tls.ca_file"),
+            "an https:// endpoint needs the authority that signed etcd's certificate: \
+             the agent trusts no other (it loads no system roots)",
+        );
+    }
+    let failed = endpoints.len() != count || count == 0 || untrusted;
     Some(EtcdSettings {
         endpoints: (!failed).then_some(endpoints)?,
         prefix: prefix?,

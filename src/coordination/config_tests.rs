@@ -263,6 +263,29 @@ fn tls_files_are_read_and_a_certificate_needs_its_key() {
 }
 
 #[test]
+fn an_https_endpoint_needs_the_authority_to_trust() {
+    // No system roots are loaded: without `ca_file` no https:// member could be reached.
+    let read = read_in(
+        Path::new("/"),
+        "etcd: { endpoints: [https://e:2379] }",
+        Some("h"),
+        &[],
+    );
+    assert_eq!(
+        read.only_problem(),
+        "coordination.etcd.tls.ca_file: an https:// endpoint needs the authority that \
+         signed etcd's certificate: the agent trusts no other (it loads no system roots)"
+    );
+    let read = read_in(
+        Path::new("/"),
+        "etcd: { endpoints: [http://e:2379] }",
+        Some("h"),
+        &[],
+    );
+    assert!(read.problems.is_empty(), "{:?}", read.problems());
+}
+
+#[test]
 fn the_agent_name_defaults_to_the_host_name_and_is_checked() {
     let read = read_in(Path::new("/"), MINIMAL, None, &[]);
     assert_eq!(
