@@ -195,34 +195,44 @@ async fn a_deposed_leaders_fence_is_refused_and_the_new_leaders_is_recorded() {
         .unwrap();
     let key = format!("{PREFIX}/leader");
     let lease = etcd.lease_grant(3, None).await.unwrap().id();
-    let deleted = etcd
-        .txn(
-            Txn::new()
-                .when([Compare::create_revision(
-                    key.as_str(),
-                    CompareOp::Equal,
-                    old.0,
-                )])
-                .and_then([TxnOp::delete(key.as_str(), None)]),
-        )
-        .await
-        .unwrap();
-    let taken = etcd
-        .txn(
-            Txn::new()
-                .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(
-                    key.as_str(),
-                    "intruder",
-                    Some(PutOptions::new().with_lease(lease)),
-                )]),
-        )
-        .await
-        .unwrap();
-    assert!(
-        deleted.succeeded() && taken.succeeded(),
-        "the intruder takes the key (a campaigned in between: run again)"
-    );
+    // Delete the key, then create it for the intruder: two requests, since etcd takes
+    // one operation per key in a transaction. Should a win it back in between (it
+    // campaigns every TTL/6), take it again.
+    let mut taken = false;
+    for _ in 0..10 {
+        let held = etcd.get(key.as_str(), None).await.unwrap();
+        if let Some(kv) = held.kvs().first() {
+            let current = kv.create_revision();
+            etcd.txn(
+                Txn::new()
+                    .when([Compare::create_revision(
+                        key.as_str(),
+                        CompareOp::Equal,
+                        current,
+                    )])
+                    .and_then([TxnOp::delete(key.as_str(), None)]),
+            )
+            .await
+            .unwrap();
+        }
+        let put = etcd
+            .txn(
+                Txn::new()
+                    .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(
+                        key.as_str(),
+                        "intruder",
+                        Some(PutOptions::new().with_lease(lease)),
+                    )]),
+            )
+            .await
+            .unwrap();
+        if put.succeeded() {
+            taken = true;
+            break;
+        }
+    }
+    assert!(taken, "the intruder takes the leader key within 10 tries");
     let refused = a.fence(old, &intent("cache-1/2")).await;
     match refused {
         Err(FenceError::NotLeader { term, leader }) => {
