@@ -12,6 +12,7 @@ use serde_yaml::Value;
 use super::provider_config::{Provider, ProviderConfig};
 use super::route53;
 use crate::config_kit::ctx::Ctx;
+use crate::decision::ports::dns::check_expected;
 use crate::decision::ports::{
     AdapterErrorKind, ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType,
     RecordValue,
@@ -101,19 +102,7 @@ impl DnsProvider for DryRunDns {
     ) -> Result<ChangeId, DnsError> {
         let (id, before) = {
             let mut state = self.lock();
-            let current = state.records.get(&key(record));
-            if current != expected {
-                let show =
-                    |v: Option<&RecordValue>| v.map_or_else(|| "(none)".into(), |v| v.to_string());
-                return Err(DnsError::new(
-                    AdapterErrorKind::Stale,
-                    format!(
-                        "dry run: {record} holds {}, not {}",
-                        show(current),
-                        show(expected)
-                    ),
-                ));
-            }
+            check_expected("dry run", record, state.records.get(&key(record)), expected)?;
             state.changes += 1;
             let before = state.records.insert(key(record), value.clone());
             (ChangeId(format!("dry-run-{}", state.changes)), before)

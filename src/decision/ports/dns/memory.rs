@@ -154,24 +154,7 @@ impl DnsProvider for MemoryDns {
     ) -> Result<ChangeId, DnsError> {
         self.enter(Op::Write).await?;
         let mut state = self.lock();
-        let current = state.records.get(&key(record));
-        let holds = match (current, expected) {
-            (None, None) => true,
-            (Some(c), Some(e)) => c.ttl == e.ttl && c.points_at(e, record.record_type),
-            _ => false,
-        };
-        if !holds {
-            let show =
-                |v: Option<&RecordValue>| v.map_or_else(|| "(none)".into(), |v| v.to_string());
-            return Err(DnsError::new(
-                AdapterErrorKind::Stale,
-                format!(
-                    "memory: {record} holds {}, not {}",
-                    show(current),
-                    show(expected)
-                ),
-            ));
-        }
+        super::check_expected("memory", record, state.records.get(&key(record)), expected)?;
         state.records.insert(key(record), value.clone());
         state.writes.push((record.clone(), value.clone()));
         let id = ChangeId(format!("memory-{}", state.changes.len() + 1));

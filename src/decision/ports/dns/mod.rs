@@ -273,6 +273,35 @@ pub enum SwitchOutcome {
     },
 }
 
+/// The condition of a compare-and-swap write, for providers that keep the zone
+/// themselves (the in-memory and dry-run ones): the record must still hold what was
+/// read, the same TTL and the same values however spelled, or still be absent. A
+/// refusal is [`AdapterErrorKind::Stale`], naming both values.
+pub fn check_expected(
+    provider: &str,
+    record: &RecordRef,
+    current: Option<&RecordValue>,
+    expected: Option<&RecordValue>,
+) -> Result<(), DnsError> {
+    let holds = match (current, expected) {
+        (None, None) => true,
+        (Some(c), Some(e)) => c.ttl == e.ttl && c.points_at(e, record.record_type),
+        _ => false,
+    };
+    if holds {
+        return Ok(());
+    }
+    let show = |v: Option<&RecordValue>| v.map_or_else(|| "(none)".into(), |v| v.to_string());
+    Err(DnsError::new(
+        AdapterErrorKind::Stale,
+        format!(
+            "{provider}: {record} holds {}, not {}",
+            show(current),
+            show(expected)
+        ),
+    ))
+}
+
 /// Lower case, without the trailing dot, with Route53's `\052`-style octal escapes
 /// undone: the form in which two names are equal.
 pub fn canonical_name(name: &str) -> String {
