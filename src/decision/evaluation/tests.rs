@@ -22,6 +22,13 @@ use crate::health::{self, HealthInput};
 mod advice;
 #[path = "cases_tests.rs"]
 mod cases;
+#[path = "notices_tests.rs"]
+mod notices;
+
+/// The steps of a confirmed outage that fails over.
+fn failover_steps() -> Vec<&'static str> {
+    after(&CONFIRMED, &["policy ok", "dns ok", "verify ok"])
+}
 
 pub(super) fn t0() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
