@@ -13,7 +13,7 @@ use redis_failover_agent::coordination::config::{
 };
 use redis_failover_agent::coordination::etcd::EtcdCoordination;
 use redis_failover_agent::decision::ports::{
-    Coordination, FenceError, Intent, LeaderInfo, Leadership, Term,
+    Coordination, FenceError, LeaderInfo, Leadership, Table, Term, Write,
 };
 use tokio::task::block_in_place;
 use tokio_util::sync::CancellationToken;
@@ -73,11 +73,17 @@ fn following(leader: &str) -> impl Fn(&Leadership) -> bool + '_ {
     move |l| matches!(l, Leadership::Follower { leader: Some(info) } if info.name == leader)
 }
 
-fn intent(id: &str) -> Intent {
-    Intent {
-        id: id.into(),
-        record: format!("{{\"step\":\"dns\",\"id\":\"{id}\"}}"),
-    }
+/// The fenced record of step `id` of an incident, under `instances/`.
+fn intent(id: &str) -> Vec<Write> {
+    vec![Write::Put {
+        table: Table::Instances,
+        key: id.into(),
+        value: record_of(id),
+    }]
+}
+
+fn record_of(id: &str) -> String {
+    format!("{{\"step\":\"dns\",\"id\":\"{id}\"}}")
 }
 
 fn now(agent: &EtcdCoordination) -> Leadership {
@@ -259,7 +265,7 @@ async fn a_deposed_leaders_fence_is_refused_and_the_new_leaders_is_recorded() {
     a.fence(new, &intent("cache-1/4")).await.unwrap();
     let intents = etcd
         .get(
-            format!("{PREFIX}/intents/"),
+            format!("{PREFIX}/instances/"),
             Some(etcd_client::GetOptions::new().with_prefix()),
         )
         .await
@@ -278,12 +284,12 @@ async fn a_deposed_leaders_fence_is_refused_and_the_new_leaders_is_recorded() {
         recorded,
         [
             (
-                format!("{PREFIX}/intents/cache-1/1"),
-                intent("cache-1/1").record
+                format!("{PREFIX}/instances/cache-1/1"),
+                record_of("cache-1/1")
             ),
             (
-                format!("{PREFIX}/intents/cache-1/4"),
-                intent("cache-1/4").record
+                format!("{PREFIX}/instances/cache-1/4"),
+                record_of("cache-1/4")
             ),
         ],
         "only the fences that passed wrote their intent"
@@ -392,5 +398,78 @@ async fn an_unreachable_etcd_at_start_is_down_not_an_error() {
     assert_eq!(now(&a), Leadership::Down);
     let refused = a.fence(Term(1), &intent("cache-1/1")).await;
     assert!(matches!(refused, Err(FenceError::NotLeader { .. })));
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_put_by_anyone_are_deleted_by_the_leader_only_if_not_delivered_again() {
+    let _serial = SERIAL.lock().await;
+    let cluster = block_in_place(EtcdCluster::start);
+    let cancel = CancellationToken::new();
+    let a = agent("a", cluster.client_urls(), &cancel);
+    let term = wait_for(&a, Duration::from_secs(10), "leading", leading)
+        .await
+        .term()
+        .unwrap();
+    let b = agent("b", cluster.client_urls(), &cancel);
+    wait_for(&b, TTL, "following a", following("a")).await;
+
+    // A follower hands two candidates; the leader lists them with their revisions.
+    let first = b.put(Table::Candidates, "cache-1", "one").await.unwrap();
+    b.put(Table::Candidates, "cache/2", "two").await.unwrap();
+    let listed = a.list(Table::Candidates).await.unwrap();
+    let keys: Vec<_> = listed
+        .iter()
+        .map(|e| (e.key.as_str(), e.value.as_str()))
+        .collect();
+    assert_eq!(keys, [("cache-1", "one"), ("cache/2", "two")]);
+    assert_eq!(listed[0].revision, first);
+
+    // cache-1 is delivered again after the leader read it: the fenced delete leaves it,
+    // and the put beside it still applies.
+    let again = b
+        .put(Table::Candidates, "cache-1", "one again")
+        .await
+        .unwrap();
+    assert!(again > first);
+    let writes = [
+        Write::DeleteUpTo {
+            table: Table::Candidates,
+            key: "cache-1".into(),
+            revision: first,
+        },
+        Write::DeleteUpTo {
+            table: Table::Candidates,
+            key: "cache/2".into(),
+            revision: listed[1].revision,
+        },
+        Write::Put {
+            table: Table::Instances,
+            key: "cache-1".into(),
+            value: "settled".into(),
+        },
+    ];
+    a.fence(term, &writes)
+        .await
+        .expect("the leader's fence passes");
+    let left = a.list(Table::Candidates).await.unwrap();
+    assert_eq!(
+        left.iter().map(|e| e.value.as_str()).collect::<Vec<_>>(),
+        ["one again"],
+        "the newer delivery stays, the one read is gone"
+    );
+    let settled = b.list(Table::Instances).await.unwrap();
+    assert_eq!(settled.len(), 1);
+    assert_eq!(
+        (settled[0].key.as_str(), settled[0].value.as_str()),
+        ("cache-1", "settled")
+    );
+
+    // A follower's fence writes nothing.
+    let refused = b.fence(term, &writes[2..]).await;
+    assert!(
+        matches!(refused, Err(FenceError::NotLeader { .. })),
+        "{refused:?}"
+    );
     cancel.cancel();
 }

@@ -89,3 +89,12 @@ mod tests {
         }
     }
 }
+
+impl From<EtcdFailure> for crate::decision::ports::StoreError {
+    fn from(f: EtcdFailure) -> Self {
+        Self {
+            kind: f.kind,
+            message: f.message,
+        }
+    }
+}

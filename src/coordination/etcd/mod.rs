@@ -37,7 +37,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse,
+};
 use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::warn;
@@ -47,7 +49,8 @@ use self::error::EtcdFailure;
 use self::timing::Timing;
 use super::config::{CoordinationSettings, EtcdSettings};
 use crate::decision::ports::{
-    AdapterErrorKind, Coordination, FenceError, Intent, LeaderInfo, Leadership, Term,
+    AdapterErrorKind, Coordination, Entry, FenceError, LeaderInfo, Leadership, StoreError, Table,
+    Term, Write,
 };
 
 /// The agent's place in the fleet on etcd. Campaigns until dropped (or until `cancel`
@@ -83,19 +86,29 @@ impl fmt::Debug for Shared {
     }
 }
 
-/// The fleet's keys under `prefix`.
+/// The fleet's keys under `prefix`: `<prefix>/leader`, and each table's records at
+/// `<prefix>/<table>/<key>`.
 #[derive(Debug, Clone)]
 struct Keys {
+    prefix: String,
     leader: String,
-    intents: String,
 }
 
 impl Keys {
     fn new(prefix: &str) -> Self {
         Self {
+            prefix: prefix.to_owned(),
             leader: format!("{prefix}/leader"),
-            intents: format!("{prefix}/intents/"),
         }
+    }
+
+    /// The start of every key of `table`.
+    fn table(&self, table: Table) -> String {
+        format!("{}/{}/", self.prefix, table.name())
+    }
+
+    fn record(&self, table: Table, key: &str) -> String {
+        format!("{}{key}", self.table(table))
     }
 }
 
@@ -132,29 +145,25 @@ impl Coordination for EtcdCoordination {
         self.leadership.clone()
     }
 
-    async fn fence(&self, term: Term, intent: &Intent) -> Result<(), FenceError> {
+    async fn fence(&self, term: Term, writes: &[Write]) -> Result<(), FenceError> {
         let not_leader = |leader| FenceError::NotLeader { term, leader };
         let lead = *self.shared.lead.lock().expect("lead lock");
         let until = match lead {
             Some((current, until)) if current == term && Instant::now() < until => until,
             _ => return Err(not_leader(None)),
         };
-        let client = self.shared.client.lock().expect("client lock").clone();
-        let Some(mut client) = client else {
+        let Some(mut client) = self.shared.client() else {
             return Err(not_leader(None));
         };
         let keys = &self.shared.keys;
+        let ops: Vec<TxnOp> = writes.iter().map(|w| keys.op(w)).collect();
         let txn = Txn::new()
             .when([Compare::create_revision(
                 keys.leader.as_str(),
                 CompareOp::Equal,
                 term.0,
             )])
-            .and_then([TxnOp::put(
-                format!("{}{}", keys.intents, intent.id),
-                intent.record.as_str(),
-                None,
-            )])
+            .and_then(ops)
             .or_else([TxnOp::get(keys.leader.as_str(), None)]);
         let answer = tokio::time::timeout_at(until.into(), client.txn(txn)).await;
         let failure = match answer {
@@ -166,15 +175,105 @@ impl Coordination for EtcdCoordination {
         warn!(
             agent = %self.shared.name,
             %term,
-            intent = %intent.id,
+            writes = writes.len(),
             kind = %failure.kind,
             error = %failure.message,
             "fence failed"
         );
-        Err(FenceError::Store {
-            kind: failure.kind,
-            message: failure.message,
-        })
+        Err(FenceError::Store(failure.into()))
+    }
+
+    async fn list(&self, table: Table) -> Result<Vec<Entry>, StoreError> {
+        let start = self.shared.keys.table(table);
+        let options = GetOptions::new().with_prefix();
+        let response = self
+            .shared
+            .call("a list", |mut c| async move {
+                c.get(start.as_str(), Some(options)).await
+            })
+            .await?;
+        let skip = self.shared.keys.table(table).len();
+        Ok(response
+            .kvs()
+            .iter()
+            .map(|kv| Entry {
+                key: String::from_utf8_lossy(&kv.key()[skip.min(kv.key().len())..]).into_owned(),
+                value: String::from_utf8_lossy(kv.value()).into_owned(),
+                revision: kv.mod_revision(),
+            })
+            .collect())
+    }
+
+    async fn put(&self, table: Table, key: &str, value: &str) -> Result<i64, StoreError> {
+        let key = self.shared.keys.record(table, key);
+        let value = value.to_owned();
+        let response = self
+            .shared
+            .call(
+                "a put",
+                |mut c| async move { c.put(key, value, None).await },
+            )
+            .await?;
+        Ok(response.header().map_or(0, |h| h.revision()))
+    }
+}
+
+impl Keys {
+    /// The transaction operation of one fenced write. A conditional delete is a nested
+    /// transaction (etcd 3.3 and later), so that its own compare cannot fail the fence.
+    fn op(&self, write: &Write) -> TxnOp {
+        match write {
+            Write::Put { table, key, value } => {
+                TxnOp::put(self.record(*table, key), value.as_str(), None)
+            }
+            Write::DeleteUpTo {
+                table,
+                key,
+                revision,
+            } => {
+                let key = self.record(*table, key);
+                TxnOp::txn(
+                    Txn::new()
+                        .when([Compare::mod_revision(
+                            key.as_str(),
+                            CompareOp::Less,
+                            revision + 1,
+                        )])
+                        .and_then([TxnOp::delete(key.as_str(), None)]),
+                )
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn client(&self) -> Option<Client> {
+        self.client.lock().expect("client lock").clone()
+    }
+
+    /// One call to etcd with the request timeout; its failure logged and classified.
+    async fn call<T, F>(
+        &self,
+        what: &'static str,
+        call: impl FnOnce(Client) -> F,
+    ) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let Some(client) = self.client() else {
+            return Err(StoreError {
+                kind: AdapterErrorKind::Unavailable,
+                message: "not connected to etcd yet".into(),
+            });
+        };
+        let failure = match tokio::time::timeout(self.timing.request_timeout, call(client)).await {
+            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Err(e)) => EtcdFailure::from(e),
+            Err(_) => EtcdFailure::timeout(what),
+        };
+        warn!(agent = %self.name, kind = %failure.kind, error = %failure.message,
+            "etcd call failed: {what}");
+        Err(failure.into())
     }
 }
 

@@ -6,9 +6,10 @@
 //! store applies only while this agent's leadership term is still the current one,
 //! and which records what the agent is about to do, so that a successor can finish it.
 //!
-//! What comes next (issue 17): the shared ledger (active datacenters, cooldowns, open
-//! incidents and their intents), candidates handed from followers to the leader, and
-//! the observations every agent publishes. They extend this trait.
+//! Besides leadership, the store keeps what every agent must see the same: a few tables
+//! of records ([`Table`]) whose values the engine writes and reads, opaque to the
+//! adapter. The leader writes the shared ledger only under its fence; every agent
+//! hands the candidates it took from Alertmanager to the leader with [`Coordination::put`].
 
 use std::fmt;
 
@@ -62,14 +63,65 @@ impl Leadership {
     }
 }
 
-/// What the leader is about to do, recorded by the fence before it does it.
+/// The fleet's shared records, by kind. Each is a table of keys (instance names, or the
+/// fleet's own keys) to values the engine writes and reads (JSON): the adapter stores
+/// them and never looks inside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// Per instance: its active datacenter, its cooldown, and the open incident with the
+    /// step its leader fenced last. Written only through [`Coordination::fence`].
+    Instances,
+    /// Per instance: the latest candidate any agent took from Alertmanager, waiting for
+    /// the leader. Written by every agent with [`Coordination::put`].
+    Candidates,
+    /// The fleet's own keys (e.g. whether a single agent's state was imported).
+    Fleet,
+}
+
+impl Table {
+    /// The table's name in the store's keys (`<prefix>/<name>/<key>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Instances => "instances",
+            Table::Candidates => "candidates",
+            Table::Fleet => "fleet",
+        }
+    }
+}
+
+/// One record of a table, with the store's revision of its last change.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Intent {
-    /// Names the record under the fleet's `intents/`: one per incident, rewritten at
-    /// each step (e.g. `cache-1/42`).
-    pub id: String,
-    /// The record itself (the engine's serialized intent).
-    pub record: String,
+pub struct Entry {
+    pub key: String,
+    pub value: String,
+    /// Grows with every change of the store: a record written later has a larger one.
+    pub revision: i64,
+}
+
+/// A write the leader makes under its fence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    Put {
+        table: Table,
+        key: String,
+        value: String,
+    },
+    /// Deletes the record unless it changed after `revision` (a candidate delivered again
+    /// while the leader was evaluating the one it read stays for the next evaluation).
+    /// Absent, or changed since: nothing happens, and the other writes still apply.
+    DeleteUpTo {
+        table: Table,
+        key: String,
+        revision: i64,
+    },
+}
+
+/// The store did not answer, or failed.
+#[derive(Debug, Clone, Error)]
+#[error("coordination store {kind}: {message}")]
+pub struct StoreError {
+    pub kind: AdapterErrorKind,
+    pub message: String,
 }
 
 /// Why a fence did not pass.
@@ -85,11 +137,8 @@ pub enum FenceError {
     },
     /// The store did not answer, or failed: the action must not happen either, and may
     /// be fenced again while this agent still leads.
-    #[error("coordination store {kind}: {message}")]
-    Store {
-        kind: AdapterErrorKind,
-        message: String,
-    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The fleet's coordination, as the engine acts through it.
@@ -102,7 +151,14 @@ pub trait Coordination: Send + Sync + fmt::Debug {
     /// latest value or waits for the next one.
     fn leadership(&self) -> watch::Receiver<Leadership>;
 
-    /// Records `intent` if, and only if, this agent still leads in `term`, in one
-    /// transaction of the store. An `Ok` allows the one side effect the intent names.
-    async fn fence(&self, term: Term, intent: &Intent) -> Result<(), FenceError>;
+    /// Applies `writes` if, and only if, this agent still leads in `term`, in one
+    /// transaction of the store. An `Ok` allows the one side effect they record.
+    async fn fence(&self, term: Term, writes: &[Write]) -> Result<(), FenceError>;
+
+    /// Every record of `table`, read from the store's quorum (never a stale replica).
+    async fn list(&self, table: Table) -> Result<Vec<Entry>, StoreError>;
+
+    /// Writes one record without a fence (what every agent may write: candidates).
+    /// Returns the record's new revision.
+    async fn put(&self, table: Table, key: &str, value: &str) -> Result<i64, StoreError>;
 }

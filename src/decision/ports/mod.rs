@@ -35,7 +35,9 @@ pub use client_impact::{
     ExceptionCount, FailoverEffect, ImpactReport, Latency, SampleMessage, Spike, UntrustedText,
     Window, WindowStats,
 };
-pub use coordination::{Coordination, FenceError, Intent, LeaderInfo, Leadership, Term};
+pub use coordination::{
+    Coordination, Entry, FenceError, LeaderInfo, Leadership, StoreError, Table, Term, Write,
+};
 pub use dns::{
     ChangeId, ChangeStatus, DnsError, DnsProvider, RecordRef, RecordType, RecordValue,
     SwitchOutcome, SwitchPolicy, canonical_name, canonical_value,
