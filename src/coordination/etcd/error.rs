@@ -54,6 +54,15 @@ fn kind(e: &Error) -> AdapterErrorKind {
     }
 }
 
+impl From<EtcdFailure> for crate::decision::ports::StoreError {
+    fn from(f: EtcdFailure) -> Self {
+        Self {
+            kind: f.kind,
+            message: f.message,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,15 +95,6 @@ mod tests {
         ];
         for (error, expected) in cases {
             assert_eq!(EtcdFailure::from(error).kind, expected);
-        }
-    }
-}
-
-impl From<EtcdFailure> for crate::decision::ports::StoreError {
-    fn from(f: EtcdFailure) -> Self {
-        Self {
-            kind: f.kind,
-            message: f.message,
         }
     }
 }
