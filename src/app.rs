@@ -29,11 +29,12 @@ use crate::api::{self, Access, AppState};
 use crate::collector::Collector;
 use crate::collector::probe::RedisProber;
 use crate::config::{self, Config, ConfigError};
+use crate::coordination::etcd::EtcdCoordination;
 use crate::decision::clock::SystemClock;
 use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::{self, Engine};
 use crate::decision::journal::Opening;
-use crate::decision::ports::SwitchPolicy;
+use crate::decision::ports::{Coordination, SwitchPolicy};
 use crate::metrics::Metrics;
 use crate::model::{ActiveDatacenters, AnalysisStore, InstanceId, SnapshotStore};
 
@@ -267,6 +268,7 @@ fn engine_deps(
     config: &Config,
     shared: &Shared,
     families: &Families,
+    cancel: &CancellationToken,
 ) -> anyhow::Result<engine::Deps> {
     let dns = config
         .dns
@@ -294,6 +296,10 @@ fn engine_deps(
         metrics: families.decisions.clone(),
         advisors: build_advisors(config)?,
         clock: Arc::new(SystemClock),
+        coordination: config
+            .coordination
+            .as_ref()
+            .map(|c| Arc::new(EtcdCoordination::start(c, cancel)) as Arc<dyn Coordination>),
     })
 }
 
@@ -307,7 +313,7 @@ async fn start_engine(
     tracker: &TaskTracker,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Engine> {
-    let deps = engine_deps(config, shared, families)?;
+    let deps = engine_deps(config, shared, families, cancel)?;
     let opening = if options.journal_start_over {
         Opening::StartOver
     } else {

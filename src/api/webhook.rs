@@ -214,6 +214,7 @@ mod tests {
                 metrics: DecisionMetrics::default(),
                 advisors: crate::decision::engine::Advisors::default(),
                 clock: Arc::new(crate::decision::clock::SystemClock),
+                coordination: None,
             },
             TaskTracker::new(),
             CancellationToken::new(),

@@ -28,6 +28,7 @@ use crate::actuators::alertmanager::config::NotifySettings;
 use crate::actuators::dns::config::DnsSettings;
 use crate::advisors::ai::config::AzureOpenAiSettings;
 use crate::advisors::client_impact::config::ElkSettings;
+use crate::coordination::config::CoordinationSettings;
 use crate::model::{Datacenter, DatacenterId, Instance, Secret};
 
 pub use crate::config_kit::ctx::Problem;
@@ -91,6 +92,8 @@ pub struct Config {
     pub webhook: WebhookSettings,
     /// Where the agent pushes its own alerts (`alertmanager`); none: it only logs them.
     pub alertmanager: Option<NotifySettings>,
+    /// A fleet of agents on etcd (`coordination`); none: this agent acts alone.
+    pub coordination: Option<CoordinationSettings>,
     /// Bounds on everything that comes in from outside (`limits`).
     pub limits: Limits,
 }

@@ -2,7 +2,8 @@
 //!
 //! Every field is a [`Raw`] and every struct keeps the keys it does not know, so that
 //! reading never stops at the first problem: stage two (`validate`) reports them all.
-//! An integration's block (`elk`, `azure_openai`, `dns_config`, `alertmanager`) is
+//! An integration's block (`elk`, `azure_openai`, `dns_config`, `alertmanager`,
+//! `coordination`) is
 //! kept as a plain value here: its serde form is the integration's own.
 
 use std::collections::BTreeMap;
@@ -53,6 +54,7 @@ pub struct RawConfig {
     pub hooks: Option<Raw<RawHooks>>,
     pub webhook: Option<Raw<RawWebhook>>,
     pub alertmanager: Option<Value>,
+    pub coordination: Option<Value>,
     pub limits: Option<Raw<RawLimits>>,
     #[serde(flatten)]
     pub unknown: Unknown,
@@ -98,6 +100,7 @@ impl RawConfig {
         "hooks",
         "webhook",
         "alertmanager",
+        "coordination",
         "limits",
     ];
 }

@@ -1,8 +1,4 @@
 //! `coordination`: the fleet's etcd and this agent's place in it, read and checked.
-//!
-//! Not dispatched from `config::validate` yet: until the engine fences its actions, a
-//! configuration that accepted `coordination` would let two agents act while the user
-//! believes they form a fleet. The dispatch comes with the fenced engine.
 
 use std::time::Duration;
 

@@ -5,11 +5,6 @@
 //! - [`config`]: the `coordination` section (etcd endpoints, prefix, lease TTL, auth,
 //!   TLS; this agent's name and datacenter).
 //! - [`etcd`]: the adapter: lease, campaign, self-demotion, fences.
-//!
-//! Not wired yet: `config::validate` does not dispatch `coordination` and `app` does not
-//! start it. Both come with the fenced engine: until every side effect is fenced, an
-//! accepted `coordination` section would let two agents act while the user believes
-//! they form a fleet.
 
 pub mod config;
 pub mod etcd;

@@ -214,6 +214,9 @@ pub enum Record {
         trigger: Trigger,
         #[serde(with = "rfc3339::required")]
         at: SystemTime,
+        /// In a fleet: the leader that opened it, and its term.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        led: Option<Led>,
     },
     /// Another delivery for an incident that is being evaluated.
     Joined {
@@ -272,6 +275,19 @@ pub enum Record {
         #[serde(with = "rfc3339::required")]
         at: SystemTime,
     },
+    /// In a fleet: a firing candidate this agent took from Alertmanager, to be handed
+    /// to the leader through the fleet's store (kept until [`Record::HandedOver`]).
+    Received {
+        instance: InstanceId,
+        trigger: Trigger,
+        #[serde(with = "rfc3339::required")]
+        at: SystemTime,
+    },
+    /// In a fleet: the candidate is in the fleet's store, at `revision`.
+    HandedOver {
+        instance: InstanceId,
+        revision: i64,
+    },
     /// The instance's home datacenter has been healthy long enough to go back to it.
     FailbackRecommended {
         instance: InstanceId,
@@ -279,6 +295,13 @@ pub enum Record {
         #[serde(with = "rfc3339::required")]
         at: SystemTime,
     },
+}
+
+/// The fleet leader that ran an evaluation, and its leadership term.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Led {
+    pub agent: String,
+    pub term: i64,
 }
 
 /// One evaluation, as the API shows it.
@@ -297,10 +320,19 @@ pub struct Incident {
     pub outcome: Option<Outcome>,
     #[serde(with = "rfc3339::optional", default)]
     pub closed: Option<SystemTime>,
+    /// In a fleet: the leader that ran it, and its term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub led: Option<Led>,
 }
 
 impl Incident {
-    fn opened(id: u64, instance: &InstanceId, trigger: &Trigger, at: SystemTime) -> Incident {
+    fn opened(
+        id: u64,
+        instance: &InstanceId,
+        trigger: &Trigger,
+        at: SystemTime,
+        led: Option<Led>,
+    ) -> Incident {
         Incident {
             id,
             instance: instance.clone(),
@@ -311,6 +343,7 @@ impl Incident {
             applied: false,
             outcome: None,
             closed: None,
+            led,
         }
     }
 }
@@ -332,6 +365,8 @@ pub struct Ledger {
     pub next_id: u64,
     /// Failbacks recommended and not yet made, by instance.
     pub failback: BTreeMap<InstanceId, DatacenterId>,
+    /// In a fleet: candidates received and not yet handed to the leader, by instance.
+    pub pending: BTreeMap<InstanceId, (Trigger, SystemTime)>,
 }
 
 impl Default for Ledger {
@@ -351,6 +386,7 @@ impl Ledger {
             max_history,
             next_id: 0,
             failback: BTreeMap::new(),
+            pending: BTreeMap::new(),
         }
     }
 
@@ -362,9 +398,10 @@ impl Ledger {
                 instance,
                 trigger,
                 at,
+                led,
             } => {
                 self.next_id = self.next_id.max(incident + 1);
-                let opened = Incident::opened(*incident, instance, trigger, *at);
+                let opened = Incident::opened(*incident, instance, trigger, *at, led.clone());
                 self.open.insert(*incident, opened);
             }
             Record::Joined { incident, trigger } => {
@@ -423,6 +460,17 @@ impl Ledger {
             }
             Record::FailbackRecommended { instance, to, .. } => {
                 self.failback.insert(instance.clone(), to.clone());
+            }
+            Record::Received {
+                instance,
+                trigger,
+                at,
+            } => {
+                self.pending
+                    .insert(instance.clone(), (trigger.clone(), *at));
+            }
+            Record::HandedOver { instance, .. } => {
+                self.pending.remove(instance);
             }
         }
     }
@@ -486,6 +534,13 @@ impl Ledger {
                 at: SystemTime::UNIX_EPOCH,
             });
         }
+        for (instance, (trigger, at)) in &self.pending {
+            out.push(Record::Received {
+                instance: instance.clone(),
+                trigger: trigger.clone(),
+                at: *at,
+            });
+        }
         for incident in &self.history {
             out.push(Record::Past {
                 incident: Box::new(incident.clone()),
@@ -497,6 +552,7 @@ impl Ledger {
                 instance: i.instance.clone(),
                 trigger: i.triggers[0].clone(),
                 at: i.opened,
+                led: i.led.clone(),
             });
             for t in &i.triggers[1..] {
                 out.push(Record::Joined {

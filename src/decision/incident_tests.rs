@@ -24,6 +24,7 @@ fn failover_records() -> Vec<Record> {
             instance: cache.clone(),
             trigger: trigger(),
             at: t(0),
+            led: None,
         },
         Record::Joined {
             incident: 7,
@@ -151,6 +152,7 @@ fn a_snapshot_rebuilds_the_same_ledger() {
                 instance,
                 trigger,
                 at,
+                led: None,
             },
             Record::Joined { trigger, .. } => Record::Joined {
                 incident: 9,
@@ -182,6 +184,7 @@ fn the_history_keeps_at_most_max_history_closed_incidents() {
                 instance: InstanceId::new("cache"),
                 trigger: trigger(),
                 at: t(id),
+                led: None,
             },
             COOLDOWN,
         );

@@ -11,6 +11,8 @@
 //!   replays to; [`journal`]: the crash-safe file under it.
 //! - [`ports`]: the traits the engine acts through and the types it exchanges with the
 //!   adapters that implement them.
+//! - [`fleet`]: what a fleet of agents shares in its store, and what a new leader
+//!   makes of an act an earlier one left unsettled (pure).
 //! - [`clock`]: time as an input; [`settings`]: the configuration the decision reads;
 //!   [`counters`]: its metrics.
 //!
@@ -22,6 +24,7 @@ pub mod clock;
 pub mod counters;
 pub mod engine;
 pub mod evaluation;
+pub mod fleet;
 pub mod incident;
 pub mod journal;
 pub mod policy;

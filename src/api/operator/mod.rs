@@ -107,6 +107,17 @@ impl ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
+        if let EngineError::NotLeader { .. } = e {
+            // The message names the leader, whose API takes the request.
+            return ApiError::Client(StatusCode::CONFLICT, e.to_string());
+        }
+        if let EngineError::Coordination(_) = e {
+            return ApiError::Server {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                public: "the fleet's coordination store cannot be read; try again later",
+                detail: e.to_string(),
+            };
+        }
         ApiError::Server {
             status: StatusCode::SERVICE_UNAVAILABLE,
             public: "the decision journal cannot record the request; try again later",

@@ -30,11 +30,16 @@ pub(super) async fn all(State(state): State<AppState>) -> Json<Value> {
     for routing in state.active.all() {
         instances.push(instance_status(&state, &routing, &open).await);
     }
-    Json(json!({
+    let mut body = json!({
         "generated_at": rfc3339::format(SystemTime::now()),
         "auto_failover": state.engine.as_ref().map(|e| e.settings().acts()),
         "instances": instances,
-    }))
+    });
+    // In a fleet: this agent, its role, and the leader with its term.
+    if let Some(fleet) = state.engine.as_ref().and_then(|e| e.fleet_status()) {
+        body["fleet"] = json!(fleet);
+    }
+    Json(body)
 }
 
 pub(super) async fn one(

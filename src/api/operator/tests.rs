@@ -136,6 +136,7 @@ async fn bed_advised(
             metrics: DecisionMetrics::default(),
             advisors,
             clock: Arc::new(crate::decision::clock::SystemClock),
+            coordination: None,
         },
         TaskTracker::new(),
         CancellationToken::new(),

@@ -25,6 +25,7 @@ use crate::config_kit::ctx::{Ctx, Problem, join};
 use crate::config_kit::duration::{self, show};
 use crate::config_kit::raw::Raw;
 use crate::config_kit::secrets;
+use crate::coordination;
 
 pub fn validate(
     raw: RawConfig,
@@ -150,6 +151,13 @@ pub fn validate(
         .unwrap_or_else(|| PathBuf::from("./state"));
     let webhook = decision::webhook(&mut cx, raw.webhook);
     let alertmanager = alertmanager::config::read(&mut cx, raw.alertmanager);
+    let datacenter_keys: Vec<String> = datacenters.keys().map(|d| d.to_string()).collect();
+    let coordination = coordination::config::read(
+        &mut cx,
+        raw.coordination,
+        coordination::config::host_name(),
+        &datacenter_keys,
+    );
     let limits = limits::limits(&mut cx, raw.limits);
 
     Some(Config {
@@ -167,6 +175,7 @@ pub fn validate(
         state_dir,
         webhook,
         alertmanager,
+        coordination,
         limits,
     })
 }

@@ -40,6 +40,10 @@ impl Engine {
         now: SystemTime,
     ) {
         let inner: &Arc<Inner> = &self.inner;
+        if inner.fleet.as_ref().is_some_and(|f| f.term().is_err()) {
+            // In a fleet, the leader watches.
+            return;
+        }
         let settings = inner.settings();
         for (uid, instance) in &settings.instances {
             let home = &instance.active_dc;
@@ -99,7 +103,7 @@ impl Engine {
                 };
                 let mut out = super::Submitted::default();
                 if let Err(e) = self
-                    .start_with(uid, trigger, Some(request), true, &mut out)
+                    .start_with(uid, trigger, Some(request), true, &mut out, None)
                     .await
                 {
                     warn!(redis_instance = %uid, error = %e, "cannot start the failback");

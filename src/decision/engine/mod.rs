@@ -10,6 +10,7 @@
 mod advisors;
 mod dns_sync;
 mod failback;
+mod fleet;
 mod notify;
 mod probes;
 mod recovery;
@@ -30,6 +31,7 @@ pub use super::settings::{EFFECT_AFTER, EFFECT_BEFORE, InstanceRecord, Settings}
 pub use advisors::Advisors;
 pub use dns_sync::DNS_RETRY_MAX;
 pub use failback::WATCH_EVERY;
+pub use fleet::{FleetStatus, POLL as FLEET_POLL};
 pub use submit::{Submitted, UNKNOWN_LOG_EVERY};
 
 use super::advice::book::{AdviceBook, Recorded};
@@ -37,7 +39,7 @@ use super::clock::Clock;
 use super::counters::DecisionMetrics;
 use super::incident::{Incident, Ledger, Outcome, Record, Step};
 use super::journal::{Journal, JournalError, JournalLimits, Opening};
-use super::ports::{ClientImpact, DnsProvider, HookRunner, Notifier, Prober, Window};
+use super::ports::{ClientImpact, Coordination, DnsProvider, HookRunner, Notifier, Prober, Window};
 use crate::model::{ActiveDatacenters, AnalysisStore, InstanceId, SnapshotStore};
 use writer::Writer;
 
@@ -52,6 +54,15 @@ pub enum EngineError {
     /// The task doing the work failed (a panic, or the runtime shutting down).
     #[error("the engine task did not finish: {0}")]
     Task(String),
+    /// In a fleet: only the leader evaluates.
+    #[error("this agent does not lead the fleet; {}", match leader {
+        Some(l) => format!("the leader is {l}"),
+        None => "no agent leads it now".into(),
+    })]
+    NotLeader { leader: Option<String> },
+    /// In a fleet: the store could not be read.
+    #[error("the fleet's coordination store cannot be read: {0}")]
+    Coordination(String),
 }
 
 /// What the engine acts through.
@@ -73,6 +84,9 @@ pub struct Deps {
     pub advisors: Advisors,
     /// The time of day for every record and decision; the system clock but in tests.
     pub clock: Arc<dyn Clock>,
+    /// `None`: a single agent. Otherwise the fleet's leadership and store: only the
+    /// leader evaluates, and each of its acts passes the fence first.
+    pub coordination: Option<Arc<dyn Coordination>>,
 }
 
 /// What replaying the journal built; changed only after the journal recorded it.
@@ -93,6 +107,8 @@ pub(crate) struct Inner {
     advisors: std::sync::RwLock<Advisors>,
     /// Per instance, the AI advisor's consultations; never held across a call.
     advice: std::sync::Mutex<AdviceBook>,
+    /// In a fleet: the coordination, and what the leader took.
+    fleet: Option<fleet::Fleet>,
     tracker: TaskTracker,
     cancel: CancellationToken,
 }
@@ -154,6 +170,7 @@ impl Engine {
         }
         deps.metrics.journal_healthy(true);
         let advisors = deps.advisors.clone();
+        let fleet = deps.coordination.clone().map(fleet::Fleet::new);
         let engine = Engine {
             inner: Arc::new(Inner {
                 settings: std::sync::RwLock::new(Arc::new(settings)),
@@ -163,12 +180,14 @@ impl Engine {
                 unknown: std::sync::Mutex::new(submit::UnknownTargets::default()),
                 advisors: std::sync::RwLock::new(advisors),
                 advice: std::sync::Mutex::new(AdviceBook::default()),
+                fleet,
                 tracker,
                 cancel,
             }),
         };
         engine.recover().await?;
         dns_sync::at_start(&engine.inner).await;
+        engine.watch_fleet();
         Ok(engine)
     }
 

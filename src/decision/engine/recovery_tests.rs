@@ -28,6 +28,7 @@ fn opened_at(incident: u64, at: SystemTime) -> Record {
             datacenter: None,
         },
         at,
+        led: None,
     }
 }
 

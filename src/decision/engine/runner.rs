@@ -10,14 +10,19 @@ use std::time::SystemTime;
 use tracing::{error, info};
 
 use super::advisors::{self, PendingImpact};
+use super::fleet::Leading;
 use super::notify::tell;
 use super::probes::probe_round;
 use super::{Advisors, Inner, Settings};
 use crate::decision::evaluation::{
-    Action, DnsFailure, Evaluation, Event, HookCall, Ports, Reach, Request, Start, lost_since,
+    Action, DnsFailure, Evaluation, Event, FenceCall, HookCall, Ports, Reach, Request, Start,
+    lost_since,
 };
+use crate::decision::fleet::{self, OpenAct, SharedInstance};
 use crate::decision::incident::{Outcome, Record};
-use crate::decision::ports::{HookContext, HookRun, RecordRef, RecordValue, SwitchOutcome};
+use crate::decision::ports::{
+    HookContext, HookRun, RecordRef, RecordValue, SwitchOutcome, Table, Write,
+};
 use crate::model::{DatacenterId, EndpointKey, InstanceId};
 
 /// One evaluation's runner: what it acts with, fixed when it starts.
@@ -30,6 +35,8 @@ struct Runner {
     advisors: Advisors,
     /// The clients' report under way.
     clients: Option<PendingImpact>,
+    /// In a fleet: the leader's term and the instance's shared record.
+    leading: Option<Leading>,
 }
 
 /// Runs the evaluation of incident `id` to its end.
@@ -38,6 +45,7 @@ pub(super) async fn run(
     id: u64,
     instance: InstanceId,
     request: Option<Request>,
+    leading: Option<Leading>,
 ) {
     let mut runner = Runner {
         settings: inner.settings(),
@@ -46,6 +54,7 @@ pub(super) async fn run(
         id,
         instance,
         clients: None,
+        leading,
     };
     let start = runner.start(request).await;
     let (mut evaluation, actions) = Evaluation::start(start, runner.now());
@@ -70,7 +79,7 @@ pub(super) async fn run(
         }
         queue.extend(evaluation.handle(runner.now(), event));
     };
-    runner.finish(outcome);
+    runner.finish(outcome).await;
 }
 
 impl Runner {
@@ -82,11 +91,11 @@ impl Runner {
     async fn start(&self, request: Option<Request>) -> Start {
         let (inner, uid) = (&self.inner, &self.instance);
         let now = self.now();
+        let shared = self.leading.as_ref().map(|l| &l.shared);
         let active = self.settings.instances.get(uid).map(|inst| {
-            inner
-                .deps
-                .active
-                .get(uid)
+            shared
+                .and_then(|s| s.active.clone())
+                .or_else(|| inner.deps.active.get(uid))
                 .unwrap_or_else(|| inst.active_dc.clone())
         });
         let lost_active = active.as_ref().and_then(|dc| {
@@ -99,7 +108,10 @@ impl Runner {
         let (cooldown_until, recent_decisions) = {
             let state = inner.state.lock().await;
             let ledger = &state.ledger;
-            let cooldown = ledger.cooldown_until.get(uid).copied();
+            let cooldown = match shared {
+                Some(shared) => shared.cooldown_until,
+                None => ledger.cooldown_until.get(uid).copied(),
+            };
             (cooldown, advisors::recent_decisions(ledger, uid, self.id))
         };
         Start {
@@ -114,6 +126,7 @@ impl Runner {
                 client_impact: self.advisors.client_impact.as_ref().map(|s| s.name()),
                 ai: self.advisors.ai.is_some(),
                 dns: inner.deps.dns.is_some(),
+                fenced: self.leading.is_some(),
             },
             advice: inner.advice().get(uid).cloned().unwrap_or_default(),
             recent_decisions,
@@ -156,6 +169,7 @@ impl Runner {
                 inner.advice().insert(&self.instance, *history);
                 None
             }
+            Action::Fence(call) => Some(Event::Fenced(self.fence(call).await)),
             Action::RunHook(call) => Some(Event::Hook(self.hook(&call).await)),
             Action::Promote(dc) => Some(Event::Promoted(self.promote(&dc).await)),
             Action::SwitchDns { record, value } => {
@@ -180,6 +194,48 @@ impl Runner {
     async fn probe(&self, datacenters: &[DatacenterId]) -> crate::decision::policy::Round {
         let inst = self.settings.instances.get(&self.instance);
         probe_round(&self.inner, inst, datacenters).await
+    }
+
+    /// The leader's fence before an act: records the act in the instance's shared
+    /// record, if this agent still leads in the evaluation's term.
+    async fn fence(&self, call: FenceCall) -> Result<(), String> {
+        let (Some(leading), Some(coordination)) =
+            (&self.leading, self.inner.deps.coordination.as_ref())
+        else {
+            return Err("no fleet to fence in".into());
+        };
+        let agent = coordination.agent();
+        let shared = SharedInstance {
+            open: Some(OpenAct {
+                agent: agent.to_owned(),
+                term: leading.term.0,
+                incident: self.id,
+                from: call.from,
+                to: call.to,
+                act: call.act,
+                at: self.now(),
+            }),
+            ..leading.shared.clone()
+        };
+        let write = Write::Put {
+            table: Table::Instances,
+            key: self.instance.to_string(),
+            value: fleet::encode(&shared),
+        };
+        let refused = match coordination.fence(leading.term, &[write]).await {
+            Ok(()) => {
+                crash_point(&format!("after_fence_{}", call.act.as_str()));
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        self.inner
+            .deps
+            .metrics
+            .fenced_refusal(agent, call.act.as_str());
+        error!(redis_instance = %self.instance, incident = self.id, act = call.act.as_str(),
+            error = %refused, "the fence refused the act: this agent does not do it");
+        Err(refused.to_string())
     }
 
     async fn hook(&self, call: &HookCall) -> HookRun {
@@ -282,9 +338,20 @@ impl Runner {
         }
     }
 
-    /// The evaluation is closed and people told: after a failover, starts measuring its
-    /// effect on the clients.
-    fn finish(self, outcome: Outcome) {
+    /// The evaluation is closed and people told: in a fleet its result is settled in
+    /// the store; after a failover, its effect on the clients is measured.
+    async fn finish(self, outcome: Outcome) {
+        if let Some(leading) = &self.leading {
+            let mut shared = SharedInstance {
+                open: None,
+                ..leading.shared.clone()
+            };
+            if let Outcome::FailedOver { to, .. } = &outcome {
+                shared.active = Some(to.clone());
+                shared.cooldown_until = Some(self.now() + self.settings.failover.cooldown);
+            }
+            self.inner.settle(&self.instance, leading, shared).await;
+        }
         if matches!(outcome, Outcome::FailedOver { .. }) {
             advisors::measure_effect(&self.inner, self.id, &self.instance, self.now());
         }

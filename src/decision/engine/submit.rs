@@ -17,9 +17,10 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use tracing::{info, warn};
 
+use super::fleet::Leading;
 use super::{Engine, EngineError, Settings, runner};
 use crate::decision::evaluation::Request;
-use crate::decision::incident::{Record, Trigger, cut_label};
+use crate::decision::incident::{Led, Record, Trigger, cut_label};
 use crate::decision::webhook::{AlertStatus, Candidate, Target};
 use crate::model::{DatacenterId, InstanceId};
 
@@ -43,6 +44,17 @@ pub struct Submitted {
     /// `limits.max_incidents_per_delivery`: not opened now. Alertmanager repeats firing
     /// alerts at its `repeat_interval`, so they come back.
     pub deferred: usize,
+    /// In a fleet: firing candidates handed to the leader through the fleet's store.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub handed: usize,
+    /// In a fleet: firing candidates journaled here, handed to the leader as soon as
+    /// the fleet's store takes them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pending: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Counts candidates about unknown instances between two log lines.
@@ -105,7 +117,7 @@ impl Engine {
                 planned: false,
             };
             engine
-                .start_with(&instance, trigger, Some(request), true, &mut out)
+                .start_with(&instance, trigger, Some(request), true, &mut out, None)
                 .await?;
             Ok(out
                 .opened
@@ -164,9 +176,11 @@ impl Engine {
             for instance in instances {
                 if c.status == AlertStatus::Resolved {
                     self.resolved(&instance, trigger.clone(), &mut out).await?;
+                } else if self.inner.fleet.is_some() {
+                    self.hand(&instance, trigger.clone(), &mut out).await?;
                 } else {
                     let may_open = out.opened.len() < limits.max_incidents_per_delivery;
-                    self.start_with(&instance, trigger.clone(), None, may_open, &mut out)
+                    self.start_with(&instance, trigger.clone(), None, may_open, &mut out, None)
                         .await?;
                 }
             }
@@ -226,7 +240,9 @@ impl Engine {
     }
 
     /// Joins the instance's open incident, or opens one (when `may_open`; otherwise the
-    /// candidate is counted as deferred) and starts its evaluation.
+    /// candidate is counted as deferred) and starts its evaluation. In a fleet only the
+    /// leader evaluates: `leading` is the term and shared record it evaluates with
+    /// (`None`: read now, and refused unless this agent leads).
     pub(super) async fn start_with(
         &self,
         instance: &InstanceId,
@@ -234,7 +250,36 @@ impl Engine {
         request: Option<Request>,
         may_open: bool,
         out: &mut Submitted,
+        leading: Option<Leading>,
     ) -> Result<(), EngineError> {
+        let leading = match (&self.inner.fleet, leading) {
+            (Some(fleet), None) => Some(fleet.leading(instance).await?),
+            (_, leading) => leading,
+        };
+        let opened = self
+            .open_incident(instance, trigger, may_open, out, leading.as_ref())
+            .await?;
+        let Some(id) = opened else {
+            return Ok(());
+        };
+        info!(redis_instance = %instance, incident = id, "evaluation started");
+        let inner = Arc::clone(&self.inner);
+        let instance = instance.clone();
+        self.inner.tracker.spawn(async move {
+            runner::run(inner, id, instance, request, leading).await;
+        });
+        Ok(())
+    }
+
+    /// Joins the instance's open incident, or opens one; the id of the one opened.
+    pub(super) async fn open_incident(
+        &self,
+        instance: &InstanceId,
+        trigger: Trigger,
+        may_open: bool,
+        out: &mut Submitted,
+        leading: Option<&Leading>,
+    ) -> Result<Option<u64>, EngineError> {
         let state = self.inner.lock_state().await;
         if let Some(open) = state.ledger.open_for(instance) {
             let id = open.id;
@@ -244,28 +289,30 @@ impl Engine {
             };
             self.inner.append(state, vec![record]).await?;
             out.joined.push(id);
-            return Ok(());
+            return Ok(None);
         }
         if !may_open {
             out.deferred += 1;
-            return Ok(());
+            return Ok(None);
         }
         let id = state.ledger.next_id.max(1);
+        let led = leading.and_then(|l| {
+            let fleet = self.inner.fleet.as_ref()?;
+            Some(Led {
+                agent: fleet.coordination.agent().to_owned(),
+                term: l.term.0,
+            })
+        });
         let record = Record::Opened {
             incident: id,
             instance: instance.clone(),
             trigger,
             at: self.inner.deps.clock.now(),
+            led,
         };
         self.inner.append(state, vec![record]).await?;
         out.opened.push(id);
-        info!(redis_instance = %instance, incident = id, "evaluation started");
-        let inner = Arc::clone(&self.inner);
-        let instance = instance.clone();
-        self.inner.tracker.spawn(async move {
-            runner::run(inner, id, instance, request).await;
-        });
-        Ok(())
+        Ok(Some(id))
     }
 
     async fn resolved(

@@ -125,6 +125,7 @@ async fn bed_advised(
         metrics: DecisionMetrics::default(),
         advisors,
         clock: Arc::new(crate::decision::testkit::TokioClock::new()),
+        coordination: None,
     };
     let engine = Engine::open(
         dir.path(),

@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::{Action, DnsFailure, Hook, HookCall, Out, Phase, Plan, Run};
+use super::{Action, DnsFailure, FenceCall, Hook, HookCall, Out, Phase, Plan, Run};
 use crate::decision::incident::{Outcome, Record, StepName, StepOutcome};
 use crate::decision::policy::{Hold, Round};
 use crate::decision::ports::{HookRun, RecordValue, SwitchOutcome};
@@ -80,11 +80,11 @@ impl Run {
                 Hook::PostFailover => self.verify(out),
             };
         };
-        self.phase = match hook {
-            Hook::PreFailover => Phase::PreHook,
-            Hook::PostFailover => Phase::PostHook,
+        let (step, phase) = match hook {
+            Hook::PreFailover => (StepName::PreFailoverHook, Phase::PreHook),
+            Hook::PostFailover => (StepName::PostFailoverHook, Phase::PostHook),
         };
-        out.push(Action::RunHook(HookCall {
+        let call = Action::RunHook(HookCall {
             hook,
             args,
             timeout: hooks.timeout,
@@ -95,7 +95,8 @@ impl Run {
             } else {
                 "failover"
             },
-        }));
+        });
+        self.act(out, step, phase, vec![call]);
     }
 
     /// A pre-failover hook that did not succeed vetoes; a post-failover one is recorded.
@@ -139,8 +140,8 @@ impl Run {
         if !promotes {
             return self.switch(out);
         }
-        self.phase = Phase::Promoting;
-        out.push(Action::Promote(plan.target.clone()));
+        let promote = Action::Promote(plan.target.clone());
+        self.act(out, StepName::Promote, Phase::Promoting, vec![promote]);
     }
 
     pub(super) fn promoted(&mut self, out: &mut Out, result: Result<(), String>) {
@@ -171,18 +172,66 @@ impl Run {
     /// The intent goes on disk first: a restart then knows a change may have been made.
     fn switch(&mut self, out: &mut Out) {
         let Some(plan) = &self.plan else { return };
-        out.push(Action::Record(Record::Intent {
+        let intent = Action::Record(Record::Intent {
             incident: self.id,
             instance: self.inst.uid.clone(),
             from: self.active.clone(),
             to: plan.target.clone(),
             record: plan.record.record.name.clone(),
             values: vec![plan.value.clone()],
-        }));
-        self.phase = Phase::Switching;
-        out.push(Action::SwitchDns {
+        });
+        let switch = Action::SwitchDns {
             record: plan.record.record.clone(),
             value: RecordValue::single(plan.value.clone(), plan.record.ttl),
+        };
+        self.act(out, StepName::Dns, Phase::Switching, vec![intent, switch]);
+    }
+
+    /// Starts an act (`actions`, waiting in `phase`): at once for a single agent; in a
+    /// fleet, once the leader's fence has passed, so that an agent that no longer leads
+    /// does nothing (and a successor knows from the fleet's store what was begun).
+    fn act(&mut self, out: &mut Out, step: StepName, phase: Phase, actions: Vec<Action>) {
+        let Some(plan) = self.plan.as_ref().filter(|_| self.ports.fenced) else {
+            self.phase = phase;
+            return out.actions.extend(actions);
+        };
+        out.push(Action::Fence(FenceCall {
+            act: step,
+            from: self.active.clone(),
+            to: plan.target.clone(),
+        }));
+        self.phase = Phase::Fencing;
+        self.fenced = Some((step, phase, actions));
+    }
+
+    /// The fence answered. Refused before the DNS change, the evaluation stops here:
+    /// this agent does nothing more, and the fleet's leader evaluates afresh. Refused
+    /// after it, the post-failover hook is not run and the failover is verified and
+    /// closed as done (DNS moved; the successor finds it so).
+    pub(super) fn fence_answered(&mut self, out: &mut Out, result: Result<(), String>) {
+        let (Phase::Fencing, Some((step, phase, actions))) = (self.phase, self.fenced.take())
+        else {
+            return;
+        };
+        let why = match result {
+            Ok(()) => {
+                self.phase = phase;
+                return out.actions.extend(actions);
+            }
+            Err(why) => why,
+        };
+        let failed = StepOutcome::Failed;
+        let detail = format!("not done: {why}");
+        out.step(self.id, step, failed, detail, json!({ "fence": why }));
+        if step == StepName::PostFailoverHook {
+            return self.verify(out);
+        }
+        out.close(Outcome::Interrupted {
+            detail: format!(
+                "stopped before the {} step: {why}; this agent did nothing more, \
+                 and the fleet's leader evaluates afresh",
+                step.as_str()
+            ),
         });
     }
 

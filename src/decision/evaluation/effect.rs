@@ -98,6 +98,7 @@ mod tests {
             steps: if measured { vec![step] } else { Vec::new() },
             intent: None,
             applied: true,
+            led: None,
             outcome: Some(Outcome::FailedOver {
                 from: DatacenterId::new("east"),
                 to: DatacenterId::new("west"),

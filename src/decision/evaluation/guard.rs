@@ -86,6 +86,7 @@ impl Run {
             advising: None,
             plan: None,
             phase: Phase::Confirming { round: 1, of: 1 },
+            fenced: None,
         };
         // The clients' report runs beside the rounds (not for a forced or planned move:
         // the active datacenter's state does not matter there).

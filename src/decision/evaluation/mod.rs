@@ -56,6 +56,9 @@ pub struct Ports {
     pub client_impact: Option<&'static str>,
     pub ai: bool,
     pub dns: bool,
+    /// The agent is one of a fleet: every act waits for the leader's fence
+    /// ([`Action::Fence`]).
+    pub fenced: bool,
 }
 
 /// What an evaluation knows when it starts, taken from the engine's state.
@@ -95,6 +98,8 @@ pub enum Event {
     /// `REPLICAOF NO ONE` on the target; the error as the prober said it.
     Promoted(Result<(), String>),
     Switched(Result<SwitchOutcome, DnsFailure>),
+    /// The leader's fence asked for by [`Action::Fence`]: passed, or why not.
+    Fenced(Result<(), String>),
     /// An [`Action::Wait`] is over.
     TimerFired,
     /// The agent is stopping: a wait was cut short.
@@ -130,6 +135,15 @@ pub enum Hook {
     PostFailover,
 }
 
+/// The act a fence is asked for, and the failover it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FenceCall {
+    /// `pre_failover_hook`, `promote`, `dns` or `post_failover_hook`.
+    pub act: StepName,
+    pub from: DatacenterId,
+    pub to: DatacenterId,
+}
+
 /// Something for the runner to do.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -147,6 +161,9 @@ pub enum Action {
     Consult(Box<AdviceRequest>),
     /// Keep the instance's advice history, for the next evaluation and the API.
     Remember(Box<AdviceHistory>),
+    /// Pass the fleet leader's fence before the act it names, recording it in the
+    /// fleet's store; the result comes back as [`Event::Fenced`]. Only in a fleet.
+    Fence(FenceCall),
     RunHook(HookCall),
     Promote(DatacenterId),
     /// Point the record at `value`, reading it first (no write when it already does)
@@ -287,6 +304,8 @@ enum Phase {
     Consulting,
     /// The advice held the failover back: the next round.
     AdviceRound,
+    /// The fence before an act: the act and its phase wait in [`Run::fenced`].
+    Fencing,
     PreHook,
     Promoting,
     Switching,
@@ -316,6 +335,8 @@ struct Run {
     /// Set once the policy chose a failover the agent acts on.
     plan: Option<Plan>,
     phase: Phase,
+    /// An act waiting for its fence: its step, its phase and its actions.
+    fenced: Option<(StepName, Phase, Vec<Action>)>,
 }
 
 /// The failover the evaluation carries out.
@@ -348,6 +369,7 @@ impl Run {
             Event::Hook(run) => self.hook_ran(out, run),
             Event::Promoted(result) => self.promoted(out, result),
             Event::Switched(result) => self.switched(out, result),
+            Event::Fenced(result) => self.fence_answered(out, result),
             // Closed by `Evaluation::handle` before it gets here.
             Event::JournalFailed(_) => {}
         }
