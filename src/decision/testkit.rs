@@ -138,3 +138,170 @@ impl crate::decision::clock::Clock for TokioClock {
         t0() + self.start.elapsed()
     }
 }
+
+/// A fleet's store in memory, shared by the agents of a test
+/// ([`MemoryCoordination`]); fences pass only in the current leader's term.
+#[derive(Debug, Default)]
+pub(crate) struct MemoryStore {
+    state: std::sync::Mutex<StoreState>,
+}
+
+#[derive(Debug, Default)]
+struct StoreState {
+    records: std::collections::BTreeMap<(&'static str, String), (String, i64)>,
+    revision: i64,
+    /// The term in which fences pass.
+    term: i64,
+    /// No answer: every call fails as an unreachable store.
+    down: bool,
+    /// The writes of every fence that passed, in order.
+    fenced: Vec<Vec<crate::decision::ports::Write>>,
+}
+
+impl MemoryStore {
+    pub(crate) fn set_term(&self, term: i64) {
+        self.lock().term = term;
+    }
+
+    pub(crate) fn set_down(&self, down: bool) {
+        self.lock().down = down;
+    }
+
+    pub(crate) fn get(&self, table: crate::decision::ports::Table, key: &str) -> Option<String> {
+        let state = self.lock();
+        state
+            .records
+            .get(&(table.name(), key.to_owned()))
+            .map(|(v, _)| v.clone())
+    }
+
+    pub(crate) fn put_record(&self, table: crate::decision::ports::Table, key: &str, value: &str) {
+        let mut state = self.lock();
+        state.revision += 1;
+        let revision = state.revision;
+        state
+            .records
+            .insert((table.name(), key.to_owned()), (value.to_owned(), revision));
+    }
+
+    pub(crate) fn fenced(&self) -> Vec<Vec<crate::decision::ports::Write>> {
+        self.lock().fenced.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StoreState> {
+        self.state.lock().unwrap()
+    }
+}
+
+/// One agent's view of a [`MemoryStore`], with the leadership the test gives it.
+#[derive(Debug)]
+pub(crate) struct MemoryCoordination {
+    name: String,
+    store: std::sync::Arc<MemoryStore>,
+    leadership: tokio::sync::watch::Sender<crate::decision::ports::Leadership>,
+}
+
+impl MemoryCoordination {
+    pub(crate) fn new(name: &str, store: std::sync::Arc<MemoryStore>) -> Self {
+        let (leadership, _) = tokio::sync::watch::channel(crate::decision::ports::Leadership::Down);
+        Self {
+            name: name.into(),
+            store,
+            leadership,
+        }
+    }
+
+    pub(crate) fn set(&self, leadership: crate::decision::ports::Leadership) {
+        self.leadership.send_replace(leadership);
+    }
+}
+
+#[async_trait]
+impl crate::decision::ports::Coordination for MemoryCoordination {
+    fn agent(&self) -> &str {
+        &self.name
+    }
+
+    fn leadership(&self) -> tokio::sync::watch::Receiver<crate::decision::ports::Leadership> {
+        self.leadership.subscribe()
+    }
+
+    async fn fence(
+        &self,
+        term: crate::decision::ports::Term,
+        writes: &[crate::decision::ports::Write],
+    ) -> Result<(), crate::decision::ports::FenceError> {
+        use crate::decision::ports::{FenceError, Write};
+        let mut state = self.store.lock();
+        if state.down {
+            return Err(FenceError::Store(unreachable_store()));
+        }
+        if state.term != term.0 {
+            return Err(FenceError::NotLeader { term, leader: None });
+        }
+        state.revision += 1;
+        let revision = state.revision;
+        for write in writes {
+            match write {
+                Write::Put { table, key, value } => {
+                    let at = (table.name(), key.clone());
+                    state.records.insert(at, (value.clone(), revision));
+                }
+                Write::DeleteUpTo {
+                    table,
+                    key,
+                    revision: upto,
+                } => {
+                    let at = (table.name(), key.clone());
+                    if state.records.get(&at).is_some_and(|(_, r)| r <= upto) {
+                        state.records.remove(&at);
+                    }
+                }
+            }
+        }
+        state.fenced.push(writes.to_vec());
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        table: crate::decision::ports::Table,
+    ) -> Result<Vec<crate::decision::ports::Entry>, crate::decision::ports::StoreError> {
+        let state = self.store.lock();
+        if state.down {
+            return Err(unreachable_store());
+        }
+        Ok(state
+            .records
+            .iter()
+            .filter(|((t, _), _)| *t == table.name())
+            .map(
+                |((_, key), (value, revision))| crate::decision::ports::Entry {
+                    key: key.clone(),
+                    value: value.clone(),
+                    revision: *revision,
+                },
+            )
+            .collect())
+    }
+
+    async fn put(
+        &self,
+        table: crate::decision::ports::Table,
+        key: &str,
+        value: &str,
+    ) -> Result<i64, crate::decision::ports::StoreError> {
+        if self.store.lock().down {
+            return Err(unreachable_store());
+        }
+        self.store.put_record(table, key, value);
+        Ok(self.store.lock().revision)
+    }
+}
+
+fn unreachable_store() -> crate::decision::ports::StoreError {
+    crate::decision::ports::StoreError {
+        kind: crate::decision::ports::AdapterErrorKind::Unavailable,
+        message: "the test's store is down".into(),
+    }
+}

@@ -91,6 +91,7 @@ struct Bed {
     active: Arc<ActiveDatacenters>,
     dir: tempfile::TempDir,
     tracker: TaskTracker,
+    cancel: CancellationToken,
 }
 
 async fn bed_in(
@@ -109,6 +110,17 @@ async fn bed_advised(
     dns: Arc<MemoryDns>,
     advisors: Advisors,
 ) -> Bed {
+    bed_full(dir, prober, settings, dns, advisors, None).await
+}
+
+async fn bed_full(
+    dir: tempfile::TempDir,
+    prober: Arc<ScriptedProber>,
+    settings: Settings,
+    dns: Arc<MemoryDns>,
+    advisors: Advisors,
+    coordination: Option<Arc<dyn Coordination>>,
+) -> Bed {
     let notifier = Arc::new(RecordingNotifier::new());
     let active = Arc::new(ActiveDatacenters::new());
     active.apply(&[instance()]);
@@ -125,17 +137,12 @@ async fn bed_advised(
         metrics: DecisionMetrics::default(),
         advisors,
         clock: Arc::new(crate::decision::testkit::TokioClock::new()),
-        coordination: None,
+        coordination,
     };
-    let engine = Engine::open(
-        dir.path(),
-        settings,
-        deps,
-        tracker.clone(),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let cancel = CancellationToken::new();
+    let engine = Engine::open(dir.path(), settings, deps, tracker.clone(), cancel.clone())
+        .await
+        .unwrap();
     Bed {
         engine,
         analysis,
@@ -144,6 +151,7 @@ async fn bed_advised(
         active,
         dir,
         tracker,
+        cancel,
     }
 }
 
@@ -188,6 +196,8 @@ const UP: &[bool] = &[true];
 
 #[path = "advice_tests.rs"]
 mod advice;
+#[path = "fleet_tests.rs"]
+mod fleet_tests;
 #[path = "recovery_tests.rs"]
 mod recovery;
 

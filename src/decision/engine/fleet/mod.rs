@@ -184,6 +184,8 @@ impl Engine {
                 continue;
             };
             if elected != Some(term) {
+                // Candidates taken in an earlier term are the new term's to take.
+                fleet.taken().clear();
                 self.import(term, &shared).await;
                 elected = Some(term);
             }
@@ -249,14 +251,21 @@ impl Inner {
             key: instance.to_string(),
             value: fleet::encode(&shared),
         }];
-        if let Some(revision) = fleet.taken().remove(instance) {
+        let taken = fleet.taken().get(instance).copied();
+        if let Some(revision) = taken {
             writes.push(Write::DeleteUpTo {
                 table: Table::Candidates,
                 key: instance.to_string(),
                 revision,
             });
         }
-        if let Err(e) = fleet.coordination.fence(leading.term, &writes).await {
+        let fenced = fleet.coordination.fence(leading.term, &writes).await;
+        if fenced.is_ok() {
+            fleet.taken().remove(instance);
+        }
+        // Refused, the candidate stays taken for the rest of this term: this agent does
+        // not start on it again, a successor does.
+        if let Err(e) = fenced {
             let agent = fleet.coordination.agent();
             self.deps.metrics.fenced_refusal(agent, "settle");
             warn!(redis_instance = %instance, term = %leading.term, error = %e,
