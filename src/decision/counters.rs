@@ -16,6 +16,16 @@ type Labels = Vec<(&'static str, String)>;
 /// milliseconds, a model in seconds, a stalled one at its timeout.
 const ADVISOR_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
+/// The side effects a leader fences, as `redis_agent_fenced_refusals_total` names them:
+/// the four steps of a failover, then `settle`, the write of an incident's result.
+const FENCED_ACTIONS: [&str; 5] = [
+    "pre_failover_hook",
+    "promote",
+    "dns",
+    "post_failover_hook",
+    "settle",
+];
+
 type Durations = Family<Labels, Histogram, fn() -> Histogram>;
 
 fn advisor_histogram() -> Histogram {
@@ -37,6 +47,10 @@ pub struct DecisionMetrics {
     mismatches: Family<Labels, Counter>,
     dns_checks: Family<Labels, Counter>,
     dns_verified: Family<Labels, Gauge>,
+    coordination_up: Family<Labels, Gauge>,
+    leader: Family<Labels, Gauge>,
+    leader_changes: Family<Labels, Counter>,
+    fenced_refusals: Family<Labels, Counter>,
 }
 
 impl Default for DecisionMetrics {
@@ -55,6 +69,10 @@ impl Default for DecisionMetrics {
             mismatches: Family::default(),
             dns_checks: Family::default(),
             dns_verified: Family::default(),
+            coordination_up: Family::default(),
+            leader: Family::default(),
+            leader_changes: Family::default(),
+            fenced_refusals: Family::default(),
         }
     }
 }
@@ -126,6 +144,26 @@ impl DecisionMetrics {
             "redis_agent_active_datacenter_verified",
             "1 once the instance's active datacenter was read from DNS since the start; 0 while DNS could not be read",
             m.dns_verified.clone(),
+        );
+        registry.register(
+            "redis_agent_coordination_up",
+            "1 while this agent reaches the fleet's etcd with quorum, 0 while it cannot (then nobody acts on its word); only with a coordination section",
+            m.coordination_up.clone(),
+        );
+        registry.register(
+            "redis_agent_leader",
+            "1 while this agent leads the fleet (only the leader evaluates and acts), 0 on the others; only with a coordination section",
+            m.leader.clone(),
+        );
+        registry.register(
+            "redis_agent_leader_changes",
+            "Changes of the fleet's leadership this agent saw: it became leader, lost leadership, or saw another leader replace one",
+            m.leader_changes.clone(),
+        );
+        registry.register(
+            "redis_agent_fenced_refusals",
+            "Side effects etcd refused to fence because this agent no longer led in its term, by action (pre_failover_hook, promote, dns, post_failover_hook, settle); the evaluation stopped as interrupted",
+            m.fenced_refusals.clone(),
         );
         for result in ["accepted", "unauthorized", "bad_request", "error"] {
             m.webhook_requests
@@ -277,5 +315,134 @@ impl DecisionMetrics {
         self.advisor_durations
             .get_or_create(&vec![("advisor", advisor.to_owned())])
             .observe(took.as_secs_f64());
+    }
+
+    /// This agent's place in the fleet: `up` while it reaches etcd with quorum, `leader`
+    /// while it leads. Only an agent with a `coordination` section calls it, so a single
+    /// agent exports no fleet series at all (and no alert of the fleet's can fire on it).
+    /// Also brings this agent's fleet counters to zero, so `increase()` sees their first.
+    pub fn coordination(&self, agent: &str, up: bool, leader: bool) {
+        let of_agent = || vec![("agent", agent.to_owned())];
+        self.coordination_up
+            .get_or_create(&of_agent())
+            .set(i64::from(up));
+        self.leader
+            .get_or_create(&of_agent())
+            .set(i64::from(leader));
+        self.leader_changes.get_or_create(&of_agent()).inc_by(0);
+        for action in FENCED_ACTIONS {
+            self.fenced_refusals
+                .get_or_create(&fenced(agent, action))
+                .inc_by(0);
+        }
+    }
+
+    /// The fleet's leadership changed hands, as this agent saw it: it became leader, lost
+    /// leadership, or saw another leader replace one.
+    pub fn leader_changed(&self, agent: &str) {
+        self.leader_changes
+            .get_or_create(&vec![("agent", agent.to_owned())])
+            .inc();
+    }
+
+    /// etcd refused the fence before `action` (one of `pre_failover_hook`, `promote`,
+    /// `dns`, `post_failover_hook`, `settle`): this agent no longer led in its term.
+    pub fn fenced_refusal(&self, agent: &str, action: &str) {
+        self.fenced_refusals
+            .get_or_create(&fenced(agent, action))
+            .inc();
+    }
+}
+
+fn fenced(agent: &str, action: &str) -> Labels {
+    vec![("agent", agent.to_owned()), ("action", action.to_owned())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposition(registry: &Registry) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, registry).unwrap();
+        out
+    }
+
+    fn assert_lines(out: &str, lines: &[&str]) {
+        for line in lines {
+            assert!(out.contains(&format!("{line}\n")), "{line}\n{out}");
+        }
+    }
+
+    #[test]
+    fn a_single_agent_exports_no_fleet_series() {
+        let mut registry = Registry::default();
+        DecisionMetrics::register(&mut registry);
+        let out = exposition(&registry);
+        for series in [
+            "redis_agent_coordination_up{",
+            "redis_agent_leader{",
+            "redis_agent_leader_changes_total{",
+            "redis_agent_fenced_refusals_total{",
+        ] {
+            assert!(!out.contains(series), "{series} in\n{out}");
+        }
+    }
+
+    #[test]
+    fn the_leader_reports_itself_and_its_counters_start_at_zero() {
+        let mut registry = Registry::default();
+        let metrics = DecisionMetrics::register(&mut registry);
+        metrics.coordination("agent-a", true, true);
+        assert_lines(
+            &exposition(&registry),
+            &[
+                r#"redis_agent_coordination_up{agent="agent-a"} 1"#,
+                r#"redis_agent_leader{agent="agent-a"} 1"#,
+                r#"redis_agent_leader_changes_total{agent="agent-a"} 0"#,
+                r#"redis_agent_fenced_refusals_total{agent="agent-a",action="pre_failover_hook"} 0"#,
+                r#"redis_agent_fenced_refusals_total{agent="agent-a",action="promote"} 0"#,
+                r#"redis_agent_fenced_refusals_total{agent="agent-a",action="dns"} 0"#,
+                r#"redis_agent_fenced_refusals_total{agent="agent-a",action="post_failover_hook"} 0"#,
+                r#"redis_agent_fenced_refusals_total{agent="agent-a",action="settle"} 0"#,
+            ],
+        );
+    }
+
+    #[test]
+    fn a_leader_that_loses_etcd_reports_down_and_a_change() {
+        let mut registry = Registry::default();
+        let metrics = DecisionMetrics::register(&mut registry);
+        metrics.coordination("agent-b", true, true);
+        metrics.coordination("agent-b", false, false);
+        metrics.leader_changed("agent-b");
+        assert_lines(
+            &exposition(&registry),
+            &[
+                r#"redis_agent_coordination_up{agent="agent-b"} 0"#,
+                r#"redis_agent_leader{agent="agent-b"} 0"#,
+                r#"redis_agent_leader_changes_total{agent="agent-b"} 1"#,
+            ],
+        );
+    }
+
+    #[test]
+    fn a_follower_reports_zero_and_counts_refusals_by_action() {
+        let mut registry = Registry::default();
+        let metrics = DecisionMetrics::register(&mut registry);
+        metrics.coordination("agent-c", true, false);
+        metrics.fenced_refusal("agent-c", "dns");
+        metrics.fenced_refusal("agent-c", "dns");
+        metrics.fenced_refusal("agent-c", "settle");
+        assert_lines(
+            &exposition(&registry),
+            &[
+                r#"redis_agent_coordination_up{agent="agent-c"} 1"#,
+                r#"redis_agent_leader{agent="agent-c"} 0"#,
+                r#"redis_agent_fenced_refusals_total{agent="agent-c",action="dns"} 2"#,
+                r#"redis_agent_fenced_refusals_total{agent="agent-c",action="settle"} 1"#,
+                r#"redis_agent_fenced_refusals_total{agent="agent-c",action="promote"} 0"#,
+            ],
+        );
     }
 }
