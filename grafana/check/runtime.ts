@@ -41,7 +41,7 @@ const SERIES_LABELS: Array<[RegExp, EndpointLabel[]]> = [
   [/^redis_datacenter_health_(score|status)$/, ['datacenter']],
   [/^redis_agent_(decisions_total|failovers_total|last_failover_timestamp_seconds)$/, ['redis_instance']],
   [
-    /^redis_(anomaly_threshold|agent_build_info|agent_endpoints|agent_metrics_render_seconds|agent_config_reloads_total|agent_webhook_requests_total|agent_advisor_calls_total|agent_advisor_call_duration_seconds(_bucket|_sum|_count)?)$/,
+    /^redis_(anomaly_threshold|agent_build_info|agent_endpoints|agent_metrics_render_seconds|agent_config_reloads_total|agent_webhook_requests_total|agent_advisor_calls_total|agent_coordination_up|agent_leader|agent_leader_changes_total|agent_fenced_refusals_total|agent_advisor_call_duration_seconds(_bucket|_sum|_count)?)$/,
     [],
   ],
 ];

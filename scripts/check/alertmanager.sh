@@ -3,8 +3,9 @@
 # programs:
 #   1. `amtool check-config` on the shipped file (its *_file secrets need not exist: Alertmanager
 #      reads them when it sends), and on the variants with the ready-to-enable PagerDuty and
-#      e-mail routes uncommented; statically, that no inhibit rule can target a failover
-#      candidate.
+#      e-mail routes, and the fleet's second agent, uncommented; statically, that no inhibit
+#      rule can target a failover candidate, and that the fleet's receiver sends to every
+#      agent with the same token.
 #   2. Routing: every case of alertmanager/tests/routes.tsv with `amtool config routes test
 #      --verify.receivers`, and every alerting rule of prometheus/rules/*.yml: candidates go to
 #      the agent first and then to people, the Watchdog to the null receiver, the rest to the
@@ -78,12 +79,39 @@ make_variant() { # NAME SED-EXPRESSION
 make_variant base 's/^//'
 make_variant pagerduty 's/^( *)# \[pagerduty\] /\1/'
 make_variant email 's/^( *)# \[email\] /\1/'
-make_variant all 's/^( *)# \[(pagerduty|email)\] /\1/'
-for variant in pagerduty email all; do
+make_variant fleet 's/^( *)# \[fleet\] /\1/'
+make_variant all 's/^( *)# \[(pagerduty|email|fleet)\] /\1/'
+for variant in pagerduty email fleet all; do
     cmp -s "$tmp/variants/base.yml" "$tmp/variants/$variant.yml" && fail "variant $variant: no '# [$variant] ' lines to enable in $config"
     amtool check-config "$tmp/variants/$variant.yml" >"$tmp/check.out" 2>&1 || { cat "$tmp/check.out" >&2; fail "amtool check-config with the $variant routes enabled"; }
     echo "ok   $config with the $variant route(s) uncommented"
 done
+
+# A fleet: the agent's receiver lists each agent once, all with the agent's settings and the
+# same token file, so that any agent's delivery counts the same.
+python3 - "$tmp/variants/fleet.yml" <<'PY' || fail "the fleet's agent receiver (see above)"
+import sys, yaml
+cfg = yaml.safe_load(open(sys.argv[1]))
+[agent] = [r for r in cfg["receivers"] if r["name"] == "redis-failover-agent"]
+hooks = agent.get("webhook_configs") or []
+urls = [h.get("url", "") for h in hooks]
+problems = []
+if len(hooks) < 2:
+    problems.append(f"{len(hooks)} webhook_configs: the fleet variant must list two agents or more")
+if len(set(urls)) != len(urls):
+    problems.append(f"an agent is listed twice: {urls}")
+for h in hooks:
+    auth = (h.get("http_config") or {}).get("authorization") or {}
+    if not h.get("url", "").endswith("/webhook/alertmanager"):
+        problems.append(f"{h.get('url')!r} is not an agent's /webhook/alertmanager")
+    if h.get("send_resolved") is not True or h.get("max_alerts") != 0:
+        problems.append(f"{h.get('url')}: send_resolved: true and max_alerts: 0, as the first agent")
+    if auth != (hooks[0].get("http_config") or {}).get("authorization") or auth.get("type") != "Bearer":
+        problems.append(f"{h.get('url')}: not the same bearer token as {urls[0]}: {auth}")
+print("\n".join(problems), file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
+echo "ok   $config with the fleet uncommented: every agent once, the same bearer token file"
 
 # Inhibited alerts reach no receiver at all, the agent's webhook included: every inhibit rule
 # must exclude failover candidates from its targets.

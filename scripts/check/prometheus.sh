@@ -6,14 +6,15 @@
 #   - promtool test rules prometheus/tests/*.yml
 #   - every alert has labels severity (critical|warning|info) and scope
 #     (instance|datacenter|monitoring), annotations summary, description,
-#     runbook (README.md#anchor) and dashboard (/d/redis-overview/... or
-#     /d/redis-failover/...); failover candidates have failover_candidate="true" and
-#     scope instance or datacenter;
+#     runbook (README.md#anchor, or docs/<page>.md#anchor for a concern with its own
+#     page) and dashboard (/d/redis-overview/... or /d/redis-failover/...); failover
+#     candidates have failover_candidate="true" and scope instance or datacenter;
 #   - every alert has a promtool test where it fires and one where it stays silent
 #     (except the always-firing Watchdog); every recording rule is queried by a test;
 #     every rule file is loaded by a test file;
-#   - when README.md has its "## Alerts and runbooks" section: every runbook anchor is
-#     a heading of that section and every alert is named in it.
+#   - every runbook anchor is a heading of the "## Alerts and runbooks" section of the
+#     page it points to, and the alert is named in that section (README.md: once it has
+#     the section; a docs/ page must have it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -54,6 +55,7 @@ SEVERITIES = {'critical', 'warning', 'info'}
 SCOPES = {'instance', 'datacenter', 'monitoring'}
 ANNOTATIONS = ('summary', 'description', 'runbook', 'dashboard')
 DASHBOARDS = ('/d/redis-overview/redis-overview', '/d/redis-failover/datacenters-and-failover')
+RUNBOOK = r'(README\.md|docs/[a-z0-9_-]+\.md)#[a-z0-9_-]+'
 
 alerts = {}      # name -> list of (file, rule)
 records = {}     # name -> file
@@ -84,8 +86,8 @@ for path in rule_files:
                 if not str(ann.get(key, '')).strip():
                     problems.append(f'{where}: annotation {key} is missing or empty')
             runbook = str(ann.get('runbook', ''))
-            if runbook and not re.fullmatch(r'README\.md#[a-z0-9_-]+', runbook):
-                problems.append(f'{where}: runbook {runbook!r} is not README.md#<anchor>')
+            if runbook and not re.fullmatch(RUNBOOK, runbook):
+                problems.append(f'{where}: runbook {runbook!r} is not README.md#<anchor> or docs/<page>.md#<anchor>')
             dash = str(ann.get('dashboard', ''))
             if dash and not dash.startswith(DASHBOARDS):
                 problems.append(f'{where}: dashboard {dash!r} is not a path under {DASHBOARDS}')
@@ -128,44 +130,63 @@ for name in records:
     if not any(re.search(r'(?<![\w:])' + re.escape(name) + r'(?![\w:])', e) for e in queried):
         problems.append(f'recording rule {name}: no promql_expr_test queries it')
 
-# Runbook anchors against README.md's section, once the section exists.
+# Runbook anchors against the "## Alerts and runbooks" section of the page each runbook
+# points to (README.md, or a docs/ page), once that page has the section.
 def slug(text):
     text = re.sub(r'[^\w\- ]', '', text.strip().lower())
     return text.replace(' ', '-')
 
-readme = 'README.md'
 section_title = '## Alerts and runbooks'
-lines = open(readme).read().split('\n') if os.path.exists(readme) else []
-anchors_in_section, counts, in_fence, in_section, section_text = set(), {}, False, False, []
-for line in lines:
-    if line.lstrip().startswith('```'):
-        in_fence = not in_fence
-    if not in_fence and re.match(r'#{1,6} ', line):
-        level = len(line) - len(line.lstrip('#'))
-        if level == 2:
-            in_section = line.strip() == section_title
-        a = slug(line.lstrip('#'))
-        n = counts.get(a, 0)
-        counts[a] = n + 1
-        if n:
-            a = f'{a}-{n}'
+
+def runbook_section(page):
+    """The anchors of the headings in the page's section, and the section's text."""
+    lines = open(page).read().split('\n')
+    anchors, counts, in_fence, in_section, text = set(), {}, False, False, []
+    for line in lines:
+        if line.lstrip().startswith('```'):
+            in_fence = not in_fence
+        if not in_fence and re.match(r'#{1,6} ', line):
+            level = len(line) - len(line.lstrip('#'))
+            if level == 2:
+                in_section = line.strip() == section_title
+            a = slug(line.lstrip('#'))
+            n = counts.get(a, 0)
+            counts[a] = n + 1
+            if n:
+                a = f'{a}-{n}'
+            if in_section:
+                anchors.add(a)
         if in_section:
-            anchors_in_section.add(a)
-    if in_section:
-        section_text.append(line)
-if section_text:
-    text = '\n'.join(section_text)
-    for name, defs in alerts.items():
-        for path, rule in defs:
-            anchor = str((rule.get('annotations') or {}).get('runbook', '')).partition('#')[2]
-            if anchor and anchor not in anchors_in_section:
-                problems.append(f'{path}: alert {name}: runbook anchor #{anchor} is no heading of '
-                                f'README.md "{section_title}"')
-        if not re.search(r'\b' + re.escape(name) + r'\b', text):
-            problems.append(f'alert {name} is not mentioned in README.md "{section_title}"')
-    print(f'  runbook anchors checked against README.md "{section_title}"')
-else:
-    print(f'  warning: README.md has no "{section_title}" section yet: runbook anchors not checked')
+            text.append(line)
+    return anchors, '\n'.join(text)
+
+pages = {}
+for name, defs in alerts.items():
+    for path, rule in defs:
+        page, _, anchor = str((rule.get('annotations') or {}).get('runbook', '')).partition('#')
+        if not page:
+            continue
+        if not os.path.exists(page):
+            problems.append(f'{path}: alert {name}: runbook page {page} does not exist')
+            continue
+        if page not in pages:
+            pages[page] = runbook_section(page)
+        anchors, text = pages[page]
+        if not text:
+            if page != 'README.md':
+                problems.append(f'{path}: alert {name}: {page} has no "{section_title}" section')
+            continue
+        if anchor not in anchors:
+            problems.append(f'{path}: alert {name}: runbook anchor #{anchor} is no heading of '
+                            f'{page} "{section_title}"')
+        named = f'alert {name} is not mentioned in {page} "{section_title}"'
+        if not re.search(r'\b' + re.escape(name) + r'\b', text) and named not in problems:
+            problems.append(named)
+for page, (_, text) in sorted(pages.items()):
+    if text:
+        print(f'  runbook anchors checked against {page} "{section_title}"')
+    else:
+        print(f'  warning: {page} has no "{section_title}" section yet: runbook anchors not checked')
 
 if problems:
     print('\n'.join('  ' + p for p in problems), file=sys.stderr)
