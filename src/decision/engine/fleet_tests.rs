@@ -399,3 +399,42 @@ async fn with_the_store_down_a_delivery_waits_in_the_journal_and_is_handed_over_
     .await;
     b.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_cooldown_is_the_fleets_and_only_the_leader_lifts_it() {
+    let store = Arc::new(MemoryStore::default());
+    let cooling = SharedInstance {
+        active: Some(DatacenterId::new("west")),
+        cooldown_until: Some(crate::decision::testkit::t0() + Duration::from_secs(3600)),
+        open: None,
+    };
+    store.put_record(Table::Instances, "cache", &fleet::encode(&cooling));
+    let cache = InstanceId::new("cache");
+    let f = fleet_bed(
+        ScriptedProber::new(&[("east", UP), ("west", UP)]),
+        follower(&store),
+    )
+    .await;
+    let refused = f.engine.acknowledge(&cache).await;
+    assert!(
+        matches!(refused, Err(EngineError::NotLeader { .. })),
+        "{refused:?}"
+    );
+    assert!(shared(&store).unwrap().cooldown_until.is_some());
+    f.stop().await;
+
+    let l = fleet_bed(
+        ScriptedProber::new(&[("east", UP), ("west", UP)]),
+        leader(&store),
+    )
+    .await;
+    l.engine.acknowledge(&cache).await.unwrap();
+    let lifted = shared(&store).unwrap();
+    assert_eq!(lifted.cooldown_until, None);
+    assert_eq!(
+        lifted.active,
+        Some(DatacenterId::new("west")),
+        "the rest is kept"
+    );
+    l.stop().await;
+}

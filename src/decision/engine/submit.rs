@@ -129,8 +129,12 @@ impl Engine {
         .await
     }
 
-    /// Lifts the cooldown of an instance.
+    /// Lifts the cooldown of an instance. In a fleet the cooldown is the fleet's: only
+    /// the leader lifts it, under its fence.
     pub async fn acknowledge(&self, instance: &InstanceId) -> Result<(), EngineError> {
+        if let Some(fleet) = &self.inner.fleet {
+            fleet.lift_cooldown(instance).await?;
+        }
         let record = Record::Acknowledged {
             instance: instance.clone(),
             at: self.inner.deps.clock.now(),

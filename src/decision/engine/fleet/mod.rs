@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use super::{Engine, EngineError, Inner};
 use crate::decision::fleet::{self, SharedInstance};
-use crate::decision::ports::{Coordination, Leadership, Table, Term, Write};
+use crate::decision::ports::{Coordination, FenceError, Leadership, Table, Term, Write};
 use crate::model::InstanceId;
 
 /// How often every agent reads the fleet's store (the leader: its candidates and
@@ -70,6 +70,29 @@ impl Fleet {
             term,
             shared: shared.get(instance).cloned().unwrap_or_default(),
         })
+    }
+
+    /// Clears the instance's cooldown in the store, if this agent leads.
+    pub(super) async fn lift_cooldown(&self, instance: &InstanceId) -> Result<(), EngineError> {
+        let leading = self.leading(instance).await?;
+        let shared = SharedInstance {
+            cooldown_until: None,
+            ..leading.shared
+        };
+        let write = Write::Put {
+            table: Table::Instances,
+            key: instance.to_string(),
+            value: fleet::encode(&shared),
+        };
+        self.coordination
+            .fence(leading.term, &[write])
+            .await
+            .map_err(|e| match e {
+                FenceError::NotLeader { leader, .. } => EngineError::NotLeader {
+                    leader: leader.map(|l| l.name),
+                },
+                FenceError::Store(e) => EngineError::Coordination(e.to_string()),
+            })
     }
 
     /// What the store says of every instance; unreadable records are logged and left
