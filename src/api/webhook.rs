@@ -104,20 +104,23 @@ pub(super) async fn alertmanager(State(state): State<AppState>, request: Request
     match engine.submit(&extraction.candidates).await {
         Ok(submitted) => {
             state.decisions.webhook("accepted");
-            (
-                StatusCode::OK,
-                Json(json!({
-                    "status": "accepted",
-                    "opened": submitted.opened,
-                    "joined": submitted.joined,
-                    "resolved": submitted.resolved,
-                    "unmatched": submitted.unmatched,
-                    "unknown": submitted.unknown,
-                    "deferred": submitted.deferred,
-                    "ignored": extraction.ignored.len(),
-                })),
-            )
-                .into_response()
+            let mut body = json!({
+                "status": "accepted",
+                "opened": submitted.opened,
+                "joined": submitted.joined,
+                "resolved": submitted.resolved,
+                "unmatched": submitted.unmatched,
+                "unknown": submitted.unknown,
+                "deferred": submitted.deferred,
+                "ignored": extraction.ignored.len(),
+            });
+            // In a fleet: candidates handed to the leader, or journaled until etcd
+            // takes them.
+            if engine.fleet_status().is_some() {
+                body["handed"] = json!(submitted.handed);
+                body["pending"] = json!(submitted.pending);
+            }
+            (StatusCode::OK, Json(body)).into_response()
         }
         Err(e) => {
             state.decisions.webhook("error");

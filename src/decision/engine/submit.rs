@@ -45,16 +45,10 @@ pub struct Submitted {
     /// alerts at its `repeat_interval`, so they come back.
     pub deferred: usize,
     /// In a fleet: firing candidates handed to the leader through the fleet's store.
-    #[serde(skip_serializing_if = "is_zero")]
     pub handed: usize,
     /// In a fleet: firing candidates journaled here, handed to the leader as soon as
     /// the fleet's store takes them.
-    #[serde(skip_serializing_if = "is_zero")]
     pub pending: usize,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }
 
 /// Counts candidates about unknown instances between two log lines.
