@@ -249,6 +249,13 @@ impl Alertmanager {
     /// As [`Alertmanager::start_shipped`], but the webhook goes to
     /// `{webhook_base}/webhook/alertmanager` (the agent itself).
     pub fn start_shipped_to(receiver: &Receiver, webhook_base: &str) -> Alertmanager {
+        Self::start_shipped_to_all(receiver, &[webhook_base.to_owned()])
+    }
+
+    /// As [`Alertmanager::start_shipped_to`], for a fleet: the agent's receiver lists
+    /// every agent (`{base}/webhook/alertmanager` each), as the shipped file's `[fleet]`
+    /// lines show.
+    pub fn start_shipped_to_all(receiver: &Receiver, webhook_bases: &[String]) -> Alertmanager {
         let binary = require("prometheus-alertmanager", "prometheus-alertmanager");
         let dir = tempfile::tempdir().unwrap();
         let shipped = repo("alertmanager/alertmanager.yml");
@@ -258,9 +265,10 @@ impl Alertmanager {
             dir: dir.path().to_owned(),
             token: webhook_token.clone(),
             receiver: receiver.url(""),
-            webhook: webhook_base.to_owned(),
+            webhook: webhook_bases[0].clone(),
         };
         secrets.rewrite(&mut config, "");
+        list_every_agent(&mut config, webhook_bases);
         // Templates are found relative to the shipped file, wherever the overlay lives.
         if let Some(Yaml::Sequence(templates)) = map(&mut config, "templates") {
             for t in templates.iter_mut() {
@@ -377,6 +385,16 @@ impl Prometheus {
         alertmanager_port: Option<u16>,
         interval: &str,
     ) -> Prometheus {
+        Self::start_shipped_fleet(&[agent_port], alertmanager_port, interval)
+    }
+
+    /// As [`Prometheus::start_shipped`], scraping every agent of a fleet under the one
+    /// agent job.
+    pub fn start_shipped_fleet(
+        agent_ports: &[u16],
+        alertmanager_port: Option<u16>,
+        interval: &str,
+    ) -> Prometheus {
         let binary = require("prometheus", "prometheus");
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -396,21 +414,24 @@ impl Prometheus {
             }
         }
         let target = |job: &str| match job {
-            "redis-failover-agent" => Some(agent_port),
-            "prometheus" => Some(port),
-            "alertmanager" => alertmanager_port,
+            "redis-failover-agent" => Some(agent_ports.to_vec()),
+            "prometheus" => Some(vec![port]),
+            "alertmanager" => alertmanager_port.map(|p| vec![p]),
             _ => None,
         };
         if let Some(Yaml::Sequence(jobs)) = map(&mut config, "scrape_configs") {
             jobs.retain(|j| target(j["job_name"].as_str().unwrap_or("")).is_some());
             for job in jobs.iter_mut() {
-                let p = target(job["job_name"].as_str().unwrap_or("")).unwrap();
+                let ports = target(job["job_name"].as_str().unwrap_or("")).unwrap();
+                let targets: Vec<String> =
+                    ports.iter().map(|p| format!("'127.0.0.1:{p}'")).collect();
                 let m = job.as_mapping_mut().unwrap();
                 m.insert("scrape_interval".into(), interval.into());
                 m.remove("scrape_timeout");
                 m.insert(
                     "static_configs".into(),
-                    serde_yaml::from_str(&format!("[{{targets: ['127.0.0.1:{p}']}}]")).unwrap(),
+                    serde_yaml::from_str(&format!("[{{targets: [{}]}}]", targets.join(", ")))
+                        .unwrap(),
                 );
             }
         }
@@ -517,4 +538,27 @@ pub fn read(path: &Path) -> String {
         .and_then(|mut f| f.read_to_string(&mut s))
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     s
+}
+
+/// Gives the agent's receiver one webhook per agent of a fleet: copies of the first,
+/// each with its agent's URL.
+fn list_every_agent(config: &mut Yaml, webhook_bases: &[String]) {
+    let Some(Yaml::Sequence(receivers)) = map(config, "receivers") else {
+        return;
+    };
+    for receiver in receivers.iter_mut() {
+        if receiver["name"].as_str() != Some("redis-failover-agent") {
+            continue;
+        }
+        let Some(Yaml::Sequence(hooks)) = receiver.get_mut("webhook_configs") else {
+            continue;
+        };
+        let first = hooks[0].clone();
+        hooks.truncate(1);
+        for base in &webhook_bases[1..] {
+            let mut hook = first.clone();
+            hook["url"] = Yaml::String(format!("{base}/webhook/alertmanager"));
+            hooks.push(hook);
+        }
+    }
 }

@@ -23,6 +23,7 @@ use super::{Agent, free_port, http_request, wait_for};
 
 mod config;
 mod dc;
+pub mod fleet;
 pub mod results;
 
 pub use dc::Dc;
@@ -81,6 +82,8 @@ pub struct Options {
     pub a_extra: Vec<String>,
     /// Appended to the agent's configuration.
     pub agent_extra: String,
+    /// Three agents on a three-member etcd instead of one ([`fleet`]).
+    pub fleet: bool,
 }
 
 impl Default for Options {
@@ -91,6 +94,7 @@ impl Default for Options {
             ai_timeout_s: 5,
             a_extra: Vec::new(),
             agent_extra: String::new(),
+            fleet: false,
         }
     }
 }
@@ -124,6 +128,8 @@ pub struct World {
     pub state: TempDir,
     pub workload: Option<Workload>,
     pub ai: Option<ScriptedOpenAi>,
+    /// With [`Options::fleet`]: etcd and the other agents.
+    pub fleet: Option<fleet::Fleet>,
     rt: tokio::runtime::Runtime,
 }
 
@@ -151,25 +157,56 @@ impl World {
             .map(|script| rt.block_on(ScriptedOpenAi::start(AI_KEY, script)));
         let receiver = Receiver::start();
         let agent_port = free_port();
-        let alertmanager =
-            Alertmanager::start_shipped_to(&receiver, &format!("http://127.0.0.1:{agent_port}"));
+        let etcd = opts.fleet.then(super::etcd::EtcdCluster::start);
+        let others: Vec<(&str, Option<&str>, u16)> = match opts.fleet {
+            true => vec![
+                ("agent-b", Some("b"), free_port()),
+                ("agent-c", None, free_port()),
+            ],
+            false => Vec::new(),
+        };
+        let mut ports = vec![agent_port];
+        ports.extend(others.iter().map(|o| o.2));
+        let bases: Vec<String> = ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect();
+        let alertmanager = Alertmanager::start_shipped_to_all(&receiver, &bases);
         let profile = Profile::fast();
+        let config_in = |state: &std::path::Path| {
+            agent_config(
+                &a,
+                &b,
+                &moto,
+                &zone,
+                &osmem,
+                &alertmanager,
+                &opts,
+                &profile,
+                ai.as_ref(),
+                state,
+            )
+        };
         let state = tempfile::tempdir().unwrap();
-        let config = agent_config(
-            &a,
-            &b,
-            &moto,
-            &zone,
-            &osmem,
-            &alertmanager,
-            &opts,
-            &profile,
-            ai.as_ref(),
-            state.path(),
-        );
+        let mut config = config_in(state.path());
+        if let Some(etcd) = &etcd {
+            config.push_str(&fleet::coordination_yaml(etcd, "agent-a", Some("a")));
+        }
         let agent = Agent::start_on(agent_port, &config, &env(), &["--verbose"]);
-        let prometheus = Prometheus::start_shipped(
-            agent_port,
+        let fleet = etcd.map(|etcd| {
+            let others = others
+                .into_iter()
+                .map(|(name, dc, port)| {
+                    let state = tempfile::tempdir().unwrap();
+                    let mut config = config_in(state.path());
+                    config.push_str(&fleet::coordination_yaml(&etcd, name, dc));
+                    (name, dc, port, state, config)
+                })
+                .collect();
+            fleet::start_others(agent_port, etcd, others)
+        });
+        let prometheus = Prometheus::start_shipped_fleet(
+            &ports,
             Some(alertmanager.port),
             &profile.prometheus_interval,
         );
@@ -210,6 +247,7 @@ impl World {
             state,
             workload: None,
             ai,
+            fleet,
             rt,
         };
         let moto_url = world.moto.url();
@@ -249,9 +287,10 @@ impl World {
             Duration::from_secs(60),
             "both datacenters up in Prometheus",
             || {
+                // One series per agent that scrapes: count the datacenters.
                 let r = self
                     .prometheus
-                    .query("redis_up{redis_instance=\"app\"} == 1")
+                    .query("count by (datacenter) (redis_up{redis_instance=\"app\"} == 1)")
                     .ok()?;
                 (r.len() == 2).then_some(())
             },
