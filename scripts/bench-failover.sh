@@ -8,7 +8,9 @@
 # for the fleet scenarios (three agents on etcd, lease_ttl 5 s) the same times against
 # the single agent's, and the time a new leader takes over after kill -9.
 #
-#   scripts/bench-failover.sh [--runs N] [--out FILE]
+#   scripts/bench-failover.sh [--runs N] [--out FILE] [--only "s01 s13 s14 s15"]
+#
+# --only runs the scenarios whose names contain one of the words (cargo's test filters).
 #
 # Needs what scripts/test.sh installs (run it once first). About 7 minutes per pass.
 set -euo pipefail
@@ -16,11 +18,13 @@ cd "$(dirname "$0")/.."
 
 runs=3
 out=""
+only=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --only) read -r -a only <<< "$2"; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 64 ;;
   esac
 done
@@ -35,7 +39,7 @@ for ai in none scripted; do
     if [[ "$ai" == scripted ]]; then export SCENARIO_AI=scripted; else unset SCENARIO_AI; fi
     # A failing scenario is a wrong decision, counted below; keep going.
     SCENARIO_RESULTS="$results" cargo test --quiet --locked --test scenarios \
-      -- --test-threads=1 >&2 || echo "   (some scenarios failed in this pass)" >&2
+      -- --test-threads=1 "${only[@]}" >&2 || echo "   (some scenarios failed in this pass)" >&2
   done
 done
 
