@@ -438,3 +438,74 @@ async fn the_cooldown_is_the_fleets_and_only_the_leader_lifts_it() {
     );
     l.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_first_leader_imports_a_single_agents_state_once() {
+    // A single agent fails over to west, then joins a fleet with an empty store.
+    let dir = tempfile::tempdir().unwrap();
+    let dns = Arc::new(
+        MemoryDns::new().with_record(&record(), RecordValue::single("redis-east.example.com", 60)),
+    );
+    let prober = ScriptedProber::new(&[("east", DOWN), ("west", UP)]);
+    let single = bed_in(
+        dir,
+        prober,
+        settings(true, false, HookSettings::default()),
+        dns.clone(),
+    )
+    .await;
+    single
+        .engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    assert!(matches!(
+        single.settle().await.outcome,
+        Some(Outcome::FailedOver { .. })
+    ));
+    // The single agent stops: its journal is free for the fleet's agent.
+    let Bed { engine, dir, .. } = single;
+    drop(engine);
+
+    let store = Arc::new(MemoryStore::default());
+    let prober = ScriptedProber::new(&[("east", DOWN), ("west", UP)]);
+    let fleet = bed_full(
+        dir,
+        prober,
+        settings(true, false, HookSettings::default()),
+        dns,
+        Advisors::default(),
+        Some(leader(&store)),
+    )
+    .await;
+    until("the state is imported", async || {
+        store.get(Table::Fleet, fleet::IMPORTED).is_some()
+    })
+    .await;
+    assert_eq!(
+        store.get(Table::Fleet, fleet::IMPORTED).as_deref(),
+        Some("agent-a")
+    );
+    let imported = shared(&store).expect("the instance's record");
+    assert_eq!(imported.active, Some(DatacenterId::new("west")));
+    assert!(
+        imported.cooldown_until.is_some(),
+        "the cooldown comes along"
+    );
+    fleet.stop().await;
+
+    // A store that holds a fleet's state keeps it: a second import writes nothing.
+    let before = store.fenced().len();
+    let other = fleet_bed(
+        ScriptedProber::new(&[("east", UP), ("west", UP)]),
+        leader(&store),
+    )
+    .await;
+    tokio::time::sleep(FLEET_POLL * 3).await;
+    other.stop().await;
+    assert_eq!(store.fenced().len(), before, "{:?}", store.fenced());
+    assert_eq!(
+        shared(&store).unwrap().active,
+        Some(DatacenterId::new("west"))
+    );
+}
