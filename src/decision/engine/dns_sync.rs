@@ -25,7 +25,7 @@ use tracing::{debug, info, warn};
 use super::{Inner, InstanceRecord};
 use crate::decision::incident::{Record, cut_label};
 use crate::decision::ports::{DnsProvider, RecordValue};
-use crate::model::InstanceId;
+use crate::model::{DatacenterId, InstanceId};
 
 /// The longest wait between two background reads of a record DNS did not answer for.
 pub const DNS_RETRY_MAX: Duration = Duration::from_secs(300);
@@ -133,15 +133,7 @@ async fn check(
             "the DNS record does not exist; keeping the journal's active datacenter");
         return true;
     };
-    let in_dns = record.values.iter().find_map(|(dc, v)| {
-        value
-            .points_at(
-                &RecordValue::single(v.clone(), record.ttl),
-                record.record.record_type,
-            )
-            .then_some(dc)
-    });
-    let Some(in_dns) = in_dns else {
+    let Some(in_dns) = datacenter_named(record, &value) else {
         metrics.mismatch(uid.as_str(), "unknown_value");
         warn!(redis_instance = %uid, record = %record.record,
             dns = ?cut_label(&value.values.join(","), 256), active = %believed,
@@ -175,4 +167,19 @@ async fn check(
             "cannot record the active datacenter DNS gave; it is used all the same"),
     }
     true
+}
+
+/// The datacenter of the instance whose value the record holds, if any.
+pub(super) fn datacenter_named<'r>(
+    record: &'r InstanceRecord,
+    value: &RecordValue,
+) -> Option<&'r DatacenterId> {
+    record.values.iter().find_map(|(dc, v)| {
+        value
+            .points_at(
+                &RecordValue::single(v.clone(), record.ttl),
+                record.record.record_type,
+            )
+            .then_some(dc)
+    })
 }

@@ -423,11 +423,9 @@ async fn the_cooldown_is_the_fleets_and_only_the_leader_lifts_it() {
     assert!(shared(&store).unwrap().cooldown_until.is_some());
     f.stop().await;
 
-    let l = fleet_bed(
-        ScriptedProber::new(&[("east", UP), ("west", UP)]),
-        leader(&store),
-    )
-    .await;
+    // DNS agrees with the store: west.
+    let prober = ScriptedProber::new(&[("east", UP), ("west", UP)]);
+    let l = fleet_bed_with(prober, leader(&store), "redis-west.example.com").await;
     l.engine.acknowledge(&cache).await.unwrap();
     let lifted = shared(&store).unwrap();
     assert_eq!(lifted.cooldown_until, None);
@@ -496,11 +494,9 @@ async fn the_first_leader_imports_a_single_agents_state_once() {
 
     // A store that holds a fleet's state keeps it: a second import writes nothing.
     let before = store.fenced().len();
-    let other = fleet_bed(
-        ScriptedProber::new(&[("east", UP), ("west", UP)]),
-        leader(&store),
-    )
-    .await;
+    // DNS agrees with the store: west.
+    let prober = ScriptedProber::new(&[("east", UP), ("west", UP)]);
+    let other = fleet_bed_with(prober, leader(&store), "redis-west.example.com").await;
     tokio::time::sleep(FLEET_POLL * 3).await;
     other.stop().await;
     assert_eq!(store.fenced().len(), before, "{:?}", store.fenced());
@@ -508,4 +504,28 @@ async fn the_first_leader_imports_a_single_agents_state_once() {
         shared(&store).unwrap().active,
         Some(DatacenterId::new("west"))
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_leader_takes_dns_word_for_the_active_datacenter() {
+    // Someone moved the record by hand while nobody led; the store still says east.
+    let store = Arc::new(MemoryStore::default());
+    let east = SharedInstance {
+        active: Some(DatacenterId::new("east")),
+        ..SharedInstance::default()
+    };
+    store.put_record(Table::Instances, "cache", &fleet::encode(&east));
+    store.put_record(Table::Fleet, fleet::IMPORTED, "agent-c");
+    let prober = ScriptedProber::new(&[("east", UP), ("west", UP)]);
+    let b = fleet_bed_with(prober, leader(&store), "redis-west.example.com").await;
+    until("the store follows DNS", async || {
+        shared(&store).and_then(|s| s.active) == Some(DatacenterId::new("west"))
+    })
+    .await;
+    assert_eq!(
+        b.active.get(&InstanceId::new("cache")),
+        Some(DatacenterId::new("west"))
+    );
+    assert!(b.stop().await.is_empty(), "no evaluation for it");
+    assert_eq!(b.dns.calls(Op::Write), 0);
 }

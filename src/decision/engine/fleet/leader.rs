@@ -8,6 +8,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::{Leading, POLL};
+use crate::decision::engine::dns_sync::datacenter_named;
 use crate::decision::engine::notify::tell;
 use crate::decision::engine::{Engine, Submitted};
 use crate::decision::evaluation::notice::{Said, notice};
@@ -79,6 +80,71 @@ impl Engine {
                 "this agent's state directory became the fleet's state (once per fleet)"),
             Err(e) => warn!(%agent, error = %e,
                 "could not import this agent's state into the fleet's store; tried again at the next leadership"),
+        }
+    }
+
+    /// At the start of a term: DNS is where the clients go. An instance whose record
+    /// names another datacenter than the fleet's store (someone moved it by hand while
+    /// nobody led, or a leader died between its change and its settlement) gets DNS's
+    /// in the store, as a single agent adopts DNS's at start. Instances being
+    /// evaluated, or whose record cannot be read, are left to their evaluation.
+    pub(super) async fn adopt_dns(
+        &self,
+        term: Term,
+        shared: &BTreeMap<InstanceId, SharedInstance>,
+    ) {
+        let (Some(fleet), Some(dns)) = (self.inner.fleet.as_ref(), self.inner.deps.dns.as_ref())
+        else {
+            return;
+        };
+        if !dns.reads_the_zone() {
+            return;
+        }
+        let settings = self.settings();
+        for (uid, record) in &settings.records {
+            let Some(instance) = settings.instances.get(uid) else {
+                continue;
+            };
+            let current = shared.get(uid).cloned().unwrap_or_default();
+            if current.open.is_some() || self.evaluating(uid).await {
+                continue;
+            }
+            let read = tokio::time::timeout(settings.switch.call_timeout, dns.read(&record.record));
+            let Ok(Ok(Some(value))) = read.await else {
+                continue;
+            };
+            let Some(in_dns) = datacenter_named(record, &value) else {
+                continue;
+            };
+            let believed = current
+                .active
+                .clone()
+                .unwrap_or_else(|| instance.active_dc.clone());
+            if *in_dns == believed {
+                continue;
+            }
+            self.inner
+                .deps
+                .metrics
+                .mismatch(uid.as_str(), "other_datacenter");
+            warn!(redis_instance = %uid, dns = %in_dns, fleet = %believed,
+                "DNS sends the clients to another datacenter than the fleet's store says; taking DNS's");
+            let adopted = SharedInstance {
+                active: Some(in_dns.clone()),
+                ..current
+            };
+            let write = Write::Put {
+                table: Table::Instances,
+                key: uid.to_string(),
+                value: fleet::encode(&adopted),
+            };
+            match fleet.coordination.fence(term, &[write]).await {
+                Ok(()) => {
+                    self.inner.deps.active.set(uid, in_dns);
+                }
+                Err(e) => warn!(redis_instance = %uid, error = %e,
+                    "could not record DNS's active datacenter in the fleet's store"),
+            }
         }
     }
 

@@ -198,21 +198,26 @@ impl Engine {
             self.observed(&agent, &seen, &now);
             seen = now;
             self.hand_pending().await;
-            let shared = match fleet.instances().await {
-                Ok(shared) => shared,
-                Err(_) => continue,
-            };
-            self.adopt(&shared);
-            let Leadership::Leader { term } = seen else {
+            let Ok(mut shared) = fleet.instances().await else {
                 continue;
             };
-            if elected != Some(term) {
+            if let Leadership::Leader { term } = seen
+                && elected != Some(term)
+            {
                 // Candidates taken in an earlier term are the new term's to take.
                 fleet.taken().clear();
                 self.import(term, &shared).await;
-                elected = Some(term);
+                self.adopt_dns(term, &fleet.instances().await.unwrap_or(shared))
+                    .await;
+                let Ok(now) = fleet.instances().await else {
+                    continue;
+                };
+                (shared, elected) = (now, Some(term));
             }
-            self.lead(term, &shared).await;
+            self.adopt(&shared);
+            if let Leadership::Leader { term } = seen {
+                self.lead(term, &shared).await;
+            }
         }
     }
 
