@@ -199,3 +199,52 @@ fn check_config_never_prints_a_credential() {
     );
     assert!(!said.contains("123456789"), "a secret was printed:\n{said}");
 }
+
+#[test]
+fn a_fleet_section_is_checked_like_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "instances:\n\
+                \x20 - uid: cache\n\
+                \x20   active_dc: a\n\
+                \x20   endpoints:\n\
+                \x20     a: {host: 127.0.0.1, port: 6379}\n\
+                \x20     b: {host: 127.0.0.1, port: 6380}\n";
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        format!(
+            "{base}coordination:\n\
+             \x20 etcd: {{endpoints: [http://127.0.0.1:2379], lease_ttl: 5s}}\n\
+             \x20 agent: {{name: agent-a, datacenter: a}}\n"
+        ),
+    )
+    .unwrap();
+    let out = agent(&["check-config", "--config", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        format!(
+            "{base}coordination:\n\
+             \x20 etcd: {{endpoints: [], lease_ttl: 1s, password: etcd-secret-pw}}\n\
+             \x20 agent: {{name: 'agent a', datacenter: c}}\n"
+        ),
+    )
+    .unwrap();
+    let out = agent(&["check-config", "--config", bad.to_str().unwrap()]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(64), "{said}");
+    for key in [
+        "coordination.etcd.endpoints",
+        "coordination.etcd.lease_ttl",
+        "coordination.agent.name",
+        "coordination.agent.datacenter",
+    ] {
+        assert!(said.contains(key), "{key} is not named: {said}");
+    }
+    assert!(
+        !said.contains("etcd-secret-pw"),
+        "a secret was printed: {said}"
+    );
+}
