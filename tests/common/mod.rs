@@ -16,6 +16,7 @@ pub mod e2e;
 pub mod etcd;
 pub mod fake_redis;
 pub mod faulty_http;
+pub mod fleet;
 pub mod moto;
 pub mod openai;
 pub mod osmem;
