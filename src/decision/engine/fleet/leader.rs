@@ -168,7 +168,12 @@ impl Engine {
             };
             self.finish(uid, open, unfinished, leading).await;
         }
-        let Ok(candidates) = fleet.coordination.list(Table::Candidates).await else {
+        // Read again: an incident completed above settled its instance in the store, and
+        // an evaluation started from the older record would settle that record back.
+        let (Ok(shared), Ok(candidates)) = (
+            fleet.instances().await,
+            fleet.coordination.list(Table::Candidates).await,
+        ) else {
             return;
         };
         for entry in candidates {
