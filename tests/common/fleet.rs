@@ -128,6 +128,25 @@ impl FleetBed {
         calls.join("\n")
     }
 
+    /// What the fleet's store holds of instance `app` (`instances/app`), as JSON; `Null`
+    /// when nothing is recorded.
+    pub fn shared_record(&self) -> Json {
+        let out = std::process::Command::new("etcdctl")
+            .args(["--endpoints", &self.etcd.client_urls().join(",")])
+            .args(["--command-timeout", "2s", "get", "--print-value-only"])
+            .arg(format!("{PREFIX}/instances/app"))
+            .env("ETCDCTL_API", "3")
+            .output()
+            .expect("etcdctl runs");
+        assert!(out.status.success(), "etcdctl get: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        match text.trim() {
+            "" => Json::Null,
+            value => serde_json::from_str(value)
+                .unwrap_or_else(|e| panic!("instances/app is not JSON ({e}): {value}")),
+        }
+    }
+
     pub fn wait_pointing_at(&self, within: Duration, value: &str) {
         let deadline = Instant::now() + within;
         while self.pointing_at() != value {
