@@ -288,7 +288,7 @@ fn a_leader_frozen_past_its_lease_mid_failover_writes_nothing_when_it_wakes() {
     );
     let frozen = bed.agent("a", &[], &hook);
     wait_one_leader(&[&frozen], Duration::from_secs(20));
-    let rest = vec![bed.agent("b", &[], ""), bed.agent("c", &[], "")];
+    let rest = [bed.agent("b", &[], ""), bed.agent("c", &[], "")];
     let leader = wait_one_leader(&[&frozen, &rest[0], &rest[1]], Duration::from_secs(20));
     assert_eq!(leader, 0, "agent a should lead, having started first");
     wait_redis_seen(&[&frozen, &rest[0], &rest[1]]);
