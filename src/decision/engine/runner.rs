@@ -215,7 +215,7 @@ impl Runner {
                 act: call.act,
                 at: self.now(),
             }),
-            ..leading.shared.clone()
+            ..self.inner.shared_now(&self.instance, &leading.shared).await
         };
         let write = Write::Put {
             table: Table::Instances,
@@ -344,7 +344,7 @@ impl Runner {
         if let Some(leading) = &self.leading {
             let mut shared = SharedInstance {
                 open: None,
-                ..leading.shared.clone()
+                ..self.inner.shared_now(&self.instance, &leading.shared).await
             };
             if let Outcome::FailedOver { to, .. } = &outcome {
                 shared.active = Some(to.clone());

@@ -261,6 +261,23 @@ impl Engine {
 }
 
 impl Inner {
+    /// The instance's shared record as the store holds it now (this leader's own
+    /// writes since the evaluation started included), or `started` if the store cannot
+    /// be read: each write of the evaluation changes only its own fields.
+    pub(super) async fn shared_now(
+        &self,
+        instance: &InstanceId,
+        started: &SharedInstance,
+    ) -> SharedInstance {
+        let Some(fleet) = self.fleet.as_ref() else {
+            return started.clone();
+        };
+        match fleet.instances().await {
+            Ok(mut all) => all.remove(instance).unwrap_or_default(),
+            Err(_) => started.clone(),
+        }
+    }
+
     /// After an evaluation the leader ran closes: its result becomes the fleet's (where
     /// the instance is active, its cooldown), its open act is cleared, and the candidate
     /// it answered is deleted unless delivered again since; all under the fence of the
