@@ -11,6 +11,7 @@
 //!   replays to; [`journal`]: the crash-safe file under it.
 //! - [`ports`]: the traits the engine acts through and the types it exchanges with the
 //!   adapters that implement them.
+//! - [`quorum`]: an outage confirmed from a quorum of vantage points (pure).
 //! - [`fleet`]: what a fleet of agents shares in its store, and what a new leader
 //!   makes of an act an earlier one left unsettled (pure).
 //! - [`clock`]: time as an input; [`settings`]: the configuration the decision reads;
@@ -29,6 +30,7 @@ pub mod incident;
 pub mod journal;
 pub mod policy;
 pub mod ports;
+pub mod quorum;
 pub mod settings;
 pub mod webhook;
 

@@ -139,9 +139,24 @@ pub fn judge(e: &Evidence<'_>, t: Thresholds) -> Verdict {
     }
 }
 
-/// Rule 4: the clients still reach Redis (this also explains an everything-down view),
-/// or the datacenter's Sentinel still hears the primary the agent cannot reach.
+/// Rule 4: in a fleet, other observers reach the active datacenter this agent cannot
+/// and fewer than the quorum agree with it (`decision::quorum`); or the clients still
+/// reach Redis (this also explains an everything-down view); or the datacenter's
+/// Sentinel still hears the primary the agent cannot reach.
 fn partition_suspected(e: &Evidence<'_>) -> Option<Hold> {
+    if let Some(w) = e
+        .rounds
+        .last()
+        .and_then(|r| r.witnesses.as_ref())
+        .filter(|w| w.partition)
+    {
+        return Some(Hold::PartitionWitnessed {
+            active: e.active.clone(),
+            down: w.down.iter().chain(&w.inside).cloned().collect(),
+            up: w.up.clone(),
+            quorum: w.quorum,
+        });
+    }
     if e.clients == ClientStatus::Normal {
         return Some(Hold::PartitionSuspected {
             active: e.active.clone(),

@@ -25,6 +25,7 @@ fn round(probes: &[(&str, bool, f64)]) -> Round {
                 sentinel_heard: None,
             })
             .collect(),
+        witnesses: None,
     }
 }
 
@@ -427,4 +428,46 @@ fn holds_describe_themselves() {
     assert_eq!(h.describe(), "confidence 0.80 is below the threshold 0.95");
     assert_eq!(h.kind(), "low_confidence");
     assert_eq!(Hold::NoHealthyTarget.describe(), "no healthy target");
+}
+
+#[test]
+fn observers_that_reach_the_active_datacenter_hold_a_partition_whatever_the_clients_say() {
+    use crate::decision::ports::{View, Witnesses};
+    let mut cut_off = round(&[
+        ("east", false, 0.0),
+        ("west", true, 0.9),
+        ("north", true, 0.9),
+    ]);
+    cut_off.witnesses = Some(Witnesses {
+        down: Vec::new(),
+        up: vec!["agent-west".into(), "agent-north".into()],
+        inside: vec!["agent-east".into()],
+        quorum: 2,
+        partition: true,
+        views: Vec::<View>::new(),
+    });
+    let rounds = [cut_off.clone(), cut_off];
+    let dcs = [dc("east"), dc("west"), dc("north")];
+    for clients in [ClientStatus::Unknown, ClientStatus::Failing] {
+        let verdict = judge(
+            &Evidence {
+                active: &dc("east"),
+                datacenters: &dcs,
+                rounds: &rounds,
+                clients,
+                sentinel_seen_for: None,
+            },
+            T,
+        );
+        let Verdict::Hold(hold) = verdict else {
+            panic!("{clients:?}: {verdict:?}");
+        };
+        assert_eq!(hold.kind(), "partition_suspected");
+        let said = hold.describe();
+        assert!(
+            said.contains("agent-east cannot reach east")
+                && said.contains("agent-west, agent-north"),
+            "{said}"
+        );
+    }
 }

@@ -20,6 +20,7 @@ pub(super) async fn probe_round(
         return Round {
             at: inner.deps.clock.now(),
             probes: Vec::new(),
+            witnesses: None,
         };
     };
     for (i, dc) in datacenters.iter().enumerate() {
@@ -45,6 +46,7 @@ pub(super) async fn probe_round(
     Round {
         at: inner.deps.clock.now(),
         probes,
+        witnesses: None,
     }
 }
 

@@ -182,6 +182,7 @@ impl World {
             Action::Probe(dcs) => Some(Event::Probed(Round {
                 at: now,
                 probes: dcs.iter().map(|dc| self.probe(dc)).collect(),
+                witnesses: None,
             })),
             Action::AskClients(window) => {
                 t.windows.push(window);

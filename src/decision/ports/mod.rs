@@ -47,5 +47,6 @@ pub use hooks::{HookContext, HookRun, HookRunner};
 pub use notifier::{AgentAlert, AgentAlertName, Notifier, NotifyError, NotifyReport, Severity};
 pub use prober::{FreshProbe, Prober};
 pub use verdict::{
-    ClientStatus, Hold, Probe, Round, TARGET_GOOD_FROM, TARGET_HEALTHY_FROM, Verdict,
+    ClientStatus, Hold, Probe, Round, TARGET_GOOD_FROM, TARGET_HEALTHY_FROM, Verdict, View,
+    Witnesses,
 };

@@ -59,6 +59,46 @@ pub struct Round {
     #[serde(with = "crate::model::rfc3339::required")]
     pub at: SystemTime,
     pub probes: Vec<Probe>,
+    /// In a fleet: every observer's view of this round, and how the active datacenter
+    /// was counted (`decision::quorum`); `probes` are then the counted ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witnesses: Option<Witnesses>,
+}
+
+/// One observer's fresh probes in a confirmation round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct View {
+    /// The agent's `coordination.agent.name`.
+    pub observer: String,
+    /// Where it runs (`coordination.agent.datacenter`), if it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datacenter: Option<DatacenterId>,
+    pub probes: Vec<Probe>,
+}
+
+impl View {
+    /// Its probe of `dc`, if it probed it.
+    pub fn saw(&self, dc: &DatacenterId) -> Option<&Probe> {
+        self.probes.iter().find(|p| &p.datacenter == dc)
+    }
+}
+
+/// What the observers of a round said of the active datacenter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Witnesses {
+    /// Observers outside the active datacenter that saw it down.
+    pub down: Vec<String>,
+    /// Observers, inside it or not, that saw it answer.
+    pub up: Vec<String>,
+    /// Observers inside it that saw it down (not counted).
+    pub inside: Vec<String>,
+    /// How many had to see it down.
+    pub quorum: usize,
+    /// This agent saw it down, fewer than the quorum did, and some observer saw it
+    /// answer: a fault on this agent's own path.
+    pub partition: bool,
+    /// Every observer's view, this agent's first.
+    pub views: Vec<View>,
 }
 
 impl Round {
@@ -107,6 +147,15 @@ pub enum Hold {
         active: DatacenterId,
         #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_seconds")]
         sentinel_heard: Option<Duration>,
+    },
+    /// In a fleet: this agent cannot reach the active datacenter, and fewer observers
+    /// than the quorum agree while others reach it. Its kind is `partition_suspected`.
+    PartitionWitnessed {
+        active: DatacenterId,
+        /// Observers that saw it down, and those that saw it answer.
+        down: Vec<String>,
+        up: Vec<String>,
+        quorum: usize,
     },
     /// The AI advisor's hold counted (the evidence was ambiguous; see
     /// `decision::advice::rules`). `confidence` is the policy's.
@@ -161,6 +210,18 @@ impl Hold {
                  are not reported failing",
                 heard.as_secs_f64()
             ),
+            Hold::PartitionWitnessed {
+                active,
+                down,
+                up,
+                quorum,
+            } => format!(
+                "agent-side partition suspected: {} cannot reach {active}, but {} \
+                 reach it ({} of the {quorum} observers needed saw it down)",
+                down.join(", "),
+                up.join(", "),
+                down.len()
+            ),
             Hold::Advised {
                 target,
                 confidence,
@@ -186,7 +247,9 @@ impl Hold {
             Hold::AlreadyActive => "already_active",
             Hold::UnknownTarget { .. } => "unknown_target",
             Hold::Vetoed { .. } => "vetoed",
-            Hold::PartitionSuspected { .. } => "partition_suspected",
+            Hold::PartitionSuspected { .. } | Hold::PartitionWitnessed { .. } => {
+                "partition_suspected"
+            }
             Hold::Advised { .. } => "advised",
         }
     }
