@@ -152,8 +152,9 @@ fn partition_suspected(e: &Evidence<'_>) -> Option<Hold> {
     {
         return Some(Hold::PartitionWitnessed {
             active: e.active.clone(),
-            down: w.down.iter().chain(&w.inside).cloned().collect(),
+            down: w.inside.iter().chain(&w.down).cloned().collect(),
             up: w.up.clone(),
+            down_outside: w.down.len(),
             quorum: w.quorum,
         });
     }

@@ -156,6 +156,8 @@ struct StoreState {
     down: bool,
     /// The writes of every fence that passed, in order.
     fenced: Vec<Vec<crate::decision::ports::Write>>,
+    /// Records published under an agent's lease: (agent, record).
+    published: Vec<(String, (&'static str, String))>,
 }
 
 impl MemoryStore {
@@ -197,6 +199,7 @@ impl MemoryStore {
 #[derive(Debug)]
 pub(crate) struct MemoryCoordination {
     name: String,
+    datacenter: Option<DatacenterId>,
     store: std::sync::Arc<MemoryStore>,
     leadership: tokio::sync::watch::Sender<crate::decision::ports::Leadership>,
 }
@@ -206,9 +209,16 @@ impl MemoryCoordination {
         let (leadership, _) = tokio::sync::watch::channel(crate::decision::ports::Leadership::Down);
         Self {
             name: name.into(),
+            datacenter: None,
             store,
             leadership,
         }
+    }
+
+    /// The same agent, running in `dc`.
+    pub(crate) fn in_datacenter(mut self, dc: &str) -> Self {
+        self.datacenter = Some(DatacenterId::new(dc));
+        self
     }
 
     pub(crate) fn set(&self, leadership: crate::decision::ports::Leadership) {
@@ -220,6 +230,10 @@ impl MemoryCoordination {
 impl crate::decision::ports::Coordination for MemoryCoordination {
     fn agent(&self) -> &str {
         &self.name
+    }
+
+    fn datacenter(&self) -> Option<DatacenterId> {
+        self.datacenter.clone()
     }
 
     fn leadership(&self) -> tokio::sync::watch::Receiver<crate::decision::ports::Leadership> {
@@ -296,6 +310,33 @@ impl crate::decision::ports::Coordination for MemoryCoordination {
         }
         self.store.put_record(table, key, value);
         Ok(self.store.lock().revision)
+    }
+
+    async fn publish(
+        &self,
+        table: crate::decision::ports::Table,
+        key: &str,
+        value: &str,
+    ) -> Result<i64, crate::decision::ports::StoreError> {
+        let revision = self.put(table, key, value).await?;
+        let at = (table.name(), key.to_owned());
+        self.store.lock().published.push((self.name.clone(), at));
+        Ok(revision)
+    }
+}
+
+impl MemoryCoordination {
+    /// Drops what this agent published, as etcd does when its lease expires.
+    pub(crate) fn lose_lease(&self) {
+        let name = self.name.clone();
+        let mut state = self.store.lock();
+        let published = std::mem::take(&mut state.published);
+        let (mine, others): (Vec<_>, Vec<_>) =
+            published.into_iter().partition(|(agent, _)| *agent == name);
+        for (_, at) in mine {
+            state.records.remove(&at);
+        }
+        state.published = others;
     }
 }
 

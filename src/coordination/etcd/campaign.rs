@@ -144,6 +144,7 @@ impl Campaign {
             .await
             .map_err(|_| EtcdFailure::timeout("granting a lease"))??;
         self.lease = Some(grant.id());
+        *self.shared.lease.lock().expect("lease lock") = Some(grant.id());
         self.renewed = Some(sent);
         Ok(())
     }
@@ -229,6 +230,7 @@ impl Campaign {
 
     fn forget_lease(&mut self) {
         self.lease = None;
+        *self.shared.lease.lock().expect("lease lock") = None;
         self.renewed = None;
         *self.shared.lead.lock().expect("lead lock") = None;
     }

@@ -38,7 +38,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse,
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
 };
 use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -52,6 +52,7 @@ use crate::decision::ports::{
     AdapterErrorKind, Coordination, Entry, FenceError, LeaderInfo, Leadership, StoreError, Table,
     Term, Write,
 };
+use crate::model::DatacenterId;
 
 /// The agent's place in the fleet on etcd. Campaigns until dropped (or until `cancel`
 /// fires); dropping it revokes its lease, so a successor need not wait for the TTL.
@@ -65,6 +66,7 @@ pub struct EtcdCoordination {
 /// What the campaign task and the fences share.
 struct Shared {
     name: String,
+    datacenter: Option<DatacenterId>,
     keys: Keys,
     timing: Timing,
     settings: EtcdSettings,
@@ -73,6 +75,8 @@ struct Shared {
     /// The term this agent leads in, and the instant it must stop: fences read it, so a
     /// late campaign task cannot make one pass.
     lead: Mutex<Option<(Term, Instant)>>,
+    /// This agent's lease, while it has one: what it publishes goes with it.
+    lease: Mutex<Option<i64>>,
 }
 
 impl fmt::Debug for Shared {
@@ -118,11 +122,13 @@ impl EtcdCoordination {
     pub fn start(settings: &CoordinationSettings, cancel: &CancellationToken) -> Self {
         let shared = Arc::new(Shared {
             name: settings.agent.name.clone(),
+            datacenter: settings.agent.datacenter.as_deref().map(DatacenterId::new),
             keys: Keys::new(&settings.etcd.prefix),
             timing: Timing::new(settings.etcd.lease_ttl),
             settings: settings.etcd.clone(),
             client: Mutex::new(None),
             lead: Mutex::new(None),
+            lease: Mutex::new(None),
         });
         let (tx, leadership) = watch::channel(Leadership::Down);
         let stop = cancel.child_token();
@@ -139,6 +145,10 @@ impl EtcdCoordination {
 impl Coordination for EtcdCoordination {
     fn agent(&self) -> &str {
         &self.shared.name
+    }
+
+    fn datacenter(&self) -> Option<DatacenterId> {
+        self.shared.datacenter.clone()
     }
 
     fn leadership(&self) -> watch::Receiver<Leadership> {
@@ -204,6 +214,11 @@ impl Coordination for EtcdCoordination {
             .collect())
     }
 
+    async fn publish(&self, table: Table, key: &str, value: &str) -> Result<i64, StoreError> {
+        let key = self.shared.keys.record(table, key);
+        self.put_leased(key, value.to_owned()).await
+    }
+
     async fn put(&self, table: Table, key: &str, value: &str) -> Result<i64, StoreError> {
         let key = self.shared.keys.record(table, key);
         let value = value.to_owned();
@@ -213,6 +228,26 @@ impl Coordination for EtcdCoordination {
                 "a put",
                 |mut c| async move { c.put(key, value, None).await },
             )
+            .await?;
+        Ok(response.header().map_or(0, |h| h.revision()))
+    }
+}
+
+impl EtcdCoordination {
+    /// A put bound to this agent's lease.
+    async fn put_leased(&self, key: String, value: String) -> Result<i64, StoreError> {
+        let Some(lease) = *self.shared.lease.lock().expect("lease lock") else {
+            return Err(StoreError {
+                kind: AdapterErrorKind::Unavailable,
+                message: "no lease yet: etcd has not answered this agent".into(),
+            });
+        };
+        let options = PutOptions::new().with_lease(lease);
+        let response = self
+            .shared
+            .call("a put with the lease", |mut c| async move {
+                c.put(key, value, Some(options)).await
+            })
             .await?;
         Ok(response.header().map_or(0, |h| h.revision()))
     }

@@ -37,6 +37,10 @@ struct Runner {
     clients: Option<PendingImpact>,
     /// In a fleet: the leader's term and the instance's shared record.
     leading: Option<Leading>,
+    /// Where DNS sent the clients when the evaluation started: whose witnesses count.
+    active: Option<DatacenterId>,
+    /// Confirmation rounds asked of the fleet's observers so far.
+    asked: u32,
 }
 
 /// Runs the evaluation of incident `id` to its end.
@@ -55,8 +59,11 @@ pub(super) async fn run(
         instance,
         clients: None,
         leading,
+        active: None,
+        asked: 0,
     };
     let start = runner.start(request).await;
+    runner.active = start.active.clone();
     let (mut evaluation, actions) = Evaluation::start(start, runner.now());
     let mut queue = VecDeque::from(actions);
     let outcome = loop {
@@ -191,7 +198,17 @@ impl Runner {
         }
     }
 
-    async fn probe(&self, datacenters: &[DatacenterId]) -> crate::decision::policy::Round {
+    /// A round of fresh probes; in a fleet, every observer's, counted.
+    async fn probe(&mut self, datacenters: &[DatacenterId]) -> crate::decision::policy::Round {
+        if let (Some(leading), Some(active)) = (&self.leading, &self.active) {
+            self.asked += 1;
+            let id = format!("{}-{}-{}", leading.term, self.id, self.asked);
+            let (uid, active) = (self.instance.clone(), active.clone());
+            return self
+                .inner
+                .observed_round(&uid, datacenters, &active, id)
+                .await;
+        }
         let inst = self.settings.instances.get(&self.instance);
         probe_round(&self.inner, inst, datacenters).await
     }

@@ -18,6 +18,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use super::error::AdapterErrorKind;
+use crate::model::DatacenterId;
 
 /// A leadership term: the revision at which the leader's key was created. Terms only
 /// grow, and two leaderships never share one, so an action fenced on a term cannot
@@ -76,6 +77,14 @@ pub enum Table {
     Candidates,
     /// The fleet's own keys (e.g. whether a single agent's state was imported).
     Fleet,
+    /// Per agent: what it sees of every endpoint, published under its lease each
+    /// collection round, so a dead agent's observations vanish with it.
+    Observations,
+    /// Per instance: the confirmation round the leader asks every observer for.
+    Rounds,
+    /// Per instance and agent (`<instance>/<agent>`): its answer to the latest round,
+    /// under its lease.
+    Answers,
 }
 
 impl Table {
@@ -85,6 +94,9 @@ impl Table {
             Table::Instances => "instances",
             Table::Candidates => "candidates",
             Table::Fleet => "fleet",
+            Table::Observations => "observations",
+            Table::Rounds => "rounds",
+            Table::Answers => "answers",
         }
     }
 }
@@ -147,6 +159,9 @@ pub trait Coordination: Send + Sync + fmt::Debug {
     /// This agent's name in the fleet.
     fn agent(&self) -> &str;
 
+    /// Where this agent runs (`coordination.agent.datacenter`), if it said.
+    fn datacenter(&self) -> Option<DatacenterId>;
+
     /// This agent's leadership, kept current by the adapter: the engine reads the
     /// latest value or waits for the next one.
     fn leadership(&self) -> watch::Receiver<Leadership>;
@@ -161,4 +176,8 @@ pub trait Coordination: Send + Sync + fmt::Debug {
     /// Writes one record without a fence (what every agent may write: candidates).
     /// Returns the record's new revision.
     async fn put(&self, table: Table, key: &str, value: &str) -> Result<i64, StoreError>;
+
+    /// Writes one record bound to this agent's lease: it goes when the agent does (its
+    /// lease expires or is revoked). Fails while the agent has no lease.
+    async fn publish(&self, table: Table, key: &str, value: &str) -> Result<i64, StoreError>;
 }

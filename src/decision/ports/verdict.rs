@@ -152,9 +152,12 @@ pub enum Hold {
     /// than the quorum agree while others reach it. Its kind is `partition_suspected`.
     PartitionWitnessed {
         active: DatacenterId,
-        /// Observers that saw it down, and those that saw it answer.
+        /// Observers that could not reach it (this agent among them), and those that
+        /// saw it answer.
         down: Vec<String>,
         up: Vec<String>,
+        /// How many observers outside it saw it down, and how many had to.
+        down_outside: usize,
         quorum: usize,
     },
     /// The AI advisor's hold counted (the evidence was ambiguous; see
@@ -214,13 +217,14 @@ impl Hold {
                 active,
                 down,
                 up,
+                down_outside,
                 quorum,
             } => format!(
                 "agent-side partition suspected: {} cannot reach {active}, but {} \
-                 reach it ({} of the {quorum} observers needed saw it down)",
+                 reach it ({down_outside} of the {quorum} observers outside {active} needed \
+                 saw it down)",
                 down.join(", "),
                 up.join(", "),
-                down.len()
             ),
             Hold::Advised {
                 target,

@@ -10,6 +10,7 @@
 
 mod handoff;
 mod leader;
+mod observe;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -172,6 +173,10 @@ impl Engine {
         self.inner
             .tracker
             .spawn(async move { engine.fleet_loop().await });
+        let engine = self.clone();
+        self.inner
+            .tracker
+            .spawn(async move { engine.answer_rounds().await });
     }
 
     async fn fleet_loop(&self) {
@@ -198,6 +203,7 @@ impl Engine {
             self.observed(&agent, &seen, &now);
             seen = now;
             self.hand_pending().await;
+            self.announce().await;
             let Ok(mut shared) = fleet.instances().await else {
                 continue;
             };

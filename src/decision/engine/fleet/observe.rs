@@ -1,0 +1,231 @@
+//! Every agent is an observer (issue 18): it says it is there (`observations/<agent>`,
+//! under its lease, each poll), and answers each confirmation round the leader asks
+//! for (`rounds/<instance>`) with its own fresh probes (`answers/<instance>/<agent>`,
+//! under its lease). The leader asks, waits a bounded time for the answers, and counts
+//! them ([`crate::decision::quorum`]).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tracing::{debug, warn};
+
+use crate::decision::engine::probes::probe_round;
+use crate::decision::engine::{Engine, Inner};
+use crate::decision::fleet;
+use crate::decision::policy::Round;
+use crate::decision::ports::{Table, View};
+use crate::decision::quorum::{self, Quorum};
+use crate::model::rfc3339;
+use crate::model::{DatacenterId, InstanceId};
+
+/// How often an observer looks for rounds to answer.
+pub const ANSWER_POLL: Duration = Duration::from_millis(100);
+/// How long the leader waits for answers once its own probes are in.
+pub const ANSWER_GRACE: Duration = Duration::from_millis(500);
+
+/// An agent of the fleet, as it says it is there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observer {
+    pub agent: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datacenter: Option<DatacenterId>,
+    #[serde(with = "rfc3339::required")]
+    pub at: std::time::SystemTime,
+}
+
+/// A confirmation round the leader asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ask {
+    pub id: String,
+    pub leader: String,
+    pub datacenters: Vec<DatacenterId>,
+}
+
+/// An observer's answer to a round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    pub round: String,
+    pub view: View,
+}
+
+impl Engine {
+    /// Says this agent is there, under its lease.
+    pub(super) async fn announce(&self) {
+        let Some(fleet) = self.inner.fleet.as_ref() else {
+            return;
+        };
+        let me = Observer {
+            agent: fleet.coordination.agent().to_owned(),
+            datacenter: fleet.coordination.datacenter(),
+            at: self.inner.deps.clock.now(),
+        };
+        let published = fleet
+            .coordination
+            .publish(Table::Observations, &me.agent, &fleet::encode(&me))
+            .await;
+        if let Err(e) = published {
+            debug!(error = %e, "could not publish this agent's observation");
+        }
+    }
+
+    /// Answers the rounds other agents ask for, until the engine stops.
+    pub(super) async fn answer_rounds(&self) {
+        let Some(fleet) = self.inner.fleet.as_ref() else {
+            return;
+        };
+        let me = fleet.coordination.agent().to_owned();
+        let mut answered: BTreeMap<InstanceId, String> = BTreeMap::new();
+        while self.inner.sleep(ANSWER_POLL).await {
+            let Ok(asks) = fleet.coordination.list(Table::Rounds).await else {
+                continue;
+            };
+            let settings = self.settings();
+            for entry in asks {
+                let Ok(ask) = fleet::decode::<Ask>(&entry.value) else {
+                    continue;
+                };
+                let uid = InstanceId::new(&entry.key);
+                let new = answered.get(&uid) != Some(&ask.id);
+                if ask.leader == me || !new {
+                    continue;
+                }
+                answered.insert(uid.clone(), ask.id.clone());
+                let Some(inst) = settings.instances.get(&uid).cloned() else {
+                    continue;
+                };
+                let engine = self.clone();
+                self.inner.tracker.spawn(async move {
+                    let round = probe_round(&engine.inner, Some(&inst), &ask.datacenters).await;
+                    engine.inner.send_answer(&uid, ask.id, round).await;
+                });
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn view(&self, round: &Round) -> View {
+        let fleet = self.fleet.as_ref();
+        View {
+            observer: fleet.map_or_else(String::new, |f| f.coordination.agent().to_owned()),
+            datacenter: fleet.and_then(|f| f.coordination.datacenter()),
+            probes: round.probes.clone(),
+        }
+    }
+
+    async fn send_answer(&self, uid: &InstanceId, round: String, probes: Round) {
+        let Some(fleet) = self.fleet.as_ref() else {
+            return;
+        };
+        let answer = Answer {
+            round,
+            view: self.view(&probes),
+        };
+        let key = format!("{uid}/{}", answer.view.observer);
+        let sent = fleet
+            .coordination
+            .publish(Table::Answers, &key, &fleet::encode(&answer))
+            .await;
+        if let Err(e) = sent {
+            warn!(redis_instance = %uid, error = %e, "could not answer the leader's round");
+        }
+    }
+
+    /// The leader's confirmation round in a fleet: asks every observer, probes itself,
+    /// waits for their answers at most [`ANSWER_GRACE`] after its own, and counts them.
+    pub(in crate::decision::engine) async fn observed_round(
+        &self,
+        uid: &InstanceId,
+        datacenters: &[DatacenterId],
+        active: &DatacenterId,
+        id: String,
+    ) -> Round {
+        let settings = self.settings();
+        let inst = settings.instances.get(uid);
+        let Some(fleet) = self.fleet.as_ref() else {
+            return probe_round(self, inst, datacenters).await;
+        };
+        let ask = Ask {
+            id: id.clone(),
+            leader: fleet.coordination.agent().to_owned(),
+            datacenters: datacenters.to_vec(),
+        };
+        let key = uid.to_string();
+        let asked = fleet
+            .coordination
+            .put(Table::Rounds, &key, &fleet::encode(&ask))
+            .await;
+        let own = probe_round(self, inst, datacenters).await;
+        let observers = self.observers().await;
+        let others = match asked {
+            Ok(_) => {
+                self.answers(uid, &id, &observers, Instant::now() + ANSWER_GRACE)
+                    .await
+            }
+            Err(_) => Vec::new(),
+        };
+        let outside = observers
+            .values()
+            .filter(|dc| dc.as_ref() != Some(active))
+            .count();
+        quorum::count(
+            &own,
+            self.view(&own),
+            others,
+            active,
+            outside,
+            Quorum::Majority,
+        )
+    }
+
+    /// The agents there now, with their datacenters.
+    async fn observers(&self) -> BTreeMap<String, Option<DatacenterId>> {
+        let Some(fleet) = self.fleet.as_ref() else {
+            return BTreeMap::new();
+        };
+        let Ok(entries) = fleet.coordination.list(Table::Observations).await else {
+            return BTreeMap::new();
+        };
+        entries
+            .into_iter()
+            .filter_map(|e| fleet::decode::<Observer>(&e.value).ok())
+            .map(|o| (o.agent, o.datacenter))
+            .collect()
+    }
+
+    /// The answers to round `id` of the other observers, once all are in or at
+    /// `deadline`.
+    async fn answers(
+        &self,
+        uid: &InstanceId,
+        id: &str,
+        observers: &BTreeMap<String, Option<DatacenterId>>,
+        deadline: Instant,
+    ) -> Vec<View> {
+        let Some(fleet) = self.fleet.as_ref() else {
+            return Vec::new();
+        };
+        let me = fleet.coordination.agent();
+        let expected = observers.keys().filter(|a| a.as_str() != me).count();
+        let prefix = format!("{uid}/");
+        loop {
+            let views: Vec<View> = match fleet.coordination.list(Table::Answers).await {
+                Ok(entries) => entries
+                    .into_iter()
+                    .filter(|e| e.key.starts_with(&prefix))
+                    .filter_map(|e| fleet::decode::<Answer>(&e.value).ok())
+                    .filter(|a| a.round == id && a.view.observer != me)
+                    .map(|a| a.view)
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            if views.len() >= expected || Instant::now() >= deadline {
+                return views;
+            }
+            tokio::time::sleep(ANSWER_POLL / 2).await;
+        }
+    }
+}
