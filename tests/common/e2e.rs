@@ -90,6 +90,11 @@ impl Bed {
 
 /// Alertmanager's delivery for `app` in `east`, `status` firing or resolved.
 pub fn payload(status: &str) -> String {
+    payload_in(status, "east")
+}
+
+/// Alertmanager's delivery for `app` in datacenter `dc`, `status` firing or resolved.
+pub fn payload_in(status: &str, dc: &str) -> String {
     let fixture = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/alertmanager/firing-instance.json"
@@ -99,7 +104,7 @@ pub fn payload(status: &str) -> String {
     p["status"] = status.into();
     for a in p["alerts"].as_array_mut().unwrap() {
         a["labels"]["redis_instance"] = "app".into();
-        a["labels"]["datacenter"] = "east".into();
+        a["labels"]["datacenter"] = dc.into();
         a["status"] = status.into();
     }
     p.to_string()

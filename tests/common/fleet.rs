@@ -230,21 +230,7 @@ pub fn wait_redis_seen(agents: &[&Agent]) {
 
 /// Alertmanager's delivery: `app` does not answer in datacenter `dc`, firing.
 pub fn payload(dc: &str) -> String {
-    let fixture = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/alertmanager/firing-instance.json"
-    ))
-    .unwrap();
-    let mut p: Json = serde_json::from_str(&fixture).unwrap();
-    for labels in ["commonLabels", "groupLabels"] {
-        p[labels]["redis_instance"] = "app".into();
-        p[labels]["datacenter"] = dc.into();
-    }
-    for a in p["alerts"].as_array_mut().unwrap() {
-        a["labels"]["redis_instance"] = "app".into();
-        a["labels"]["datacenter"] = dc.into();
-    }
-    p.to_string()
+    super::e2e::payload_in("firing", dc)
 }
 
 /// The agent's incidents of `app`, from `GET /api/failover/history`.

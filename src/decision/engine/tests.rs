@@ -198,6 +198,8 @@ const UP: &[bool] = &[true];
 mod advice;
 #[path = "fleet_tests.rs"]
 mod fleet_tests;
+#[path = "observer_tests.rs"]
+mod observer_tests;
 #[path = "recovery_tests.rs"]
 mod recovery;
 

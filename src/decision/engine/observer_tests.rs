@@ -1,0 +1,166 @@
+//! Every agent an observer, through a fleet's store in memory: the leader's
+//! confirmation rounds counted from every agent's view (`decision::quorum`).
+
+use std::sync::Arc;
+
+use super::fleet_tests::{TERM, shared, until};
+use super::*;
+use crate::decision::incident::StepName;
+use crate::decision::ports::{Leadership, Term};
+use crate::decision::testkit::{MemoryCoordination, MemoryStore};
+
+/// Three agents on one store: `agent-east` (leading), `agent-west`, `agent-c` at a
+/// witness, each with its own view of east and west.
+async fn observers(
+    store: &Arc<MemoryStore>,
+    east_seen_by: [(&'static str, Option<&str>, bool); 3],
+    dns: &Arc<MemoryDns>,
+) -> Vec<(Bed, Arc<MemoryCoordination>)> {
+    let mut beds = Vec::new();
+    for (i, (name, dc, east_up)) in east_seen_by.into_iter().enumerate() {
+        let mut c = MemoryCoordination::new(name, Arc::clone(store));
+        if let Some(dc) = dc {
+            c = c.in_datacenter(dc);
+        }
+        let c = Arc::new(c);
+        if i == 0 {
+            c.set(Leadership::Leader { term: Term(TERM) });
+            store.set_term(TERM);
+        } else {
+            c.set(Leadership::Follower { leader: None });
+        }
+        let east: &[bool] = if east_up { UP } else { DOWN };
+        let prober = ScriptedProber::new(&[("east", east), ("west", UP)]);
+        let bed = bed_full(
+            tempfile::tempdir().unwrap(),
+            prober,
+            settings(true, false, HookSettings::default()),
+            Arc::clone(dns),
+            Advisors::default(),
+            Some(c.clone()),
+        )
+        .await;
+        beds.push((bed, c));
+    }
+    // Every agent has said it is there before the outage is delivered.
+    tokio::time::sleep(FLEET_POLL * 2).await;
+    beds
+}
+
+fn east_dns() -> Arc<MemoryDns> {
+    Arc::new(
+        MemoryDns::new().with_record(&record(), RecordValue::single("redis-east.example.com", 60)),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_cut_off_from_the_active_datacenter_holds_when_the_other_observers_reach_it() {
+    let store = Arc::new(MemoryStore::default());
+    let dns = east_dns();
+    let beds: Vec<Bed> = observers(
+        &store,
+        [
+            ("agent-east", Some("east"), false),
+            ("agent-west", Some("west"), true),
+            ("agent-c", None, true),
+        ],
+        &dns,
+    )
+    .await
+    .into_iter()
+    .map(|(bed, _)| bed)
+    .collect();
+    beds[0]
+        .engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    until("the evaluation closes", async || {
+        beds[0]
+            .engine
+            .history(1)
+            .await
+            .first()
+            .is_some_and(|i| i.outcome.is_some())
+    })
+    .await;
+    let incident = beds[0].engine.history(1).await.remove(0);
+    let Some(Outcome::Held(hold)) = &incident.outcome else {
+        panic!("{incident:#?}");
+    };
+    assert_eq!(hold.kind(), "partition_suspected");
+    let said = hold.describe();
+    assert!(
+        said.contains("agent-east cannot reach east")
+            && said.contains("agent-west")
+            && said.contains("agent-c")
+            && said.contains("0 of the 2 observers outside east"),
+        "{said}"
+    );
+    // The round's record lists every observer's view.
+    let round = incident
+        .steps
+        .iter()
+        .find(|s| s.name == StepName::ProbeRound)
+        .unwrap();
+    let views = &round.evidence["witnesses"]["views"];
+    assert_eq!(
+        views.as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        round.evidence
+    );
+    assert_eq!(dns.calls(Op::Write), 0);
+    for b in &beds {
+        b.stop().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_active_datacenter_down_for_the_observers_outside_it_fails_over() {
+    let store = Arc::new(MemoryStore::default());
+    let dns = east_dns();
+    // The agent in east sees east answer from within; the two outside do not. Then it
+    // dies: its observation goes with its lease, and nobody waits for its answer.
+    let mut all = observers(
+        &store,
+        [
+            ("agent-west", Some("west"), false),
+            ("agent-east", Some("east"), true),
+            ("agent-c", None, false),
+        ],
+        &dns,
+    )
+    .await;
+    let (east, coordination) = all.remove(1);
+    east.stop().await;
+    coordination.lose_lease();
+    let beds: Vec<Bed> = all.into_iter().map(|(bed, _)| bed).collect();
+    beds[0]
+        .engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    until("the failover is settled", async || {
+        shared(&store).is_some_and(|s| s.active == Some(DatacenterId::new("west")))
+    })
+    .await;
+    let incident = beds[0].engine.history(1).await.remove(0);
+    assert!(
+        matches!(incident.outcome, Some(Outcome::FailedOver { .. })),
+        "{incident:#?}"
+    );
+    let round = incident
+        .steps
+        .iter()
+        .find(|s| s.name == StepName::ProbeRound)
+        .unwrap();
+    assert_eq!(
+        round.evidence["witnesses"]["down"],
+        serde_json::json!(["agent-west", "agent-c"])
+    );
+    assert_eq!(dns.calls(Op::Write), 1);
+    for b in &beds {
+        b.stop().await;
+    }
+}
