@@ -36,7 +36,7 @@ use crate::decision::engine::{self, Engine};
 use crate::decision::journal::Opening;
 use crate::decision::ports::{Coordination, SwitchPolicy};
 use crate::metrics::Metrics;
-use crate::model::{ActiveDatacenters, AnalysisStore, InstanceId, SnapshotStore};
+use crate::model::{ActiveDatacenters, AnalysisStore, DatacenterId, InstanceId, SnapshotStore};
 
 /// How long shutdown waits for the listener and the collection tasks.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -348,6 +348,28 @@ fn engine_settings(config: &Config, no_failover: bool) -> engine::Settings {
         ai_max_hold: config.ai_max_hold(),
         effect_window: (engine::EFFECT_BEFORE, engine::EFFECT_AFTER),
         limits: config.limits,
+        observers: observer_settings(config),
+    }
+}
+
+/// Whom the leader's confirmation rounds count: `coordination.agents` and
+/// `coordination.quorum`, in the engine's terms.
+fn observer_settings(config: &Config) -> engine::ObserverSettings {
+    let Some(coordination) = &config.coordination else {
+        return engine::ObserverSettings::default();
+    };
+    engine::ObserverSettings {
+        agents: coordination
+            .agents
+            .iter()
+            .map(|a| {
+                (
+                    a.name.clone(),
+                    a.datacenter.as_deref().map(DatacenterId::new),
+                )
+            })
+            .collect(),
+        quorum: coordination.quorum,
     }
 }
 

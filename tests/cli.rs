@@ -215,7 +215,9 @@ fn a_fleet_section_is_checked_like_the_rest() {
         format!(
             "{base}coordination:\n\
              \x20 etcd: {{endpoints: [http://127.0.0.1:2379], lease_ttl: 5s}}\n\
-             \x20 agent: {{name: agent-a, datacenter: a}}\n"
+             \x20 agent: {{name: agent-a, datacenter: a}}\n\
+             \x20 agents: [{{name: agent-a, datacenter: a}}, {{name: agent-b, datacenter: b}}, {{name: agent-c}}]\n\
+             \x20 quorum: 2\n"
         ),
     )
     .unwrap();
@@ -228,7 +230,9 @@ fn a_fleet_section_is_checked_like_the_rest() {
         format!(
             "{base}coordination:\n\
              \x20 etcd: {{endpoints: [], lease_ttl: 1s, password: etcd-secret-pw}}\n\
-             \x20 agent: {{name: 'agent a', datacenter: c}}\n"
+             \x20 agent: {{name: 'agent a', datacenter: c}}\n\
+             \x20 agents: [{{name: agent-b, datacenter: z}}, {{name: agent-b}}]\n\
+             \x20 quorum: 0\n"
         ),
     )
     .unwrap();
@@ -240,6 +244,9 @@ fn a_fleet_section_is_checked_like_the_rest() {
         "coordination.etcd.lease_ttl",
         "coordination.agent.name",
         "coordination.agent.datacenter",
+        "coordination.agents[0].datacenter",
+        "coordination.agents[1].name",
+        "coordination.quorum",
     ] {
         assert!(said.contains(key), "{key} is not named: {said}");
     }

@@ -40,6 +40,8 @@ fn agent(name: &str, endpoints: Vec<String>, cancel: &CancellationToken) -> Etcd
             name: name.into(),
             datacenter: None,
         },
+        agents: Vec::new(),
+        quorum: None,
     };
     EtcdCoordination::start(&settings, cancel)
 }

@@ -202,6 +202,7 @@ mod tests {
                 std::time::Duration::from_secs(600),
             ),
             limits: Default::default(),
+            observers: Default::default(),
         };
         let engine = Engine::open(
             dir,

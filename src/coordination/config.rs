@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_yaml::Value;
 
+use super::roster::{self, FleetAgent, RawFleetAgent, agent_name, datacenter};
 use crate::config_kit::ctx::{Ctx, join};
 use crate::config_kit::duration::{Seconds, show};
 use crate::config_kit::raw::{Raw, Unknown};
@@ -23,14 +24,20 @@ pub const fn default_lease_ttl() -> Duration {
 pub const MIN_LEASE_TTL: Duration = Duration::from_secs(2);
 /// Longer leases leave the fleet without a leader for that long after a crash.
 pub const MAX_LEASE_TTL: Duration = Duration::from_secs(5 * 60);
-/// Agent names go into etcd keys and values and into log lines: a host name's alphabet.
-const NAME_MAX: usize = 63;
 
 /// `coordination`: the fleet this agent belongs to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CoordinationSettings {
     pub etcd: EtcdSettings,
     pub agent: AgentSettings,
+    /// `agents`: every agent of the fleet with its datacenter, this one included; the
+    /// leader's quorum counts them ([`roster`]). Empty (the default): it counts the
+    /// agents present.
+    pub agents: Vec<FleetAgent>,
+    /// `quorum`: how many configured agents outside a failing datacenter must see it
+    /// down, from 1 to those outside the datacenter with most agents; needs `agents`.
+    /// Default: a majority of them.
+    pub quorum: Option<usize>,
 }
 
 /// `coordination.etcd`: where the fleet's leadership and shared state live.
@@ -82,12 +89,14 @@ pub struct AgentSettings {
 struct RawCoordination {
     etcd: Option<Raw<RawEtcd>>,
     agent: Option<Raw<RawAgent>>,
+    agents: Option<Raw<Vec<Raw<RawFleetAgent>>>>,
+    quorum: Option<Raw<i64>>,
     #[serde(flatten)]
     unknown: Unknown,
 }
 
 impl RawCoordination {
-    const KEYS: &'static [&'static str] = &["etcd", "agent"];
+    const KEYS: &'static [&'static str] = &["etcd", "agent", "agents", "quorum"];
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,9 +179,18 @@ pub fn read(
             datacenter: None,
         }),
     };
+    let mut agents = roster::agents(cx, raw.agents, datacenters);
+    if let (Some(list), Some(agent)) = (&agents, &agent)
+        && !roster::includes(cx, list, &agent.name, agent.datacenter.as_deref())
+    {
+        agents = None;
+    }
+    let quorum = roster::quorum(cx, raw.quorum, agents.as_deref());
     Some(CoordinationSettings {
         etcd: etcd?,
         agent: agent?,
+        agents: agents?,
+        quorum: quorum.ok()?,
     })
 }
 
@@ -338,7 +356,7 @@ fn read_agent(
     cx.unknown(p, &raw.unknown, &[RawAgent::KEYS]);
     let datacenter = match raw.datacenter {
         None => Some(None),
-        Some(dc) => datacenter(cx, &join(p, "datacenter"), dc, datacenters).map(Some),
+        Some(dc) => datacenter(cx, &join(p, "datacenter"), dc, datacenters, "").map(Some),
     };
     let name = match raw.name {
         Some(name) => {
@@ -354,26 +372,6 @@ fn read_agent(
     })
 }
 
-fn datacenter(
-    cx: &mut Ctx<'_>,
-    key: &str,
-    raw: Raw<String>,
-    datacenters: &[String],
-) -> Option<String> {
-    let dc = cx.text(key, Some(raw))?;
-    if !datacenters.contains(&dc) {
-        cx.problem(
-            key,
-            format!(
-                "{dc:?} is not a configured datacenter (datacenters: {})",
-                datacenters.join(", ")
-            ),
-        );
-        return None;
-    }
-    Some(dc)
-}
-
 /// The host name as the agent's name, when `agent.name` is not given.
 fn default_name(cx: &mut Ctx<'_>, host_name: Option<String>) -> Option<String> {
     let key = "coordination.agent.name";
@@ -385,24 +383,6 @@ fn default_name(cx: &mut Ctx<'_>, host_name: Option<String>) -> Option<String> {
         return None;
     };
     agent_name(cx, key, host)
-}
-
-fn agent_name(cx: &mut Ctx<'_>, key: &str, name: String) -> Option<String> {
-    let valid = name.len() <= NAME_MAX
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if !valid {
-        cx.problem(
-            key,
-            format!(
-                "{name:?} is not a valid agent name: use up to {NAME_MAX} letters, \
-                 digits, `.`, `_` or `-`"
-            ),
-        );
-        return None;
-    }
-    Some(name)
 }
 
 #[cfg(test)]

@@ -67,6 +67,8 @@ fn endpoints_alone_take_every_default() {
                 name: "host-1".into(),
                 datacenter: None,
             },
+            agents: Vec::new(),
+            quorum: None,
         }
     );
 }
@@ -331,4 +333,105 @@ fn a_misspelled_key_is_refused_with_a_hint() {
         read.problems(),
         ["coordination.agnet: unknown key (did you mean `agent`?)"]
     );
+}
+
+const FLEET: &str =
+    "etcd: { endpoints: [http://e:2379] }\nagent: { name: agent-a, datacenter: a }\n";
+
+#[test]
+fn the_configured_agents_and_the_quorum_are_read() {
+    let yaml = format!(
+        "{FLEET}agents:\n  - {{ name: agent-a, datacenter: a }}\n  - {{ name: agent-b, datacenter: b }}\n  - {{ name: agent-c }}\nquorum: 2\n"
+    );
+    let read = read_yaml(&yaml);
+    assert!(read.problems.is_empty(), "{:?}", read.problems());
+    let settings = read.settings.unwrap();
+    let agent = |name: &str, dc: Option<&str>| FleetAgent {
+        name: name.into(),
+        datacenter: dc.map(Into::into),
+    };
+    assert_eq!(
+        settings.agents,
+        [
+            agent("agent-a", Some("a")),
+            agent("agent-b", Some("b")),
+            agent("agent-c", None)
+        ]
+    );
+    assert_eq!(settings.quorum, Some(2));
+    // Both are optional.
+    let settings = read_yaml(FLEET).settings.unwrap();
+    assert!(settings.agents.is_empty() && settings.quorum.is_none());
+}
+
+#[test]
+fn every_problem_of_the_configured_agents_is_named() {
+    let yaml = format!(
+        "{FLEET}agents:\n  - {{ name: agent-a, datacenter: b }}\n  - {{ name: 'agent b', datacenter: c }}\n  - {{ datacenter: a }}\n  - {{ name: agent-a }}\n  - {{ name: agent-d, dc: a }}\n"
+    );
+    assert_eq!(
+        read_yaml(&yaml).problems(),
+        [
+            "coordination.agents[1].name: \"agent b\" is not a valid agent name: use up to 63 \
+             letters, digits, `.`, `_` or `-`",
+            "coordination.agents[1].datacenter: \"c\" is not a configured datacenter \
+             (datacenters: a, b); leave it out for an agent at a witness site",
+            "coordination.agents[2].name: is required",
+            "coordination.agents[3].name: \"agent-a\" is listed twice (also coordination.agents[0])",
+            "coordination.agents[4].dc: unknown key",
+        ]
+    );
+    // Once the list itself is well formed, this agent must be in it, where it says it is.
+    let yaml = format!("{FLEET}agents: [{{ name: agent-a, datacenter: b }}, {{ name: agent-b }}]");
+    assert_eq!(
+        read_yaml(&yaml).only_problem(),
+        "coordination.agents[0].datacenter: \"b\" differs from coordination.agent.datacenter, \
+         \"a\", for this agent"
+    );
+    let yaml = format!("{FLEET}agents: [{{ name: agent-b }}]");
+    assert_eq!(
+        read_yaml(&yaml).only_problem(),
+        "coordination.agents: this agent, \"agent-a\" (coordination.agent.name), is not \
+         listed; the list names every agent of the fleet, this one included"
+    );
+    let yaml = format!("{FLEET}agents: []");
+    assert!(
+        read_yaml(&yaml)
+            .only_problem()
+            .starts_with("coordination.agents: must list at least one agent")
+    );
+    let yaml = format!("{FLEET}agents: agent-a");
+    assert!(
+        read_yaml(&yaml)
+            .only_problem()
+            .starts_with("coordination.agents: \"agent-a\" is not valid")
+    );
+}
+
+#[test]
+fn the_quorum_is_a_number_of_the_configured_agents_outside_a_datacenter() {
+    let three = "agents: [{ name: agent-a, datacenter: a }, { name: agent-b, datacenter: b }, \
+                 { name: agent-c }]";
+    let problem = |tail: &str| read_yaml(&format!("{FLEET}{tail}")).only_problem();
+    assert_eq!(
+        problem(&format!("{three}\nquorum: 0")),
+        "coordination.quorum: 0 is not allowed, use 1 or more"
+    );
+    assert_eq!(
+        problem(&format!("{three}\nquorum: 4")),
+        "coordination.quorum: 4 is more than the 3 configured agents (coordination.agents)"
+    );
+    assert_eq!(
+        problem(&format!("{three}\nquorum: 3")),
+        "coordination.quorum: 3 is more than the 2 configured agents outside a (agent-b, \
+         agent-c): an outage of a could never be confirmed"
+    );
+    assert_eq!(
+        problem("quorum: 1"),
+        "coordination.quorum: needs coordination.agents: the quorum is a number of the \
+         configured agents"
+    );
+    assert!(problem("quorum: two").starts_with("coordination.quorum: \"two\" is not valid"));
+    let read = read_yaml(&format!("{FLEET}{three}\nquorum: 1"));
+    assert_eq!(read.settings.unwrap().quorum, Some(1));
 }

@@ -4,7 +4,10 @@
 //!
 //! - [`config`]: the `coordination` section (etcd endpoints, prefix, lease TTL, auth,
 //!   TLS; this agent's name and datacenter).
+//! - [`roster`]: `coordination.agents` and `coordination.quorum`, the fleet as
+//!   configured, and the rules of an agent's name and datacenter.
 //! - [`etcd`]: the adapter: lease, campaign, self-demotion, fences.
 
 pub mod config;
 pub mod etcd;
+pub mod roster;

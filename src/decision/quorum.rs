@@ -21,6 +21,8 @@
 //! asks a dead primary's replicas to agree; Route53 counts a target healthy when more
 //! than 18 % of its checkers say so.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::ports::{Probe, Round, View, Witnesses};
 use crate::model::DatacenterId;
 
@@ -40,6 +42,66 @@ impl Quorum {
             Quorum::Majority => outside / 2 + 1,
             Quorum::Fixed(n) => n,
         }
+    }
+}
+
+/// The observers one round counts, each with where it runs: the configured agents
+/// (`coordination.agents`) when the list is given, else the agents present.
+///
+/// Counted against the list, an observer that died is still one the quorum needed: the
+/// survivors alone do not make a majority of a fleet they are the smaller part of.
+/// Nobody waits for the dead, though: the leader waits only for those present.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observers {
+    counted: BTreeMap<String, Option<DatacenterId>>,
+    configured: bool,
+    awaited: BTreeSet<String>,
+}
+
+impl Observers {
+    /// `configured`: the list, empty when not given; `present`: the agents that said
+    /// they are there; `me`: this agent and where it runs.
+    pub fn new(
+        configured: &BTreeMap<String, Option<DatacenterId>>,
+        present: &BTreeMap<String, Option<DatacenterId>>,
+        me: (&str, Option<&DatacenterId>),
+    ) -> Self {
+        let mut counted = if configured.is_empty() {
+            present.clone()
+        } else {
+            configured.clone()
+        };
+        counted
+            .entry(me.0.to_owned())
+            .or_insert_with(|| me.1.cloned());
+        let awaited = present
+            .keys()
+            .filter(|a| a.as_str() != me.0 && counted.contains_key(*a))
+            .cloned()
+            .collect();
+        Self {
+            counted,
+            configured: !configured.is_empty(),
+            awaited,
+        }
+    }
+
+    /// Whose answers the leader waits for: the counted agents present, but itself.
+    pub fn awaited(&self) -> &BTreeSet<String> {
+        &self.awaited
+    }
+
+    /// Whether `observer`'s view counts: with a list, only a configured agent's does.
+    pub fn counts(&self, observer: &str) -> bool {
+        !self.configured || self.counted.contains_key(observer)
+    }
+
+    /// How many counted observers are not in `active`: the quorum is taken of them.
+    pub fn outside(&self, active: &DatacenterId) -> usize {
+        self.counted
+            .values()
+            .filter(|dc| dc.as_ref() != Some(active))
+            .count()
     }
 }
 

@@ -163,3 +163,67 @@ fn a_fixed_quorum_is_taken_as_configured() {
     assert_eq!(Quorum::Majority.of(3), 2);
     assert_eq!(Quorum::Majority.of(4), 3);
 }
+
+fn agents(list: &[(&str, Option<&str>)]) -> BTreeMap<String, Option<DatacenterId>> {
+    list.iter()
+        .map(|(name, at)| (name.to_string(), at.map(dc)))
+        .collect()
+}
+
+#[test]
+fn configured_agents_count_dead_or_alive_and_only_the_living_are_waited_for() {
+    let configured = agents(&[
+        ("agent-a", Some("a")),
+        ("agent-b", Some("b")),
+        ("agent-c", None),
+    ]);
+    // c is dead: it is not present, but the quorum outside a is still 2 of {b, c}.
+    let present = agents(&[("agent-a", Some("a")), ("agent-b", Some("b"))]);
+    let o = Observers::new(&configured, &present, ("agent-b", Some(&dc("b"))));
+    assert_eq!(o.outside(&dc("a")), 2);
+    assert_eq!(Quorum::Majority.of(o.outside(&dc("a"))), 2);
+    assert_eq!(o.awaited().iter().collect::<Vec<_>>(), ["agent-a"]);
+    // An agent the list does not name is not counted.
+    assert!(o.counts("agent-c") && !o.counts("agent-x"));
+    // Without the list: the agents present, this one included even if it is not.
+    let o = Observers::new(&BTreeMap::new(), &present, ("agent-c", None));
+    assert_eq!(o.outside(&dc("a")), 2);
+    assert_eq!(o.awaited().len(), 2);
+    assert!(o.counts("agent-x"));
+}
+
+#[test]
+fn b_alone_seeing_a_down_is_no_quorum_of_the_configured_agents() {
+    // Led from b; c configured but dead; the agent in a sees a answer from within.
+    let own = view("b", false, true);
+    let c = count(
+        &round_of(&own),
+        own.clone(),
+        vec![view("a", true, true)],
+        &dc("a"),
+        2,
+        Quorum::Majority,
+    );
+    assert!(w(&c).partition, "{c:?}");
+    assert_eq!((w(&c).down.len(), w(&c).quorum), (1, 2));
+    // Counted among the agents present (as without the list), b alone was a majority.
+    let c = count(
+        &round_of(&own),
+        own.clone(),
+        vec![view("a", true, true)],
+        &dc("a"),
+        1,
+        Quorum::Majority,
+    );
+    assert!(!up(&c, "a") && !w(&c).partition, "{c:?}");
+    // And with `quorum: 1` configured, b alone is enough.
+    let c = count(
+        &round_of(&own),
+        own,
+        vec![view("a", true, true)],
+        &dc("a"),
+        2,
+        Quorum::Fixed(1),
+    );
+    assert!(!up(&c, "a") && !w(&c).partition, "{c:?}");
+}

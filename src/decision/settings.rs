@@ -37,6 +37,8 @@ pub struct Settings {
     pub effect_window: (Duration, Duration),
     /// `limits`: incidents per delivery, label lengths, the history kept.
     pub limits: Limits,
+    /// In a fleet: whose views a confirmation round counts.
+    pub observers: ObserverSettings,
 }
 
 impl Settings {
@@ -44,6 +46,19 @@ impl Settings {
     pub fn acts(&self) -> bool {
         self.failover.auto && !self.no_failover
     }
+}
+
+/// In a fleet (`coordination`): the observers a confirmation round counts
+/// (`decision::quorum`). The default, also a single agent's: the agents present, a
+/// majority of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObserverSettings {
+    /// `coordination.agents`: every configured agent and where it runs (`None`: at a
+    /// witness site, outside every datacenter). Empty: the agents present count.
+    pub agents: BTreeMap<String, Option<DatacenterId>>,
+    /// `coordination.quorum`: how many configured agents outside the failing datacenter
+    /// must see it down. `None`: a majority of them.
+    pub quorum: Option<usize>,
 }
 
 /// When the agent may move traffic.

@@ -110,6 +110,7 @@ pub(crate) fn settings(auto: bool, no_failover: bool, hooks: HookSettings) -> Se
         ai_max_hold: Duration::from_secs(120),
         effect_window: (Duration::from_secs(900), Duration::from_secs(600)),
         limits: crate::config_kit::limits::Limits::default(),
+        observers: Default::default(),
     }
 }
 

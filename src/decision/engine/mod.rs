@@ -27,7 +27,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
-pub use super::settings::{EFFECT_AFTER, EFFECT_BEFORE, InstanceRecord, Settings};
+pub use super::settings::{
+    EFFECT_AFTER, EFFECT_BEFORE, InstanceRecord, ObserverSettings, Settings,
+};
 pub use advisors::Advisors;
 pub use dns_sync::DNS_RETRY_MAX;
 pub use failback::WATCH_EVERY;

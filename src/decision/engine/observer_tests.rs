@@ -16,8 +16,19 @@ async fn observers(
     east_seen_by: [(&'static str, Option<&str>, bool); 3],
     dns: &Arc<MemoryDns>,
 ) -> Vec<(Bed, Arc<MemoryCoordination>)> {
+    observers_of(store, &east_seen_by, dns, ObserverSettings::default()).await
+}
+
+/// The agents of `east_seen_by` on one store, the first leading, each with its own view
+/// of east (west is up for all), counted as `counted` says.
+async fn observers_of(
+    store: &Arc<MemoryStore>,
+    east_seen_by: &[(&'static str, Option<&str>, bool)],
+    dns: &Arc<MemoryDns>,
+    counted: ObserverSettings,
+) -> Vec<(Bed, Arc<MemoryCoordination>)> {
     let mut beds = Vec::new();
-    for (i, (name, dc, east_up)) in east_seen_by.into_iter().enumerate() {
+    for (i, &(name, dc, east_up)) in east_seen_by.iter().enumerate() {
         let mut c = MemoryCoordination::new(name, Arc::clone(store));
         if let Some(dc) = dc {
             c = c.in_datacenter(dc);
@@ -34,7 +45,10 @@ async fn observers(
         let bed = bed_full(
             tempfile::tempdir().unwrap(),
             prober,
-            settings(true, false, HookSettings::default()),
+            Settings {
+                observers: counted.clone(),
+                ..settings(true, false, HookSettings::default())
+            },
             Arc::clone(dns),
             Advisors::default(),
             Some(c.clone()),
@@ -158,6 +172,96 @@ async fn the_active_datacenter_down_for_the_observers_outside_it_fails_over() {
     assert_eq!(
         round.evidence["witnesses"]["down"],
         serde_json::json!(["agent-west", "agent-c"])
+    );
+    assert_eq!(dns.calls(Op::Write), 1);
+    for b in &beds {
+        b.stop().await;
+    }
+}
+
+/// `agent-east` in east, `agent-west` in west, `agent-c` at a witness: the fleet as
+/// configured, with `quorum`.
+fn configured(quorum: Option<usize>) -> ObserverSettings {
+    ObserverSettings {
+        agents: [
+            ("agent-east", Some("east")),
+            ("agent-west", Some("west")),
+            ("agent-c", None),
+        ]
+        .into_iter()
+        .map(|(name, dc)| (name.to_owned(), dc.map(DatacenterId::new)))
+        .collect(),
+        quorum,
+    }
+}
+
+/// Three agents configured, `agent-c` dead (never there): `agent-west` leads and cannot
+/// reach east, `agent-east` sees it answer from within.
+async fn c_dead(quorum: Option<usize>) -> (Vec<Bed>, Arc<MemoryStore>, Arc<MemoryDns>) {
+    let store = Arc::new(MemoryStore::default());
+    let dns = east_dns();
+    let beds = observers_of(
+        &store,
+        &[
+            ("agent-west", Some("west"), false),
+            ("agent-east", Some("east"), true),
+        ],
+        &dns,
+        configured(quorum),
+    )
+    .await
+    .into_iter()
+    .map(|(bed, _)| bed)
+    .collect::<Vec<_>>();
+    beds[0]
+        .engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    until("the evaluation closes", async || {
+        beds[0]
+            .engine
+            .history(1)
+            .await
+            .first()
+            .is_some_and(|i| i.outcome.is_some())
+    })
+    .await;
+    (beds, store, dns)
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_observer_outside_is_no_quorum_of_the_configured_agents_when_the_third_is_dead() {
+    let (beds, _store, dns) = c_dead(None).await;
+    let incident = beds[0].engine.history(1).await.remove(0);
+    let Some(Outcome::Held(hold)) = &incident.outcome else {
+        panic!("{incident:#?}");
+    };
+    assert_eq!(hold.kind(), "partition_suspected");
+    let said = hold.describe();
+    assert!(
+        said.contains("agent-west cannot reach east")
+            && said.contains("but agent-east reach")
+            && said.contains("1 of the 2 observers outside east"),
+        "{said}"
+    );
+    assert_eq!(dns.calls(Op::Write), 0);
+    for b in &beds {
+        b.stop().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_a_quorum_of_one_configured_one_observer_outside_confirms() {
+    let (beds, store, dns) = c_dead(Some(1)).await;
+    until("the failover is settled", async || {
+        shared(&store).is_some_and(|s| s.active == Some(DatacenterId::new("west")))
+    })
+    .await;
+    let incident = beds[0].engine.history(1).await.remove(0);
+    assert!(
+        matches!(incident.outcome, Some(Outcome::FailedOver { .. })),
+        "{incident:#?}"
     );
     assert_eq!(dns.calls(Op::Write), 1);
     for b in &beds {

@@ -4,7 +4,7 @@
 //! under its lease). The leader asks, waits a bounded time for the answers, and counts
 //! them ([`crate::decision::quorum`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -17,7 +17,7 @@ use crate::decision::engine::{Engine, Inner};
 use crate::decision::fleet;
 use crate::decision::policy::Round;
 use crate::decision::ports::{Table, View};
-use crate::decision::quorum::{self, Quorum};
+use crate::decision::quorum::{self, Observers, Quorum};
 use crate::model::rfc3339;
 use crate::model::{DatacenterId, InstanceId};
 
@@ -159,30 +159,39 @@ impl Inner {
             .put(Table::Rounds, &key, &fleet::encode(&ask))
             .await;
         let own = probe_round(self, inst, datacenters).await;
-        let observers = self.observers().await;
+        let me = fleet.coordination.datacenter();
+        let observers = Observers::new(
+            &settings.observers.agents,
+            &self.present().await,
+            (&ask.leader, me.as_ref()),
+        );
         let others = match asked {
             Ok(_) => {
-                self.answers(uid, &id, &observers, Instant::now() + ANSWER_GRACE)
+                self.answers(uid, &id, observers.awaited(), Instant::now() + ANSWER_GRACE)
                     .await
             }
             Err(_) => Vec::new(),
         };
-        let outside = observers
-            .values()
-            .filter(|dc| dc.as_ref() != Some(active))
-            .count();
+        let others = others
+            .into_iter()
+            .filter(|v| observers.counts(&v.observer))
+            .collect();
+        let quorum = settings
+            .observers
+            .quorum
+            .map_or(Quorum::Majority, Quorum::Fixed);
         quorum::count(
             &own,
             self.view(&own),
             others,
             active,
-            outside,
-            Quorum::Majority,
+            observers.outside(active),
+            quorum,
         )
     }
 
     /// The agents there now, with their datacenters.
-    async fn observers(&self) -> BTreeMap<String, Option<DatacenterId>> {
+    async fn present(&self) -> BTreeMap<String, Option<DatacenterId>> {
         let Some(fleet) = self.fleet.as_ref() else {
             return BTreeMap::new();
         };
@@ -196,20 +205,19 @@ impl Inner {
             .collect()
     }
 
-    /// The answers to round `id` of the other observers, once all are in or at
-    /// `deadline`.
+    /// The answers to round `id` of the other observers, once every `awaited` one is
+    /// in or at `deadline`.
     async fn answers(
         &self,
         uid: &InstanceId,
         id: &str,
-        observers: &BTreeMap<String, Option<DatacenterId>>,
+        awaited: &BTreeSet<String>,
         deadline: Instant,
     ) -> Vec<View> {
         let Some(fleet) = self.fleet.as_ref() else {
             return Vec::new();
         };
         let me = fleet.coordination.agent();
-        let expected = observers.keys().filter(|a| a.as_str() != me).count();
         let prefix = format!("{uid}/");
         loop {
             let views: Vec<View> = match fleet.coordination.list(Table::Answers).await {
@@ -222,7 +230,10 @@ impl Inner {
                     .collect(),
                 Err(_) => Vec::new(),
             };
-            if views.len() >= expected || Instant::now() >= deadline {
+            let all_in = awaited
+                .iter()
+                .all(|a| views.iter().any(|v| &v.observer == a));
+            if all_in || Instant::now() >= deadline {
                 return views;
             }
             tokio::time::sleep(ANSWER_POLL / 2).await;
