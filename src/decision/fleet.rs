@@ -9,7 +9,10 @@
 //!   Alertmanager, put without a fence; the leader deletes it when the evaluation it
 //!   started settles, unless it was delivered again meanwhile.
 //! - `fleet/imported`: the agent whose single-agent state became the fleet's.
+//! - `observations/<agent>`: [`Observer`], every agent under its own lease: where it
+//!   runs, and what its collector saw last of every endpoint (issue 18).
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -67,6 +70,37 @@ pub struct Handed {
     pub trigger: Trigger,
     /// The agent that took the delivery.
     pub agent: String,
+    #[serde(with = "rfc3339::required")]
+    pub at: SystemTime,
+}
+
+/// An agent as it says it is there, with what it sees: published under its lease once
+/// a collection round, so that a dead agent's record, and its views, go with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observer {
+    pub agent: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datacenter: Option<DatacenterId>,
+    /// When it published this record.
+    #[serde(with = "rfc3339::required")]
+    pub at: SystemTime,
+    /// Its latest view of each endpoint, by instance then datacenter. Absent in the
+    /// records of agents older than the summaries (and of an agent that collects
+    /// nothing yet).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<InstanceId, BTreeMap<DatacenterId, Seen>>,
+}
+
+/// One endpoint as an observer's collector saw it last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Seen {
+    /// Its latest collection round succeeded and is no older than two intervals.
+    pub up: bool,
+    /// The PING latency of that round, in milliseconds (to the microsecond); absent
+    /// when it is down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// When that round finished.
     #[serde(with = "rfc3339::required")]
     pub at: SystemTime,
 }
@@ -161,6 +195,51 @@ mod tests {
     fn the_leaders_own_term_and_settled_instances_are_not_unfinished() {
         assert_eq!(unfinished(&open(StepName::Dns, 9), 9), None);
         assert_eq!(unfinished(&SharedInstance::default(), 9), None);
+    }
+
+    #[test]
+    fn observations_read_both_ways() {
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_735_787_045);
+        let seen = |up: bool| Seen {
+            up,
+            latency_ms: up.then_some(0.512),
+            at,
+        };
+        let observer = Observer {
+            agent: "agent-a".into(),
+            datacenter: Some(DatacenterId::new("a")),
+            at,
+            endpoints: [(
+                InstanceId::new("cache"),
+                [
+                    (DatacenterId::new("a"), seen(true)),
+                    (DatacenterId::new("b"), seen(false)),
+                ]
+                .into_iter()
+                .collect(),
+            )]
+            .into_iter()
+            .collect(),
+        };
+        let text = encode(&observer);
+        assert_eq!(
+            text,
+            r#"{"agent":"agent-a","datacenter":"a","at":"2025-01-02T03:04:05Z","endpoints":{"cache":{"a":{"up":true,"latency_ms":0.512,"at":"2025-01-02T03:04:05Z"},"b":{"up":false,"at":"2025-01-02T03:04:05Z"}}}}"#
+        );
+        assert_eq!(decode::<Observer>(&text).unwrap(), observer);
+        // A record of an agent before the summaries reads with no endpoints...
+        let old = r#"{"agent":"agent-b","at":"2025-01-02T03:04:05Z"}"#;
+        let read = decode::<Observer>(old).unwrap();
+        assert!(read.endpoints.is_empty() && read.datacenter.is_none());
+        // ...and such an agent reads this one, the summary aside.
+        #[derive(Deserialize)]
+        struct Before {
+            agent: String,
+            #[serde(with = "rfc3339::required")]
+            at: SystemTime,
+        }
+        let before = decode::<Before>(&text).unwrap();
+        assert_eq!((before.agent.as_str(), before.at), ("agent-a", at));
     }
 
     #[test]

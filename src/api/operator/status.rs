@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
+use crate::decision::fleet::Observer;
 use crate::model::rfc3339;
 use crate::model::{
     Analysis, AnomalyScore, AnomalyState, EndpointKey, EndpointStatus, Info, InstanceId, Routing,
@@ -26,9 +27,10 @@ pub const NO_HISTORY: &str = "the agent keeps only the latest collection and ana
 
 pub(super) async fn all(State(state): State<AppState>) -> Json<Value> {
     let open = open_incidents(&state).await;
+    let observations = observations(&state);
     let mut instances = Vec::new();
     for routing in state.active.all() {
-        instances.push(instance_status(&state, &routing, &open).await);
+        instances.push(instance_status(&state, &routing, &open, observations.as_deref()).await);
     }
     let mut body = json!({
         "generated_at": rfc3339::format(SystemTime::now()),
@@ -48,7 +50,10 @@ pub(super) async fn one(
 ) -> Result<Json<Value>, ApiError> {
     let routing = routing(&state, &uid)?;
     let open = open_incidents(&state).await;
-    Ok(Json(instance_status(&state, &routing, &open).await))
+    let observations = observations(&state);
+    Ok(Json(
+        instance_status(&state, &routing, &open, observations.as_deref()).await,
+    ))
 }
 
 pub(super) async fn latest(
@@ -144,10 +149,39 @@ async fn open_incidents(state: &AppState) -> BTreeMap<InstanceId, u64> {
         .collect()
 }
 
+/// In a fleet: every agent's latest observation, as the engine read it last.
+fn observations(state: &AppState) -> Option<Vec<Observer>> {
+    state.engine.as_ref().and_then(|e| e.observations())
+}
+
+/// How each observer saw one endpoint at its latest collection round, by name.
+fn observer_views(observations: &[Observer], endpoint: &EndpointKey) -> Value {
+    let views: Vec<Value> = observations
+        .iter()
+        .filter_map(|o| {
+            let seen = o
+                .endpoints
+                .get(&endpoint.instance)?
+                .get(&endpoint.datacenter)?;
+            Some(json!({
+                "observer": o.agent,
+                "datacenter": o.datacenter,
+                "up": seen.up,
+                "latency_ms": seen.latency_ms,
+                "at": rfc3339::format(seen.at),
+            }))
+        })
+        .collect();
+    json!(views)
+}
+
+/// One instance as this agent knows it; in a fleet (`observations`), each endpoint
+/// also as every observer saw it.
 async fn instance_status(
     state: &AppState,
     routing: &Routing,
     open: &BTreeMap<InstanceId, u64>,
+    observations: Option<&[Observer]>,
 ) -> Value {
     let uid = &routing.instance;
     let settings = state.engine.as_ref().map(|e| e.settings());
@@ -182,7 +216,7 @@ async fn instance_status(
                 AnomalyState::Ready { latest, .. } => latest.as_ref(),
                 _ => None,
             });
-            json!({
+            let mut view = json!({
                 "datacenter": dc,
                 "active": *dc == routing.active,
                 "address": status.as_ref().map(|s| s.address.clone()),
@@ -204,7 +238,11 @@ async fn instance_status(
                 "last_error": round
                     .and_then(|r| r.error.as_ref())
                     .map(|e| json!({ "kind": e.kind.as_str(), "message": e.message })),
-            })
+            });
+            if let Some(observations) = observations {
+                view["observers"] = observer_views(observations, &key);
+            }
+            view
         })
         .collect();
     json!({

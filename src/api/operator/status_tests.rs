@@ -78,6 +78,8 @@ async fn status_and_metrics_show_the_latest_collection() {
     assert_eq!(west["health_status"], "healthy");
     assert_eq!(west["anomaly_state"], "warming_up");
     assert_eq!(west["anomaly_score"], Value::Null);
+    // A single agent has no observers to show.
+    assert!(west.get("observers").is_none(), "{west}");
     let at = west["last_collection"].as_str().unwrap();
     assert!(at.ends_with('Z') && crate::model::rfc3339::parse(at).unwrap().is_some());
     let one = get(&b.state, "/api/status/cache").await;
@@ -110,5 +112,97 @@ async fn status_and_metrics_show_the_latest_collection() {
             .as_str()
             .unwrap()
             .contains("Prometheus")
+    );
+}
+
+#[tokio::test]
+async fn in_a_fleet_each_endpoint_shows_every_observers_latest_view() {
+    use crate::decision::fleet::{self, Observer, Seen};
+    use crate::decision::ports::{Leadership, Table};
+    use crate::decision::testkit::{MemoryCoordination, MemoryStore};
+    use crate::model::DatacenterId;
+
+    let store = Arc::new(MemoryStore::default());
+    let me = MemoryCoordination::new("agent-east", Arc::clone(&store)).in_datacenter("east");
+    me.set(Leadership::Follower { leader: None });
+    // Another agent, at a witness site: east does not answer it, west does in 1.5 ms.
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_735_787_045);
+    let seen = |up: bool| Seen {
+        up,
+        latency_ms: up.then_some(1.5),
+        at,
+    };
+    let witness = Observer {
+        agent: "agent-c".into(),
+        datacenter: None,
+        at,
+        endpoints: [(
+            InstanceId::new("cache"),
+            [
+                (DatacenterId::new("east"), seen(false)),
+                (DatacenterId::new("west"), seen(true)),
+            ]
+            .into_iter()
+            .collect(),
+        )]
+        .into_iter()
+        .collect(),
+    };
+    store.put_record(Table::Observations, "agent-c", &fleet::encode(&witness));
+    let b = bed_full(
+        Some(KEY),
+        true,
+        Fixed::new(&[("east", false), ("west", true)]),
+        Advisors::default(),
+        Some(Arc::new(me)),
+    )
+    .await;
+    // This agent collected west (0.5 ms) and nothing of east yet.
+    publish(
+        &b.state.store,
+        &b.state.analysis,
+        "west",
+        "# Server\r\nredis_version:7.2.4\r\n",
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cache = loop {
+        let a = get(&b.state, "/api/status").await;
+        let cache = a.json["instances"][0].clone();
+        if cache["datacenters"][1]["observers"]
+            .as_array()
+            .map(Vec::len)
+            == Some(2)
+        {
+            break cache;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no observers within 10 s: {}",
+            a.json
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let west = &cache["datacenters"][1]["observers"];
+    assert_eq!(
+        west[0],
+        json!({"observer": "agent-c", "datacenter": null, "up": true, "latency_ms": 1.5,
+            "at": "2025-01-02T03:04:05Z"})
+    );
+    assert_eq!(west[1]["observer"], "agent-east");
+    assert_eq!(west[1]["datacenter"], "east");
+    assert_eq!(west[1]["up"], true);
+    assert_eq!(west[1]["latency_ms"], 0.5);
+    assert!(west[1]["at"].as_str().unwrap().ends_with('Z'));
+    // East: only the witness has a view of it, down and without a latency.
+    assert_eq!(
+        cache["datacenters"][0]["observers"],
+        json!([{"observer": "agent-c", "datacenter": null, "up": false, "latency_ms": null,
+            "at": "2025-01-02T03:04:05Z"}])
+    );
+    let one = get(&b.state, "/api/status/cache").await;
+    assert_eq!(
+        one.json["datacenters"][1]["observers"][0]["observer"],
+        "agent-c"
     );
 }

@@ -18,7 +18,9 @@ use crate::api::{Access, AppState, router};
 use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::{Advisors, Deps, Engine, Settings};
 use crate::decision::ports::dns::{MemoryDns, Op};
-use crate::decision::ports::{FreshProbe, Prober, RecordRef, RecordType, RecordValue};
+use crate::decision::ports::{
+    Coordination, FreshProbe, Prober, RecordRef, RecordType, RecordValue,
+};
 use crate::decision::settings::HookSettings;
 use crate::decision::testkit::NoHooks;
 use crate::metrics::Metrics;
@@ -114,6 +116,16 @@ async fn bed_advised(
     prober: Arc<Fixed>,
     advisors: Advisors,
 ) -> Bed {
+    bed_full(key, enabled, prober, advisors, None).await
+}
+
+async fn bed_full(
+    key: Option<&str>,
+    enabled: bool,
+    prober: Arc<Fixed>,
+    advisors: Advisors,
+    coordination: Option<Arc<dyn Coordination>>,
+) -> Bed {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SnapshotStore::new());
     let analysis = Arc::new(AnalysisStore::new());
@@ -136,7 +148,7 @@ async fn bed_advised(
             metrics: DecisionMetrics::default(),
             advisors,
             clock: Arc::new(crate::decision::clock::SystemClock),
-            coordination: None,
+            coordination,
         },
         TaskTracker::new(),
         CancellationToken::new(),

@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{Engine, EngineError, Inner};
-use crate::decision::fleet::{self, SharedInstance};
+use crate::decision::fleet::{self, Observer, SharedInstance};
 use crate::decision::ports::{Coordination, FenceError, Leadership, Table, Term, Write};
 use crate::model::InstanceId;
 
@@ -37,6 +38,11 @@ pub(super) struct Fleet {
     taken: std::sync::Mutex<BTreeMap<InstanceId, i64>>,
     /// A candidate was handed: the leader need not wait for the next poll.
     wake: Notify,
+    /// When this agent last published its observation; `None`: never, or it failed.
+    announced: std::sync::Mutex<Option<Instant>>,
+    /// Every agent's observation as read at the latest poll, for `GET /api/status`
+    /// (which then never waits on the store).
+    observations: std::sync::Mutex<Vec<Observer>>,
 }
 
 impl Fleet {
@@ -45,7 +51,26 @@ impl Fleet {
             coordination,
             taken: std::sync::Mutex::new(BTreeMap::new()),
             wake: Notify::new(),
+            announced: std::sync::Mutex::new(None),
+            observations: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Whether this agent's observation is due (`every` since the last one), taking
+    /// note that it is about to be published.
+    fn announce_due(&self, every: Duration) -> bool {
+        let mut last = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < every) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    /// The observation was not published: the next poll tries again.
+    fn announce_failed(&self) {
+        *self.announced.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     fn taken(&self) -> std::sync::MutexGuard<'_, BTreeMap<InstanceId, i64>> {
@@ -164,6 +189,19 @@ impl Engine {
         Some(status)
     }
 
+    /// Every agent's latest observation (this one's included) as read at the latest
+    /// poll; `None` without `coordination`.
+    pub fn observations(&self) -> Option<Vec<Observer>> {
+        let fleet = self.inner.fleet.as_ref()?;
+        Some(
+            fleet
+                .observations
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
+    }
+
     /// Starts the fleet's loop on the engine's task tracker (with `coordination` only).
     pub(super) fn watch_fleet(&self) {
         if self.inner.fleet.is_none() {
@@ -204,6 +242,7 @@ impl Engine {
             seen = now;
             self.hand_pending().await;
             self.announce().await;
+            self.read_observations().await;
             let Ok(mut shared) = fleet.instances().await else {
                 continue;
             };

@@ -14,27 +14,18 @@ use tracing::{debug, warn};
 
 use crate::decision::engine::probes::probe_round;
 use crate::decision::engine::{Engine, Inner};
-use crate::decision::fleet;
+use crate::decision::fleet::{self, Observer, Seen};
 use crate::decision::policy::Round;
 use crate::decision::ports::{Table, View};
 use crate::decision::quorum::{self, Observers, Quorum};
-use crate::model::rfc3339;
-use crate::model::{DatacenterId, InstanceId};
+use crate::model::{DatacenterId, InstanceId, SnapshotStore};
 
+/// How often an agent that collects nothing yet says it is there.
+const SUMMARY_EVERY: Duration = Duration::from_secs(5);
 /// How often an observer looks for rounds to answer.
 pub const ANSWER_POLL: Duration = Duration::from_millis(100);
 /// How long the leader waits for answers once its own probes are in.
 pub const ANSWER_GRACE: Duration = Duration::from_millis(500);
-
-/// An agent of the fleet, as it says it is there.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Observer {
-    pub agent: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub datacenter: Option<DatacenterId>,
-    #[serde(with = "rfc3339::required")]
-    pub at: std::time::SystemTime,
-}
 
 /// A confirmation round the leader asks for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,23 +43,56 @@ pub struct Answer {
 }
 
 impl Engine {
-    /// Says this agent is there, under its lease.
+    /// Says this agent is there, with what it sees of every endpoint, under its lease:
+    /// once a collection round (the shortest `monitoring_interval` of its endpoints),
+    /// checked each poll. Not each poll: every write stays in etcd's history until it
+    /// is compacted, and the views change only when a round is collected. A record
+    /// lost with a lease that expired comes back with the next round.
     pub(super) async fn announce(&self) {
         let Some(fleet) = self.inner.fleet.as_ref() else {
             return;
         };
+        let store = &self.inner.deps.store;
+        let every = store
+            .all()
+            .iter()
+            .map(|s| s.interval)
+            .min()
+            .unwrap_or(SUMMARY_EVERY)
+            .max(super::POLL);
+        if !fleet.announce_due(every) {
+            return;
+        }
         let me = Observer {
             agent: fleet.coordination.agent().to_owned(),
             datacenter: fleet.coordination.datacenter(),
             at: self.inner.deps.clock.now(),
+            endpoints: summary(store, std::time::Instant::now()),
         };
         let published = fleet
             .coordination
             .publish(Table::Observations, &me.agent, &fleet::encode(&me))
             .await;
         if let Err(e) = published {
+            fleet.announce_failed();
             debug!(error = %e, "could not publish this agent's observation");
         }
+    }
+
+    /// Reads every agent's observation, for the status. Unreadable, the last read
+    /// stays: the answer says when each was published.
+    pub(super) async fn read_observations(&self) {
+        let Some(fleet) = self.inner.fleet.as_ref() else {
+            return;
+        };
+        let Ok(entries) = fleet.coordination.list(Table::Observations).await else {
+            return;
+        };
+        let read = entries
+            .into_iter()
+            .filter_map(|e| fleet::decode::<Observer>(&e.value).ok())
+            .collect();
+        *fleet.observations.lock().unwrap_or_else(|e| e.into_inner()) = read;
     }
 
     /// Answers the rounds other agents ask for, until the engine stops.
@@ -105,6 +129,31 @@ impl Engine {
         }
     }
 }
+
+/// What this agent's collector saw last of every endpoint it has collected: up when
+/// the latest round succeeded and is fresh, with that round's PING latency.
+fn summary(store: &SnapshotStore, now: std::time::Instant) -> BTreeMap<InstanceId, Endpoints> {
+    let mut seen: BTreeMap<InstanceId, Endpoints> = BTreeMap::new();
+    for status in store.all() {
+        let Some(round) = &status.last_round else {
+            continue;
+        };
+        let fresh = status.fresh(now);
+        let latency_ms = fresh.map(|s| (s.ping_latency.as_secs_f64() * 1e6).round() / 1e3);
+        seen.entry(status.key.instance.clone()).or_default().insert(
+            status.key.datacenter.clone(),
+            Seen {
+                up: fresh.is_some(),
+                latency_ms,
+                at: round.at,
+            },
+        );
+    }
+    seen
+}
+
+/// One instance's endpoints as an observer saw them, by datacenter.
+type Endpoints = BTreeMap<DatacenterId, Seen>;
 
 impl Inner {
     fn view(&self, round: &Round) -> View {
