@@ -129,6 +129,21 @@ fn twenty_duplicate_deliveries_to_each_agent_make_one_dns_change() {
     let agents = bed.agents();
     let leader = wait_one_leader(&all(&agents), Duration::from_secs(20));
     wait_redis_seen(&all(&agents));
+    // Every agent shows every observer's view of each endpoint, read from the store.
+    let follower = &agents[(leader + 1) % 3];
+    let seen = wait_for(Duration::from_secs(15), "three views of b", || {
+        let seen = observers(follower, "b");
+        (seen.len() == 3).then_some(seen)
+    });
+    let names: Vec<&str> = seen.iter().filter_map(|o| o["observer"].as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"], "{seen:#?}");
+    assert!(
+        seen.iter()
+            .all(|o| o["up"] == true && o["latency_ms"].is_number() && o["at"].is_string()),
+        "{seen:#?}"
+    );
+    assert_eq!(seen[1]["datacenter"], "b");
+    assert_eq!(seen[2]["datacenter"], Json::Null);
 
     bed.redis_a.kill();
     let started = Instant::now();
@@ -157,7 +172,25 @@ fn twenty_duplicate_deliveries_to_each_agent_make_one_dns_change() {
         "3 agents × 20 deliveries: webhook to DNS switched in {:?}",
         started.elapsed()
     );
-    wait_outcome(&agents[leader], "failed_over", Duration::from_secs(30));
+    let incident = wait_outcome(&agents[leader], "failed_over", Duration::from_secs(30));
+    // Each confirmation round in the history lists the observers' views, the leader's
+    // first.
+    let leader_name = place(&agents[leader]).unwrap().agent;
+    let rounds: Vec<&Json> = incident["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == "probe_round")
+        .collect();
+    assert!(!rounds.is_empty(), "{incident:#}");
+    for round in rounds {
+        let witnesses = &round["evidence"]["witnesses"];
+        assert_eq!(witnesses["views"][0]["observer"], leader_name, "{round:#}");
+        assert!(
+            witnesses["down"].is_array() && witnesses["quorum"] == 2,
+            "{round:#}"
+        );
+    }
     settle();
     assert_eq!(
         bed.dns_changes(),

@@ -183,6 +183,18 @@ pub fn place(agent: &Agent) -> Option<Place> {
     })
 }
 
+/// Every observer's latest view of `app` in `dc`, as the agent's `/api/status` shows it.
+pub fn observers(agent: &Agent, dc: &str) -> Vec<Json> {
+    let (status, body) = api(agent, "/api/status/app").expect("the agent answers");
+    assert_eq!(status, 200, "GET /api/status/app: {body}");
+    let body: Json = serde_json::from_str(&body).expect("/api/status answers JSON");
+    body["datacenters"]
+        .as_array()
+        .and_then(|dcs| dcs.iter().find(|d| d["datacenter"] == dc))
+        .and_then(|d| d["observers"].as_array().cloned())
+        .unwrap_or_default()
+}
+
 /// GET `path` on the operator API; `None` when the agent does not answer (killed).
 fn api(agent: &Agent, path: &str) -> Option<(u16, String)> {
     http_request(agent.port, "GET", path, &[("X-API-Key", API_KEY)], b"").ok()

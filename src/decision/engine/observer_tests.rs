@@ -245,6 +245,19 @@ async fn one_observer_outside_is_no_quorum_of_the_configured_agents_when_the_thi
             && said.contains("1 of the 2 observers outside east"),
         "{said}"
     );
+    // The notice names who saw east how.
+    until("the notice is sent", async || {
+        !beds[0].notifier.alerts().is_empty()
+    })
+    .await;
+    let told = beds[0].notifier.alerts().remove(0).description;
+    assert!(
+        told.contains(
+            "Observers of the active datacenter in the last confirmation round: down for \
+             agent-west outside it (2 needed), answering for agent-east."
+        ),
+        "{told}"
+    );
     assert_eq!(dns.calls(Op::Write), 0);
     for b in &beds {
         b.stop().await;
@@ -262,6 +275,15 @@ async fn with_a_quorum_of_one_configured_one_observer_outside_confirms() {
     assert!(
         matches!(incident.outcome, Some(Outcome::FailedOver { .. })),
         "{incident:#?}"
+    );
+    until("the notice is sent", async || {
+        !beds[0].notifier.alerts().is_empty()
+    })
+    .await;
+    let told = beds[0].notifier.alerts().remove(0).description;
+    assert!(
+        told.contains("down for agent-west outside it (1 needed), answering for agent-east."),
+        "{told}"
     );
     assert_eq!(dns.calls(Op::Write), 1);
     for b in &beds {

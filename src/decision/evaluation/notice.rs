@@ -1,18 +1,22 @@
 //! What people are told when an incident closes: its outcome in words, with what the
-//! advisors said, as the agent's notice through the notifier port. A recovery after a
-//! restart is not news, and neither is an incident that resolved itself.
+//! observers saw and what the advisors said, as the agent's notice through the notifier
+//! port. A recovery after a restart is not news, and neither is an incident that
+//! resolved itself.
 
 use std::time::SystemTime;
 
 use crate::decision::incident::{Outcome, Step, StepName};
 use crate::decision::policy::Hold;
-use crate::decision::ports::{AgentAlert, AgentAlertName};
+use crate::decision::ports::{AgentAlert, AgentAlertName, Witnesses};
 use crate::model::InstanceId;
 
-/// What the advisors said in an incident: the latest `client_impact` and `advisor`
-/// steps (the AI advisor's consultation with what the rules made of it).
+/// What was said in an incident: by the observers of its latest confirmation round (in
+/// a fleet), and by the advisors in the latest `client_impact` and `advisor` steps (the
+/// AI advisor's consultation with what the rules made of it). Heard from the steps as
+/// recorded, so a notice sent after a restart says the same.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Said {
+    observers: Option<String>,
     client_impact: Option<String>,
     ai: Option<String>,
 }
@@ -22,6 +26,13 @@ impl Said {
     pub fn hear<'a>(&mut self, steps: impl IntoIterator<Item = &'a Step>) {
         for step in steps {
             match step.name {
+                StepName::ProbeRound => {
+                    self.observers = step
+                        .evidence
+                        .get("witnesses")
+                        .and_then(|w| serde_json::from_value::<Witnesses>(w.clone()).ok())
+                        .map(|w| observers(&w));
+                }
                 StepName::ClientImpact => self.client_impact = Some(step.detail.clone()),
                 StepName::Advisor => self.ai = Some(step.detail.clone()),
                 _ => {}
@@ -101,8 +112,35 @@ pub fn notice(
         ),
     };
     alert.labels.insert("incident".into(), id.to_string());
+    if let Some(observers) = &said.observers {
+        alert.description.push_str(&format!(
+            " Observers of the active datacenter in the last confirmation round: {observers}."
+        ));
+    }
     if let Some(said) = said.describe() {
         alert.description.push_str(&format!(" Advisors: {said}."));
     }
     Some(alert)
+}
+
+/// Who saw the active datacenter down from outside it (what the quorum counts), who saw
+/// it answer, and who saw it down from inside it (not counted).
+fn observers(w: &Witnesses) -> String {
+    let names = |v: &[String]| match v {
+        [] => "nobody".to_owned(),
+        v => v.join(", "),
+    };
+    let mut said = format!(
+        "down for {} outside it ({} needed), answering for {}",
+        names(&w.down),
+        w.quorum,
+        names(&w.up)
+    );
+    if !w.inside.is_empty() {
+        said.push_str(&format!(
+            ", down for {} inside it (not counted)",
+            w.inside.join(", ")
+        ));
+    }
+    said
 }

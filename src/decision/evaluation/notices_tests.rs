@@ -155,3 +155,73 @@ fn notices() {
         },
     ]);
 }
+
+/// In a fleet the notice names the observers of the last confirmation round, as
+/// recorded (a restart's notice, heard from the journal, says the same).
+#[test]
+fn a_notice_names_who_saw_the_active_datacenter_how() {
+    use crate::decision::evaluation::notice::{Said, notice};
+    use crate::decision::incident::{Step, StepName, StepOutcome};
+    use crate::decision::ports::{Hold, Witnesses};
+
+    let witnesses = |down: &[&str], up: &[&str], inside: &[&str]| Witnesses {
+        down: down.iter().map(|s| s.to_string()).collect(),
+        up: up.iter().map(|s| s.to_string()).collect(),
+        inside: inside.iter().map(|s| s.to_string()).collect(),
+        quorum: 2,
+        partition: false,
+        views: Vec::new(),
+    };
+    let round = |w: Witnesses| {
+        Step::new(
+            StepName::ProbeRound,
+            StepOutcome::Info,
+            "round 1 of 1",
+            serde_json::json!({ "at": "2025-01-02T03:04:05Z", "probes": [], "witnesses": w }),
+            t0(),
+        )
+    };
+    let uid = InstanceId::new("cache");
+    let mut said = Said::default();
+    said.hear(&[
+        round(witnesses(&["agent-x"], &["agent-y"], &[])),
+        round(witnesses(&["agent-west", "agent-c"], &[], &["agent-east"])),
+    ]);
+    let failed_over = Outcome::FailedOver {
+        from: DatacenterId::new("east"),
+        to: DatacenterId::new("west"),
+        confidence: 1.0,
+    };
+    assert_eq!(
+        notice(4, &uid, &failed_over, &said, t0())
+            .unwrap()
+            .description,
+        "DNS now sends cache's clients to west (confidence 1.00, incident 4). Observers of \
+         the active datacenter in the last confirmation round: down for agent-west, agent-c \
+         outside it (2 needed), answering for nobody, down for agent-east inside it (not \
+         counted)."
+    );
+    let mut said = Said::default();
+    said.hear(&[round(witnesses(
+        &[],
+        &["agent-west", "agent-c"],
+        &["agent-east"],
+    ))]);
+    let held = Outcome::Held(Hold::PartitionWitnessed {
+        active: DatacenterId::new("east"),
+        down: vec!["agent-east".into()],
+        up: vec!["agent-west".into(), "agent-c".into()],
+        down_outside: 0,
+        quorum: 2,
+    });
+    let told = notice(5, &uid, &held, &said, t0()).unwrap();
+    assert!(
+        told.description.ends_with(
+            "Observers of the active datacenter in the last confirmation round: down for \
+             nobody outside it (2 needed), answering for agent-west, agent-c, down for \
+             agent-east inside it (not counted)."
+        ),
+        "{}",
+        told.description
+    );
+}
