@@ -290,3 +290,70 @@ async fn with_a_quorum_of_one_configured_one_observer_outside_confirms() {
         b.stop().await;
     }
 }
+
+/// West collected by this agent: up in 0.5 ms, a round every 5 s.
+fn collected_west(store: &crate::model::SnapshotStore) {
+    use crate::model::{EndpointKey, EndpointStatus, Round as Collected, Snapshot};
+    let key = EndpointKey::new("cache", "west");
+    let mut status = EndpointStatus::new(key, 1, "w:6379".into(), Duration::from_secs(5));
+    store.register(status.clone());
+    let finished = std::time::Instant::now();
+    status.last_round = Some(Collected {
+        finished,
+        at: crate::decision::testkit::t0(),
+        duration: Duration::from_millis(1),
+        error: None,
+    });
+    status.last_success = Some(Arc::new(Snapshot {
+        taken_at: crate::decision::testkit::t0(),
+        finished,
+        ping_latency: Duration::from_micros(512),
+        info: Default::default(),
+        cluster: None,
+        sentinel_masters: Vec::new(),
+    }));
+    store.publish(status);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_publishes_what_it_sees_once_a_collection_round() {
+    use crate::decision::fleet::{Observer, decode};
+    use crate::decision::ports::Table;
+
+    let store = Arc::new(MemoryStore::default());
+    let c = MemoryCoordination::new("agent-east", Arc::clone(&store)).in_datacenter("east");
+    c.set(Leadership::Follower { leader: None });
+    let bed = bed_full(
+        tempfile::tempdir().unwrap(),
+        ScriptedProber::new(&[("east", UP), ("west", UP)]),
+        settings(true, false, HookSettings::default()),
+        east_dns(),
+        Advisors::default(),
+        Some(Arc::new(c)),
+    )
+    .await;
+    collected_west(&bed.store);
+    let published = || -> Observer {
+        decode(
+            &store
+                .get(Table::Observations, "agent-east")
+                .expect("published"),
+        )
+        .unwrap()
+    };
+    tokio::time::sleep(FLEET_POLL + Duration::from_millis(100)).await;
+    let first = published();
+    assert_eq!(first.datacenter, Some(DatacenterId::new("east")));
+    let west = &first.endpoints[&InstanceId::new("cache")][&DatacenterId::new("west")];
+    assert!(west.up, "{first:?}");
+    assert_eq!(west.latency_ms, Some(0.512));
+    assert_eq!(west.at, crate::decision::testkit::t0());
+    // Polled every second, published again only once the collection interval passed.
+    tokio::time::sleep(FLEET_POLL * 3).await;
+    assert_eq!(published().at, first.at);
+    tokio::time::sleep(FLEET_POLL * 2).await;
+    assert!(published().at > first.at);
+    // The engine reads every agent's observation back for the status.
+    assert_eq!(bed.engine.observations().unwrap()[0].agent, "agent-east");
+    bed.stop().await;
+}

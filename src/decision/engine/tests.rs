@@ -86,6 +86,8 @@ fn instance() -> Instance {
 struct Bed {
     engine: Engine,
     analysis: Arc<AnalysisStore>,
+    /// The collector's latest rounds, as the engine reads them (nothing collects here).
+    store: Arc<crate::model::SnapshotStore>,
     dns: Arc<MemoryDns>,
     notifier: Arc<RecordingNotifier>,
     active: Arc<ActiveDatacenters>,
@@ -126,13 +128,14 @@ async fn bed_full(
     active.apply(&[instance()]);
     let tracker = TaskTracker::new();
     let analysis = Arc::new(AnalysisStore::new());
+    let store = Arc::new(crate::model::SnapshotStore::new());
     let deps = Deps {
         prober,
         dns: Some(dns.clone()),
         notifier: Some(notifier.clone()),
         hooks: Arc::new(ProcessHooks),
         analysis: Arc::clone(&analysis),
-        store: Arc::new(crate::model::SnapshotStore::new()),
+        store: Arc::clone(&store),
         active: Arc::clone(&active),
         metrics: DecisionMetrics::default(),
         advisors,
@@ -146,6 +149,7 @@ async fn bed_full(
     Bed {
         engine,
         analysis,
+        store,
         dns,
         notifier,
         active,
