@@ -1,8 +1,10 @@
-//! Every agent is an observer (issue 18): it says it is there (`observations/<agent>`,
-//! under its lease, each poll), and answers each confirmation round the leader asks
-//! for (`rounds/<instance>`) with its own fresh probes (`answers/<instance>/<agent>`,
-//! under its lease). The leader asks, waits a bounded time for the answers, and counts
-//! them ([`crate::decision::quorum`]).
+//! Every agent is an observer (issue 18): it says it is there with what its collector
+//! sees of every endpoint (`observations/<agent>`, under its lease, once a collection
+//! round), and answers each confirmation round the leader asks for (`rounds/<instance>`)
+//! with its own fresh probes (`answers/<instance>/<agent>`, under its lease). The leader
+//! asks, waits a bounded time for the answers of the observers present, and counts them
+//! against the configured agents (`coordination.agents`) or, without that list, the
+//! agents present ([`crate::decision::quorum`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -184,7 +186,8 @@ impl Inner {
     }
 
     /// The leader's confirmation round in a fleet: asks every observer, probes itself,
-    /// waits for their answers at most [`ANSWER_GRACE`] after its own, and counts them.
+    /// waits for the answers of those present at most [`ANSWER_GRACE`] after its own,
+    /// and counts them with the quorum as configured.
     pub(in crate::decision::engine) async fn observed_round(
         &self,
         uid: &InstanceId,
