@@ -149,6 +149,7 @@ async fn bed_advised(
             Arc::clone(&analysis),
             Arc::clone(&active),
             0.8,
+            None,
         )),
         store,
         analysis,
