@@ -30,11 +30,7 @@ impl AnalysisCollector {
             observer,
         }
     }
-}
 
-const RANKS: [&str; 3] = ["1", "2", "3"];
-
-impl AnalysisCollector {
     /// A datacenter's labels, with whose view it is in a fleet, and its `status`.
     fn datacenter_labels<'a>(
         &'a self,
@@ -49,6 +45,8 @@ impl AnalysisCollector {
         labels
     }
 }
+
+const RANKS: [&str; 3] = ["1", "2", "3"];
 
 impl Collector for AnalysisCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
