@@ -35,7 +35,7 @@ use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::{self, Engine};
 use crate::decision::journal::Opening;
 use crate::decision::ports::{Coordination, SwitchPolicy};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Observer};
 use crate::model::{ActiveDatacenters, AnalysisStore, DatacenterId, InstanceId, SnapshotStore};
 
 /// How long shutdown waits for the listener and the collection tasks.
@@ -221,6 +221,7 @@ impl Families {
             Arc::clone(&shared.analysis),
             Arc::clone(&shared.active),
             config.anomaly_threshold,
+            observer(config),
         );
         let reloads = Reloads::default();
         metrics.registry_mut().register(
@@ -241,6 +242,14 @@ impl Families {
             http,
         }
     }
+}
+
+/// In a fleet this agent is one of its observers, and its series say so.
+fn observer(config: &Config) -> Option<Observer> {
+    config.coordination.as_ref().map(|c| Observer {
+        name: c.agent.name.clone(),
+        datacenter: c.agent.datacenter.as_deref().map(DatacenterId::new),
+    })
 }
 
 fn result_label(result: &str) -> Vec<(String, String)> {

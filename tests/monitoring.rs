@@ -166,6 +166,8 @@ fn substitute(expr: &str) -> String {
         ("$redis_instance", ".*"),
         ("${datacenter}", ".*"),
         ("$datacenter", ".*"),
+        ("${observer}", ".*"),
+        ("$observer", ".*"),
         ("$__rate_interval", "1m"),
         ("$__interval", "15s"),
         ("$__range", "1h"),

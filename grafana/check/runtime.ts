@@ -6,8 +6,9 @@
 //    are checked (`"mode": "palete-classic"`, a variable `"type": "querry"`), TypeScript's
 //    own excess-property check applies, and every panel's options are checked against its
 //    plugin's types (see schema.ts). Errors point at the line of the dashboard file.
-// 2. This project's conventions, which no type says: the datasource, the two variables,
-//    the $redis_instance/$datacenter filter on every series, legends, ids and layout.
+// 2. This project's conventions, which no type says: the datasource, the three variables,
+//    the $redis_instance/$datacenter/$observer filter on every series, legends, ids and
+//    layout.
 //
 // Usage: node runtime.js <repository root>. Prints one line per dashboard; on any problem
 // prints every problem and exits 1.
@@ -30,15 +31,22 @@ const DATASOURCE = { type: 'prometheus', uid: 'prometheus' };
 const VARIABLE_QUERIES: Record<string, string> = {
   datacenter: 'label_values(redis_up, datacenter)',
   redis_instance: 'label_values(redis_up{datacenter=~"$datacenter"}, redis_instance)',
+  // In a fleet, the agent whose view a series is (issue 18); none for a single agent.
+  observer: 'label_values(redis_up, observer)',
 };
 
 /** Variables a query may use: the end-to-end test substitutes exactly these. */
-const QUERY_VARIABLES = new Set(['redis_instance', 'datacenter', '__rate_interval', '__interval', '__range']);
+const QUERY_VARIABLES = new Set(['redis_instance', 'datacenter', 'observer', '__rate_interval', '__interval', '__range']);
 
-type EndpointLabel = 'redis_instance' | 'datacenter';
-/** Which of the endpoint labels each series carries (README "Metrics"); others carry both. */
+type EndpointLabel = 'redis_instance' | 'datacenter' | 'observer';
+/**
+ * Which of the endpoint labels each series carries (README "Metrics"); others carry all
+ * three. `observer` is on every series of an endpoint or a datacenter that a fleet's agent
+ * exports (src/metrics/observer.rs); the variable's All (`.*`) also matches a single
+ * agent's series, which have none.
+ */
 const SERIES_LABELS: Array<[RegExp, EndpointLabel[]]> = [
-  [/^redis_datacenter_health_(score|status)$/, ['datacenter']],
+  [/^redis_datacenter_health_(score|status)$/, ['datacenter', 'observer']],
   [/^redis_agent_(decisions_total|failovers_total|last_failover_timestamp_seconds)$/, ['redis_instance']],
   [
     /^redis_(anomaly_threshold|agent_build_info|agent_endpoints|agent_metrics_render_seconds|agent_config_reloads_total|agent_webhook_requests_total|agent_advisor_calls_total|agent_coordination_up|agent_leader|agent_leader_changes_total|agent_fenced_refusals_total|agent_advisor_call_duration_seconds(_bucket|_sum|_count)?)$/,
@@ -48,6 +56,7 @@ const SERIES_LABELS: Array<[RegExp, EndpointLabel[]]> = [
 const FILTER: Record<EndpointLabel, string> = {
   redis_instance: 'redis_instance=~"$redis_instance"',
   datacenter: 'datacenter=~"$datacenter"',
+  observer: 'observer=~"$observer"',
 };
 const ENDPOINT_LEGEND = '{{redis_instance}}@{{datacenter}}';
 
@@ -74,7 +83,7 @@ function isPrometheus(ds: unknown): boolean {
 
 function seriesLabels(metric: string): EndpointLabel[] {
   for (const [re, labels] of SERIES_LABELS) if (re.test(metric)) return labels;
-  return ['redis_instance', 'datacenter'];
+  return ['redis_instance', 'datacenter', 'observer'];
 }
 
 /** Checks a query; returns the endpoint labels every series it reads carries. */

@@ -231,6 +231,7 @@ mod tests {
                 Arc::clone(&analysis),
                 Arc::clone(&active),
                 0.8,
+                None,
             )),
             store,
             analysis,

@@ -11,24 +11,28 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::encode::{EndpointLabels, Labels, family};
 use super::info_table::Kind;
+use super::observer::Observer;
 use crate::model::{ErrorKind, SnapshotStore, Table};
 
 #[derive(Debug)]
 pub struct AgentCollector {
     store: Arc<SnapshotStore>,
+    observer: Option<Observer>,
 }
 
 impl AgentCollector {
-    pub fn new(store: Arc<SnapshotStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<SnapshotStore>, observer: Option<Observer>) -> Self {
+        Self { store, observer }
     }
 }
 
 impl Collector for AgentCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let all = self.store.all();
-        let labels: Vec<EndpointLabels<'_>> =
-            all.iter().map(|s| EndpointLabels::new(&s.key)).collect();
+        let labels: Vec<EndpointLabels<'_>> = all
+            .iter()
+            .map(|s| EndpointLabels::new(&s.key, self.observer.as_ref()))
+            .collect();
         let all: Vec<_> = all.iter().zip(&labels).collect();
         let e = &mut encoder;
 
@@ -140,7 +144,7 @@ mod tests {
         s.replies_too_large = 3;
         store.publish(s);
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(AgentCollector::new(store)));
+        registry.register_collector(Box::new(AgentCollector::new(store, None)));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
         let labels = r#"redis_instance="cache",datacenter="east""#;

@@ -12,17 +12,37 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::encode::{EndpointLabels, Labels, family};
 use super::info_table::Kind;
-use crate::model::{AnalysisStore, AnomalyScore, AnomalyState, HealthStatus};
+use super::observer::Observer;
+use crate::model::{AnalysisStore, AnomalyScore, AnomalyState, DatacenterId, HealthStatus};
 
 #[derive(Debug)]
 pub struct AnalysisCollector {
     results: Arc<AnalysisStore>,
     threshold: f64,
+    observer: Option<Observer>,
 }
 
 impl AnalysisCollector {
-    pub fn new(results: Arc<AnalysisStore>, threshold: f64) -> Self {
-        Self { results, threshold }
+    pub fn new(results: Arc<AnalysisStore>, threshold: f64, observer: Option<Observer>) -> Self {
+        Self {
+            results,
+            threshold,
+            observer,
+        }
+    }
+
+    /// A datacenter's labels, with whose view it is in a fleet, and its `status`.
+    fn datacenter_labels<'a>(
+        &'a self,
+        dc: &'a DatacenterId,
+        status: Option<&'static str>,
+    ) -> Vec<(&'static str, &'a str)> {
+        let mut labels = vec![("datacenter", dc.as_str())];
+        if let Some(observer) = &self.observer {
+            labels.extend(observer.labels(dc));
+        }
+        labels.extend(status.map(|s| ("status", s)));
+        labels
     }
 }
 
@@ -31,8 +51,10 @@ const RANKS: [&str; 3] = ["1", "2", "3"];
 impl Collector for AnalysisCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let all = self.results.all();
-        let labels: Vec<EndpointLabels<'_>> =
-            all.iter().map(|(k, _)| EndpointLabels::new(k)).collect();
+        let labels: Vec<EndpointLabels<'_>> = all
+            .iter()
+            .map(|(k, _)| EndpointLabels::new(k, self.observer.as_ref()))
+            .collect();
         let rows: Vec<_> = all.iter().zip(&labels).map(|((_, a), l)| (l, a)).collect();
         // The latest score of an endpoint that answers and has a model.
         let scored: Vec<(&EndpointLabels<'_>, &AnomalyScore)> = rows
@@ -168,7 +190,7 @@ impl Collector for AnalysisCollector {
                 MetricType::Gauge,
             )?;
             for (dc, h) in datacenters.iter() {
-                m.encode_family(&[("datacenter", dc.as_str())])?
+                m.encode_family(&self.datacenter_labels(dc, None))?
                     .encode_gauge(&h.score)?;
             }
             let mut m = e.encode_descriptor(
@@ -180,7 +202,7 @@ impl Collector for AnalysisCollector {
             for (dc, h) in datacenters.iter() {
                 for s in HealthStatus::ALL {
                     let v = i64::from(s == h.status);
-                    m.encode_family(&[("datacenter", dc.as_str()), ("status", s.as_str())])?
+                    m.encode_family(&self.datacenter_labels(dc, Some(s.as_str())))?
                         .encode_gauge(&v)?;
                 }
             }

@@ -2,10 +2,11 @@
 //!
 //! A scrape of a thousand endpoints writes some 150,000 samples, and label encoding
 //! dominates its cost when every label goes through the encoder in five calls. So the
-//! labels every series of an endpoint shares (`redis_instance`, `datacenter`) are escaped
-//! once per endpoint per scrape and handed to the encoder as one run of text, as part of
-//! the last label's key. The output is byte for byte what label-by-label encoding gives;
-//! a test below holds us to that, so an encoder that starts checking keys fails it.
+//! labels every series of an endpoint shares (`redis_instance`, `datacenter`, and the
+//! observer's in a fleet) are escaped once per endpoint per scrape and handed to the
+//! encoder as one run of text, as part of the last label's key. The output is byte for
+//! byte what label-by-label encoding gives; a test below holds us to that, so an encoder
+//! that starts checking keys fails it.
 
 use std::borrow::Cow;
 use std::fmt::{self, Write};
@@ -16,29 +17,47 @@ use prometheus_client::encoding::{
 use prometheus_client::metrics::MetricType;
 
 use super::info_table::Kind;
+use super::observer::Observer;
 use crate::model::EndpointKey;
 
-/// The labels of one endpoint, escaped once.
+/// The labels of one endpoint, escaped once: `redis_instance`, `datacenter` and, in a
+/// fleet, whose view it is (`observer::Observer::labels`).
 #[derive(Debug, Clone)]
 pub struct EndpointLabels<'a> {
-    key: &'a EndpointKey,
-    /// `redis_instance="x",datacenter="y"`
+    /// `redis_instance="x",datacenter="y"` and, in a fleet,
+    /// `,observer="a",observer_datacenter="z",vantage="outside"`.
     text: String,
-    /// Length of `redis_instance="x",datacenter`.
+    /// Length of `text` up to the last label's name (`...,datacenter`, `...,vantage`).
     head: usize,
+    /// The last label's value, as given.
+    last: &'a str,
 }
 
 impl<'a> EndpointLabels<'a> {
-    pub fn new(key: &'a EndpointKey) -> Self {
+    pub fn new(key: &'a EndpointKey, observer: Option<&'a Observer>) -> Self {
         let mut text = String::with_capacity(48 + key.instance.as_str().len());
         text.push_str("redis_instance=\"");
         let _ = escape_into(&mut text, key.instance.as_str());
-        text.push_str("\",datacenter");
+        let mut labels = vec![("datacenter", key.datacenter.as_str())];
+        if let Some(observer) = observer {
+            labels.extend(observer.labels(&key.datacenter));
+        }
+        let (last_name, last) = labels.pop().expect("the datacenter label is always there");
+        text.push('"');
+        for (name, value) in labels {
+            text.push(',');
+            text.push_str(name);
+            text.push_str("=\"");
+            let _ = escape_into(&mut text, value);
+            text.push('"');
+        }
+        text.push(',');
+        text.push_str(last_name);
         let head = text.len();
         text.push_str("=\"");
-        let _ = escape_into(&mut text, key.datacenter.as_str());
+        let _ = escape_into(&mut text, last);
         text.push('"');
-        Self { key, text, head }
+        Self { text, head, last }
     }
 }
 
@@ -77,7 +96,7 @@ impl EncodeLabelSet for Labels<'_> {
         let last_value: &str = match self.extra[..self.n].split_last() {
             None => {
                 key.write_str(&self.endpoint.text[..self.endpoint.head])?;
-                self.endpoint.key.datacenter.as_str()
+                self.endpoint.last
             }
             Some(((last_name, last_value), rest)) => {
                 key.write_str(&self.endpoint.text)?;
@@ -157,12 +176,18 @@ pub fn family<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::DatacenterId;
     use prometheus_client::metrics::family::Family;
     use prometheus_client::metrics::gauge::Gauge;
     use prometheus_client::registry::Registry;
 
-    /// An endpoint, its extra labels, a value.
-    type Row = (EndpointKey, Vec<(&'static str, String)>, f64);
+    /// An endpoint, the observer whose view it is, its extra labels, a value.
+    type Row = (
+        EndpointKey,
+        Option<Observer>,
+        Vec<(&'static str, String)>,
+        f64,
+    );
 
     #[derive(Debug)]
     struct Rows(Vec<Row>);
@@ -172,14 +197,14 @@ mod tests {
             let endpoints: Vec<_> = self
                 .0
                 .iter()
-                .map(|(k, _, _)| EndpointLabels::new(k))
+                .map(|(k, o, _, _)| EndpointLabels::new(k, o.as_ref()))
                 .collect();
             family(
                 &mut encoder,
                 "x",
                 "X.",
                 Kind::Gauge,
-                self.0.iter().zip(&endpoints).map(|((_, extra, v), e)| {
+                self.0.iter().zip(&endpoints).map(|((_, _, extra, v), e)| {
                     let labels = extra
                         .iter()
                         .fold(Labels::of(e), |l, (k, v)| l.with(k, v.as_str()));
@@ -191,14 +216,39 @@ mod tests {
 
     fn rows() -> Vec<Row> {
         let odd = EndpointKey::new("we\"ird\\in\nst", "d\"c");
+        let observer = |name: &str, dc: Option<&str>| {
+            Some(Observer {
+                name: name.into(),
+                datacenter: dc.map(DatacenterId::new),
+            })
+        };
         vec![
-            (EndpointKey::new("cache", "east"), vec![], 1.0),
-            (odd.clone(), vec![], 2.5),
-            (odd.clone(), vec![("cmd", "ge\"t".into())], 3.0),
+            (EndpointKey::new("cache", "east"), None, vec![], 1.0),
+            (odd.clone(), None, vec![], 2.5),
+            (odd.clone(), None, vec![("cmd", "ge\"t".into())], 3.0),
             (
-                odd,
+                odd.clone(),
+                None,
                 vec![("a", "1\\".into()), ("b", "\n".into()), ("c", "\"".into())],
                 -4.0,
+            ),
+            (
+                EndpointKey::new("cache", "east"),
+                observer("agent-b", Some("west")),
+                vec![],
+                5.0,
+            ),
+            (
+                EndpointKey::new("cache", "east"),
+                observer("agent-a", Some("east")),
+                vec![("cmd", "get".into())],
+                6.0,
+            ),
+            (
+                odd,
+                observer("wit\"ness", None),
+                vec![("x", "\\".into())],
+                7.0,
             ),
         ]
     }
@@ -210,11 +260,18 @@ mod tests {
         let mut theirs = Registry::default();
         let reference =
             Family::<Vec<(String, String)>, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        for (key, extra, v) in rows() {
+        for (key, observer, extra, v) in rows() {
             let mut labels = vec![
                 ("redis_instance".to_owned(), key.instance.to_string()),
                 ("datacenter".to_owned(), key.datacenter.to_string()),
             ];
+            if let Some(o) = &observer {
+                labels.extend(
+                    o.labels(&key.datacenter)
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+                );
+            }
             labels.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
             reference.get_or_create(&labels).set(v);
         }
@@ -231,7 +288,10 @@ mod tests {
         let theirs = theirs
             .replace(" 1.0\n", " 1\n")
             .replace(" 3.0\n", " 3\n")
-            .replace(" -4.0\n", " -4\n");
+            .replace(" -4.0\n", " -4\n")
+            .replace(" 5.0\n", " 5\n")
+            .replace(" 6.0\n", " 6\n")
+            .replace(" 7.0\n", " 7\n");
         let sorted = |s: &str| {
             let mut lines: Vec<_> = s.lines().map(str::to_owned).collect();
             lines.sort();
@@ -246,6 +306,18 @@ mod tests {
             ours.contains(r#"x{redis_instance="we\"ird\\in\nst",datacenter="d\"c",cmd="ge\"t"} 3"#),
             "{ours}"
         );
+        assert!(
+            ours.contains(r#"x{redis_instance="cache",datacenter="east",observer="agent-a",observer_datacenter="east",vantage="inside",cmd="get"} 6"#),
+            "{ours}"
+        );
+        assert!(
+            ours.contains(r#"x{redis_instance="cache",datacenter="east",observer="agent-b",observer_datacenter="west",vantage="outside"} 5"#),
+            "{ours}"
+        );
+        assert!(
+            ours.contains(r#"x{redis_instance="we\"ird\\in\nst",datacenter="d\"c",observer="wit\"ness",vantage="outside",x="\\"} 7"#),
+            "{ours}"
+        );
     }
 
     #[test]
@@ -255,7 +327,7 @@ mod tests {
         impl prometheus_client::collector::Collector for C {
             fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
                 let key = EndpointKey::new("i", "d");
-                let e = EndpointLabels::new(&key);
+                let e = EndpointLabels::new(&key, None);
                 family(
                     &mut encoder,
                     "c_total",

@@ -9,6 +9,7 @@ mod agent;
 mod analysis;
 mod encode;
 mod info_table;
+mod observer;
 mod redis;
 mod routing;
 mod text;
@@ -23,6 +24,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 pub use info_table::{CLUSTER_METRICS, INFO_METRICS, InfoMetric, Kind};
+pub use observer::Observer;
 
 use crate::model::{ActiveDatacenters, AnalysisStore, SnapshotStore};
 
@@ -62,12 +64,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// `threshold` is the configured `anomaly_threshold`, shown with the scores.
+    /// `threshold` is the configured `anomaly_threshold`, shown with the scores;
+    /// `observer` is this agent in a fleet, whose view every series of an endpoint or a
+    /// datacenter is (`observer`), `None` for an agent alone.
     pub fn new(
         store: Arc<SnapshotStore>,
         analysis: Arc<AnalysisStore>,
         active: Arc<ActiveDatacenters>,
         threshold: f64,
+        observer: Option<Observer>,
     ) -> Self {
         let mut registry = Registry::default();
         let build_info = Family::<Vec<(String, String)>, Gauge>::default();
@@ -88,12 +93,20 @@ impl Metrics {
             "Time the previous /metrics took to render, in seconds",
             render_seconds.clone(),
         );
-        registry.register_collector(Box::new(redis::RedisCollector::new(Arc::clone(&store))));
-        registry.register_collector(Box::new(agent::AgentCollector::new(store)));
-        registry.register_collector(Box::new(analysis::AnalysisCollector::new(
-            analysis, threshold,
+        registry.register_collector(Box::new(redis::RedisCollector::new(
+            Arc::clone(&store),
+            observer.clone(),
         )));
-        registry.register_collector(Box::new(routing::RoutingCollector::new(active)));
+        registry.register_collector(Box::new(agent::AgentCollector::new(
+            store,
+            observer.clone(),
+        )));
+        registry.register_collector(Box::new(analysis::AnalysisCollector::new(
+            analysis,
+            threshold,
+            observer.clone(),
+        )));
+        registry.register_collector(Box::new(routing::RoutingCollector::new(active, observer)));
         Self {
             registry,
             last_len: AtomicUsize::new(64 * 1024),
@@ -195,6 +208,10 @@ mod tests {
     }
 
     fn rendered() -> String {
+        rendered_by(None)
+    }
+
+    fn rendered_by(observer: Option<Observer>) -> String {
         let store = Arc::new(SnapshotStore::new());
         publish(&store, "primary", "info-master.txt", None);
         publish(&store, "replica", "info-replica.txt", None);
@@ -267,7 +284,7 @@ mod tests {
                 .collect(),
             active_dc: crate::model::DatacenterId::new("west"),
         }]);
-        Metrics::new(store, analysis, active, 0.8)
+        Metrics::new(store, analysis, active, 0.8, observer)
             .render(Format::Text)
             .unwrap()
     }
@@ -349,6 +366,78 @@ mod tests {
         // Families appear once, with HELP and TYPE, counters named with _total.
         assert_eq!(text.matches("# TYPE redis_up gauge").count(), 1);
         assert!(text.contains("# TYPE redis_commands_processed_total counter"));
+    }
+
+    /// The labels' part of every sample line (between the braces), for lines with a
+    /// `datacenter` label: every series of an endpoint or of a datacenter.
+    fn endpoint_series(text: &str) -> Vec<&str> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| Some(&l[l.find('{')? + 1..l.rfind('}')?]))
+            .filter(|labels| labels.contains("datacenter=\""))
+            .collect()
+    }
+
+    #[test]
+    fn a_fleet_agents_series_say_whose_view_they_are() {
+        let observer = |dc: Option<&str>| Observer {
+            name: "agent-b".into(),
+            datacenter: dc.map(crate::model::DatacenterId::new),
+        };
+        let text = rendered_by(Some(observer(Some("west"))));
+        let l = |p: &str| line(&text, p);
+        let east = r#"redis_instance="primary",datacenter="east",observer="agent-b",observer_datacenter="west",vantage="outside""#;
+        let west = r#"redis_instance="primary",datacenter="west",observer="agent-b",observer_datacenter="west",vantage="inside""#;
+        assert_eq!(
+            l(&format!("redis_up{{{east}}}")),
+            format!("redis_up{{{east}}} 1")
+        );
+        assert_eq!(
+            l(&format!("redis_ping_latency_seconds{{{east}}}")),
+            format!("redis_ping_latency_seconds{{{east}}} 0.00025")
+        );
+        assert_eq!(
+            l(&format!("redis_active_datacenter{{{west}}}")),
+            format!("redis_active_datacenter{{{west}}} 1")
+        );
+        assert!(text.contains(&format!("redis_commands_total{{{east},cmd=\"get\"}} 260\n")));
+        assert!(text.contains(&format!(
+            "redis_agent_collection_rounds_total{{{east}}} 3\n"
+        )));
+        assert!(text.contains(&format!("redis_health_score{{{east}}} 0.5\n")));
+        assert!(text.contains(
+            "redis_datacenter_health_score{datacenter=\"west\",observer=\"agent-b\",observer_datacenter=\"west\",vantage=\"inside\"} 0"
+        ));
+        assert!(text.contains(
+            "redis_datacenter_health_status{datacenter=\"east\",observer=\"agent-b\",observer_datacenter=\"west\",vantage=\"outside\",status=\"degraded\"} 1\n"
+        ));
+        let series = endpoint_series(&text);
+        assert!(series.len() > 100, "{text}");
+        for labels in series {
+            assert!(labels.contains(",observer=\"agent-b\","), "{labels}");
+        }
+        // An agent at a site without Redis (a witness) is outside everywhere.
+        let text = rendered_by(Some(observer(None)));
+        for labels in endpoint_series(&text) {
+            assert!(
+                labels.contains(",observer=\"agent-b\",vantage=\"outside\""),
+                "{labels}"
+            );
+            assert!(!labels.contains("observer_datacenter"), "{labels}");
+        }
+    }
+
+    #[test]
+    fn a_single_agents_series_carry_no_observer() {
+        let text = rendered();
+        let series = endpoint_series(&text);
+        assert!(series.len() > 100, "{text}");
+        for labels in series {
+            assert!(
+                !labels.contains("observer") && !labels.contains("vantage"),
+                "{labels}"
+            );
+        }
     }
 
     #[test]

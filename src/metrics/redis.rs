@@ -10,16 +10,18 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::encode::{EndpointLabels, Labels, family};
 use super::info_table::{CLUSTER_METRICS, INFO_METRICS, Kind};
+use super::observer::Observer;
 use crate::model::{Snapshot, SnapshotStore, clean_label};
 
 #[derive(Debug)]
 pub struct RedisCollector {
     store: Arc<SnapshotStore>,
+    observer: Option<Observer>,
 }
 
 impl RedisCollector {
-    pub fn new(store: Arc<SnapshotStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<SnapshotStore>, observer: Option<Observer>) -> Self {
+        Self { store, observer }
     }
 }
 
@@ -30,8 +32,10 @@ impl Collector for RedisCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let now = Instant::now();
         let all = self.store.all();
-        let labels: Vec<EndpointLabels<'_>> =
-            all.iter().map(|s| EndpointLabels::new(&s.key)).collect();
+        let labels: Vec<EndpointLabels<'_>> = all
+            .iter()
+            .map(|s| EndpointLabels::new(&s.key, self.observer.as_ref()))
+            .collect();
         let fresh: Fresh<'_> = all
             .iter()
             .zip(&labels)
@@ -403,7 +407,7 @@ mod tests {
         }));
         store.publish(s);
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(RedisCollector::new(store)));
+        registry.register_collector(Box::new(RedisCollector::new(store, None)));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
         assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");

@@ -8,16 +8,18 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::encode::{EndpointLabels, Labels, family};
 use super::info_table::Kind;
+use super::observer::Observer;
 use crate::model::{ActiveDatacenters, EndpointKey};
 
 #[derive(Debug)]
 pub struct RoutingCollector {
     active: Arc<ActiveDatacenters>,
+    observer: Option<Observer>,
 }
 
 impl RoutingCollector {
-    pub fn new(active: Arc<ActiveDatacenters>) -> Self {
-        Self { active }
+    pub fn new(active: Arc<ActiveDatacenters>, observer: Option<Observer>) -> Self {
+        Self { active, observer }
     }
 }
 
@@ -40,8 +42,10 @@ impl Collector for RoutingCollector {
                 })
             })
             .collect();
-        let labels: Vec<EndpointLabels<'_>> =
-            rows.iter().map(|(k, _)| EndpointLabels::new(k)).collect();
+        let labels: Vec<EndpointLabels<'_>> = rows
+            .iter()
+            .map(|(k, _)| EndpointLabels::new(k, self.observer.as_ref()))
+            .collect();
         family(
             &mut encoder,
             "redis_active_datacenter",

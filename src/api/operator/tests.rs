@@ -161,6 +161,7 @@ async fn bed_full(
             Arc::clone(&analysis),
             Arc::clone(&active),
             0.8,
+            None,
         )),
         store,
         analysis,

@@ -102,6 +102,7 @@ async fn a_lost_journal_fails_readyz_and_sets_the_gauge() {
             Arc::clone(&b.analysis),
             Arc::clone(&b.active),
             0.8,
+            None,
         )),
         store: Arc::new(crate::model::SnapshotStore::new()),
         analysis: Arc::clone(&b.analysis),
