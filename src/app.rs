@@ -4,7 +4,7 @@
 //! binary's way in: it binds, and turns SIGTERM or Ctrl-C into a shutdown and SIGHUP
 //! into a reload.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,7 +36,9 @@ use crate::decision::engine::{self, Engine};
 use crate::decision::journal::Opening;
 use crate::decision::ports::{Coordination, SwitchPolicy};
 use crate::metrics::{Metrics, Observer};
-use crate::model::{ActiveDatacenters, AnalysisStore, DatacenterId, InstanceId, SnapshotStore};
+use crate::model::{
+    ActiveDatacenters, AnalysisStore, DatacenterId, EndpointKey, InstanceId, SnapshotStore,
+};
 
 /// How long shutdown waits for the listener and the collection tasks.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -172,6 +174,7 @@ pub async fn serve(
 
     let running = Running {
         collector,
+        analysis: Arc::clone(&shared.analysis),
         active: shared.active,
         engine,
         access,
@@ -459,6 +462,7 @@ fn anomaly_settings(config: &Config) -> AnomalySettings {
 /// What a reload changes in the running agent.
 struct Running {
     collector: Collector,
+    analysis: Arc<AnalysisStore>,
     active: Arc<ActiveDatacenters>,
     engine: Engine,
     access: Arc<std::sync::RwLock<Access>>,
@@ -493,6 +497,13 @@ impl Running {
             warn!(config = %path.display(), "{w}");
         }
         let changes = self.collector.apply(&loaded.config);
+        let wanted: BTreeSet<&EndpointKey> = loaded
+            .config
+            .instances
+            .iter()
+            .flat_map(|i| i.endpoints.values().map(|e| &e.key))
+            .collect();
+        self.analysis.retain(|k| wanted.contains(k));
         self.active.apply(&loaded.config.instances);
         self.engine
             .reload(engine_settings(&loaded.config, options.no_failover));

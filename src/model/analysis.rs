@@ -1,6 +1,6 @@
 //! What the anomaly detector and the health score concluded about each endpoint.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
@@ -113,10 +113,22 @@ impl AnalysisStore {
             .collect()
     }
 
-    /// Keeps only the endpoints `keep` says yes to.
+    /// Keeps only the endpoints `keep` says yes to, and the health of the datacenters
+    /// that still have one: an endpoint removed by a reload leaves no series behind,
+    /// whenever the anomaly engine's next pass comes.
     pub fn retain(&self, mut keep: impl FnMut(&EndpointKey) -> bool) {
         let mut map = self.endpoints.write().unwrap_or_else(|e| e.into_inner());
         map.retain(|k, _| keep(k));
+        let left: BTreeSet<&DatacenterId> = map.keys().map(|k| &k.datacenter).collect();
+        let mut slot = self.datacenters.write().unwrap_or_else(|e| e.into_inner());
+        if slot.keys().any(|dc| !left.contains(dc)) {
+            let kept = slot
+                .iter()
+                .filter(|(dc, _)| left.contains(dc))
+                .map(|(dc, h)| (dc.clone(), *h))
+                .collect();
+            *slot = Arc::new(kept);
+        }
     }
 
     /// Replaces every datacenter's health (after a pass over the endpoints).
@@ -129,5 +141,44 @@ impl AnalysisStore {
     pub fn datacenters(&self) -> Arc<BTreeMap<DatacenterId, Health>> {
         let slot = self.datacenters.read().unwrap_or_else(|e| e.into_inner());
         Arc::clone(&slot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(dc: &str) -> EndpointKey {
+        EndpointKey::new("cache", dc)
+    }
+
+    #[test]
+    fn retain_forgets_the_datacenters_left_without_an_endpoint() {
+        let store = AnalysisStore::new();
+        let analysis = Analysis {
+            anomaly: AnomalyState::Disabled,
+            health_score: 1.0,
+            health_status: HealthStatus::Healthy,
+            up: true,
+        };
+        let health = Health {
+            score: 1.0,
+            status: HealthStatus::Healthy,
+        };
+        for dc in ["east", "west"] {
+            store.publish(key(dc), analysis.clone());
+        }
+        store.publish_datacenters(
+            [("east", health), ("west", health)]
+                .into_iter()
+                .map(|(dc, h)| (DatacenterId::new(dc), h))
+                .collect(),
+        );
+
+        store.retain(|k| k.datacenter.as_str() == "east");
+
+        assert_eq!(store.all().len(), 1);
+        let left: Vec<_> = store.datacenters().keys().map(|d| d.to_string()).collect();
+        assert_eq!(left, ["east"]);
     }
 }
