@@ -2,11 +2,17 @@
 //! replica and three Sentinels; the agent with the shipped fast profile; real Prometheus
 //! and Alertmanager with the shipped rules and routes (Alertmanager's webhook goes to the
 //! agent); `moto_server` as Route53 with the instance's CNAME pointing at `a`;
-//! `osmem-server` fed by a client workload; optionally the scripted AI server.
+//! `osmem-server` fed by a client workload; optionally the scripted AI server. As a
+//! fleet ([`fleet`]): three agents on a three-member etcd, on the fleet profile.
 //!
-//! The agent reaches each datacenter through fault proxies (one in front of the primary
-//! and one per Sentinel), so its path alone can be cut while the clients, which connect
-//! directly, still reach Redis.
+//! Each agent reaches each datacenter through fault proxies of its own (one in front of
+//! the primary and one per Sentinel), so one agent's path alone can be cut while the
+//! other agents' and the clients', which connect through proxies of their own, still
+//! reach Redis.
+//!
+//! A profile (`profiles/*.yaml`) is applied through overlays: its `agent` keys go into
+//! every agent's configuration, its `prometheus` interval into the Prometheus overlay,
+//! and its `rules` (a `for:` by alert name) into overlays of the shipped rule files.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
