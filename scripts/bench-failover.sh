@@ -87,7 +87,9 @@ for ai, profile in modes:
         double += sum(1 for c in changes if c > 1)
         t = (f"{statistics.median(times):.1f} s ({min(times):.1f}-{max(times):.1f})"
              if times else "-")
-        print(f"| {s} | {ai} | {profile} | {t} | {passed} of {expected} | "
+        # `default`: each scenario's own profile.
+        shown = profile if profile != "default" else ("fleet" if "_fleet_" in s else "fast")
+        print(f"| {s} | {ai} | {shown} | {t} | {passed} of {expected} | "
               f"{', '.join(map(str, changes)) or '-'} |")
 print()
 print(f"Decisions right: {right} of {total}. False failovers: {false_failovers} (goal 0). "

@@ -10,30 +10,28 @@
 //! other agents' and the clients', which connect through proxies of their own, still
 //! reach Redis.
 //!
-//! A profile (`profiles/*.yaml`) is applied through overlays: its `agent` keys go into
-//! every agent's configuration, its `prometheus` interval into the Prometheus overlay,
-//! and its `rules` (a `for:` by alert name) into overlays of the shipped rule files.
+//! The timings come from a profile of `profiles/`, applied through overlays ([`Profile`]).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value as Json;
-use serde_yaml::Value as Yaml;
 use tempfile::TempDir;
 
 use super::moto::{Moto, listing, zone_with};
 use super::openai::{Reply, ScriptedOpenAi};
 use super::osmem::{Osmem, ok};
-use super::stack::{Alertmanager, Prometheus, Receiver, repo};
+use super::stack::{Alertmanager, Prometheus, Receiver};
 use super::workload::{Routes, Workload};
 use super::{Agent, free_port, http_request, wait_for};
 
 mod config;
 mod dc;
 pub mod fleet;
+mod profile;
 pub mod results;
 
 pub use dc::Dc;
+pub use profile::Profile;
 
 use config::{Peers, agent_config};
 
@@ -45,59 +43,6 @@ pub const INDEX: &str = "client-logs-scenario";
 /// The CNAME's value for a datacenter.
 pub fn host_of(dc: &str) -> String {
     format!("redis-{dc}.example.com")
-}
-
-/// A timing profile of `profiles/` (`fast.yaml`, `fleet.yaml`): the agent's keys,
-/// Prometheus's interval, and the `for:` of the rules it shortens.
-pub struct Profile {
-    pub name: String,
-    pub agent: String,
-    pub prometheus_interval: String,
-    /// Alert name to its `for:` in the profile (the shipped rules otherwise).
-    pub rule_for: BTreeMap<String, String>,
-}
-
-impl Profile {
-    pub fn fast() -> Profile {
-        Profile::load("fast")
-    }
-
-    /// `profiles/<name>.yaml`.
-    pub fn load(name: &str) -> Profile {
-        let path = repo(&format!("profiles/{name}.yaml"));
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let doc: Yaml = serde_yaml::from_str(&text)
-            .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
-        let agent = serde_yaml::to_string(&doc["agent"]).unwrap();
-        let prometheus_interval = doc["prometheus"]["scrape_interval"]
-            .as_str()
-            .expect("prometheus.scrape_interval")
-            .to_owned();
-        assert_eq!(
-            doc["prometheus"]["evaluation_interval"].as_str(),
-            Some(prometheus_interval.as_str()),
-            "the bed applies one interval to scrape and evaluation"
-        );
-        let rule_for = doc["rules"]
-            .as_mapping()
-            .into_iter()
-            .flatten()
-            .map(|(alert, rule)| {
-                let alert = alert.as_str().expect("rules: alert names").to_owned();
-                let duration = rule["for"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("rules.{alert}: only `for:` is overridden"));
-                (alert, duration.to_owned())
-            })
-            .collect();
-        Profile {
-            name: name.to_owned(),
-            agent,
-            prometheus_interval,
-            rule_for,
-        }
-    }
 }
 
 /// How a scenario wants the bed.
