@@ -395,6 +395,17 @@ impl Prometheus {
         alertmanager_port: Option<u16>,
         interval: &str,
     ) -> Prometheus {
+        Self::start_shipped_with(agent_ports, alertmanager_port, interval, &BTreeMap::new())
+    }
+
+    /// As [`Prometheus::start_shipped_fleet`], with the `for:` of the alerts named in
+    /// `rule_for` (a timing profile's) in rule files overlaid on the shipped ones.
+    pub fn start_shipped_with(
+        agent_ports: &[u16],
+        alertmanager_port: Option<u16>,
+        interval: &str,
+        rule_for: &BTreeMap<String, String>,
+    ) -> Prometheus {
         let binary = require("prometheus", "prometheus");
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -408,10 +419,20 @@ impl Prometheus {
             global.remove("scrape_timeout");
         }
         if let Some(Yaml::Sequence(files)) = map(&mut config, "rule_files") {
-            for f in files.iter_mut() {
+            let mut found = BTreeMap::new();
+            for (i, f) in files.iter_mut().enumerate() {
                 let absolute = shipped.parent().unwrap().join(f.as_str().unwrap_or(""));
-                *f = Yaml::String(absolute.display().to_string());
+                let file = match rule_for.is_empty() {
+                    true => absolute,
+                    false => overlay_rules(&absolute, rule_for, dir.path(), i, &mut found),
+                };
+                *f = Yaml::String(file.display().to_string());
             }
+            let missing: Vec<&String> = rule_for
+                .keys()
+                .filter(|a| !found.contains_key(*a))
+                .collect();
+            assert!(missing.is_empty(), "no shipped rule named {missing:?}");
         }
         let target = |job: &str| match job {
             "redis-failover-agent" => Some(agent_ports.to_vec()),
@@ -532,6 +553,54 @@ impl Prometheus {
 }
 
 /// Reads a file a test needs, with its path in the message when it is missing.
+/// The rule files matching the shipped glob `pattern`, each written to `dir` with the
+/// `for:` of every alert named in `rule_for` replaced; the overlay's glob. `found`
+/// counts the alerts replaced.
+fn overlay_rules(
+    pattern: &Path,
+    rule_for: &BTreeMap<String, String>,
+    dir: &Path,
+    index: usize,
+    found: &mut BTreeMap<String, usize>,
+) -> PathBuf {
+    let out = dir.join(format!("rules-{index}"));
+    std::fs::create_dir_all(&out).unwrap();
+    let parent = pattern.parent().unwrap();
+    let glob = pattern.file_name().unwrap().to_string_lossy().into_owned();
+    let (prefix, suffix) = glob.split_once('*').unwrap_or((&glob, ""));
+    for entry in std::fs::read_dir(parent).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let matches = match glob.contains('*') {
+            true => name.starts_with(prefix) && name.ends_with(suffix),
+            false => name == glob,
+        };
+        if !matches {
+            continue;
+        }
+        let mut doc = load_yaml(&path);
+        let rules = doc["groups"]
+            .as_sequence_mut()
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.get_mut("rules").and_then(Yaml::as_sequence_mut))
+            .flatten();
+        for rule in rules {
+            let Some(duration) = rule["alert"].as_str().and_then(|a| rule_for.get(a)) else {
+                continue;
+            };
+            *found
+                .entry(rule["alert"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+            rule.as_mapping_mut()
+                .unwrap()
+                .insert("for".into(), duration.as_str().into());
+        }
+        std::fs::write(out.join(&name), serde_yaml::to_string(&doc).unwrap()).unwrap();
+    }
+    out.join(&glob)
+}
+
 pub fn read(path: &Path) -> String {
     let mut s = String::new();
     std::fs::File::open(path)

@@ -9,19 +9,38 @@ use super::super::osmem::Osmem;
 use super::super::stack::Alertmanager;
 use super::{API_KEY, Dc, Options, Profile, RECORD, host_of};
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn agent_config(
-    a: &Dc,
-    b: &Dc,
-    moto: &Moto,
-    zone: &str,
-    osmem: &Osmem,
-    alertmanager: &Alertmanager,
-    opts: &Options,
-    profile: &Profile,
-    ai: Option<&ScriptedOpenAi>,
-    state: &Path,
-) -> String {
+/// What every agent's configuration names.
+pub(super) struct Peers<'a> {
+    pub a: &'a Dc,
+    pub b: &'a Dc,
+    pub moto: &'a Moto,
+    pub zone: &'a str,
+    pub osmem: &'a Osmem,
+    pub alertmanager: &'a Alertmanager,
+    pub opts: &'a Options,
+    pub profile: &'a Profile,
+    pub ai: Option<&'a ScriptedOpenAi>,
+}
+
+/// The configuration of `agent`, which reaches Redis through its own paths and keeps
+/// its journal in `state`. A fleet's agents know the observer datacenter `c` too (no
+/// Redis there: an agent runs in it to witness).
+pub(super) fn agent_config(peers: &Peers<'_>, agent: &str, state: &Path) -> String {
+    let Peers {
+        a,
+        b,
+        moto,
+        zone,
+        osmem,
+        alertmanager,
+        opts,
+        profile,
+        ai,
+    } = *peers;
+    let datacenters = match opts.fleet {
+        true => "{a: {name: a}, b: {name: b}, c: {name: c}}",
+        false => "{a: {name: a}, b: {name: b}}",
+    };
     let mut y = format!(
         "instances:\n\
          \x20 - uid: app\n\
@@ -29,7 +48,7 @@ pub(super) fn agent_config(
          \x20   endpoints:\n\
          \x20     a: {ea}\n\
          \x20     b: {eb}\n\
-         datacenters: {{a: {{name: a}}, b: {{name: b}}}}\n\
+         datacenters: {datacenters}\n\
          timeouts: {{connect: 300ms, command: 300ms}}\n\
          reconnect_max_backoff: 1s\n\
          {profile}\
@@ -39,11 +58,9 @@ pub(super) fn agent_config(
          webhook: {{bearer_token: {token}}}\n\
          api: {{api_key: {API_KEY}}}\n\
          alertmanager: {{urls: ['http://127.0.0.1:{am}']}}\n\
-         {dns}\
-         use_elk: true\n\
-         elk: {{url: '{es}', index_pattern: 'client-logs-*', timeout: 3, cache_ttl: 10}}\n",
-        ea = a.endpoint_yaml(opts.agent_uses_sentinel),
-        eb = b.endpoint_yaml(opts.agent_uses_sentinel),
+         {dns}",
+        ea = a.endpoint_yaml(agent, opts.agent_uses_sentinel),
+        eb = b.endpoint_yaml(agent, opts.agent_uses_sentinel),
         profile = profile.agent,
         state = state.display(),
         token = alertmanager.webhook_token,
@@ -55,8 +72,14 @@ pub(super) fn agent_config(
             5,
             &[("a", &host_of("a")), ("b", &host_of("b"))]
         ),
-        es = osmem.url(),
     );
+    if opts.client_impact {
+        y.push_str(&format!(
+            "use_elk: true\n\
+             elk: {{url: '{}', index_pattern: 'client-logs-*', timeout: 3, cache_ttl: 10}}\n",
+            osmem.url()
+        ));
+    }
     if let Some(ai) = ai {
         y.push_str(&format!(
             "use_azure_openai: true\n\

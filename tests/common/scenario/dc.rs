@@ -1,5 +1,6 @@
-//! One datacenter of the bed: a Redis primary with a replica and three Sentinels, the
-//! agent's fault proxies in front of them, and the clients' own.
+//! One datacenter of the bed: a Redis primary with a replica and three Sentinels, each
+//! agent's own fault proxies in front of them (one observer's path can be cut while the
+//! others' are not), and the clients' own.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,15 +15,17 @@ pub struct Dc {
     pub primary: Redis,
     pub replica: Redis,
     pub sentinels: Vec<Redis>,
-    /// The agent's paths: `[primary, sentinel 1, sentinel 2, sentinel 3]`.
-    pub paths: Vec<FaultProxy>,
+    /// Each agent's paths, by the agent's name: `[primary, sentinel 1, sentinel 2,
+    /// sentinel 3]`.
+    pub paths: BTreeMap<&'static str, Vec<FaultProxy>>,
     /// The clients' paths, by the real port they lead to (Redis and Sentinels): the
     /// network between the clients and the datacenter.
     pub client_paths: BTreeMap<u16, FaultProxy>,
 }
 
 impl Dc {
-    pub(super) fn start(name: &'static str, primary_extra: &[&str]) -> Dc {
+    /// Starts the datacenter with a set of paths for each of `agents`.
+    pub(super) fn start(name: &'static str, primary_extra: &[&str], agents: &[&'static str]) -> Dc {
         let mut args = vec![
             "--repl-diskless-sync-delay",
             "0",
@@ -51,8 +54,13 @@ impl Dc {
                 )
             })
             .collect();
-        let mut paths = vec![FaultProxy::start(primary.port)];
-        paths.extend(sentinels.iter().map(|s| FaultProxy::start(s.port)));
+        let paths = agents
+            .iter()
+            .map(|agent| {
+                let ports = std::iter::once(primary.port).chain(sentinels.iter().map(|s| s.port));
+                (*agent, ports.map(FaultProxy::start).collect())
+            })
+            .collect();
         let client_paths = [primary.port, replica.port]
             .into_iter()
             .chain(sentinels.iter().map(|s| s.port))
@@ -84,9 +92,21 @@ impl Dc {
         );
     }
 
-    /// Cuts (or heals) the agent's every path into the datacenter.
+    /// Cuts (or heals) every agent's every path into the datacenter.
     pub fn agent_paths(&self, fault: Fault) {
-        for p in &self.paths {
+        for agent in self.paths.keys() {
+            self.path_of(agent, fault);
+        }
+    }
+
+    /// Cuts (or heals) agent `agent`'s paths into the datacenter only: a fault on one
+    /// observer's path.
+    pub fn path_of(&self, agent: &str, fault: Fault) {
+        let paths = self
+            .paths
+            .get(agent)
+            .unwrap_or_else(|| panic!("{agent} has no paths into {}", self.name));
+        for p in paths {
             p.set(fault);
         }
     }
@@ -126,10 +146,12 @@ impl Dc {
         })
     }
 
-    pub(super) fn endpoint_yaml(&self, sentinel: bool) -> String {
-        let mut y = format!("{{host: 127.0.0.1, port: {}", self.paths[0].port);
+    /// The instance's endpoint here, as `agent` reaches it (through its own paths).
+    pub(super) fn endpoint_yaml(&self, agent: &str, sentinel: bool) -> String {
+        let paths = &self.paths[agent];
+        let mut y = format!("{{host: 127.0.0.1, port: {}", paths[0].port);
         if sentinel {
-            let addresses: Vec<String> = self.paths[1..]
+            let addresses: Vec<String> = paths[1..]
                 .iter()
                 .map(|p| format!("'127.0.0.1:{}'", p.port))
                 .collect();

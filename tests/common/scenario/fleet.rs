@@ -1,7 +1,9 @@
-//! The bed as a fleet (issue 17): a three-member etcd on loopback and three agents,
-//! `agent-a` in datacenter a (the World's own agent), `agent-b` in b and `agent-c` at a
-//! witness, each with its own port and state directory, Alertmanager delivering to all
-//! of them and Prometheus scraping all of them. `agent-a` is started first and leads.
+//! The bed as a fleet (issues 17 and 18): a three-member etcd on loopback and three
+//! agents, `agent-a` in datacenter a (the World's own agent), `agent-b` in b and
+//! `agent-c` in c, an observer datacenter without Redis (a witness's site), each with
+//! its own port, state directory and fault proxies into a and b, Alertmanager
+//! delivering to all of them and Prometheus scraping all of them. `agent-a` is started
+//! first and leads.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +16,9 @@ use super::{API_KEY, World, env};
 
 /// `coordination.etcd.lease_ttl` in the bed: the issue's figure for the measurements.
 pub const LEASE_TTL: Duration = Duration::from_secs(5);
+
+/// The fleet's agents and the datacenters they run in, the World's own first.
+pub const AGENTS: [(&str, &str); 3] = [("agent-a", "a"), ("agent-b", "b"), ("agent-c", "c")];
 
 /// An agent of the fleet beside the World's own.
 pub struct Member {
@@ -29,17 +34,12 @@ pub struct Fleet {
 }
 
 /// The `coordination` section of agent `name`.
-pub(super) fn coordination_yaml(
-    etcd: &EtcdCluster,
-    name: &str,
-    datacenter: Option<&str>,
-) -> String {
+pub(super) fn coordination_yaml(etcd: &EtcdCluster, name: &str, datacenter: &str) -> String {
     let endpoints = etcd.client_urls().join(", ");
-    let dc = datacenter.map_or(String::new(), |d| format!(", datacenter: {d}"));
     format!(
         "coordination:\n\
          \x20 etcd: {{endpoints: [{endpoints}], prefix: /redis-failover-agent/scenario, lease_ttl: {}s}}\n\
-         \x20 agent: {{name: {name}{dc}}}\n",
+         \x20 agent: {{name: {name}, datacenter: {datacenter}}}\n",
         LEASE_TTL.as_secs()
     )
 }
@@ -106,6 +106,53 @@ impl World {
         }
     }
 
+    /// The fleet's agent `name`, running.
+    pub fn fleet_agent(&self, name: &str) -> &Agent {
+        let agent = match name {
+            "agent-a" => self.agent.as_ref(),
+            _ => self
+                .fleet()
+                .others
+                .iter()
+                .find(|m| m.name == name)
+                .and_then(|m| m.agent.as_ref()),
+        };
+        agent.unwrap_or_else(|| panic!("{name} is not running"))
+    }
+
+    /// Waits until agent `name`'s own collection sees the instance in `dc` up or down
+    /// (its `redis_up`): a fault on its path has reached its view.
+    pub fn wait_sees(&self, name: &str, dc: &str, up: bool, timeout: Duration) {
+        let agent = self.fleet_agent(name);
+        let want = if up { 1.0 } else { 0.0 };
+        let what = format!("{name} to see {dc} {}", if up { "up" } else { "down" });
+        wait_for(timeout, &what, || {
+            let seen = agent
+                .metrics()
+                .get("redis_up", &[("redis_instance", "app"), ("datacenter", dc)]);
+            (seen == Some(want)).then_some(())
+        });
+    }
+
+    /// Delivers the candidate for `app` in `a` to every running agent, as Alertmanager
+    /// does; every delivery is accepted.
+    pub fn deliver_to_all(&self, status: &str) {
+        for (name, port) in self.running_agents() {
+            assert_eq!(self.deliver_to(port, status), 200, "delivery to {name}");
+        }
+    }
+
+    /// The confirmation rounds the leader `agent-a` journaled with observers' views
+    /// (`Round.witnesses`), in order.
+    pub fn witnessed_rounds(&self) -> Vec<Json> {
+        self.journal()
+            .into_iter()
+            .filter(|r| r["type"] == "step" && r["step"]["name"] == "probe_round")
+            .map(|r| r["step"]["evidence"]["witnesses"].clone())
+            .filter(|w| !w.is_null())
+            .collect()
+    }
+
     /// `kill -9`s the fleet's agent `name`.
     pub fn kill_agent(&mut self, name: &str) {
         let agent = match name {
@@ -156,14 +203,14 @@ impl World {
 pub(super) fn start_others(
     leader_port: u16,
     etcd: EtcdCluster,
-    others: Vec<(&'static str, Option<&'static str>, u16, TempDir, String)>,
+    others: Vec<(&'static str, u16, TempDir, String)>,
 ) -> Fleet {
     wait_for(Duration::from_secs(20), "agent-a leading", || {
         (fleet_of(leader_port)?["role"] == "leader").then_some(())
     });
     let others = others
         .into_iter()
-        .map(|(name, _, port, state, config)| Member {
+        .map(|(name, port, state, config)| Member {
             name,
             agent: Some(Agent::start_on(port, &config, &env(), &["--verbose"])),
             port,

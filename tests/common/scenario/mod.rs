@@ -2,33 +2,38 @@
 //! replica and three Sentinels; the agent with the shipped fast profile; real Prometheus
 //! and Alertmanager with the shipped rules and routes (Alertmanager's webhook goes to the
 //! agent); `moto_server` as Route53 with the instance's CNAME pointing at `a`;
-//! `osmem-server` fed by a client workload; optionally the scripted AI server.
+//! `osmem-server` fed by a client workload; optionally the scripted AI server. As a
+//! fleet ([`fleet`]): three agents on a three-member etcd, on the fleet profile.
 //!
-//! The agent reaches each datacenter through fault proxies (one in front of the primary
-//! and one per Sentinel), so its path alone can be cut while the clients, which connect
-//! directly, still reach Redis.
+//! Each agent reaches each datacenter through fault proxies of its own (one in front of
+//! the primary and one per Sentinel), so one agent's path alone can be cut while the
+//! other agents' and the clients', which connect through proxies of their own, still
+//! reach Redis.
+//!
+//! The timings come from a profile of `profiles/`, applied through overlays ([`Profile`]).
 
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value as Json;
-use serde_yaml::Value as Yaml;
 use tempfile::TempDir;
 
 use super::moto::{Moto, listing, zone_with};
 use super::openai::{Reply, ScriptedOpenAi};
 use super::osmem::{Osmem, ok};
-use super::stack::{Alertmanager, Prometheus, Receiver, repo};
+use super::stack::{Alertmanager, Prometheus, Receiver};
 use super::workload::{Routes, Workload};
 use super::{Agent, free_port, http_request, wait_for};
 
 mod config;
 mod dc;
 pub mod fleet;
+mod profile;
 pub mod results;
 
 pub use dc::Dc;
+pub use profile::Profile;
 
-use config::agent_config;
+use config::{Peers, agent_config};
 
 pub const RECORD: &str = "app.example.com";
 pub const API_KEY: &str = "scenario-operator-api-key-0123456789";
@@ -38,34 +43,6 @@ pub const INDEX: &str = "client-logs-scenario";
 /// The CNAME's value for a datacenter.
 pub fn host_of(dc: &str) -> String {
     format!("redis-{dc}.example.com")
-}
-
-/// `profiles/fast.yaml`: the agent's keys and Prometheus's interval.
-pub struct Profile {
-    pub agent: String,
-    pub prometheus_interval: String,
-}
-
-impl Profile {
-    pub fn fast() -> Profile {
-        let path = repo("profiles/fast.yaml");
-        let text = std::fs::read_to_string(&path).expect("profiles/fast.yaml");
-        let doc: Yaml = serde_yaml::from_str(&text).expect("profiles/fast.yaml is YAML");
-        let agent = serde_yaml::to_string(&doc["agent"]).unwrap();
-        let prometheus_interval = doc["prometheus"]["scrape_interval"]
-            .as_str()
-            .expect("prometheus.scrape_interval")
-            .to_owned();
-        assert_eq!(
-            doc["prometheus"]["evaluation_interval"].as_str(),
-            Some(prometheus_interval.as_str()),
-            "the bed applies one interval to scrape and evaluation"
-        );
-        Profile {
-            agent,
-            prometheus_interval,
-        }
-    }
 }
 
 /// How a scenario wants the bed.
@@ -84,6 +61,11 @@ pub struct Options {
     pub agent_extra: String,
     /// Three agents on a three-member etcd instead of one ([`fleet`]).
     pub fleet: bool,
+    /// The agents read the clients' errors from osmem-server (default); `false`: no
+    /// client impact advisor, the clients still log there.
+    pub client_impact: bool,
+    /// The timing profile, `profiles/<profile>.yaml`.
+    pub profile: String,
 }
 
 impl Default for Options {
@@ -95,6 +77,8 @@ impl Default for Options {
             a_extra: Vec::new(),
             agent_extra: String::new(),
             fleet: false,
+            client_impact: true,
+            profile: "fast".into(),
         }
     }
 }
@@ -108,6 +92,16 @@ impl Options {
         Options {
             ai,
             ..Options::default()
+        }
+    }
+
+    /// The bed as a fleet on the fleet profile, or on `SCENARIO_PROFILE` when set (the
+    /// benchmark compares profiles), with the AI as [`Options::from_env`] says.
+    pub fn fleet_from_env() -> Options {
+        Options {
+            fleet: true,
+            profile: std::env::var("SCENARIO_PROFILE").unwrap_or_else(|_| "fleet".into()),
+            ..Options::from_env()
         }
     }
 }
@@ -141,8 +135,14 @@ impl World {
             .build()
             .unwrap();
         let a_extra: Vec<&str> = opts.a_extra.iter().map(String::as_str).collect();
-        let a = Dc::start("a", &a_extra);
-        let b = Dc::start("b", &[]);
+        // The agents and where they run: the World's own first (it leads a fleet).
+        let agents: Vec<(&'static str, &'static str)> = match opts.fleet {
+            true => fleet::AGENTS.to_vec(),
+            false => vec![fleet::AGENTS[0]],
+        };
+        let names: Vec<&'static str> = agents.iter().map(|(name, _)| *name).collect();
+        let a = Dc::start("a", &a_extra, &names);
+        let b = Dc::start("b", &[], &names);
         let moto = Moto::start();
         let zone = rt.block_on(zone_with(&moto, &[(RECORD, &host_of("a"))]));
         let osmem = Osmem::start();
@@ -156,59 +156,51 @@ impl World {
             .clone()
             .map(|script| rt.block_on(ScriptedOpenAi::start(AI_KEY, script)));
         let receiver = Receiver::start();
-        let agent_port = free_port();
+        let ports: Vec<u16> = agents.iter().map(|_| free_port()).collect();
+        let agent_port = ports[0];
         let etcd = opts.fleet.then(super::etcd::EtcdCluster::start);
-        let others: Vec<(&str, Option<&str>, u16)> = match opts.fleet {
-            true => vec![
-                ("agent-b", Some("b"), free_port()),
-                ("agent-c", None, free_port()),
-            ],
-            false => Vec::new(),
-        };
-        let mut ports = vec![agent_port];
-        ports.extend(others.iter().map(|o| o.2));
         let bases: Vec<String> = ports
             .iter()
             .map(|p| format!("http://127.0.0.1:{p}"))
             .collect();
         let alertmanager = Alertmanager::start_shipped_to_all(&receiver, &bases);
-        let profile = Profile::fast();
-        let config_in = |state: &std::path::Path| {
-            agent_config(
-                &a,
-                &b,
-                &moto,
-                &zone,
-                &osmem,
-                &alertmanager,
-                &opts,
-                &profile,
-                ai.as_ref(),
-                state,
-            )
+        let profile = Profile::load(&opts.profile);
+        let peers = Peers {
+            a: &a,
+            b: &b,
+            moto: &moto,
+            zone: &zone,
+            osmem: &osmem,
+            alertmanager: &alertmanager,
+            opts: &opts,
+            profile: &profile,
+            ai: ai.as_ref(),
+        };
+        let config_of = |(name, dc): (&str, &str), state: &std::path::Path| {
+            let mut config = agent_config(&peers, name, state);
+            if let Some(etcd) = &etcd {
+                config.push_str(&fleet::coordination_yaml(etcd, name, dc));
+            }
+            config
         };
         let state = tempfile::tempdir().unwrap();
-        let mut config = config_in(state.path());
-        if let Some(etcd) = &etcd {
-            config.push_str(&fleet::coordination_yaml(etcd, "agent-a", Some("a")));
-        }
+        let config = config_of(agents[0], state.path());
         let agent = Agent::start_on(agent_port, &config, &env(), &["--verbose"]);
-        let fleet = etcd.map(|etcd| {
-            let others = others
-                .into_iter()
-                .map(|(name, dc, port)| {
-                    let state = tempfile::tempdir().unwrap();
-                    let mut config = config_in(state.path());
-                    config.push_str(&fleet::coordination_yaml(&etcd, name, dc));
-                    (name, dc, port, state, config)
-                })
-                .collect();
-            fleet::start_others(agent_port, etcd, others)
-        });
-        let prometheus = Prometheus::start_shipped_fleet(
+        let others: Vec<_> = agents[1..]
+            .iter()
+            .zip(&ports[1..])
+            .map(|(&(name, dc), &port)| {
+                let state = tempfile::tempdir().unwrap();
+                let config = config_of((name, dc), state.path());
+                (name, port, state, config)
+            })
+            .collect();
+        let fleet = etcd.map(|etcd| fleet::start_others(agent_port, etcd, others));
+        let prometheus = Prometheus::start_shipped_with(
             &ports,
             Some(alertmanager.port),
             &profile.prometheus_interval,
+            &profile.rule_for,
         );
         prometheus.wait_targets_up();
         let routes = Routes {
@@ -424,10 +416,15 @@ impl World {
 
     /// POSTs Alertmanager's payload for `app` in `a` straight to the agent's webhook.
     pub fn deliver(&self, status: &str) -> u16 {
+        self.deliver_to(self.agent_port, status)
+    }
+
+    /// POSTs Alertmanager's payload for `app` in `a` to the webhook on `port`.
+    pub fn deliver_to(&self, port: u16, status: &str) -> u16 {
         let body = super::e2e::payload(status).replace("\"east\"", "\"a\"");
         let auth = format!("Bearer {}", self.alertmanager.webhook_token);
         http_request(
-            self.agent_port,
+            port,
             "POST",
             "/webhook/alertmanager",
             &[

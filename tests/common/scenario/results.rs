@@ -10,8 +10,9 @@ use super::World;
 pub fn record(scenario: &str, measure: &str, value: Duration) {
     write_result(scenario, measure, value.as_secs_f64());
     eprintln!(
-        "SCENARIO {scenario} {measure} ai={}: {:.2} s",
+        "SCENARIO {scenario} {measure} ai={} profile={}: {:.2} s",
         ai_mode(),
+        profile(),
         value.as_secs_f64()
     );
 }
@@ -20,12 +21,19 @@ fn ai_mode() -> String {
     std::env::var("SCENARIO_AI").unwrap_or_else(|_| "none".into())
 }
 
+/// `SCENARIO_PROFILE` when it overrides the fleet scenarios' profile; `default`: each
+/// scenario's own (fast for one agent, fleet for a fleet).
+fn profile() -> String {
+    std::env::var("SCENARIO_PROFILE").unwrap_or_else(|_| "default".into())
+}
+
 fn write_result(scenario: &str, measure: &str, value: f64) {
     let Some(path) = std::env::var_os("SCENARIO_RESULTS") else {
         return;
     };
     let line = serde_json::json!({
-        "scenario": scenario, "measure": measure, "ai": ai_mode(), "value": value,
+        "scenario": scenario, "measure": measure, "ai": ai_mode(), "profile": profile(),
+        "value": value,
     });
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
