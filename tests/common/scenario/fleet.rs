@@ -153,6 +153,15 @@ impl World {
             .collect()
     }
 
+    /// The failover candidates Prometheus has pending or firing now.
+    pub fn candidates_raised(&self) -> Vec<Json> {
+        self.prometheus
+            .alerts()
+            .into_iter()
+            .filter(|a| a["labels"]["failover_candidate"] == "true")
+            .collect()
+    }
+
     /// `kill -9`s the fleet's agent `name`.
     pub fn kill_agent(&mut self, name: &str) {
         let agent = match name {
