@@ -8,6 +8,9 @@
 //!   saw it down (the quorum: a majority of the configured agents outside it, or
 //!   `coordination.quorum`). The down views of observers inside it do not count: when
 //!   it dies they die with it, and what they cannot reach they cannot reach from within.
+//! - One observer outside seeing it down while another sees it answer is not the
+//!   default quorum, even where a majority is one (a fleet of two): that is one path
+//!   against another. A `coordination.quorum` the operator set is taken as set.
 //! - Seen down by this agent, below the quorum, and seen answering by any observer: an
 //!   agent-side partition, held, naming who saw what.
 //! - Seen down by this agent, below the quorum, and answering for nobody (the others
@@ -120,7 +123,12 @@ pub fn count(
     views.extend(others);
     let mut witnesses = witnesses(&views, active, quorum.of(agents_outside).max(1));
     let own_down = round.probe(active).is_some_and(|p| !p.up);
-    let quorum_down = witnesses.down.len() >= witnesses.quorum;
+    // A single "down" against an "up" is one observer's path against another's: by
+    // default it never outweighs it, even where a majority is one (a fleet of two). A
+    // quorum the operator set is taken as set, as Sentinel takes its own.
+    let single =
+        quorum == Quorum::Majority && witnesses.down.len() == 1 && !witnesses.up.is_empty();
+    let quorum_down = witnesses.down.len() >= witnesses.quorum && !single;
     witnesses.partition = own_down && !quorum_down && !witnesses.up.is_empty();
     let mut counted = round.clone();
     if views.len() > 1 {

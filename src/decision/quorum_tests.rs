@@ -206,7 +206,8 @@ fn b_alone_seeing_a_down_is_no_quorum_of_the_configured_agents() {
     );
     assert!(w(&c).partition, "{c:?}");
     assert_eq!((w(&c).down.len(), w(&c).quorum), (1, 2));
-    // Counted among the agents present (as without the list), b alone was a majority.
+    // Counted among the agents present (as without the list), b alone is a majority of
+    // one, but one path against the agent in a that reaches it: still held.
     let c = count(
         &round_of(&own),
         own.clone(),
@@ -215,7 +216,7 @@ fn b_alone_seeing_a_down_is_no_quorum_of_the_configured_agents() {
         1,
         Quorum::Majority,
     );
-    assert!(!up(&c, "a") && !w(&c).partition, "{c:?}");
+    assert!(w(&c).partition, "{c:?}");
     // And with `quorum: 1` configured, b alone is enough.
     let c = count(
         &round_of(&own),
@@ -226,4 +227,31 @@ fn b_alone_seeing_a_down_is_no_quorum_of_the_configured_agents() {
         Quorum::Fixed(1),
     );
     assert!(!up(&c, "a") && !w(&c).partition, "{c:?}");
+}
+
+#[test]
+fn with_two_agents_one_down_view_against_one_up_view_is_no_quorum() {
+    // Agents in a and b only: the quorum outside a is 1, yet b's one path is not enough
+    // against the agent in a that reaches its Redis.
+    let two = |own: View, other: View| {
+        count(
+            &round_of(&own),
+            own,
+            vec![other],
+            &dc("a"),
+            1,
+            Quorum::Majority,
+        )
+    };
+    let led_by_b = two(view("b", false, true), view("a", true, true));
+    assert!(w(&led_by_b).partition, "{led_by_b:?}");
+    assert_eq!(w(&led_by_b).down, ["agent-b"]);
+    assert!(!up(&led_by_b, "a"), "b's own view, held as a partition");
+    let led_by_a = two(view("a", true, true), view("b", false, true));
+    assert!(up(&led_by_a, "a"), "{led_by_a:?}");
+    assert!(!w(&led_by_a).partition);
+    // With nobody seeing it answer, the one view outside is the quorum.
+    let a_dead = two(view("b", false, true), view("a", false, true));
+    assert!(!up(&a_dead, "a"));
+    assert!(!w(&a_dead).partition);
 }
