@@ -20,6 +20,7 @@ done
 # adapters reach decision only through its ports.
 echo "== scripts/check/imports.py"
 python3 scripts/check/imports.py
+echo "== scripts/check/links.py" && python3 scripts/check/links.py  # every relative link and #anchor of README.md and docs/
 
 echo "== cargo fmt --check"
 cargo fmt --check
