@@ -13,7 +13,8 @@
 #   - every alert has a promtool test where it fires and one where it stays silent
 #     (except the always-firing Watchdog); every recording rule is queried by a test;
 #     every rule file is loaded by a test file;
-#   - runbook pages: every alert's page docs/runbooks/<AlertName>.md exists, and every
+#   - runbook pages: every alert's page docs/runbooks/<AlertName>.md exists and shows each
+#     of its rules' expressions as written in the rule file (a ```promql block), and every
 #     page there is an alert's (but README.md and the shared pages, named in lower case).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -59,6 +60,11 @@ RUNBOOK_DIR = 'docs/runbooks'
 RUNBOOK = r'(https?://\S+/)([A-Za-z0-9]+)\.md'
 bases = {}     # runbook_url base -> first alert using it
 
+def promql_blocks(page):
+    """The ```promql code blocks of a runbook page, stripped."""
+    text = open(page).read()
+    return [b.strip() for b in re.findall(r'^```promql\n(.*?)^```', text, re.S | re.M)]
+
 alerts = {}      # name -> list of (file, rule)
 records = {}     # name -> file
 for path in rule_files:
@@ -97,8 +103,12 @@ for path in rule_files:
                 bases.setdefault(m.group(1), name)
                 if m.group(2) != name:
                     problems.append(f'{where}: runbook_url {runbook!r} names another page than {name}.md')
-                if not os.path.isfile(os.path.join(RUNBOOK_DIR, name + '.md')):
-                    problems.append(f'{where}: no runbook page {RUNBOOK_DIR}/{name}.md')
+                page = os.path.join(RUNBOOK_DIR, name + '.md')
+                if not os.path.isfile(page):
+                    problems.append(f'{where}: no runbook page {page}')
+                elif str(rule.get('expr', '')).strip() not in promql_blocks(page):
+                    problems.append(f'{where}: {page} does not show its expression as in {path} '
+                                    '(a ```promql block)')
             dash = str(ann.get('dashboard', ''))
             if dash and not dash.startswith(DASHBOARDS):
                 problems.append(f'{where}: dashboard {dash!r} is not a path under {DASHBOARDS}')
