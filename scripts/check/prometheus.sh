@@ -11,7 +11,8 @@
 #     (/d/redis-overview/... or /d/redis-failover/...); failover
 #     candidates have failover_candidate="true" and scope instance or datacenter;
 #   - every alert has a promtool test where it fires and one where it stays silent
-#     (except the always-firing Watchdog); every recording rule is queried by a test;
+#     (except the always-firing Watchdog); every recording rule is queried by a test,
+#     and used by an alert or a dashboard (grafana/dashboards/*.json);
 #     every rule file is loaded by a test file;
 #   - runbook pages: every alert's page docs/runbooks/<AlertName>.md exists and shows each
 #     of its rules' expressions as written in the rule file (a ```promql block), and every
@@ -45,7 +46,7 @@ promtool test rules "${tests[@]}" || fail "a rule unit test failed"
 
 echo "== conventions: labels, annotations, test coverage, runbook pages"
 python3 - "${rules[@]}" -- "${tests[@]}" <<'PY' || fail "prometheus/ breaks the conventions above"
-import os, re, sys, yaml
+import glob, os, re, sys, yaml
 
 args = sys.argv[1:]
 sep = args.index('--')
@@ -147,9 +148,16 @@ for name, defs in alerts.items():
     always = all(str(r.get('expr', '')).strip() == 'vector(1)' for _, r in defs)
     if name not in silent and not always:
         problems.append(f'alert {name}: no promtool test where it stays silent (a near miss)')
+def uses(name, text):
+    return re.search(r'(?<![\w:])' + re.escape(name) + r'(?![\w:])', text) is not None
+
+alert_exprs = [str(r.get('expr', '')) for defs in alerts.values() for _, r in defs]
+dashboards = [open(d).read() for d in sorted(glob.glob('grafana/dashboards/*.json'))]
 for name in records:
-    if not any(re.search(r'(?<![\w:])' + re.escape(name) + r'(?![\w:])', e) for e in queried):
+    if not any(uses(name, e) for e in queried):
         problems.append(f'recording rule {name}: no promql_expr_test queries it')
+    if not any(uses(name, t) for t in alert_exprs + dashboards):
+        problems.append(f'recording rule {name}: no alert and no dashboard uses it (remove it)')
 
 # One base for every runbook_url (scripts/runbook-base.sh sets it), and every page under
 # docs/runbooks/ is an alert's, but README.md and the shared pages (lower-case names).
