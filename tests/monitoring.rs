@@ -118,7 +118,7 @@ fn a_stopped_active_datacenter_reaches_the_webhook_and_its_recovery_resolves_it(
     assert_eq!(firing.body["status"], "firing");
     let a = alert(&firing.body, &[("redis_instance", "app")]).unwrap();
     assert_eq!(a["labels"]["severity"], "critical", "{a}");
-    for annotation in ["summary", "description", "runbook"] {
+    for annotation in ["summary", "description", "runbook_url"] {
         assert!(
             a["annotations"][annotation]
                 .as_str()
@@ -142,7 +142,10 @@ fn a_stopped_active_datacenter_reaches_the_webhook_and_its_recovery_resolves_it(
     );
     let text = slack.body.to_string();
     assert!(text.contains("app") && text.contains("east"), "{text}");
-    assert!(text.contains("README.md#"), "no runbook link in {text}");
+    assert!(
+        text.contains("/docs/runbooks/RedisActiveDatacenterDown.md"),
+        "no runbook link in {text}"
+    );
 
     east.restart();
     let resolved = receiver.wait(

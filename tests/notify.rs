@@ -101,8 +101,8 @@ fn an_executed_notice_reaches_slack_and_never_the_agents_own_webhook() {
     });
     assert_eq!(a["labels"], expected);
     assert_eq!(
-        a["annotations"]["runbook"],
-        "README.md#agent-failover-notices"
+        a["annotations"]["runbook_url"],
+        "https://github.com/redis-failover-agent/redis-failover-agent/blob/main/docs/runbooks/agent-failover-notices.md"
     );
     assert_eq!(
         a["annotations"]["dashboard"],

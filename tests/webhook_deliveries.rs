@@ -53,7 +53,10 @@ fn replica_down(replica: &str, starts: SystemTime, resolved: bool) -> Json {
                 "summary",
                 "Redis redis-app-02 does not answer in its active datacenter east",
             ),
-            ("runbook", "README.md#active-datacenter-down"),
+            (
+                "runbook_url",
+                "https://github.com/redis-failover-agent/redis-failover-agent/blob/main/docs/runbooks/RedisActiveDatacenterDown.md",
+            ),
         ],
         starts,
         resolved,

@@ -12,7 +12,7 @@
 #      Slack receiver of their severity.
 #   3. Templates: `amtool template render` of the Slack, PagerDuty and e-mail templates with
 #      alertmanager/tests/*.json; the messages carry what, where, values, the runbook link
-#      (redis.runbook_base + annotation runbook) and the dashboard link (redis.grafana_url +
+#      (annotation runbook_url, absolute) and the dashboard link (redis.grafana_url +
 #      annotation dashboard).
 #   4. A real Alertmanager on 127.0.0.1, started with a generated overlay of alertmanager.yml
 #      (secret files -> temp files, the agent's URL and the Slack webhook URL -> a local
@@ -207,11 +207,10 @@ render() { # DATA TEMPLATE-NAME [html]
         --template.type="${3:-text}" --template.text="{{ template \"$2\" . }}" ||
         fail "amtool template render of $2 with $1"
 }
-runbook_base=$(amtool template render --template.glob="$templates_glob" --template.text='{{ template "redis.runbook_base" . }}') || fail "redis.runbook_base is not defined in $templates_glob"
+runbook_base=$(scripts/runbook-base.sh) || fail "the rules' runbook_url base (scripts/runbook-base.sh)"
 grafana_url=$(amtool template render --template.glob="$templates_glob" --template.text='{{ template "redis.grafana_url" . }}') || fail "redis.grafana_url is not defined in $templates_glob"
-[[ $runbook_base =~ ^https?://[^[:space:]]+/$ ]] || fail "redis.runbook_base must be an http(s) URL ending in '/', is '$runbook_base'"
 [[ $grafana_url =~ ^https?://[^[:space:]]*[^/]$ ]] || fail "redis.grafana_url must be an http(s) URL without a trailing '/', is '$grafana_url'"
-echo "ok   redis.runbook_base = $runbook_base, redis.grafana_url = $grafana_url"
+echo "ok   runbook_url base (rules) = $runbook_base, redis.grafana_url = $grafana_url"
 
 for data in alertmanager/tests/*.json; do
     for name in slack.redis.title slack.redis.title_link slack.redis.text slack.redis.color slack.redis.fallback \
@@ -220,7 +219,7 @@ for data in alertmanager/tests/*.json; do
         render "$data" "$name" >"$tmp/render.$name"
     done
     render "$data" email.redis.html html >"$tmp/render.email.redis.html"
-    RUNBOOK_BASE=$runbook_base GRAFANA_URL=$grafana_url python3 - "$data" "$tmp" <<'PY' || fail "rendered messages for $data (see above)"
+    GRAFANA_URL=$grafana_url python3 - "$data" "$tmp" <<'PY' || fail "rendered messages for $data (see above)"
 import html, json, os, sys
 data, tmp = json.load(open(sys.argv[1])), sys.argv[2]
 out = lambda name: open(f"{tmp}/render.{name}").read()
@@ -243,11 +242,11 @@ want("pagerduty.redis.severity", common["severity"] if common["severity"] in ("c
 want("slack.redis.color", "good" if status == "resolved" else {"critical": "danger", "warning": "warning"}.get(common["severity"], "#"), "the colour")
 first = alerts[0]["annotations"]
 want("slack.redis.title_link", os.environ["GRAFANA_URL"] + first["dashboard"], "the first alert's dashboard")
-want("redis.group.runbook_url", os.environ["RUNBOOK_BASE"] + first["runbook"], "the first alert's runbook")
+want("redis.group.runbook_url", first["runbook_url"], "the first alert's runbook")
 want("redis.group.dashboard_url", os.environ["GRAFANA_URL"] + first["dashboard"], "the first alert's dashboard")
 for a in alerts:
     lab, ann = a["labels"], a["annotations"]
-    runbook = os.environ["RUNBOOK_BASE"] + ann["runbook"]
+    runbook = ann["runbook_url"]
     dashboard = os.environ["GRAFANA_URL"] + ann["dashboard"]
     where = f"{lab['redis_instance']} @ {lab['datacenter']}" if "redis_instance" in lab else f"datacenter {lab['datacenter']}"
     want("slack.redis.text", f"<{runbook}|", "the runbook link")
@@ -367,8 +366,8 @@ echo "ok   Alertmanager $(prometheus-alertmanager --version 2>&1 | head -1 | awk
 
 # post_alerts FILTER: post the cases of inhibition.tsv (FILTER: all | candidates-resolved).
 post_alerts() {
-    python3 - "$inhibition_cases" "$1" >"$tmp/post.json" <<'PY'
-import datetime, json, sys
+    RUNBOOK_BASE=$runbook_base python3 - "$inhibition_cases" "$1" >"$tmp/post.json" <<'PY'
+import datetime, json, os, sys
 now = datetime.datetime.now(datetime.timezone.utc)
 alerts = []
 for line in open(sys.argv[1]):
@@ -379,7 +378,7 @@ for line in open(sys.argv[1]):
     alert = {"labels": labels,
              "annotations": {"summary": f"test: {what}",
                              "description": f"test alert ({state} expected)",
-                             "runbook": "README.md#" + labels["alertname"].lower(),
+                             "runbook_url": os.environ["RUNBOOK_BASE"] + labels["alertname"] + ".md",
                              "dashboard": "/d/redis-overview/redis-overview?var-redis_instance="
                                           + labels.get("redis_instance", "") + "&var-datacenter=" + labels.get("datacenter", "")},
              # Now, not earlier: Alertmanager flushes a new group at once when an alert
@@ -426,7 +425,7 @@ PY
 # Deliveries: wait until every active alert reached its receivers, then a little longer so
 # that an inhibited alert (grouped and flushed at the same time) would have arrived too.
 check_deliveries() { # PHASE: firing | resolved; exit 0 = complete and correct, 1 = wrong, 2 = not yet
-    TOKEN=$(cat "$tmp/secrets/webhook_token") python3 - "$inhibition_cases" "$tmp/deliveries.jsonl" "$1" <<'PY'
+    TOKEN=$(cat "$tmp/secrets/webhook_token") RUNBOOK_BASE=$runbook_base python3 - "$inhibition_cases" "$tmp/deliveries.jsonl" "$1" <<'PY'
 import json, os, sys
 cases, phase = [], sys.argv[3]
 for line in open(sys.argv[1]):
@@ -468,7 +467,7 @@ for k in (silent if phase == "firing" else ()):
 for k, atts in slack.items():
     l = dict(k)
     for att in atts:
-        for part in ("README.md#" + l["alertname"].lower(), "/d/redis-overview/redis-overview?var-redis_instance=",
+        for part in (os.environ["RUNBOOK_BASE"] + l["alertname"] + ".md", "/d/redis-overview/redis-overview?var-redis_instance=",
                      "test: "):
             if part not in att["text"]:
                 problems.append(f"Slack text for {l['alertname']} lacks {part!r}:\n{att['text']}")

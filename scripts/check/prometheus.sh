@@ -6,15 +6,17 @@
 #   - promtool test rules prometheus/tests/*.yml
 #   - every alert has labels severity (critical|warning|info) and scope
 #     (instance|datacenter|monitoring), annotations summary, description,
-#     runbook (README.md#anchor, or docs/<page>.md#anchor for a concern with its own
-#     page) and dashboard (/d/redis-overview/... or /d/redis-failover/...); failover
+#     runbook_url (<base><AlertName>.md, one absolute base for every rule: see
+#     docs/runbooks/README.md and scripts/runbook-base.sh) and dashboard
+#     (/d/redis-overview/... or /d/redis-failover/...); failover
 #     candidates have failover_candidate="true" and scope instance or datacenter;
 #   - every alert has a promtool test where it fires and one where it stays silent
-#     (except the always-firing Watchdog); every recording rule is queried by a test;
+#     (except the always-firing Watchdog); every recording rule is queried by a test,
+#     and used by an alert or a dashboard (grafana/dashboards/*.json);
 #     every rule file is loaded by a test file;
-#   - every runbook anchor is a heading of the "## Alerts and runbooks" section of the
-#     page it points to, and the alert is named in that section (README.md: once it has
-#     the section; a docs/ page must have it).
+#   - runbook pages: every alert's page docs/runbooks/<AlertName>.md exists and shows each
+#     of its rules' expressions as written in the rule file (a ```promql block), and every
+#     page there is an alert's (but README.md and the shared pages, named in lower case).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -42,9 +44,9 @@ promtool check rules "${rules[@]}" || fail "a rule file does not load"
 echo "== promtool test rules prometheus/tests/*.yml"
 promtool test rules "${tests[@]}" || fail "a rule unit test failed"
 
-echo "== conventions: labels, annotations, test coverage, runbook anchors"
+echo "== conventions: labels, annotations, test coverage, runbook pages"
 python3 - "${rules[@]}" -- "${tests[@]}" <<'PY' || fail "prometheus/ breaks the conventions above"
-import os, re, sys, yaml
+import glob, os, re, sys, yaml
 
 args = sys.argv[1:]
 sep = args.index('--')
@@ -53,9 +55,16 @@ problems = []
 
 SEVERITIES = {'critical', 'warning', 'info'}
 SCOPES = {'instance', 'datacenter', 'monitoring'}
-ANNOTATIONS = ('summary', 'description', 'runbook', 'dashboard')
+ANNOTATIONS = ('summary', 'description', 'runbook_url', 'dashboard')
 DASHBOARDS = ('/d/redis-overview/redis-overview', '/d/redis-failover/datacenters-and-failover')
-RUNBOOK = r'(README\.md|docs/[a-z0-9_-]+\.md)#[a-z0-9_-]+'
+RUNBOOK_DIR = 'docs/runbooks'
+RUNBOOK = r'(https?://\S+/)([A-Za-z0-9]+)\.md'
+bases = {}     # runbook_url base -> first alert using it
+
+def promql_blocks(page):
+    """The ```promql code blocks of a runbook page, stripped."""
+    text = open(page).read()
+    return [b.strip() for b in re.findall(r'^```promql\n(.*?)^```', text, re.S | re.M)]
 
 alerts = {}      # name -> list of (file, rule)
 records = {}     # name -> file
@@ -85,9 +94,22 @@ for path in rule_files:
             for key in ANNOTATIONS:
                 if not str(ann.get(key, '')).strip():
                     problems.append(f'{where}: annotation {key} is missing or empty')
-            runbook = str(ann.get('runbook', ''))
-            if runbook and not re.fullmatch(RUNBOOK, runbook):
-                problems.append(f'{where}: runbook {runbook!r} is not README.md#<anchor> or docs/<page>.md#<anchor>')
+            if 'runbook' in ann:
+                problems.append(f'{where}: annotation runbook is replaced by runbook_url')
+            runbook = str(ann.get('runbook_url', ''))
+            m = re.fullmatch(RUNBOOK, runbook)
+            if runbook and not m:
+                problems.append(f'{where}: runbook_url {runbook!r} is not <base>{name}.md with an absolute base')
+            elif m:
+                bases.setdefault(m.group(1), name)
+                if m.group(2) != name:
+                    problems.append(f'{where}: runbook_url {runbook!r} names another page than {name}.md')
+                page = os.path.join(RUNBOOK_DIR, name + '.md')
+                if not os.path.isfile(page):
+                    problems.append(f'{where}: no runbook page {page}')
+                elif str(rule.get('expr', '')).strip() not in promql_blocks(page):
+                    problems.append(f'{where}: {page} does not show its expression as in {path} '
+                                    '(a ```promql block)')
             dash = str(ann.get('dashboard', ''))
             if dash and not dash.startswith(DASHBOARDS):
                 problems.append(f'{where}: dashboard {dash!r} is not a path under {DASHBOARDS}')
@@ -126,67 +148,30 @@ for name, defs in alerts.items():
     always = all(str(r.get('expr', '')).strip() == 'vector(1)' for _, r in defs)
     if name not in silent and not always:
         problems.append(f'alert {name}: no promtool test where it stays silent (a near miss)')
+def uses(name, text):
+    return re.search(r'(?<![\w:])' + re.escape(name) + r'(?![\w:])', text) is not None
+
+alert_exprs = [str(r.get('expr', '')) for defs in alerts.values() for _, r in defs]
+dashboards = [open(d).read() for d in sorted(glob.glob('grafana/dashboards/*.json'))]
 for name in records:
-    if not any(re.search(r'(?<![\w:])' + re.escape(name) + r'(?![\w:])', e) for e in queried):
+    if not any(uses(name, e) for e in queried):
         problems.append(f'recording rule {name}: no promql_expr_test queries it')
+    if not any(uses(name, t) for t in alert_exprs + dashboards):
+        problems.append(f'recording rule {name}: no alert and no dashboard uses it (remove it)')
 
-# Runbook anchors against the "## Alerts and runbooks" section of the page each runbook
-# points to (README.md, or a docs/ page), once that page has the section.
-def slug(text):
-    text = re.sub(r'[^\w\- ]', '', text.strip().lower())
-    return text.replace(' ', '-')
-
-section_title = '## Alerts and runbooks'
-
-def runbook_section(page):
-    """The anchors of the headings in the page's section, and the section's text."""
-    lines = open(page).read().split('\n')
-    anchors, counts, in_fence, in_section, text = set(), {}, False, False, []
-    for line in lines:
-        if line.lstrip().startswith('```'):
-            in_fence = not in_fence
-        if not in_fence and re.match(r'#{1,6} ', line):
-            level = len(line) - len(line.lstrip('#'))
-            if level == 2:
-                in_section = line.strip() == section_title
-            a = slug(line.lstrip('#'))
-            n = counts.get(a, 0)
-            counts[a] = n + 1
-            if n:
-                a = f'{a}-{n}'
-            if in_section:
-                anchors.add(a)
-        if in_section:
-            text.append(line)
-    return anchors, '\n'.join(text)
-
-pages = {}
-for name, defs in alerts.items():
-    for path, rule in defs:
-        page, _, anchor = str((rule.get('annotations') or {}).get('runbook', '')).partition('#')
-        if not page:
-            continue
-        if not os.path.exists(page):
-            problems.append(f'{path}: alert {name}: runbook page {page} does not exist')
-            continue
-        if page not in pages:
-            pages[page] = runbook_section(page)
-        anchors, text = pages[page]
-        if not text:
-            if page != 'README.md':
-                problems.append(f'{path}: alert {name}: {page} has no "{section_title}" section')
-            continue
-        if anchor not in anchors:
-            problems.append(f'{path}: alert {name}: runbook anchor #{anchor} is no heading of '
-                            f'{page} "{section_title}"')
-        named = f'alert {name} is not mentioned in {page} "{section_title}"'
-        if not re.search(r'\b' + re.escape(name) + r'\b', text) and named not in problems:
-            problems.append(named)
-for page, (_, text) in sorted(pages.items()):
-    if text:
-        print(f'  runbook anchors checked against {page} "{section_title}"')
-    else:
-        print(f'  warning: {page} has no "{section_title}" section yet: runbook anchors not checked')
+# One base for every runbook_url (scripts/runbook-base.sh sets it), and every page under
+# docs/runbooks/ is an alert's, but README.md and the shared pages (lower-case names).
+if len(bases) > 1:
+    problems.append('runbook_url: several bases (' + ', '.join(f'{b} in {a}' for b, a in sorted(bases.items()))
+                    + '); set one with scripts/runbook-base.sh')
+for page in sorted(os.listdir(RUNBOOK_DIR)) if os.path.isdir(RUNBOOK_DIR) else ():
+    stem, ext = os.path.splitext(page)
+    if ext != '.md' or page == 'README.md' or stem == stem.lower():
+        continue
+    if stem not in alerts:
+        problems.append(f'{RUNBOOK_DIR}/{page}: no alert {stem} in the rules (shared pages are named in lower case)')
+for base in bases:
+    print(f'  runbook_url base {base}: every alert has its page under {RUNBOOK_DIR}/, every page there its alert')
 
 if problems:
     print('\n'.join('  ' + p for p in problems), file=sys.stderr)

@@ -38,8 +38,8 @@ fn a_real_firing_instance_delivery_parses_with_every_field() {
     assert_eq!(p.group_labels["redis_instance"], "redis-app-01");
     assert_eq!(p.common_labels["datacenter"], "east");
     assert_eq!(
-        p.common_annotations["runbook"],
-        "README.md#active-datacenter-down"
+        p.common_annotations["runbook_url"],
+        "https://github.com/redis-failover-agent/redis-failover-agent/blob/main/docs/runbooks/RedisActiveDatacenterDown.md"
     );
     assert!(p.external_url.starts_with("http://"));
     let a = &p.alerts[0];

@@ -241,7 +241,10 @@ pub const INSTANCE_DOWN_ANNOTATIONS: &[(&str, &str)] = &[
          sent to (redis_up = 0). Failover candidate: the agent now probes every datacenter \
          of the instance before it moves DNS.",
     ),
-    ("runbook", "README.md#active-datacenter-down"),
+    (
+        "runbook_url",
+        "https://github.com/redis-failover-agent/redis-failover-agent/blob/main/docs/runbooks/RedisActiveDatacenterDown.md",
+    ),
     (
         "dashboard",
         "/d/redis-overview/redis-overview?var-redis_instance=redis-app-01&var-datacenter=east",
@@ -266,7 +269,10 @@ pub const DATACENTER_COLLAPSED_ANNOTATIONS: &[(&str, &str)] = &[
         "The mean health of the Redis endpoints in east is 0.12 (below 0.3; 1 is healthy, 0 \
          means no endpoint answers). 2 instance(s) send their clients there.",
     ),
-    ("runbook", "README.md#datacenter-health-collapsed"),
+    (
+        "runbook_url",
+        "https://github.com/redis-failover-agent/redis-failover-agent/blob/main/docs/runbooks/RedisDatacenterHealthCollapsed.md",
+    ),
     (
         "dashboard",
         "/d/redis-failover/datacenters-and-failover?var-datacenter=east",

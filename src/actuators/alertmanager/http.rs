@@ -415,7 +415,7 @@ fn excerpt(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actuators::alertmanager::RUNBOOK;
+    use crate::actuators::alertmanager::RUNBOOK_URL;
     use crate::decision::ports::AgentAlertName;
     use crate::decision::ports::notifier::tests::executed;
     use std::time::UNIX_EPOCH;
@@ -446,7 +446,7 @@ mod tests {
         let body = n.body(&[executed(), failback, resolved], now);
         let one = &body[0];
         assert_eq!(one["labels"]["alertname"], "RedisFailoverExecuted");
-        assert_eq!(one["annotations"]["runbook"], RUNBOOK);
+        assert_eq!(one["annotations"]["runbook_url"], RUNBOOK_URL);
         assert_eq!(one["startsAt"], "2025-01-02T03:04:05Z");
         // Sent 55 s after it started: it ends resolve_after after it was sent.
         assert_eq!(one["endsAt"], "2025-01-02T03:15:00Z");

@@ -24,8 +24,10 @@ pub use http::{AlertmanagerNotifier, Auth, NotifierSettings};
 
 /// `source` label of every agent alert.
 pub const SOURCE: &str = "redis-failover-agent";
-/// `runbook` annotation of every agent alert (the templates prefix the repository URL).
-pub const RUNBOOK: &str = "README.md#agent-failover-notices";
+/// `runbook_url` annotation of every agent alert: absolute, like the rules' (receivers
+/// link it as it is), and on the same base, which `scripts/runbook-base.sh` rewrites here
+/// too.
+pub const RUNBOOK_URL: &str = "https://github.com/redis-failover-agent/redis-failover-agent/blob/main/docs/runbooks/agent-failover-notices.md";
 /// The Grafana dashboard an agent alert links to, before `?var-redis_instance=`.
 pub const DASHBOARD: &str = "/d/redis-failover/datacenters-and-failover";
 
@@ -68,13 +70,13 @@ pub fn label_set(alert: &AgentAlert) -> BTreeMap<String, String> {
     labels
 }
 
-/// The annotations Alertmanager gets for `alert`: summary, description, runbook,
+/// The annotations Alertmanager gets for `alert`: summary, description, runbook_url,
 /// dashboard.
 pub fn annotations(alert: &AgentAlert) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("summary".to_owned(), alert.summary.clone()),
         ("description".to_owned(), alert.description.clone()),
-        ("runbook".to_owned(), RUNBOOK.to_owned()),
+        ("runbook_url".to_owned(), RUNBOOK_URL.to_owned()),
         (
             "dashboard".to_owned(),
             format!(
@@ -160,7 +162,10 @@ mod tests {
             ann["description"],
             "DNS for redis-app-01 now points at west."
         );
-        assert_eq!(ann["runbook"], "README.md#agent-failover-notices");
+        assert_eq!(
+            ann["runbook_url"],
+            "https://github.com/redis-failover-agent/redis-failover-agent/blob/main/docs/runbooks/agent-failover-notices.md"
+        );
         assert_eq!(
             ann["dashboard"],
             "/d/redis-failover/datacenters-and-failover?var-redis_instance=app%201%26x"
