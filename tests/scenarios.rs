@@ -597,24 +597,7 @@ fn s16_fleet_the_leaders_path_to_a_cut_holds_naming_the_observers() {
     assert_eq!(w.wait_leader(Duration::from_secs(20)), "agent-a");
     w.a.path_of("agent-a", Fault::Blackhole);
     w.wait_sees("agent-a", "a", false, Duration::from_secs(30));
-    // The shipped candidate rule counts a quorum of observers, so it stays silent on
-    // agent a's view (asserted below): deliver the candidate to every agent as
-    // Alertmanager would with a rule that did not, to see the leader hold it.
-    w.deliver_to_all("firing");
-    let first = w.wait_closed(1, Duration::from_secs(60));
-    assert_eq!(first[0], "held:partition_witnessed", "{first:?}");
-    // Long enough for a candidate rule on agent a's view to fire (`for: 2s`).
-    std::thread::sleep(Duration::from_secs(10));
-    let raised = w.candidates_raised();
-    assert!(
-        raised.is_empty(),
-        "one observer's view raised a candidate: {raised:#?}"
-    );
-    let outcomes = w.outcomes();
-    assert!(
-        outcomes.iter().all(|o| o.starts_with("held:")),
-        "{outcomes:?}"
-    );
+    w.hold_one_observers_view(Duration::from_secs(10));
     // The record names the observers: agent a could not reach a, b and c reached it.
     let held = w
         .journal()
@@ -725,21 +708,7 @@ fn s19_fleet_400_ms_on_agent_a_s_paths_does_not_fail_over() {
         dc.path_of("agent-a", Fault::Delay(Duration::from_millis(400)));
     }
     w.wait_sees("agent-a", "a", false, Duration::from_secs(30));
-    // As in s16: the rule stays silent, and a candidate delivered anyway is held.
-    w.deliver_to_all("firing");
-    let first = w.wait_closed(1, Duration::from_secs(60));
-    assert_eq!(first[0], "held:partition_witnessed", "{first:?}");
-    std::thread::sleep(Duration::from_secs(15));
-    let raised = w.candidates_raised();
-    assert!(
-        raised.is_empty(),
-        "one observer's view raised a candidate: {raised:#?}"
-    );
-    let outcomes = w.outcomes();
-    assert!(
-        outcomes.iter().all(|o| o.starts_with("held:")),
-        "{outcomes:?}"
-    );
+    w.hold_one_observers_view(Duration::from_secs(15));
     assert_eq!(w.pointing_at(), "a");
     assert_eq!(w.dns_writes(), 0);
     assert_eq!(w.count("intent"), 0);

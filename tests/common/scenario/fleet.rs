@@ -153,13 +153,31 @@ impl World {
             .collect()
     }
 
-    /// The failover candidates Prometheus has pending or firing now.
-    pub fn candidates_raised(&self) -> Vec<Json> {
-        self.prometheus
+    /// With one agent's view of `a` wrong: the shipped candidate rule, which counts a
+    /// quorum of observers, stays silent for `watch`, and a candidate delivered to every
+    /// agent anyway (as Alertmanager would with a rule that did not count) is held as
+    /// that agent's partition, and so is every later evaluation.
+    pub fn hold_one_observers_view(&self, watch: Duration) {
+        self.deliver_to_all("firing");
+        let first = self.wait_closed(1, Duration::from_secs(60));
+        assert_eq!(first[0], "held:partition_witnessed", "{first:?}");
+        // Long enough for a rule on that view to fire (the fleet profile's `for: 2s`).
+        std::thread::sleep(watch);
+        let raised: Vec<Json> = self
+            .prometheus
             .alerts()
             .into_iter()
             .filter(|a| a["labels"]["failover_candidate"] == "true")
-            .collect()
+            .collect();
+        assert!(
+            raised.is_empty(),
+            "one observer's view raised a candidate: {raised:#?}"
+        );
+        let outcomes = self.outcomes();
+        assert!(
+            outcomes.iter().all(|o| o.starts_with("held:")),
+            "{outcomes:?}"
+        );
     }
 
     /// `kill -9`s the fleet's agent `name`.
