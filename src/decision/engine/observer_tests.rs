@@ -61,6 +61,22 @@ async fn observers_of(
     beds
 }
 
+/// Delivers a firing candidate to `bed` and waits until its evaluation closes.
+async fn evaluated(bed: &Bed) {
+    bed.engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    until("the evaluation closes", async || {
+        bed.engine
+            .history(1)
+            .await
+            .first()
+            .is_some_and(|i| i.outcome.is_some())
+    })
+    .await;
+}
+
 fn east_dns() -> Arc<MemoryDns> {
     Arc::new(
         MemoryDns::new().with_record(&record(), RecordValue::single("redis-east.example.com", 60)),
@@ -84,20 +100,7 @@ async fn a_leader_cut_off_from_the_active_datacenter_holds_when_the_other_observ
     .into_iter()
     .map(|(bed, _)| bed)
     .collect();
-    beds[0]
-        .engine
-        .submit(&[alert(AlertStatus::Firing)])
-        .await
-        .unwrap();
-    until("the evaluation closes", async || {
-        beds[0]
-            .engine
-            .history(1)
-            .await
-            .first()
-            .is_some_and(|i| i.outcome.is_some())
-    })
-    .await;
+    evaluated(&beds[0]).await;
     let incident = beds[0].engine.history(1).await.remove(0);
     let Some(Outcome::Held(hold)) = &incident.outcome else {
         panic!("{incident:#?}");
@@ -213,20 +216,7 @@ async fn c_dead(quorum: Option<usize>) -> (Vec<Bed>, Arc<MemoryStore>, Arc<Memor
     .into_iter()
     .map(|(bed, _)| bed)
     .collect::<Vec<_>>();
-    beds[0]
-        .engine
-        .submit(&[alert(AlertStatus::Firing)])
-        .await
-        .unwrap();
-    until("the evaluation closes", async || {
-        beds[0]
-            .engine
-            .history(1)
-            .await
-            .first()
-            .is_some_and(|i| i.outcome.is_some())
-    })
-    .await;
+    evaluated(&beds[0]).await;
     (beds, store, dns)
 }
 
