@@ -48,7 +48,8 @@ async fn zone(moto: &Moto) -> String {
 fn provider(endpoint: &str) -> std::sync::Arc<dyn DnsProvider> {
     std::sync::Arc::new(
         Route53Dns::new(&Route53Settings {
-            region: "us-east-1".into(),
+            region: Some("us-east-1".into()),
+            profile: None,
             access_key: Some(Secret::new(ACCESS_KEY)),
             secret_key: Some(Secret::new(SECRET_KEY)),
             endpoint_url: Some(endpoint.into()),

@@ -327,4 +327,23 @@ mod tests {
         assert!(said.contains("dns_config.zone_idd: unknown key"), "{said}");
         assert!(!said.contains("aws_region"), "{said}");
     }
+
+    /// Without keys, Route53 takes the default credential chain; `aws_profile` picks the
+    /// profile it reads, and `aws_region` is kept only when given.
+    #[test]
+    fn route53_reads_a_profile_and_a_region_only_when_given() {
+        let given = load(None, "aws_region: ' eu-west-1 ', aws_profile: ops").unwrap();
+        let debug = format!("{:?}", given.provider);
+        assert!(
+            debug.contains(r#"region: Some("eu-west-1"), profile: Some("ops")"#),
+            "{debug}"
+        );
+        let debug = format!("{:?}", load(None, "").unwrap().provider);
+        assert!(debug.contains("region: None, profile: None"), "{debug}");
+        let said = load(None, "aws_profile: ''").unwrap_err();
+        assert!(
+            said.contains("dns_config.aws_profile: must not be empty"),
+            "{said}"
+        );
+    }
 }

@@ -3,17 +3,20 @@
 //! One request per call: the SDK's own retries are disabled because
 //! [`DnsProvider::switch`] retries with its own budget, and two nested retry loops would
 //! multiply the attempts and hide throttling. TLS is rustls with ring (no aws-lc).
+//! Credentials: static keys or AWS's default chain, see [`credentials`].
 
 pub mod config;
+mod credentials;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_route53::Client;
 use aws_sdk_route53::config::retry::RetryConfig;
 use aws_sdk_route53::config::timeout::TimeoutConfig;
-use aws_sdk_route53::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_route53::config::{BehaviorVersion, IdentityCache, Region};
 use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
@@ -28,6 +31,9 @@ use crate::decision::ports::{
 };
 use crate::model::Secret;
 
+/// Route53 is a global service: in AWS's main partition it signs in this region
+/// whichever region is given.
+const DEFAULT_REGION: &str = "us-east-1";
 /// Connecting must be quick: an unreachable API should fail fast and be retried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A safety net for callers that do not wrap calls in their own timeout.
@@ -39,6 +45,8 @@ pub struct Route53Dns {
     client: Client,
     region: String,
     endpoint_url: Option<String>,
+    /// Where the credentials come from: `static` or `default chain`.
+    credentials: &'static str,
     /// Redacted from every error text the SDK or the server produces.
     secrets: Vec<Secret>,
 }
@@ -48,34 +56,33 @@ impl fmt::Debug for Route53Dns {
         f.debug_struct("Route53Dns")
             .field("region", &self.region)
             .field("endpoint_url", &self.endpoint_url)
+            .field("credentials", &self.credentials)
             .finish_non_exhaustive()
     }
 }
 
 impl Route53Dns {
-    /// A client for `settings`: static keys from `dns_config`, or else from
-    /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`).
+    /// A client for `settings`: static keys from `dns_config` when given, else AWS's
+    /// default credential chain, resolved at the first request (nothing here waits on
+    /// the network).
     pub fn new(settings: &Route53Settings) -> Result<Self, DnsError> {
-        let (access_key, secret_key, session_token) = credentials(settings)?;
-        let region = if settings.region.trim().is_empty() {
-            "us-east-1".to_owned()
-        } else {
-            settings.region.trim().to_owned()
-        };
+        let region = settings
+            .region
+            .clone()
+            .unwrap_or_else(|| DEFAULT_REGION.to_owned());
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
             .build_https();
-        let creds = Credentials::new(
-            access_key.expose(),
-            secret_key.expose(),
-            session_token.as_ref().map(|t| t.expose().to_owned()),
-            None,
-            "redis-failover-agent",
-        );
+        let chosen = credentials::choose(settings, http.clone())?;
         let mut config = aws_sdk_route53::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.clone()))
-            .credentials_provider(creds)
+            .credentials_provider(chosen.provider)
+            .identity_cache(
+                IdentityCache::lazy()
+                    .load_timeout(credentials::LOAD_TIMEOUT)
+                    .build(),
+            )
             .http_client(http)
             .retry_config(RetryConfig::disabled())
             .timeout_config(
@@ -87,13 +94,12 @@ impl Route53Dns {
         if let Some(url) = settings.endpoint_url.as_deref().filter(|u| !u.is_empty()) {
             config = config.endpoint_url(url);
         }
-        let mut secrets = vec![access_key, secret_key];
-        secrets.extend(session_token);
         Ok(Self {
             client: Client::from_conf(config.build()),
             region,
             endpoint_url: settings.endpoint_url.clone(),
-            secrets,
+            credentials: chosen.source,
+            secrets: chosen.secrets,
         })
     }
 
@@ -107,6 +113,18 @@ impl Route53Dns {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
+        if let Some(failure) = credentials_failure(&err) {
+            return DnsError::new(
+                AdapterErrorKind::Unauthorized,
+                self.redact(format!(
+                    "route53 {op}: no AWS credentials ({}); set dns_config.aws_access_key and \
+                     aws_secret_key, or give the agent credentials through AWS's default chain \
+                     (environment, profile, web identity, container or instance metadata; \
+                     see docs/dns.md)",
+                    error_chain(failure)
+                )),
+            );
+        }
         let (kind, detail) = match &err {
             SdkError::ServiceError(service) => {
                 let status = service.raw().status().as_u16();
@@ -158,29 +176,19 @@ impl ProviderConfig for Route53Settings {
     }
 }
 
-/// Static keys from the configuration, else from the environment; both or neither.
-fn credentials(settings: &Route53Settings) -> Result<(Secret, Secret, Option<Secret>), DnsError> {
-    let env = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(Secret::new)
-    };
-    match (&settings.access_key, &settings.secret_key) {
-        (Some(a), Some(s)) => Ok((a.clone(), s.clone(), None)),
-        (Some(_), None) | (None, Some(_)) => Err(DnsError::new(
-            AdapterErrorKind::Invalid,
-            "dns_config: aws_access_key and aws_secret_key go together; set both or neither",
-        )),
-        (None, None) => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-            (Some(a), Some(s)) => Ok((a, s, env("AWS_SESSION_TOKEN"))),
-            _ => Err(DnsError::new(
-                AdapterErrorKind::Unauthorized,
-                "no AWS credentials: set dns_config.aws_access_key and aws_secret_key \
-                 (or their _file forms), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-            )),
-        },
+/// What the credential chain said, when that is why a request failed: the SDK wraps it
+/// in a dispatch failure several sources deep.
+fn credentials_failure<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a CredentialsError> {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if let Some(failure) = e.downcast_ref::<CredentialsError>() {
+            return Some(failure);
+        }
+        source = e.source();
     }
+    None
 }
 
 /// Route53's error codes (and HTTP statuses, when the code is unknown) to our kinds.
@@ -440,7 +448,8 @@ mod tests {
 
     fn settings(access: Option<&str>, secret: Option<&str>) -> Route53Settings {
         Route53Settings {
-            region: String::new(),
+            region: None,
+            profile: None,
             access_key: access.map(Secret::new),
             secret_key: secret.map(Secret::new),
             endpoint_url: Some("http://127.0.0.1:1".into()),
@@ -461,6 +470,41 @@ mod tests {
         assert_eq!(
             dns.redact("key AKIAEXAMPLE secret s3cr3t-key".into()),
             "key *** secret ***"
+        );
+        assert_eq!(dns.credentials, "static");
+    }
+
+    /// Without keys the default chain is chosen, and nothing is resolved yet: building
+    /// the provider does no I/O (the chain runs at the first request).
+    #[test]
+    fn without_keys_the_default_chain_is_chosen_and_not_yet_resolved() {
+        let dns = Route53Dns::new(&settings(None, None)).unwrap();
+        assert_eq!(dns.credentials, "default chain");
+        assert!(format!("{dns:?}").contains("default chain"));
+    }
+
+    /// The chain's failure, however deep the SDK wraps it, is "no AWS credentials",
+    /// unauthorised, with what to do.
+    #[test]
+    fn a_chain_without_credentials_is_unauthorized_and_says_what_to_do() {
+        use aws_sdk_route53::error::ConnectorError;
+        use aws_sdk_route53::operation::get_change::GetChangeError;
+
+        let dns = Route53Dns::new(&settings(None, None)).unwrap();
+        let failure = CredentialsError::not_loaded("no providers in chain provided credentials");
+        let err: SdkError<GetChangeError, _> =
+            SdkError::dispatch_failure(ConnectorError::other(Box::new(failure), None));
+        let err = dns.error("GetChange", err);
+        assert_eq!(err.kind, AdapterErrorKind::Unauthorized);
+        assert!(
+            err.message
+                .starts_with("route53 GetChange: no AWS credentials (")
+                && err
+                    .message
+                    .contains("no providers in chain provided credentials")
+                && err.message.contains("docs/dns.md"),
+            "{}",
+            err.message
         );
     }
 }

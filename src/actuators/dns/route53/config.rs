@@ -20,10 +20,15 @@ pub const PROVIDER: Provider = Provider {
 /// API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route53Settings {
-    /// `dns_config.aws_region`. Default `us-east-1`.
-    pub region: String,
-    /// `dns_config.aws_access_key` or `aws_access_key_file`; without it (and the
-    /// secret key), `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+    /// `dns_config.aws_region`: Route53's signing region (default `us-east-1`, where
+    /// Route53 lives), and the region of STS for the credential chain (default: the
+    /// environment's or the profile's, else `us-east-1`).
+    pub region: Option<String>,
+    /// `dns_config.aws_profile`: the profile of the shared config and credentials
+    /// files the credential chain reads. Default `AWS_PROFILE`, else `default`.
+    pub profile: Option<String>,
+    /// `dns_config.aws_access_key` or `aws_access_key_file`; with the secret key, these
+    /// static keys win; without both, AWS's default credential chain (docs/dns.md).
     pub access_key: Option<Secret>,
     /// `dns_config.aws_secret_key` or `aws_secret_key_file`.
     pub secret_key: Option<Secret>,
@@ -36,6 +41,7 @@ pub struct Route53Settings {
 #[derive(Debug, Deserialize)]
 struct RawRoute53 {
     aws_region: Option<Raw<String>>,
+    aws_profile: Option<Raw<String>>,
     aws_access_key: Option<Raw<String>>,
     aws_access_key_file: Option<Raw<String>>,
     aws_secret_key: Option<Raw<String>>,
@@ -46,6 +52,7 @@ struct RawRoute53 {
 impl RawRoute53 {
     const KEYS: &'static [&'static str] = &[
         "aws_region",
+        "aws_profile",
         "aws_access_key",
         "aws_access_key_file",
         "aws_secret_key",
@@ -57,9 +64,11 @@ impl RawRoute53 {
 /// Reads and checks the keys; `dry-run` reads them too.
 pub fn settings(cx: &mut Ctx<'_>, p: &str, keys: Value) -> Option<Route53Settings> {
     let raw = cx.value(p, Some(Raw::<RawRoute53>::from_value(keys)))?;
-    let region = cx
-        .text(&join(p, "aws_region"), raw.aws_region)
-        .unwrap_or_else(|| "us-east-1".into());
+    let trimmed = |v: String| v.trim().to_owned();
+    let region = cx.text(&join(p, "aws_region"), raw.aws_region).map(trimmed);
+    let profile = cx
+        .text(&join(p, "aws_profile"), raw.aws_profile)
+        .map(trimmed);
     let access_key = cx.secret(
         p,
         "aws_access_key",
@@ -75,6 +84,7 @@ pub fn settings(cx: &mut Ctx<'_>, p: &str, keys: Value) -> Option<Route53Setting
     let endpoint_url = cx.url(&join(p, "endpoint_url"), raw.endpoint_url);
     Some(Route53Settings {
         region,
+        profile,
         access_key,
         secret_key,
         endpoint_url,
