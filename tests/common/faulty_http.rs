@@ -51,6 +51,8 @@ pub struct Exchange {
     pub method: String,
     /// Path and query.
     pub path: String,
+    /// The request line and headers, as received (e.g. to see who signed it).
+    pub head: String,
     pub body: String,
     /// The status sent back; 0 when the proxy hung up or the server was unreachable.
     pub status: u16,
@@ -192,6 +194,7 @@ fn serve(shared: &Shared, mut client: TcpStream) {
     shared.log.lock().unwrap().push(Exchange {
         method,
         path,
+        head: head.clone(),
         body: String::from_utf8_lossy(&body).into_owned(),
         status,
         fault,

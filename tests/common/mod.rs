@@ -17,6 +17,7 @@ pub mod etcd;
 pub mod fake_redis;
 pub mod faulty_http;
 pub mod fleet;
+pub mod imds;
 pub mod moto;
 pub mod openai;
 pub mod osmem;

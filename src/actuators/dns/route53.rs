@@ -78,9 +78,10 @@ impl Route53Dns {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.clone()))
             .credentials_provider(chosen.provider)
+            // The chain bounds itself, with an error that says so; this is a net.
             .identity_cache(
                 IdentityCache::lazy()
-                    .load_timeout(credentials::LOAD_TIMEOUT)
+                    .load_timeout(credentials::LOAD_TIMEOUT * 2)
                     .build(),
             )
             .http_client(http)
@@ -114,8 +115,15 @@ impl Route53Dns {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         if let Some(failure) = credentials_failure(&err) {
+            let kind = match failure {
+                CredentialsError::ProviderTimedOut(_) => AdapterErrorKind::Timeout,
+                CredentialsError::ProviderError(_) | CredentialsError::Unhandled(_) => {
+                    AdapterErrorKind::Unavailable
+                }
+                _ => AdapterErrorKind::Unauthorized,
+            };
             return DnsError::new(
-                AdapterErrorKind::Unauthorized,
+                kind,
                 self.redact(format!(
                     "route53 {op}: no AWS credentials ({}); set dns_config.aws_access_key and \
                      aws_secret_key, or give the agent credentials through AWS's default chain \
@@ -483,28 +491,43 @@ mod tests {
         assert!(format!("{dns:?}").contains("default chain"));
     }
 
-    /// The chain's failure, however deep the SDK wraps it, is "no AWS credentials",
-    /// unauthorised, with what to do.
+    /// The chain's failure, however deep the SDK wraps it, is "no AWS credentials"
+    /// with what to do, of a kind that decides whether to try again.
     #[test]
-    fn a_chain_without_credentials_is_unauthorized_and_says_what_to_do() {
+    fn a_chain_without_credentials_says_so_and_what_to_do() {
         use aws_sdk_route53::error::ConnectorError;
         use aws_sdk_route53::operation::get_change::GetChangeError;
 
         let dns = Route53Dns::new(&settings(None, None)).unwrap();
-        let failure = CredentialsError::not_loaded("no providers in chain provided credentials");
-        let err: SdkError<GetChangeError, _> =
-            SdkError::dispatch_failure(ConnectorError::other(Box::new(failure), None));
-        let err = dns.error("GetChange", err);
-        assert_eq!(err.kind, AdapterErrorKind::Unauthorized);
-        assert!(
-            err.message
-                .starts_with("route53 GetChange: no AWS credentials (")
-                && err
-                    .message
-                    .contains("no providers in chain provided credentials")
-                && err.message.contains("docs/dns.md"),
-            "{}",
-            err.message
-        );
+        for (failure, kind, said) in [
+            (
+                CredentialsError::not_loaded("no providers in chain provided credentials"),
+                AdapterErrorKind::Unauthorized,
+                "no providers in chain provided credentials",
+            ),
+            (
+                CredentialsError::provider_timed_out(credentials::LOAD_TIMEOUT),
+                AdapterErrorKind::Timeout,
+                "timed out after 5 seconds",
+            ),
+            (
+                CredentialsError::provider_error("STS answered 503"),
+                AdapterErrorKind::Unavailable,
+                "STS answered 503",
+            ),
+        ] {
+            let err: SdkError<GetChangeError, _> =
+                SdkError::dispatch_failure(ConnectorError::other(Box::new(failure), None));
+            let err = dns.error("GetChange", err);
+            assert_eq!(err.kind, kind, "{}", err.message);
+            assert!(
+                err.message
+                    .starts_with("route53 GetChange: no AWS credentials (")
+                    && err.message.contains(said)
+                    && err.message.contains("docs/dns.md"),
+                "{}",
+                err.message
+            );
+        }
     }
 }

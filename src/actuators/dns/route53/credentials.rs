@@ -6,8 +6,8 @@
 //!
 //! The chain is resolved lazily, at the first Route53 request, never while the agent
 //! starts or checks its configuration: off EC2 the metadata service does not answer,
-//! and a start must not wait for it. Each resolution is bounded by the client's identity
-//! cache (`LOAD_TIMEOUT`), and the credentials are cached until shortly before they
+//! and a start must not wait for it. Each resolution is bounded by [`LOAD_TIMEOUT`],
+//! and the client's identity cache keeps the credentials until shortly before they
 //! expire.
 
 use std::fmt;
@@ -18,6 +18,7 @@ use aws_config::environment::region::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::profile::region::ProfileFileRegionProvider;
 use aws_config::provider_config::ProviderConfig;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, future};
 use aws_sdk_route53::config::{Credentials, Region, SharedCredentialsProvider, SharedHttpClient};
 use tokio::sync::OnceCell;
@@ -26,9 +27,10 @@ use super::config::Route53Settings;
 use crate::decision::ports::{AdapterErrorKind, DnsError};
 use crate::model::Secret;
 
-/// The longest one resolution of the chain may take (the metadata service and STS
-/// included) before the request fails as unauthorised; the caller's timeout and retry
-/// budget then apply as for any failed call.
+/// The longest one resolution of the chain may take, the metadata service and STS
+/// included (the metadata client alone tries four times with one-second timeouts);
+/// then the request fails as timed out, and the caller's retry budget applies as for
+/// any failed call.
 pub(super) const LOAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// The region of STS (web identity, assumed roles) when neither `aws_region`, the
 /// environment nor the profile names one.
@@ -131,8 +133,13 @@ impl ProvideCredentials for LazyChain {
         Self: 'a,
     {
         future::ProvideCredentials::new(async move {
-            let chain = self.chain.get_or_init(|| self.build()).await;
-            chain.provide_credentials().await
+            let resolve = async {
+                let chain = self.chain.get_or_init(|| self.build()).await;
+                chain.provide_credentials().await
+            };
+            tokio::time::timeout(LOAD_TIMEOUT, resolve)
+                .await
+                .unwrap_or(Err(CredentialsError::provider_timed_out(LOAD_TIMEOUT)))
         })
     }
 }
