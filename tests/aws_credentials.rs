@@ -253,6 +253,55 @@ fn the_instance_metadata_service_signs_a_failover() {
     assert_not_logged(&agent, &[imds::SECRET_KEY, imds::SESSION_TOKEN]);
 }
 
+/// On EKS with IRSA (or any web identity): the role in `AWS_ROLE_ARN` assumed with the
+/// token in `AWS_WEB_IDENTITY_TOKEN_FILE` through STS (moto's, reached with
+/// `AWS_ENDPOINT_URL_STS`), whose temporary credentials sign every request of a failover.
+#[test]
+fn a_web_identity_signs_a_failover() {
+    const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/redis-failover-agent";
+    let mut bed = Bed::start();
+    let proxy = FaultyHttp::start(bed.moto.port);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl").unwrap();
+    let env = with(
+        environment(dir.path(), None),
+        &[
+            ("AWS_ROLE_ARN", ROLE_ARN),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
+            ("AWS_ENDPOINT_URL_STS", &proxy.url()),
+        ],
+    );
+    let agent = start(&config(&bed, dir.path(), &proxy, false, ""), &env);
+    fail_over(&mut bed, &agent);
+
+    let log = proxy.log();
+    let sts: Vec<_> = log
+        .iter()
+        .filter(|e| e.body.contains("Action=AssumeRoleWithWebIdentity"))
+        .collect();
+    assert!(
+        sts.len() == 1 && sts[0].status == 200 && sts[0].body.contains("redis-failover-agent"),
+        "{log:?}"
+    );
+    let route53: Vec<_> = signers(&proxy)
+        .into_iter()
+        .filter(|(method, key, ..)| !(method == "POST" && key.is_empty()))
+        .collect();
+    assert!(proxy.count("POST", "/rrset") >= 1, "{route53:?}");
+    let (_, first_key, _, first_token) = &route53[0];
+    assert!(
+        first_key.starts_with("ASIA") && first_token.is_some(),
+        "{route53:?}"
+    );
+    assert!(
+        route53
+            .iter()
+            .all(|(_, key, _, token)| key == first_key && token == first_token),
+        "{route53:?}"
+    );
+}
+
 /// Static keys in `dns_config` win over keys in the environment, a profile and the
 /// metadata service, which is not even asked.
 #[test]
