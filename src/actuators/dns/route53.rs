@@ -46,7 +46,7 @@ pub struct Route53Dns {
     region: String,
     endpoint_url: Option<String>,
     /// Where the credentials come from: `static` or `default chain`.
-    credentials: &'static str,
+    credentials_source: &'static str,
     /// Redacted from every error text the SDK or the server produces.
     secrets: Vec<Secret>,
 }
@@ -56,7 +56,7 @@ impl fmt::Debug for Route53Dns {
         f.debug_struct("Route53Dns")
             .field("region", &self.region)
             .field("endpoint_url", &self.endpoint_url)
-            .field("credentials", &self.credentials)
+            .field("credentials", &self.credentials_source)
             .finish_non_exhaustive()
     }
 }
@@ -99,7 +99,7 @@ impl Route53Dns {
             client: Client::from_conf(config.build()),
             region,
             endpoint_url: settings.endpoint_url.clone(),
-            credentials: chosen.source,
+            credentials_source: chosen.source,
             secrets: chosen.secrets,
         })
     }
@@ -479,7 +479,7 @@ mod tests {
             dns.redact("key AKIAEXAMPLE secret s3cr3t-key".into()),
             "key *** secret ***"
         );
-        assert_eq!(dns.credentials, "static");
+        assert_eq!(dns.credentials_source, "static");
     }
 
     /// Without keys the default chain is chosen, and nothing is resolved yet: building
@@ -487,7 +487,7 @@ mod tests {
     #[test]
     fn without_keys_the_default_chain_is_chosen_and_not_yet_resolved() {
         let dns = Route53Dns::new(&settings(None, None)).unwrap();
-        assert_eq!(dns.credentials, "default chain");
+        assert_eq!(dns.credentials_source, "default chain");
         assert!(format!("{dns:?}").contains("default chain"));
     }
 

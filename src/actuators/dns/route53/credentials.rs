@@ -36,13 +36,21 @@ pub(super) const LOAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// environment nor the profile names one.
 const FALLBACK_REGION: &str = "us-east-1";
 
+/// The chain's environment variables that hold a secret.
+const ENVIRONMENT_SECRETS: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
+
 /// Route53's credentials, and what to redact from error texts.
 pub(super) struct Chosen {
     pub provider: SharedCredentialsProvider,
-    /// `static` (from `dns_config` or nothing else) or `default chain`.
+    /// `static` (the keys of `dns_config`) or `default chain`.
     pub source: &'static str,
-    /// The static keys, redacted from every error text; the chain's are not known
-    /// before a request, and no error text of the chain holds them.
+    /// Redacted from every error text: the static keys, or the environment's (the
+    /// chain's first source). What the chain fetches later is not known here; no error
+    /// text of the chain or of Route53 holds it.
     pub secrets: Vec<Secret>,
 }
 
@@ -76,7 +84,12 @@ pub(super) fn choose(
                 chain: OnceCell::new(),
             }),
             source: "default chain",
-            secrets: Vec::new(),
+            secrets: ENVIRONMENT_SECRETS
+                .iter()
+                .filter_map(|name| std::env::var(name).ok())
+                .filter(|value| !value.trim().is_empty())
+                .map(Secret::new)
+                .collect(),
         }),
     }
 }
