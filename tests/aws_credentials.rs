@@ -302,6 +302,48 @@ fn a_web_identity_signs_a_failover() {
     );
 }
 
+/// In a container (an ECS task role, EKS Pod Identity): the credentials endpoint in
+/// `AWS_CONTAINER_CREDENTIALS_FULL_URI`, asked with `AWS_CONTAINER_AUTHORIZATION_TOKEN`.
+#[test]
+fn the_container_endpoint_signs_the_reads() {
+    let bed = Bed::start();
+    let proxy = FaultyHttp::start(bed.moto.port);
+    let endpoint = Imds::start();
+    let dir = tempfile::tempdir().unwrap();
+    let env = with(
+        environment(dir.path(), None),
+        &[
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                &endpoint.container_uri(),
+            ),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                imds::CONTAINER_AUTHORIZATION,
+            ),
+        ],
+    );
+    let agent = start(&config(&bed, dir.path(), &proxy, false, ""), &env);
+    wait_for(Duration::from_secs(20), "the record to be read", || {
+        (proxy.count("GET", "/rrset") >= 1).then_some(())
+    });
+    let signers = signers(&proxy);
+    assert!(
+        signers
+            .iter()
+            .all(|(_, key, _, token)| key == imds::CONTAINER_ACCESS_KEY
+                && token.as_deref() == Some(imds::SESSION_TOKEN)),
+        "{signers:?}"
+    );
+    let seen = endpoint.seen();
+    assert!(
+        seen.iter()
+            .all(|s| s.path == "/v1/credentials" && s.authorized),
+        "{seen:?}"
+    );
+    assert_not_logged(&agent, &[imds::CONTAINER_AUTHORIZATION, imds::SECRET_KEY]);
+}
+
 /// Static keys in `dns_config` win over keys in the environment, a profile and the
 /// metadata service, which is not even asked.
 #[test]

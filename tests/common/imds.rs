@@ -14,6 +14,13 @@
 //!   `Expiration`) ("Retrieve security credentials from instance metadata",
 //!   <https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instance-metadata-security-credentials.html>).
 //!
+//! It is also a container credentials endpoint (ECS task roles, EKS Pod Identity), at
+//! [`Imds::container_uri`] for `AWS_CONTAINER_CREDENTIALS_FULL_URI`: a `GET` with
+//! `Authorization: <AWS_CONTAINER_AUTHORIZATION_TOKEN>` answers [`CONTAINER_ACCESS_KEY`]'s
+//! credentials, the same JSON without `Code` ("Container credential provider",
+//! <https://docs.aws.amazon.com/sdkref/latest/guide/feature-container-credentials.html>);
+//! without it, 401.
+//!
 //! Every request is logged. [`Imds::silent`] accepts connections and never answers: a
 //! metadata address that does not respond, as off EC2.
 
@@ -27,6 +34,9 @@ pub const ACCESS_KEY: &str = "ASIAIMDSEXAMPLE00001";
 pub const SECRET_KEY: &str = "imds-secret-key-never-printed";
 pub const SESSION_TOKEN: &str = "imds-session-token-never-printed";
 const IMDS_TOKEN: &str = "imdsv2-token-0123456789";
+pub const CONTAINER_ACCESS_KEY: &str = "ASIACONTAINER0000001";
+pub const CONTAINER_AUTHORIZATION: &str = "container-authorization-never-printed";
+const CONTAINER_PATH: &str = "/v1/credentials";
 
 /// One request as the fake saw it.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +47,8 @@ pub struct Seen {
     pub ttl: Option<String>,
     /// The `X-aws-ec2-metadata-token` header was the token this fake issued.
     pub with_token: bool,
+    /// The `Authorization` header was [`CONTAINER_AUTHORIZATION`].
+    pub authorized: bool,
     pub status: u16,
 }
 
@@ -78,6 +90,11 @@ impl Imds {
         format!("http://127.0.0.1:{}/", self.port)
     }
 
+    /// What `AWS_CONTAINER_CREDENTIALS_FULL_URI` should say.
+    pub fn container_uri(&self) -> String {
+        format!("http://127.0.0.1:{}{CONTAINER_PATH}", self.port)
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
@@ -93,19 +110,21 @@ fn serve(mut stream: TcpStream, answers: bool, log: &Mutex<Vec<Seen>>) {
     let path = words.next().unwrap_or_default().to_owned();
     let ttl = header(&head, "x-aws-ec2-metadata-token-ttl-seconds").map(str::to_owned);
     let with_token = header(&head, "x-aws-ec2-metadata-token") == Some(IMDS_TOKEN);
+    let authorized = header(&head, "authorization") == Some(CONTAINER_AUTHORIZATION);
     if !answers {
         log.lock().unwrap().push(Seen {
             method,
             path,
             ttl,
             with_token,
+            authorized,
             status: 0,
         });
         // Hold the connection open, silent, until the client gives up.
         let _ = stream.read(&mut [0u8; 1]);
         return;
     }
-    let (status, body) = answer(&method, &path, ttl.as_deref(), with_token);
+    let (status, body) = answer(&method, &path, ttl.as_deref(), with_token, authorized);
     let granted = match (status, &ttl) {
         (200, Some(ttl)) if method == "PUT" => {
             format!("X-aws-ec2-metadata-token-ttl-seconds: {ttl}\r\n")
@@ -117,6 +136,7 @@ fn serve(mut stream: TcpStream, answers: bool, log: &Mutex<Vec<Seen>>) {
         path,
         ttl,
         with_token,
+        authorized,
         status,
     });
     let reply = format!(
@@ -129,36 +149,49 @@ fn serve(mut stream: TcpStream, answers: bool, log: &Mutex<Vec<Seen>>) {
     let _ = stream.shutdown(Shutdown::Both);
 }
 
-fn answer(method: &str, path: &str, ttl: Option<&str>, with_token: bool) -> (u16, String) {
+fn answer(
+    method: &str,
+    path: &str,
+    ttl: Option<&str>,
+    with_token: bool,
+    authorized: bool,
+) -> (u16, String) {
     const CREDENTIALS: &str = "/latest/meta-data/iam/security-credentials/";
     match (method, path) {
+        ("GET", CONTAINER_PATH) if authorized => (200, credentials(CONTAINER_ACCESS_KEY, false)),
+        ("GET", CONTAINER_PATH) => (401, String::new()),
         ("PUT", "/latest/api/token") => match ttl.and_then(|t| t.parse::<u32>().ok()) {
             Some(1..=21600) => (200, IMDS_TOKEN.to_owned()),
             _ => (400, String::new()),
         },
         ("GET", _) if !with_token => (401, String::new()),
         ("GET", CREDENTIALS) => (200, ROLE.to_owned()),
-        ("GET", p) if p.strip_prefix(CREDENTIALS) == Some(ROLE) => (200, credentials()),
+        ("GET", p) if p.strip_prefix(CREDENTIALS) == Some(ROLE) => {
+            (200, credentials(ACCESS_KEY, true))
+        }
         _ => (404, String::new()),
     }
 }
 
-/// The role's credentials, as the metadata service words them; they expire in an hour.
-fn credentials() -> String {
+/// A role's credentials under `access_key`, as the metadata service (`with_code`) or
+/// the container endpoint words them; they expire in an hour.
+fn credentials(access_key: &str, with_code: bool) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    serde_json::json!({
-        "Code": "Success",
-        "LastUpdated": iso8601(now),
-        "Type": "AWS-HMAC",
-        "AccessKeyId": ACCESS_KEY,
+    let mut json = serde_json::json!({
+        "AccessKeyId": access_key,
         "SecretAccessKey": SECRET_KEY,
         "Token": SESSION_TOKEN,
         "Expiration": iso8601(now + 3600),
-    })
-    .to_string()
+    });
+    if with_code {
+        json["Code"] = "Success".into();
+        json["LastUpdated"] = iso8601(now).into();
+        json["Type"] = "AWS-HMAC".into();
+    }
+    json.to_string()
 }
 
 /// `2026-12-06T09:30:00Z` for seconds since the epoch (civil-from-days, proleptic
