@@ -11,10 +11,10 @@ For each installable directory (single/, fleet/), rendered by `kubectl kustomize
      other's pods; the ServiceMonitor scrapes every agent Service on a port it has,
      under the job the rules query; the AlertmanagerConfig delivers to every agent
      with the token its configuration checks; each volume names an object that exists;
-  3. the pods: one replica replaced with Recreate, the security settings of the
-     "restricted" Pod Security level plus a read-only root file system, a numeric
-     user, probes on the container's port, requests and limits, a grace period above
-     the agent's 10 s drain;
+  3. the pods: the image of this version, one replica replaced with Recreate, the
+     security settings of the "restricted" Pod Security level plus a read-only root
+     file system, a numeric user, probes on the container's port, requests and
+     limits, a grace period above the agent's 10 s drain;
   4. the agent's configuration as each pod sees it: every *_file is a mounted file,
      state_dir and model_path are on a writable volume, the listener is the
      container's port; then `redis-failover-agent check-config` with the pod's
@@ -53,6 +53,8 @@ OPERATOR_GROUP = "monitoring.coreos.com"
 AGENT_DRAIN_SECONDS = 10
 WEBHOOK_PATH = "/webhook/alertmanager"
 METRICS_PATH = "/metrics"
+
+VERSION = re.search(r'^version = "([^"]+)"', (ROOT / "Cargo.toml").read_text(encoding="utf-8"), re.M).group(1)
 
 problems = []
 
@@ -173,6 +175,9 @@ def check_pods(where, deployments):
         for part in ("requests", "limits"):
             if "memory" not in resources.get(part, {}):
                 problem(what, f"no memory {part}")
+        if c.get("image") != f"redis-failover-agent:{VERSION}":
+            problem(what, f"image {c.get('image')}: the bundle names redis-failover-agent:{VERSION} "
+                          "(Cargo.toml's version); users set theirs with `images:`")
         ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
         for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"),
                             ("startupProbe", "/healthz")):
