@@ -84,14 +84,17 @@ def name_of(obj):
 def strict(schema):
     """The schema with additionalProperties: false wherever the API server prunes unknown
     fields (an object with properties and no x-kubernetes-preserve-unknown-fields)."""
-    if isinstance(schema, dict):
-        schema = {k: strict(v) for k, v in schema.items()}
-        if ("properties" in schema and "additionalProperties" not in schema
-                and not schema.get("x-kubernetes-preserve-unknown-fields")):
+    schema = dict(schema)
+    if "properties" in schema:
+        schema["properties"] = {name: strict(sub) for name, sub in schema["properties"].items()}
+        if "additionalProperties" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
             schema["additionalProperties"] = False
-        return schema
-    if isinstance(schema, list):
-        return [strict(v) for v in schema]
+    for key in ("items", "additionalProperties", "not"):
+        if isinstance(schema.get(key), dict):
+            schema[key] = strict(schema[key])
+    for key in ("allOf", "anyOf", "oneOf"):
+        if key in schema:
+            schema[key] = [strict(sub) for sub in schema[key]]
     return schema
 
 
@@ -119,7 +122,7 @@ def check_schemas(where, objects, validators):
             if validator is None:
                 problem(what, f"no CRD schema for {api} {obj['kind']} in {CRDS.relative_to(ROOT)}")
                 continue
-            for error in sorted(validator.iter_errors(obj), key=lambda e: list(e.path)):
+            for error in sorted(validator.iter_errors(obj), key=lambda e: str(list(e.path))):
                 field = ".".join(str(p) for p in error.absolute_path) or "(object)"
                 problem(what, f"{field}: {error.message}")
             continue
