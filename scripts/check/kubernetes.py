@@ -20,8 +20,9 @@ For each installable directory (single/, fleet/), rendered by `kubectl kustomize
      container's port; then `redis-failover-agent check-config` with the pod's
      environment and the mounts laid out in a scratch directory;
 and the Secret example names every key a Deployment mounts. Last, the agent itself
-answers the probes' and the ServiceMonitor's paths (it runs on 127.0.0.1 with its
-embedded configuration and the Deployment's own arguments).
+answers the probes', the ServiceMonitor's and the webhook's paths (it runs with the
+Deployment's own arguments and a configuration that watches one Redis on 127.0.0.1 and
+listens on loopback).
 
     scripts/check/kubernetes.py AGENT_BINARY
 """
@@ -455,23 +456,34 @@ def fetch(url, method="GET"):
 
 
 def check_routes(binary, deployment, scratch):
-    """Starts the agent on loopback with its embedded configuration (one Redis on
-    127.0.0.1) and the Deployment's arguments, then asks every path the bundle uses."""
-    args = [a for a in container(deployment).get("args", [])]
-    if "--config" in args:
-        i = args.index("--config")
-        del args[i:i + 2]
+    """Starts the agent with the Deployment's arguments, its --config replaced by one
+    that watches a single Redis on 127.0.0.1 and listens on a free loopback port, then
+    asks every path the bundle uses."""
     port = free_port()
-    workdir = tempfile.mkdtemp(dir=scratch)
+    workdir = pathlib.Path(tempfile.mkdtemp(dir=scratch))
+    config = workdir / "agent.yaml"
+    config.write_text(yaml.safe_dump({
+        "instances": [{"name": "local", "uid": "local", "active_dc": "local",
+                       "endpoints": {"local": {"host": "127.0.0.1", "port": 6379}}}],
+        "datacenters": {"local": {"name": "local"}},
+        "api": {"host": "127.0.0.1", "port": port},
+        "state_dir": str(workdir / "state"),
+        "model_path": str(workdir / "models"),
+    }), encoding="utf-8")
+    args = list(container(deployment).get("args", []))
+    if "--config" in args:
+        args[args.index("--config") + 1] = str(config)
+    else:
+        args += ["--config", str(config)]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    agent = subprocess.Popen([binary, *args, "--listen", f"127.0.0.1:{port}"], cwd=workdir, env=env,
+    agent = subprocess.Popen([binary, *args], cwd=workdir, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                status, _ = fetch(base + "/healthz")
+                fetch(base + "/healthz")
                 break
             except (urllib.error.URLError, ConnectionError, OSError):
                 if agent.poll() is not None or time.monotonic() > deadline:
@@ -488,7 +500,7 @@ def check_routes(binary, deployment, scratch):
             elif path == METRICS_PATH and b"# TYPE " not in body:
                 problem("routes", f"GET {path} is not Prometheus exposition text")
         print(f"   the agent answers /healthz, /readyz, {METRICS_PATH} and {WEBHOOK_PATH} "
-              f"(arguments: {' '.join(args)})")
+              f"(the arguments of {name_of(deployment)})")
     finally:
         agent.send_signal(signal.SIGTERM)
         try:
