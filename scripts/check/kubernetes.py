@@ -19,10 +19,11 @@ For each installable directory (single/, fleet/), rendered by `kubectl kustomize
      state_dir and model_path are on a writable volume, the listener is the
      container's port; then `redis-failover-agent check-config` with the pod's
      environment and the mounts laid out in a scratch directory;
-and the Secret example names every key a Deployment mounts. Last, the agent itself
-answers the probes', the ServiceMonitor's and the webhook's paths (it runs with the
-Deployment's own arguments and a configuration that watches one Redis on 127.0.0.1 and
-listens on loopback).
+and: the Secret example names every key a Deployment mounts; fleet/agent.yaml is
+single/agent.yaml with a coordination section. Last, the agent itself answers the
+probes', the ServiceMonitor's and the webhook's paths (it runs with the Deployment's
+own arguments and a configuration that watches one Redis on 127.0.0.1 and listens on
+loopback).
 
     scripts/check/kubernetes.py AGENT_BINARY
 """
@@ -421,6 +422,18 @@ def check_agent_config(where, deployment, objects, binary, scratch):
     return token_keys
 
 
+def check_fleet_config():
+    """fleet/agent.yaml says it is single/agent.yaml with a coordination section."""
+    single = yaml.safe_load((BUNDLE / "single" / "agent.yaml").read_text(encoding="utf-8"))
+    fleet = yaml.safe_load((BUNDLE / "fleet" / "agent.yaml").read_text(encoding="utf-8"))
+    if "coordination" not in fleet:
+        problem("fleet/agent.yaml", "no coordination section")
+    fleet.pop("coordination", None)
+    for key in sorted(set(single) | set(fleet)):
+        if single.get(key) != fleet.get(key):
+            problem("fleet/agent.yaml", f"{key} differs from single/agent.yaml: keep them alike but for coordination")
+
+
 def check_secret_example(deployments_by_overlay):
     example = load_all(SECRET_EXAMPLE.read_text(encoding="utf-8"))
     check_schemas(SECRET_EXAMPLE.name, example, {})
@@ -543,6 +556,7 @@ def main():
             kinds = sorted({o["kind"] for o in objects})
             print(f"   {where}: {len(objects)} objects ({', '.join(kinds)})")
         check_secret_example(deployments_by_overlay)
+        check_fleet_config()
         first = next((ds[0] for ds in deployments_by_overlay.values() if ds), None)
         if first is not None:
             check_routes(binary, first, scratch)
