@@ -144,6 +144,14 @@ def selects(selector, labels):
     return all(labels.get(k) == v for k, v in selector.items())
 
 
+def container_ports(c):
+    return {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+
+
+def agent_services(services):
+    return [s for s in services if s["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "agent"]
+
+
 def container(deployment):
     containers = deployment["spec"]["template"]["spec"]["containers"]
     return next((c for c in containers if c["name"] == "agent"), containers[0])
@@ -152,48 +160,54 @@ def container(deployment):
 def check_pods(where, deployments):
     for d in deployments:
         what = f"{where}: {name_of(d)}"
-        spec, pod = d["spec"], d["spec"]["template"]["spec"]
-        c = container(d)
+        spec, pod, c = d["spec"], d["spec"]["template"]["spec"], container(d)
         if spec.get("replicas") != 1:
             problem(what, f"replicas {spec.get('replicas')}: one agent per Deployment, never two")
         if spec.get("strategy", {}).get("type") != "Recreate":
             problem(what, "strategy is not Recreate: a rolling update runs two agents side by side")
-        psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
-        if not (psc.get("runAsNonRoot") or csc.get("runAsNonRoot")):
-            problem(what, "runAsNonRoot is not set")
-        for key in ("runAsUser", "runAsGroup"):
-            value = csc.get(key, psc.get(key))
-            if not isinstance(value, int) or value == 0:
-                problem(what, f"{key} must be a non-zero number (got {value!r})")
-        seccomp = csc.get("seccompProfile", psc.get("seccompProfile", {})).get("type")
-        if seccomp not in ("RuntimeDefault", "Localhost"):
-            problem(what, f"seccompProfile {seccomp!r}: use RuntimeDefault")
-        if csc.get("allowPrivilegeEscalation") is not False:
-            problem(what, "allowPrivilegeEscalation is not false")
-        if csc.get("readOnlyRootFilesystem") is not True:
-            problem(what, "readOnlyRootFilesystem is not true")
-        if csc.get("capabilities", {}).get("drop") != ["ALL"]:
-            problem(what, "capabilities do not drop ALL")
-        if (pod.get("terminationGracePeriodSeconds", 30) or 0) <= AGENT_DRAIN_SECONDS:
-            problem(what, f"terminationGracePeriodSeconds must exceed the agent's {AGENT_DRAIN_SECONDS} s drain")
-        resources = c.get("resources", {})
-        for part in ("requests", "limits"):
-            if "memory" not in resources.get(part, {}):
-                problem(what, f"no memory {part}")
         if c.get("image") != f"redis-failover-agent:{VERSION}":
             problem(what, f"image {c.get('image')}: the bundle names redis-failover-agent:{VERSION} "
                           "(Cargo.toml's version); users set theirs with `images:`")
-        ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
-        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"),
-                            ("startupProbe", "/healthz")):
-            get = c.get(probe, {}).get("httpGet")
-            if get is None:
-                problem(what, f"no {probe} (httpGet {path})")
-                continue
-            if get.get("path") != path:
-                problem(what, f"{probe} asks {get.get('path')}, the agent answers it on {path}")
-            if get.get("port") not in ports and get.get("port") not in ports.values():
-                problem(what, f"{probe} port {get.get('port')!r} is not a port of the container")
+        if (pod.get("terminationGracePeriodSeconds", 30) or 0) <= AGENT_DRAIN_SECONDS:
+            problem(what, f"terminationGracePeriodSeconds must exceed the agent's {AGENT_DRAIN_SECONDS} s drain")
+        for part in ("requests", "limits"):
+            if "memory" not in c.get("resources", {}).get(part, {}):
+                problem(what, f"no memory {part}")
+        check_security(what, pod.get("securityContext", {}), c.get("securityContext", {}))
+        check_probes(what, c)
+
+
+def check_security(what, psc, csc):
+    """The "restricted" Pod Security level, a numeric user, a read-only root."""
+    if not (psc.get("runAsNonRoot") or csc.get("runAsNonRoot")):
+        problem(what, "runAsNonRoot is not set")
+    for key in ("runAsUser", "runAsGroup"):
+        value = csc.get(key, psc.get(key))
+        if not isinstance(value, int) or value == 0:
+            problem(what, f"{key} must be a non-zero number (got {value!r})")
+    seccomp = csc.get("seccompProfile", psc.get("seccompProfile", {})).get("type")
+    if seccomp not in ("RuntimeDefault", "Localhost"):
+        problem(what, f"seccompProfile {seccomp!r}: use RuntimeDefault")
+    if csc.get("allowPrivilegeEscalation") is not False:
+        problem(what, "allowPrivilegeEscalation is not false")
+    if csc.get("readOnlyRootFilesystem") is not True:
+        problem(what, "readOnlyRootFilesystem is not true")
+    if csc.get("capabilities", {}).get("drop") != ["ALL"]:
+        problem(what, "capabilities do not drop ALL")
+
+
+def check_probes(what, c):
+    ports = container_ports(c)
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"),
+                        ("startupProbe", "/healthz")):
+        get = c.get(probe, {}).get("httpGet")
+        if get is None:
+            problem(what, f"no {probe} (httpGet {path})")
+            continue
+        if get.get("path") != path:
+            problem(what, f"{probe} asks {get.get('path')}, the agent answers it on {path}")
+        if get.get("port") not in ports and get.get("port") not in ports.values():
+            problem(what, f"{probe} port {get.get('port')!r} is not a port of the container")
 
 
 def check_selectors(where, deployments, services):
@@ -209,7 +223,7 @@ def check_selectors(where, deployments, services):
             problem(f"{where}: {name_of(s)}",
                     f"selects the pods of {len(chosen)} Deployments ({', '.join(map(name_of, chosen)) or 'none'}), not one")
             continue
-        ports = {p.get("name"): p["containerPort"] for p in container(chosen[0]).get("ports", [])}
+        ports = container_ports(container(chosen[0]))
         for port in s["spec"]["ports"]:
             target = port.get("targetPort", port["port"])
             if target not in ports and target not in ports.values():
@@ -242,7 +256,7 @@ def check_service_monitors(where, objects, services):
         problem(where, "no RedisAgentDown rule with up{job=\"...\"} in the PrometheusRules")
     scraped = [s for s in services
                if selects(monitor["spec"]["selector"].get("matchLabels", {}), s["metadata"].get("labels", {}))]
-    agents = [s for s in services if s["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "agent"]
+    agents = agent_services(services)
     if {name_of(s) for s in scraped} != {name_of(s) for s in agents}:
         problem(what, f"scrapes {sorted(map(name_of, scraped))}, the agents' Services are {sorted(map(name_of, agents))}")
     for endpoint in monitor["spec"]["endpoints"]:
@@ -273,7 +287,7 @@ def check_alertmanager_configs(where, objects, services, namespace, token_keys):
     if receiver is None:
         problem(what, f"no receiver {route['receiver']}")
         return
-    agents = [s for s in services if s["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "agent"]
+    agents = agent_services(services)
     wanted = {f"http://{s['metadata']['name']}.{namespace}.svc:{p['port']}{WEBHOOK_PATH}"
               for s in agents for p in s["spec"]["ports"] if p.get("name") == "http"}
     urls = set()
@@ -292,7 +306,8 @@ def check_alertmanager_configs(where, objects, services, namespace, token_keys):
 # --- the agent's configuration, as each pod sees it -------------------------------------
 
 def mounts_of(deployment, objects):
-    """(mountPath, kind, volume source, files) for each volume mount of the agent."""
+    """(mountPath, kind, files) for each volume mount of the agent: kind is configMap
+    (files: name -> content), secret (name -> (Secret, key)) or writable (none)."""
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"].get("volumes", [])}
     by_name = {(o["kind"], o["metadata"]["name"]): o for o in objects}
     what = name_of(deployment)
@@ -388,7 +403,7 @@ def check_agent_config(where, deployment, objects, binary, scratch):
                 and any(kind == "writable" and under(value, m) for m, kind, _ in mounts)):
             problem(what, f"{key}: {value!r} must be an absolute path on a writable volume "
                           "(the root file system is read-only)")
-    ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+    ports = container_ports(c)
     api = config.get("api", {})
     if api.get("port", 8080) != ports.get("http"):
         problem(what, f"api.port {api.get('port', 8080)} is not the container port http ({ports.get('http')})")
@@ -523,41 +538,43 @@ def check_routes(binary, deployment, scratch):
             agent.wait()
 
 
+def check_overlay(overlay, validators, binary, scratch):
+    """Renders one installable directory and checks it; returns its Deployments."""
+    where = f"{overlay}/"
+    rendered = subprocess.run(["kubectl", "kustomize", str(BUNDLE / overlay)],
+                              capture_output=True, text=True, check=False)
+    if rendered.returncode != 0:
+        problem(where, f"kubectl kustomize failed:\n{rendered.stderr.strip()}")
+        return []
+    objects = load_all(rendered.stdout)
+    check_schemas(where, objects, validators)
+    namespaces = {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"}
+    if len(namespaces) != 1 or None in namespaces:
+        problem(where, f"objects in namespaces {sorted(map(str, namespaces))}, expected one")
+    deployments = [o for o in objects if o["kind"] == "Deployment"]
+    services = [o for o in objects if o["kind"] == "Service"]
+    if not deployments:
+        problem(where, "no Deployment")
+    check_pods(where, deployments)
+    check_selectors(where, deployments, services)
+    check_service_monitors(where, objects, services)
+    token_keys = set()
+    for d in deployments:
+        token_keys |= check_agent_config(where, d, objects, binary, scratch)
+    check_alertmanager_configs(where, objects, services, next(iter(namespaces)), token_keys)
+    kinds = sorted({o["kind"] for o in objects})
+    print(f"   {where}: {len(objects)} objects ({', '.join(kinds)})")
+    return deployments
+
+
 def main():
     binary = sys.argv[1]
     validators = crd_validators()
-    deployments_by_overlay = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for overlay in OVERLAYS:
-            where = f"{overlay}/"
-            rendered = subprocess.run(["kubectl", "kustomize", str(BUNDLE / overlay)],
-                                      capture_output=True, text=True, check=False)
-            if rendered.returncode != 0:
-                problem(where, f"kubectl kustomize failed:\n{rendered.stderr.strip()}")
-                continue
-            objects = load_all(rendered.stdout)
-            check_schemas(where, objects, validators)
-            namespaces = {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"}
-            if len(namespaces) != 1 or None in namespaces:
-                problem(where, f"objects in namespaces {sorted(map(str, namespaces))}, expected one")
-            namespace = next(iter(namespaces))
-            deployments = [o for o in objects if o["kind"] == "Deployment"]
-            services = [o for o in objects if o["kind"] == "Service"]
-            deployments_by_overlay[overlay] = deployments
-            if not deployments:
-                problem(where, "no Deployment")
-            check_pods(where, deployments)
-            check_selectors(where, deployments, services)
-            check_service_monitors(where, objects, services)
-            token_keys = set()
-            for d in deployments:
-                token_keys |= check_agent_config(where, d, objects, binary, scratch)
-            check_alertmanager_configs(where, objects, services, namespace, token_keys)
-            kinds = sorted({o["kind"] for o in objects})
-            print(f"   {where}: {len(objects)} objects ({', '.join(kinds)})")
-        check_secret_example(deployments_by_overlay)
+        deployments = {overlay: check_overlay(overlay, validators, binary, scratch) for overlay in OVERLAYS}
+        check_secret_example(deployments)
         check_fleet_config()
-        first = next((ds[0] for ds in deployments_by_overlay.values() if ds), None)
+        first = next((ds[0] for ds in deployments.values() if ds), None)
         if first is not None:
             check_routes(binary, first, scratch)
     if problems:
