@@ -67,6 +67,8 @@ mapfile -t files < <(grep -rlF --exclude-dir=target -- "$current" "${dirs[@]}")
 for file in "${files[@]}"; do
     OLD=$current NEW=$new perl -pi -e 's/\Q$ENV{OLD}\E/$ENV{NEW}/g' "$file"
 done
+# A base of another length may move a line of Rust past (or back under) rustfmt's width.
+if command -v cargo >/dev/null; then cargo fmt; fi
 echo "runbook_url base: $current -> $new (${#files[@]} files):"
 printf '  %s\n' "${files[@]}"
 echo "Rebuild the agent for its own notices; scripts/check/prometheus.sh checks the rules."
