@@ -150,6 +150,14 @@ function checkExpr(label: string, expr: unknown): SeriesLabel[] {
   for (const m of unquoted.matchAll(/(?<![\w:$])([A-Za-z_][\w]*:[\w:]*)/g)) {
     fail(`${label} reads the recording rule ${m[1]}; query the agent's series instead`);
   }
+  // An aggregation that keeps one agent's view (`observer`) keeps the agent too: single
+  // agents have no observer label, and two of them (or two jobs) must not be added up.
+  for (const m of expr.matchAll(/\bby\s*\(([^)]*)\)/g)) {
+    const kept = m[1].split(',').map((l) => l.trim());
+    if (kept.includes('observer') && !(kept.includes('job') && kept.includes('instance'))) {
+      fail(`${label}: ${m[0]} keeps observer but not job and instance`);
+    }
+  }
   let common: SeriesLabel[] | undefined;
   // A metric name, then its matchers if any. Label names (redis_instance) are not metrics.
   for (const m of expr.matchAll(/(?<![\w"$])(redis_[A-Za-z0-9_]+)\s*(\{[^}]*\})?/g)) {
