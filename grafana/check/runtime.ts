@@ -33,7 +33,7 @@ const EXPECTED: Record<string, { uid: string; title: string }> = {
  * `datasource` variable holds, so that one file works wherever it is loaded: imported, the
  * variable starts at the data source picked in the import form (`${DS_PROMETHEUS}`, the
  * only input); provisioned, Grafana finds no data source with that uid and takes the one
- * whose name is the variable's text, the provisioned one (see checkShareable).
+ * whose name is the variable's text, the provisioned one (see checkDatasourceVariable).
  */
 const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
 const BUILT_IN = { type: 'grafana', uid: '-- Grafana --' };
@@ -373,24 +373,33 @@ function panelTypes(panels: unknown, out: Set<string>): Set<string> {
  */
 function checkShareable(d: Obj, grafanaVersion: string): void {
   const inputs = d.__inputs;
-  const expected = { name: 'DS_PROMETHEUS', label: 'Prometheus', type: 'datasource', pluginId: 'prometheus', pluginName: 'Prometheus' };
+  const expected = {
+    name: 'DS_PROMETHEUS',
+    label: 'Prometheus',
+    type: 'datasource',
+    pluginId: 'prometheus',
+    pluginName: 'Prometheus',
+  };
   if (!Array.isArray(inputs) || inputs.length !== 1 || !isObj(inputs[0])) {
     fail(`__inputs must be the one data source input ${JSON.stringify(expected)}`);
   } else {
     for (const [k, v] of Object.entries(expected)) {
-      if (inputs[0][k] !== v) fail(`__inputs[0].${k} is ${JSON.stringify(inputs[0][k])}, expected ${JSON.stringify(v)}`);
+      const got = JSON.stringify(inputs[0][k]);
+      if (inputs[0][k] !== v) fail(`__inputs[0].${k} is ${got}, expected ${JSON.stringify(v)}`);
     }
   }
   if (!isObj(d.__elements) || Object.keys(d.__elements).length > 0) fail('__elements must be {} (no library panels)');
 
   // The import replaces `${NAME}` for each input; any other upper-case `${...}` would stay.
-  const uses = strings(d, '', []).filter(([, s]) => /\$\{[A-Z]/.test(s));
-  const where = uses.map(([at]) => at);
-  const valueAt = `templating.list[${(get(d, 'templating.list') as unknown[] | undefined)?.findIndex(
-    (v) => get(v, 'name') === 'datasource',
-  )}].current.value`;
-  if (where.join() !== valueAt) {
-    fail(`${INPUT} must stand only in the datasource variable's value (${valueAt}); found at ${where.join(', ') || 'nowhere'}`);
+  const found = strings(d, '', [])
+    .filter(([, s]) => /\$\{[A-Z]/.test(s))
+    .map(([at]) => at);
+  const variables = get(d, 'templating.list');
+  const index = Array.isArray(variables) ? variables.findIndex((v) => get(v, 'name') === 'datasource') : -1;
+  const valueAt = `templating.list[${index}].current.value`;
+  if (found.join() !== valueAt) {
+    const at = found.join(', ') || 'nowhere';
+    fail(`${INPUT} must stand only in the datasource variable's value (${valueAt}); found at ${at}`);
   }
 
   const requires = d.__requires;
@@ -408,7 +417,10 @@ function checkShareable(d: Obj, grafanaVersion: string): void {
   const got = requires.map((r) => JSON.stringify(r));
   const expectedRequires = want.map((r) => JSON.stringify(r));
   if (got.join('\n') !== expectedRequires.join('\n')) {
-    fail(`__requires is\n    ${got.join('\n    ')}\n  expected (Grafana, Prometheus and the panel plugins used, by id)\n    ${expectedRequires.join('\n    ')}`);
+    fail(
+      `__requires is\n    ${got.join('\n    ')}\n  expected (Grafana, Prometheus and the panel plugins used, ` +
+        `by id)\n    ${expectedRequires.join('\n    ')}`,
+    );
   }
 }
 
@@ -461,7 +473,8 @@ function checkDashboard(file: string, d: Obj, provisioned: string, grafanaVersio
   }
   return (
     `${file}: "${String(d.title)}" (uid ${String(d.uid)}): ${count} panels, ${stats.queries} panel queries, ` +
-    `${annotationQueries} annotation queries`
+    `${annotationQueries} annotation queries; every data source \${datasource}, input DS_PROMETHEUS, requires ` +
+    (Array.isArray(d.__requires) ? d.__requires.map((r) => `${String(get(r, 'id'))}`).join(', ') : '?')
   );
 }
 
@@ -521,7 +534,8 @@ function environment(root: string): { provisioned: string; grafanaVersion: strin
   where = 'docker-compose.monitoring.yml';
   const image = /image:\s*"?grafana\/grafana:([^"\s]+)/.exec(fs.readFileSync(path.join(root, where), 'utf8'));
   if (image === null || image[1] !== grafanaVersion) {
-    fail(`runs grafana/grafana:${image?.[1] ?? '?'}; the dashboards are checked against @grafana/schema ${grafanaVersion}`);
+    const runs = image?.[1] ?? '?';
+    fail(`runs grafana/grafana:${runs}; the dashboards are checked against @grafana/schema ${grafanaVersion}`);
   }
   return { provisioned: names[0] ?? 'Prometheus', grafanaVersion };
 }
