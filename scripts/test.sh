@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Passes every test on a fresh machine: installs the real programs the tests start
 # (Redis, Sentinel, redis-cli, Prometheus and promtool, Alertmanager and amtool, Node.js
-# for the dashboard type check, moto_server for Route53, osmem-server for Elasticsearch)
+# for the dashboard type check, moto_server for Route53, osmem-server for Elasticsearch,
+# kubernetes-validate and kubectl for the Kubernetes bundle)
 # when they are missing, then checks formatting, lints, runs the whole test suite and
 # the checks of the shipped monitoring files (scripts/check/*.sh). Safe to run again and
 # again.
@@ -29,9 +30,10 @@ cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked --all-targets
 
-# The shipped Prometheus rules, Alertmanager routes, Grafana dashboards, compose file
-# and systemd unit (the end-to-end run of them is tests/monitoring.rs, above).
-for check in prometheus alertmanager grafana compose systemd; do
+# The shipped Prometheus rules, Alertmanager routes, Grafana dashboards, compose file,
+# systemd unit and Kubernetes bundle (the end-to-end run of them is tests/monitoring.rs,
+# above).
+for check in prometheus alertmanager grafana compose systemd kubernetes; do
   echo "== scripts/check/$check.sh"
   "scripts/check/$check.sh"
 done

@@ -6,9 +6,11 @@
 //    are checked (`"mode": "palete-classic"`, a variable `"type": "querry"`), TypeScript's
 //    own excess-property check applies, and every panel's options are checked against its
 //    plugin's types (see schema.ts). Errors point at the line of the dashboard file.
-// 2. This project's conventions, which no type says: the datasource, the three variables,
-//    the $redis_instance/$datacenter/$observer filter on every series, legends, ids and
-//    layout.
+// 2. This project's conventions, which no type says: the `datasource` variable behind every
+//    panel, query and annotation (no data source uid in the file), the import form's
+//    `__inputs` and the `__requires` of the plugins used, the variables, the
+//    $job/$instance and $redis_instance/$datacenter/$observer filters on every series, no
+//    recording rule, legends, ids and layout.
 //
 // Usage: node runtime.js <repository root>. Prints one line per dashboard; on any problem
 // prints every problem and exits 1.
@@ -26,24 +28,66 @@ const EXPECTED: Record<string, { uid: string; title: string }> = {
   'redis-failover.json': { uid: 'redis-failover', title: 'Datacenters and failover' },
 };
 
-const DATASOURCE = { type: 'prometheus', uid: 'prometheus' };
+/**
+ * Every panel, query, query variable and annotation reads the data source that the
+ * `datasource` variable holds, so that one file works wherever it is loaded: imported, the
+ * variable starts at the data source picked in the import form (`${DS_PROMETHEUS}`, the
+ * only input); provisioned, Grafana finds no data source with that uid and takes the one
+ * whose name is the variable's text, the provisioned one (see checkDatasourceVariable).
+ */
+const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
+const BUILT_IN = { type: 'grafana', uid: '-- Grafana --' };
+const INPUT = '${DS_PROMETHEUS}';
 
+/** The selectors of the agent variables: every series Prometheus scrapes carries both. */
+const AGENT = 'job=~"$job", instance=~"$instance"';
 const VARIABLE_QUERIES: Record<string, string> = {
-  datacenter: 'label_values(redis_up, datacenter)',
-  redis_instance: 'label_values(redis_up{datacenter=~"$datacenter"}, redis_instance)',
+  // The scrape job (a fleet, or a single agent) and its targets, from a series every agent
+  // exports exactly once.
+  job: 'label_values(redis_agent_build_info, job)',
+  instance: 'label_values(redis_agent_build_info{job=~"$job"}, instance)',
+  datacenter: `label_values(redis_up{${AGENT}}, datacenter)`,
+  redis_instance: `label_values(redis_up{${AGENT}, datacenter=~"$datacenter"}, redis_instance)`,
   // In a fleet, the agent whose view a series is (issue 18); none for a single agent.
-  observer: 'label_values(redis_up, observer)',
+  observer: `label_values(redis_up{${AGENT}}, observer)`,
 };
+/** The order of the variables in the bar: where the data is, then what of it. */
+const VARIABLE_ORDER = ['datasource', 'job', 'instance', 'datacenter', 'redis_instance', 'observer'];
 
 /** Variables a query may use: the end-to-end test substitutes exactly these. */
-const QUERY_VARIABLES = new Set(['redis_instance', 'datacenter', 'observer', '__rate_interval', '__interval', '__range']);
+const QUERY_VARIABLES = new Set([
+  'job',
+  'instance',
+  'redis_instance',
+  'datacenter',
+  'observer',
+  '__rate_interval',
+  '__interval',
+  '__range',
+]);
 
-type EndpointLabel = 'redis_instance' | 'datacenter' | 'observer';
+/** The panel plugins' names as Grafana's export writes them into `__requires`. */
+const PANEL_NAMES: Record<string, string> = {
+  timeseries: 'Time series',
+  stat: 'Stat',
+  gauge: 'Gauge',
+  bargauge: 'Bar gauge',
+  table: 'Table',
+  'state-timeline': 'State timeline',
+  'status-history': 'Status history',
+  text: 'Text',
+};
+
+type SeriesLabel = 'job' | 'instance' | 'redis_instance' | 'datacenter' | 'observer';
+type EndpointLabel = Exclude<SeriesLabel, 'job' | 'instance'>;
 /**
- * Which of the endpoint labels each series carries (README "Metrics"); others carry all
+ * Which of the endpoint labels each series carries (docs/metrics.md); others carry all
  * three. `observer` is on every series of an endpoint or a datacenter that a fleet's agent
  * exports (src/metrics/observer.rs); the variable's All (`.*`) also matches a single
- * agent's series, which have none.
+ * agent's series, which have none. Every `redis_*` series also carries the `job` and
+ * `instance` that Prometheus attaches to what it scrapes. `ALERTS` and `ALERTS_FOR_STATE`
+ * are not checked: an alert keeps only the labels of its expression, and the failover
+ * candidates are aggregated across the agents (by job, or across jobs).
  */
 const SERIES_LABELS: Array<[RegExp, EndpointLabel[]]> = [
   [/^redis_datacenter_health_(score|status)$/, ['datacenter', 'observer']],
@@ -53,7 +97,9 @@ const SERIES_LABELS: Array<[RegExp, EndpointLabel[]]> = [
     [],
   ],
 ];
-const FILTER: Record<EndpointLabel, string> = {
+const FILTER: Record<SeriesLabel, string> = {
+  job: 'job=~"$job"',
+  instance: 'instance=~"$instance"',
   redis_instance: 'redis_instance=~"$redis_instance"',
   datacenter: 'datacenter=~"$datacenter"',
   observer: 'observer=~"$observer"',
@@ -78,16 +124,16 @@ function get(v: unknown, dotted: string): unknown {
   return cur;
 }
 function isPrometheus(ds: unknown): boolean {
-  return isObj(ds) && ds.type === DATASOURCE.type && ds.uid === DATASOURCE.uid;
+  return isObj(ds) && ds.type === DATASOURCE.type && ds.uid === DATASOURCE.uid && Object.keys(ds).length === 2;
 }
 
-function seriesLabels(metric: string): EndpointLabel[] {
-  for (const [re, labels] of SERIES_LABELS) if (re.test(metric)) return labels;
-  return ['redis_instance', 'datacenter', 'observer'];
+function seriesLabels(metric: string): SeriesLabel[] {
+  for (const [re, labels] of SERIES_LABELS) if (re.test(metric)) return ['job', 'instance', ...labels];
+  return ['job', 'instance', 'redis_instance', 'datacenter', 'observer'];
 }
 
 /** Checks a query; returns the endpoint labels every series it reads carries. */
-function checkExpr(label: string, expr: unknown): EndpointLabel[] {
+function checkExpr(label: string, expr: unknown): SeriesLabel[] {
   if (typeof expr !== 'string' || expr.trim() === '') {
     fail(`${label} has no expr`);
     return [];
@@ -98,7 +144,21 @@ function checkExpr(label: string, expr: unknown): EndpointLabel[] {
       fail(`${label} uses $${m[1]}; queries may use only ${[...QUERY_VARIABLES].map((v) => '$' + v).join(', ')}`);
     }
   }
-  let common: EndpointLabel[] | undefined;
+  // A recording rule (level:metric:operation) exists only where prometheus/rules/ is loaded;
+  // the dashboards must work on any Prometheus that scrapes the agents.
+  const unquoted = expr.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  for (const m of unquoted.matchAll(/(?<![\w:$])([A-Za-z_][\w]*:[\w:]*)/g)) {
+    fail(`${label} reads the recording rule ${m[1]}; query the agent's series instead`);
+  }
+  // An aggregation that keeps one agent's view (`observer`) keeps the agent too: single
+  // agents have no observer label, and two of them (or two jobs) must not be added up.
+  for (const m of expr.matchAll(/\bby\s*\(([^)]*)\)/g)) {
+    const kept = m[1].split(',').map((l) => l.trim());
+    if (kept.includes('observer') && !(kept.includes('job') && kept.includes('instance'))) {
+      fail(`${label}: ${m[0]} keeps observer but not job and instance`);
+    }
+  }
+  let common: SeriesLabel[] | undefined;
   // A metric name, then its matchers if any. Label names (redis_instance) are not metrics.
   for (const m of expr.matchAll(/(?<![\w"$])(redis_[A-Za-z0-9_]+)\s*(\{[^}]*\})?/g)) {
     const metric = m[1];
@@ -210,7 +270,7 @@ function checkPanel(p: Obj, ids: Set<number>, boxes: Box[], stats: { queries: nu
   });
 }
 
-function checkVariables(d: Obj): void {
+function checkVariables(d: Obj, provisioned: string): void {
   const list = get(d, 'templating.list');
   if (!Array.isArray(list)) return fail('templating.list is missing');
   const names = new Set<string>();
@@ -219,6 +279,10 @@ function checkVariables(d: Obj): void {
     const label = `variable ${name}`;
     if (names.has(name)) fail(`${label} is defined twice`);
     names.add(name);
+    if (name === 'datasource') {
+      checkDatasourceVariable(label, v as Obj, provisioned);
+      continue;
+    }
     const expected = VARIABLE_QUERIES[name];
     if (expected === undefined) continue;
     if (get(v, 'type') !== 'query') fail(`${label} must be a query variable`);
@@ -229,8 +293,134 @@ function checkVariables(d: Obj): void {
     if (get(v, 'multi') !== true) fail(`${label} must allow several values (multi)`);
     if (get(v, 'includeAll') !== true) fail(`${label} must include All`);
   }
-  for (const name of Object.keys(VARIABLE_QUERIES)) {
+  for (const name of VARIABLE_ORDER) {
     if (!names.has(name)) fail(`variable ${name} is missing`);
+  }
+  const order = [...names].filter((n) => VARIABLE_ORDER.includes(n));
+  if (order.join() !== VARIABLE_ORDER.filter((n) => names.has(n)).join()) {
+    fail(`variables are in the order ${order.join(', ')}; expected ${VARIABLE_ORDER.join(', ')}`);
+  }
+}
+
+/**
+ * The data source variable: one Prometheus, no All. Its `current` is what makes one file
+ * both importable and provisionable. Imported, Grafana replaces `${DS_PROMETHEUS}` in the
+ * value with the uid of the data source picked in the form. Provisioned, nothing replaces
+ * it; Grafana keeps a value only if a data source has it as uid, else takes the one whose
+ * name is the text, else the first Prometheus: the text must be the provisioned name.
+ */
+function checkDatasourceVariable(label: string, v: Obj, provisioned: string): void {
+  if (v.type !== 'datasource') fail(`${label} must be a datasource variable`);
+  if (v.query !== DATASOURCE.type) fail(`${label} query must be ${JSON.stringify(DATASOURCE.type)} (the plugin id)`);
+  if (v.multi === true || v.includeAll === true) fail(`${label} must hold one data source (no multi, no All)`);
+  if (typeof v.regex === 'string' && v.regex !== '') fail(`${label} regex must be empty: it would hide data sources`);
+  if (get(v, 'current.value') !== INPUT) {
+    fail(`${label} current.value must be ${INPUT}, which the import replaces with the data source picked`);
+  }
+  if (get(v, 'current.text') !== provisioned) {
+    fail(
+      `${label} current.text must be ${JSON.stringify(provisioned)}, the name of the provisioned data source ` +
+        '(grafana/provisioning/datasources/), by which a provisioned dashboard finds it',
+    );
+  }
+}
+
+/**
+ * Every `datasource` in the file is the variable (or, for the built-in annotation, Grafana
+ * itself): a uid written anywhere would break the dashboard in every other Grafana.
+ */
+function checkDatasourceRefs(v: unknown, at: string): void {
+  if (Array.isArray(v)) return v.forEach((x, i) => checkDatasourceRefs(x, `${at}[${i}]`));
+  if (!isObj(v)) return;
+  for (const [k, x] of Object.entries(v)) {
+    const path = at === '' ? k : `${at}.${k}`;
+    if (k === 'datasource' && !isPrometheus(x) && !(v.builtIn === 1 && isEqual(x, BUILT_IN))) {
+      fail(`${path} is ${JSON.stringify(x)}; every data source must be ${JSON.stringify(DATASOURCE)}`);
+    } else {
+      checkDatasourceRefs(x, path);
+    }
+  }
+}
+
+function isEqual(a: unknown, b: Obj): boolean {
+  return isObj(a) && Object.keys(a).length === Object.keys(b).length && Object.keys(b).every((k) => a[k] === b[k]);
+}
+
+/** Every string of the file, with its path. */
+function strings(v: unknown, at: string, out: Array<[string, string]>): Array<[string, string]> {
+  if (typeof v === 'string') out.push([at, v]);
+  else if (Array.isArray(v)) v.forEach((x, i) => strings(x, `${at}[${i}]`, out));
+  else if (isObj(v)) for (const [k, x] of Object.entries(v)) strings(x, at === '' ? k : `${at}.${k}`, out);
+  return out;
+}
+
+/** Panel plugins used, nested rows included; a row is not a plugin. */
+function panelTypes(panels: unknown, out: Set<string>): Set<string> {
+  for (const p of Array.isArray(panels) ? panels : []) {
+    if (!isObj(p)) continue;
+    if (p.type !== 'row') out.add(String(p.type));
+    panelTypes(p.panels, out);
+  }
+  return out;
+}
+
+/**
+ * `__inputs`, `__elements` and `__requires` as Grafana's export "for sharing externally"
+ * writes them: the import form asks for the one Prometheus and replaces `${DS_PROMETHEUS}`,
+ * which stands only in the datasource variable's value; `__requires` lists Grafana (the
+ * version the files are checked against and compose runs), the Prometheus data source and
+ * exactly the panel plugins used, sorted by id.
+ */
+function checkShareable(d: Obj, grafanaVersion: string): void {
+  const inputs = d.__inputs;
+  const expected = {
+    name: 'DS_PROMETHEUS',
+    label: 'Prometheus',
+    type: 'datasource',
+    pluginId: 'prometheus',
+    pluginName: 'Prometheus',
+  };
+  if (!Array.isArray(inputs) || inputs.length !== 1 || !isObj(inputs[0])) {
+    fail(`__inputs must be the one data source input ${JSON.stringify(expected)}`);
+  } else {
+    for (const [k, v] of Object.entries(expected)) {
+      const got = JSON.stringify(inputs[0][k]);
+      if (inputs[0][k] !== v) fail(`__inputs[0].${k} is ${got}, expected ${JSON.stringify(v)}`);
+    }
+  }
+  if (!isObj(d.__elements) || Object.keys(d.__elements).length > 0) fail('__elements must be {} (no library panels)');
+
+  // The import replaces `${NAME}` for each input; any other upper-case `${...}` would stay.
+  const found = strings(d, '', [])
+    .filter(([, s]) => /\$\{[A-Z]/.test(s))
+    .map(([at]) => at);
+  const variables = get(d, 'templating.list');
+  const index = Array.isArray(variables) ? variables.findIndex((v) => get(v, 'name') === 'datasource') : -1;
+  const valueAt = `templating.list[${index}].current.value`;
+  if (found.join() !== valueAt) {
+    const at = found.join(', ') || 'nowhere';
+    fail(`${INPUT} must stand only in the datasource variable's value (${valueAt}); found at ${at}`);
+  }
+
+  const requires = d.__requires;
+  if (!Array.isArray(requires)) return fail('__requires is missing');
+  const want: Obj[] = [
+    { type: 'grafana', id: 'grafana', name: 'Grafana', version: grafanaVersion },
+    { type: 'datasource', id: 'prometheus', name: 'Prometheus', version: '1.0.0' },
+  ];
+  for (const t of panelTypes(d.panels, new Set())) {
+    const name = PANEL_NAMES[t];
+    if (name === undefined) fail(`panel plugin ${t} has no name in runtime.ts PANEL_NAMES`);
+    want.push({ type: 'panel', id: t, name: name ?? t, version: '' });
+  }
+  want.sort((a, b) => String(a.id).localeCompare(String(b.id)));
+  const got = requires.map((r) => JSON.stringify(r));
+  const expectedRequires = want.map((r) => JSON.stringify(r));
+  if (got.join('\n') !== expectedRequires.join('\n')) {
+    fail(
+      `__requires is\n    ${got.join('\n    ')}\n  expected (Grafana, Prometheus and the panel plugins used, ` +
+        `by id)\n    ${expectedRequires.join('\n    ')}`,
+    );
   }
 }
 
@@ -249,7 +439,7 @@ function checkAnnotations(d: Obj): number {
   return queries;
 }
 
-function checkDashboard(file: string, d: Obj): string {
+function checkDashboard(file: string, d: Obj, provisioned: string, grafanaVersion: string): string {
   const expected = EXPECTED[file];
   if (expected === undefined) {
     fail(`unexpected dashboard; known: ${Object.keys(EXPECTED).join(', ')} (add it to runtime.ts EXPECTED)`);
@@ -258,7 +448,9 @@ function checkDashboard(file: string, d: Obj): string {
     if (d.title !== expected.title) fail(`title is ${JSON.stringify(d.title)}, expected ${JSON.stringify(expected.title)}`);
   }
   if (d.id !== null && d.id !== undefined) fail('id must be null: Grafana assigns it when it provisions the file');
-  checkVariables(d);
+  checkShareable(d, grafanaVersion);
+  checkDatasourceRefs(d, '');
+  checkVariables(d, provisioned);
   const annotationQueries = checkAnnotations(d);
 
   const ids = new Set<number>();
@@ -281,7 +473,8 @@ function checkDashboard(file: string, d: Obj): string {
   }
   return (
     `${file}: "${String(d.title)}" (uid ${String(d.uid)}): ${count} panels, ${stats.queries} panel queries, ` +
-    `${annotationQueries} annotation queries`
+    `${annotationQueries} annotation queries; every data source \${datasource}, input DS_PROMETHEUS, requires ` +
+    (Array.isArray(d.__requires) ? d.__requires.map((r) => `${String(get(r, 'id'))}`).join(', ') : '?')
   );
 }
 
@@ -326,6 +519,27 @@ function checkLiterals(checkDir: string, texts: Map<string, string>): void {
   }
 }
 
+/**
+ * What the dashboards must agree with: the name of the provisioned data source, and the
+ * Grafana version, which is that of @grafana/schema (the type check) and of the image
+ * docker-compose.monitoring.yml runs.
+ */
+function environment(root: string): { provisioned: string; grafanaVersion: string } {
+  where = 'grafana/provisioning/datasources/prometheus.yml';
+  const yml = fs.readFileSync(path.join(root, where), 'utf8');
+  const names = [...yml.matchAll(/^\s*-?\s*name:\s*"?([^"\n]+?)"?\s*$/gm)].map((m) => m[1]);
+  if (names.length !== 1) fail(`expected one data source, found the names ${JSON.stringify(names)}`);
+  const schema = path.join(root, 'grafana', 'check', 'node_modules', '@grafana', 'schema', 'package.json');
+  const grafanaVersion = String(JSON.parse(fs.readFileSync(schema, 'utf8')).version);
+  where = 'docker-compose.monitoring.yml';
+  const image = /image:\s*"?grafana\/grafana:([^"\s]+)/.exec(fs.readFileSync(path.join(root, where), 'utf8'));
+  if (image === null || image[1] !== grafanaVersion) {
+    const runs = image?.[1] ?? '?';
+    fail(`runs grafana/grafana:${runs}; the dashboards are checked against @grafana/schema ${grafanaVersion}`);
+  }
+  return { provisioned: names[0] ?? 'Prometheus', grafanaVersion };
+}
+
 function main(): void {
   const root = process.argv[2];
   if (!root) {
@@ -336,6 +550,7 @@ function main(): void {
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
   // Every dashboard must be imported by dashboards.ts, or tsc never checks it.
   const typed = fs.readFileSync(path.join(root, 'grafana', 'check', 'dashboards.ts'), 'utf8');
+  const { provisioned, grafanaVersion } = environment(root);
   const uids = new Map<string, string>();
   const lines: string[] = [];
   const texts = new Map<string, string>();
@@ -360,7 +575,7 @@ function main(): void {
     const uid = String(d.uid);
     if (uids.has(uid)) fail(`uid ${uid} is also used by ${uids.get(uid)}`);
     uids.set(uid, file);
-    lines.push(checkDashboard(file, d));
+    lines.push(checkDashboard(file, d, provisioned, grafanaVersion));
   }
   for (const file of Object.keys(EXPECTED)) {
     if (!files.includes(file)) {

@@ -87,11 +87,45 @@ export interface PromAnnotation extends AnnotationQuery<PromQuery> {
 export type PromPanel = Omit<Panel, 'targets'> & { targets?: PromQuery[] };
 export type PromRowPanel = Omit<RowPanel, 'panels'> & { panels: PromPanel[] };
 
+/**
+ * An input of the import form, as Grafana's export "for sharing externally" writes it: the
+ * import replaces every `${name}` in the file's strings with the value picked or typed.
+ */
+export interface DashboardInput {
+  name: string;
+  label: string;
+  description?: string;
+  type: 'datasource' | 'constant';
+  pluginId?: string;
+  pluginName?: string;
+  value?: string;
+}
+
+/** What the dashboard needs, as the same export lists it (grafana.com shows it). */
+export interface DashboardRequirement {
+  type: 'grafana' | 'datasource' | 'panel';
+  id: string;
+  name: string;
+  version: string;
+}
+
+/**
+ * The fields that export adds at the top of the file, which `Dashboard` does not declare:
+ * Grafana reads them when it imports a file and ignores them when it provisions one.
+ */
+export interface Shareable {
+  __inputs?: DashboardInput[];
+  /** Library panels the dashboard carries; ours use none. */
+  __elements?: Record<string, never>;
+  __requires?: DashboardRequirement[];
+}
+
 /** `Dashboard` with the datasource-specific parts (queries, annotations) spelled out. */
-export type PromDashboard = Omit<Dashboard, 'panels' | 'annotations'> & {
-  panels?: Array<PromPanel | PromRowPanel>;
-  annotations?: { list?: PromAnnotation[] };
-};
+export type PromDashboard = Omit<Dashboard, 'panels' | 'annotations'> &
+  Shareable & {
+    panels?: Array<PromPanel | PromRowPanel>;
+    annotations?: { list?: PromAnnotation[] };
+  };
 
 type ArrayElement<S> = S extends readonly (infer E)[] ? E : never;
 type ObjectMember<S> = S extends readonly unknown[] ? never : S extends object ? S : never;

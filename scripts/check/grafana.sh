@@ -5,8 +5,11 @@
 #   - every grafana/dashboards/*.json type-checks against `Dashboard` from @grafana/schema
 #     as a JSON module (tsc --resolveJsonModule; grafana/check/schema.ts says how);
 #   - grafana/check/runtime.ts: each file's text type-checked as a TypeScript literal
-#     (enum values, each panel plugin's options), then this project's conventions: the
-#     datasource, the variables, the $redis_instance/$datacenter filter on every series,
+#     (enum values, each panel plugin's options), then this project's conventions: every
+#     data source is the `datasource` variable, `__inputs` (DS_PROMETHEUS, only in that
+#     variable's value) and `__requires` (Grafana, Prometheus, the panel plugins used) as
+#     Grafana's export writes them, the variables, the $job/$instance and
+#     $redis_instance/$datacenter/$observer filters on every series, no recording rule,
 #     legends, ids and layout.
 # Needs node and npm; installs grafana/check/node_modules from package-lock.json (npm ci)
 # when it is missing or older than the lock file.

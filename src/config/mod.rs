@@ -13,6 +13,8 @@
 //! block to its owner. Both sides read with the leaf `config_kit` (`Raw`, `Ctx`,
 //! `Seconds`, `secrets`), so the integrations never import this module.
 
+#[cfg(test)]
+mod docs_tests;
 mod expand;
 mod load;
 pub(crate) mod raw;

@@ -12,7 +12,42 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use crate::config_kit::duration::Seconds;
+#[cfg(test)]
+use crate::config_kit::raw::KeyBlock;
 use crate::config_kit::raw::{Raw, Unknown};
+
+/// The core's blocks, from the top of the file (see [`KeyBlock`]); each integration
+/// lists its own under the top-level key it owns.
+#[cfg(test)]
+pub const KEY_BLOCKS: &[KeyBlock] = &[
+    KeyBlock::new("", "RawConfig", RawConfig::KEYS),
+    KeyBlock::new("instances[]", "RawInstance", RawInstance::KEYS),
+    KeyBlock::new("instances[]", "RawAuth", RawAuth::KEYS),
+    KeyBlock::new("instances[].tls", "RawTlsSettings", RawTlsSettings::KEYS),
+    KeyBlock::new(
+        "instances[].endpoints.<dc>",
+        "RawEndpoint",
+        RawEndpoint::KEYS,
+    ),
+    KeyBlock::new("instances[].endpoints.<dc>", "RawAuth", RawAuth::KEYS),
+    KeyBlock::new(
+        "instances[].endpoints.<dc>.tls",
+        "RawTlsSettings",
+        RawTlsSettings::KEYS,
+    ),
+    KeyBlock::new(
+        "instances[].endpoints.<dc>.sentinel",
+        "RawSentinel",
+        RawSentinel::KEYS,
+    ),
+    KeyBlock::new("datacenters.<dc>", "RawDatacenter", RawDatacenter::KEYS),
+    KeyBlock::new("timeouts", "RawTimeouts", RawTimeouts::KEYS),
+    KeyBlock::new("api", "RawApi", RawApi::KEYS),
+    KeyBlock::new("hooks", "RawHooks", RawHooks::KEYS),
+    KeyBlock::new("webhook", "RawWebhook", RawWebhook::KEYS),
+    KeyBlock::new("limits", "RawLimits", RawLimits::KEYS),
+    KeyBlock::new("limits.http", "RawHttpLimits", RawHttpLimits::KEYS),
+];
 
 #[derive(Debug, Deserialize)]
 pub struct RawConfig {

@@ -49,3 +49,25 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Raw<T> {
 
 /// Keys that a struct does not know, kept for the error report.
 pub type Unknown = BTreeMap<String, Value>;
+
+/// One block of the configuration as the reference's test sees it
+/// (`config::docs_tests`): where the block sits, the serde form that reads it, and the
+/// keys that form accepts. Each module lists its own blocks beside its serde forms,
+/// relative to the block it owns, so that the nesting is written once, where it is read.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy)]
+pub struct KeyBlock {
+    /// The block's path under its owner's block: `""` for that block itself,
+    /// `records[]` for each item of a list, `endpoints.<dc>` for each value of a map.
+    pub at: &'static str,
+    /// The serde form's name, as its `impl` with `const KEYS` spells it.
+    pub raw: &'static str,
+    pub keys: &'static [&'static str],
+}
+
+#[cfg(test)]
+impl KeyBlock {
+    pub const fn new(at: &'static str, raw: &'static str, keys: &'static [&'static str]) -> Self {
+        Self { at, raw, keys }
+    }
+}

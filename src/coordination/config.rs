@@ -8,8 +8,20 @@ use serde_yaml::Value;
 use super::roster::{self, FleetAgent, RawFleetAgent, agent_name, datacenter};
 use crate::config_kit::ctx::{Ctx, join};
 use crate::config_kit::duration::{Seconds, show};
+#[cfg(test)]
+use crate::config_kit::raw::KeyBlock;
 use crate::config_kit::raw::{Raw, Unknown};
 use crate::model::Secret;
+
+/// `coordination`'s keys (see [`KeyBlock`]).
+#[cfg(test)]
+pub(crate) const KEY_BLOCKS: &[KeyBlock] = &[
+    KeyBlock::new("", "RawCoordination", RawCoordination::KEYS),
+    KeyBlock::new("etcd", "RawEtcd", RawEtcd::KEYS),
+    KeyBlock::new("etcd.tls", "RawTls", RawTls::KEYS),
+    KeyBlock::new("agent", "RawAgent", RawAgent::KEYS),
+    roster::KEY_BLOCK,
+];
 
 /// `coordination.etcd.prefix`. One fleet per etcd needs nothing more: agents that all
 /// leave the key out agree on it. A second fleet on the same etcd must choose its own,

@@ -13,7 +13,14 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::config_kit::ctx::{Ctx, join};
+#[cfg(test)]
+use crate::config_kit::raw::KeyBlock;
 use crate::config_kit::raw::{Raw, Unknown};
+
+/// `coordination.agents`' keys (see [`KeyBlock`]), under `coordination`.
+#[cfg(test)]
+pub(super) const KEY_BLOCK: KeyBlock =
+    KeyBlock::new("agents[]", "RawFleetAgent", RawFleetAgent::KEYS);
 
 /// Agent names go into etcd keys and values and into log lines: a host name's alphabet.
 const NAME_MAX: usize = 63;

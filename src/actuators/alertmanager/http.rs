@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use reqwest::{StatusCode, Url};
 use serde_json::{Value, json};
 
-use super::{annotations, label_set};
+use super::{DEFAULT_RUNBOOK_URL_BASE, annotations, label_set};
 use crate::decision::ports::error_chain;
 use crate::decision::ports::{AdapterErrorKind, AgentAlert, Notifier, NotifyError, NotifyReport};
 use crate::model::Secret;
@@ -41,6 +41,9 @@ pub struct NotifierSettings {
     /// `generatorURL` of every alert: where the agent can be reached, such as
     /// `http://agent:8080/api/status` (the instance uid is appended). Optional.
     pub generator_url: Option<String>,
+    /// Where the runbook pages are, ending in `/`: every alert's `runbook_url` is
+    /// `<base>agent-failover-notices.md`. Default [`DEFAULT_RUNBOOK_URL_BASE`].
+    pub runbook_url_base: String,
 }
 
 impl NotifierSettings {
@@ -76,6 +79,7 @@ impl Default for NotifierSettings {
             resolve_after: Self::default_resolve_after(),
             auth: None,
             generator_url: None,
+            runbook_url_base: DEFAULT_RUNBOOK_URL_BASE.to_owned(),
         }
     }
 }
@@ -165,7 +169,7 @@ impl AlertmanagerNotifier {
     fn postable(&self, alert: &AgentAlert, now: SystemTime) -> Value {
         let mut out = json!({
             "labels": label_set(alert),
-            "annotations": annotations(alert),
+            "annotations": annotations(alert, &self.settings.runbook_url_base),
             "startsAt": rfc3339::format(alert.starts_at),
         });
         let ends_at = match alert.ends_at {
@@ -415,7 +419,7 @@ fn excerpt(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actuators::alertmanager::RUNBOOK_URL;
+    use crate::actuators::alertmanager::{DEFAULT_RUNBOOK_URL_BASE, RUNBOOK_PAGE};
     use crate::decision::ports::AgentAlertName;
     use crate::decision::ports::notifier::tests::executed;
     use std::time::UNIX_EPOCH;
@@ -446,7 +450,10 @@ mod tests {
         let body = n.body(&[executed(), failback, resolved], now);
         let one = &body[0];
         assert_eq!(one["labels"]["alertname"], "RedisFailoverExecuted");
-        assert_eq!(one["annotations"]["runbook_url"], RUNBOOK_URL);
+        assert_eq!(
+            one["annotations"]["runbook_url"],
+            format!("{DEFAULT_RUNBOOK_URL_BASE}{RUNBOOK_PAGE}")
+        );
         assert_eq!(one["startsAt"], "2025-01-02T03:04:05Z");
         // Sent 55 s after it started: it ends resolve_after after it was sent.
         assert_eq!(one["endsAt"], "2025-01-02T03:15:00Z");

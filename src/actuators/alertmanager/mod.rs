@@ -24,10 +24,13 @@ pub use http::{AlertmanagerNotifier, Auth, NotifierSettings};
 
 /// `source` label of every agent alert.
 pub const SOURCE: &str = "redis-failover-agent";
-/// `runbook_url` annotation of every agent alert: absolute, like the rules' (receivers
-/// link it as it is), and on the same base, which `scripts/runbook-base.sh` rewrites here
-/// too.
-pub const RUNBOOK_URL: &str = "https://github.com/redis-failover-agent/redis-failover-agent/blob/main/docs/runbooks/agent-failover-notices.md";
+/// The base of every agent alert's `runbook_url` when `alertmanager.runbook_url_base`
+/// is not given: the rules' base (absolute, since receivers link it as it is), which
+/// `scripts/runbook-base.sh` rewrites here too.
+pub const DEFAULT_RUNBOOK_URL_BASE: &str =
+    "https://github.com/redis-failover-agent/redis-failover-agent/blob/main/docs/runbooks/";
+/// The runbook page of every agent alert, under the base.
+pub const RUNBOOK_PAGE: &str = "agent-failover-notices.md";
 /// The Grafana dashboard an agent alert links to, before `?var-redis_instance=`.
 pub const DASHBOARD: &str = "/d/redis-failover/datacenters-and-failover";
 
@@ -70,13 +73,16 @@ pub fn label_set(alert: &AgentAlert) -> BTreeMap<String, String> {
     labels
 }
 
-/// The annotations Alertmanager gets for `alert`: summary, description, runbook_url,
-/// dashboard.
-pub fn annotations(alert: &AgentAlert) -> BTreeMap<String, String> {
+/// The annotations Alertmanager gets for `alert`: summary, description, runbook_url
+/// (the page under `runbook_url_base`), dashboard.
+pub fn annotations(alert: &AgentAlert, runbook_url_base: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("summary".to_owned(), alert.summary.clone()),
         ("description".to_owned(), alert.description.clone()),
-        ("runbook_url".to_owned(), RUNBOOK_URL.to_owned()),
+        (
+            "runbook_url".to_owned(),
+            format!("{runbook_url_base}{RUNBOOK_PAGE}"),
+        ),
         (
             "dashboard".to_owned(),
             format!(
@@ -156,7 +162,7 @@ mod tests {
     fn annotations_link_the_runbook_and_the_instance_dashboard() {
         let mut a = executed();
         a.redis_instance = "app 1&x".into();
-        let ann = annotations(&a);
+        let ann = annotations(&a, DEFAULT_RUNBOOK_URL_BASE);
         assert_eq!(ann["summary"], "redis-app-01 moved from east to west");
         assert_eq!(
             ann["description"],
@@ -169,6 +175,11 @@ mod tests {
         assert_eq!(
             ann["dashboard"],
             "/d/redis-failover/datacenters-and-failover?var-redis_instance=app%201%26x"
+        );
+        let elsewhere = annotations(&a, "https://wiki.example/redis/");
+        assert_eq!(
+            elsewhere["runbook_url"],
+            "https://wiki.example/redis/agent-failover-notices.md"
         );
     }
 }

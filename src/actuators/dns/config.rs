@@ -14,9 +14,20 @@ use serde_yaml::{Mapping, Value};
 use super::provider_config::{Provider, ProviderConfig};
 use super::{dry_run, route53};
 use crate::config_kit::ctx::{Ctx, join};
+#[cfg(test)]
+use crate::config_kit::raw::KeyBlock;
 use crate::config_kit::raw::{Raw, Unknown};
 use crate::decision::ports::{DnsError, DnsProvider, RecordRef};
 use crate::model::{DatacenterId, Instance};
+
+/// `dns_config`'s keys, the providers' included (see [`KeyBlock`]). `dry-run` reads
+/// Route53's.
+#[cfg(test)]
+pub(crate) const KEY_BLOCKS: &[KeyBlock] = &[
+    KeyBlock::new("", "RawDnsConfig", RawDnsConfig::KEYS),
+    KeyBlock::new("records[]", "RawDnsRecord", RawDnsRecord::KEYS),
+    route53::config::KEY_BLOCK,
+];
 
 /// Every value `dns_provider` may take; the first is the default.
 const PROVIDERS: &[Provider] = &[route53::config::PROVIDER, dry_run::PROVIDER];

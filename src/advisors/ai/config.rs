@@ -9,8 +9,15 @@ use serde_yaml::Value;
 
 use crate::config_kit::ctx::{Ctx, join};
 use crate::config_kit::duration::Seconds;
+#[cfg(test)]
+use crate::config_kit::raw::KeyBlock;
 use crate::config_kit::raw::{Raw, Unknown};
 use crate::model::Secret;
+
+/// `azure_openai`'s keys (see [`KeyBlock`]).
+#[cfg(test)]
+pub(crate) const KEY_BLOCKS: &[KeyBlock] =
+    &[KeyBlock::new("", "RawAzureOpenAi", RawAzureOpenAi::KEYS)];
 
 /// `azure_openai.timeout`.
 pub const fn default_timeout() -> Duration {

@@ -9,8 +9,17 @@ use serde_yaml::Value;
 
 use crate::config_kit::ctx::{Ctx, join};
 use crate::config_kit::duration::Seconds;
+#[cfg(test)]
+use crate::config_kit::raw::KeyBlock;
 use crate::config_kit::raw::{Raw, Unknown};
 use crate::model::Secret;
+
+/// `elk`'s keys (see [`KeyBlock`]).
+#[cfg(test)]
+pub(crate) const KEY_BLOCKS: &[KeyBlock] = &[
+    KeyBlock::new("", "RawElk", RawElk::KEYS),
+    KeyBlock::new("fields", "RawElkFields", RawElkFields::KEYS),
+];
 
 /// Where client logs live and how to read them (`elk`).
 #[derive(Debug, Clone, PartialEq)]

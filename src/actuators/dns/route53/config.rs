@@ -7,8 +7,14 @@ use serde_yaml::Value;
 
 use super::super::provider_config::{Provider, ProviderConfig};
 use crate::config_kit::ctx::{Ctx, join};
+#[cfg(test)]
+use crate::config_kit::raw::KeyBlock;
 use crate::config_kit::raw::Raw;
 use crate::model::Secret;
+
+/// Route53's keys of `dns_config` (see [`KeyBlock`]).
+#[cfg(test)]
+pub const KEY_BLOCK: KeyBlock = KeyBlock::new("", "RawRoute53", RawRoute53::KEYS);
 
 pub const PROVIDER: Provider = Provider {
     name: "route53",
