@@ -36,6 +36,8 @@ if [[ -z ${AGENT_BIN:-} ]]; then
     fail "cargo build failed: the bundle's configurations need the agent's check-config"
 fi
 [[ -x $agent ]] || fail "$agent is not an executable agent binary"
+# Absolute: the agent is started from a temporary directory.
+agent=$(realpath "$agent")
 
 echo "== deploy/kubernetes: single/, fleet/, secret.example.yaml"
 python3 scripts/check/kubernetes.py "$agent" || fail "deploy/kubernetes/ has the problems above"
