@@ -45,6 +45,7 @@ pub mod advisors;
 pub mod anomaly;
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod config_kit;
