@@ -277,15 +277,13 @@ fn a_fleet_section_is_checked_like_the_rest() {
 const API_KEY: &str = "cli-test-api-key-0123456789abcdef";
 
 /// An agent watching one Redis as instance `app` in datacenter `east`, with an operator
-/// API key; `env` and `args` as given.
-fn watching(redis: &Redis, env: &[(&str, &str)], args: &[&str]) -> Agent {
+/// API key read from `${RFA_CLI_TEST_KEY}`.
+fn watching(redis: &Redis) -> Agent {
     let yaml = common::config(
         &[("app", &[("east", redis.port)])],
-        &format!("api: {{api_key: '${{RFA_CLI_TEST_KEY}}'}}\n"),
+        "api: {api_key: '${RFA_CLI_TEST_KEY}'}\n",
     );
-    let mut env = env.to_vec();
-    env.push(("RFA_CLI_TEST_KEY", API_KEY));
-    Agent::start_full(&yaml, &env, args)
+    Agent::start_with_env(&yaml, &[("RFA_CLI_TEST_KEY", API_KEY)])
 }
 
 #[test]
@@ -360,7 +358,7 @@ fn environment_variables_stand_for_the_flags() {
 #[test]
 fn healthcheck_answers_for_the_agent_as_it_listens() {
     let redis = Redis::start(&[]);
-    let agent = watching(&redis, &[], &[]);
+    let agent = watching(&redis);
     let config = agent.config.to_str().unwrap();
     let listen = format!("127.0.0.1:{}", agent.port);
 
@@ -420,7 +418,7 @@ fn healthcheck_fails_in_one_line_on_a_closed_port() {
 #[test]
 fn status_prints_the_table_with_the_configured_key() {
     let redis = Redis::start(&[]);
-    let agent = watching(&redis, &[], &[]);
+    let agent = watching(&redis);
     let config = agent.config.to_str().unwrap();
     let listen = format!("127.0.0.1:{}", agent.port);
     let env = [
@@ -464,7 +462,7 @@ fn status_prints_the_table_with_the_configured_key() {
 #[test]
 fn status_errors_are_one_line_without_the_key() {
     let redis = Redis::start(&[]);
-    let agent = watching(&redis, &[], &[]);
+    let agent = watching(&redis);
     let url = format!("http://127.0.0.1:{}", agent.port);
     let wrong = "wrong-key-that-must-not-be-printed";
 
