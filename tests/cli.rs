@@ -415,6 +415,81 @@ fn healthcheck_fails_in_one_line_on_a_closed_port() {
     assert_eq!(text(&out).lines().count(), 1, "{}", text(&out));
 }
 
+/// `openssl s_server -www` on loopback with a self-signed certificate for 127.0.0.1: a
+/// listener with TLS that answers GET with 200.
+struct TlsServer {
+    port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsServer {
+    fn start() -> TlsServer {
+        common::require("openssl", "openssl");
+        let dir = tempfile::tempdir().unwrap();
+        let made = Command::new("openssl")
+            .current_dir(dir.path())
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .args(["-keyout", "key.pem", "-out", "cert.pem"])
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "openssl req: {}", text(&made));
+        let port = common::free_port();
+        let child = Command::new("openssl")
+            .current_dir(dir.path())
+            .args([
+                "s_server", "-www", "-quiet", "-cert", "cert.pem", "-key", "key.pem",
+            ])
+            .args(["-accept", &format!("127.0.0.1:{port}")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for(
+            Duration::from_secs(10),
+            "openssl s_server to listen",
+            || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
+        );
+        TlsServer {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A listener with TLS (`--web.config.file`) is asked at `--url https://...`; a
+/// self-signed certificate needs `--insecure`, and without it the refusal says why.
+#[test]
+fn healthcheck_speaks_tls() {
+    let server = TlsServer::start();
+    let url = format!("https://127.0.0.1:{}", server.port);
+    let out = agent_with_env(&["healthcheck", "--url", &url, "--insecure"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let out = agent_with_env(&["healthcheck", "--url", &url], &[]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.to_lowercase().contains("certificate"), "{said}");
+}
+
 #[test]
 fn status_prints_the_table_with_the_configured_key() {
     let redis = Redis::start(&[]);
