@@ -7,7 +7,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tracing::warn;
 
 use redis_failover_agent::app::{self, Options};
-use redis_failover_agent::cli::{self, EXIT_CONFIG, HealthcheckArgs, StatusArgs};
+use redis_failover_agent::cli::{self as commands, EXIT_CONFIG, HealthcheckArgs, StatusArgs};
 use redis_failover_agent::config::{self, ConfigError, Loaded};
 use redis_failover_agent::logging;
 
@@ -82,11 +82,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = cli.config.as_deref();
     match &cli.command {
-        Some(Command::CheckConfig) => cli::check_config(config),
-        Some(Command::Healthcheck(args)) => cli::healthcheck(args, config, cli.listen),
-        Some(Command::Status(args)) => cli::status(args, config, cli.listen),
-        Some(Command::Completions { shell }) => cli::completions(Cli::command(), *shell),
-        Some(Command::Man { command }) => cli::man(Cli::command(), command.as_deref()),
+        Some(Command::CheckConfig) => commands::check_config(config),
+        Some(Command::Healthcheck(args)) => commands::healthcheck(args, config, cli.listen),
+        Some(Command::Status(args)) => commands::status(args, config, cli.listen),
+        Some(Command::Completions { shell }) => commands::completions(Cli::command(), *shell),
+        Some(Command::Man { command }) => commands::man(Cli::command(), command.as_deref()),
         None => serve(cli),
     }
 }

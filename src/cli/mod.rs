@@ -152,9 +152,13 @@ fn cause(error: &reqwest::Error) -> String {
 /// The first line of an answer's body, at most 200 characters: enough to say why, never
 /// a page of HTML.
 fn first_line(body: &str) -> String {
-    let line = body.lines().next().unwrap_or("").trim();
-    let mut short: String = line.chars().take(200).collect();
-    if short.len() < line.len() {
+    shorten(body.lines().next().unwrap_or("").trim(), 200)
+}
+
+/// The first `max` characters of `text`, and `...` if there were more.
+fn shorten(text: &str, max: usize) -> String {
+    let mut short: String = text.chars().take(max).collect();
+    if short.len() < text.len() {
         short.push_str("...");
     }
     short

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
+use super::shorten;
 use crate::logging::escaped;
 use crate::model::rfc3339;
 
@@ -94,7 +95,7 @@ pub(super) fn render(status: &Status) -> String {
                 anomaly(endpoint),
                 age(now, endpoint.last_collection.as_deref()),
                 endpoint.last_error.as_ref().map_or_else(String::new, |e| {
-                    escaped(&shorten(&format!("{}: {}", e.kind, e.message)))
+                    escaped(&shorten(&format!("{}: {}", e.kind, e.message), ERROR_CHARS))
                 }),
             ]);
         }
@@ -182,14 +183,6 @@ fn age(now: Option<SystemTime>, at: Option<&str>) -> String {
         s if s < 3600 => format!("{}m{:02}s ago", s / 60, s % 60),
         s => format!("{}h{:02}m ago", s / 3600, s % 3600 / 60),
     }
-}
-
-fn shorten(text: &str) -> String {
-    let mut short: String = text.chars().take(ERROR_CHARS).collect();
-    if short.len() < text.len() {
-        short.push_str("...");
-    }
-    short
 }
 
 /// Left-aligned columns two spaces apart, without trailing blanks.
