@@ -1,6 +1,9 @@
-# redis-failover-agent as a container image.
+# redis-failover-agent as a container image: a stripped binary on distroless (glibc, CA
+# certificates, no shell, no package manager), running as uid 65532.
 #
-#   docker build -t redis-failover-agent .
+#   docker build -t redis-failover-agent \
+#     --build-arg REVISION="$(git rev-parse HEAD)" \
+#     --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" .
 #   docker run --rm -v "$PWD/agent.yaml:/etc/redis-failover-agent/agent.yaml:ro" \
 #     -p 127.0.0.1:8080:8080 redis-failover-agent
 #
@@ -8,12 +11,19 @@
 # /etc/redis-failover-agent/agent.yaml (docker-compose.monitoring.yml mounts
 # examples/compose.yaml there). Without it the agent exits with status 64 and says so.
 # Secrets go in files (e.g. /run/secrets/...) named by the configuration's *_file keys.
+# Flags can be given as REDIS_FAILOVER_AGENT_* variables (docs/getting-started.md).
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
 
 FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
 WORKDIR /build
+
+# protoc and the protobuf well-known types: etcd-client builds its gRPC code with them.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends protobuf-compiler libprotobuf-dev \
+ && rm -rf /var/lib/apt/lists/*
 
 # Dependencies first, in their own layer: it is rebuilt only when Cargo.toml or
 # Cargo.lock change. Stub targets let Cargo parse the manifest and build every
@@ -26,45 +36,53 @@ RUN mkdir -p src benches \
  && rm -rf src
 
 # The agent itself. COPY keeps the files' own modification times, which can be older
-# than the stub build above: touch them so Cargo rebuilds the crate.
+# than the stub build above: touch them so Cargo rebuilds the crate. The release profile
+# strips the binary (Cargo.toml). The state directory is made here, owned by the image's
+# user, because the final stage has no shell to make it.
 COPY src ./src
 RUN touch src/lib.rs src/main.rs \
  && cargo build --release --locked \
  && install -D -m 0755 target/release/redis-failover-agent /out/redis-failover-agent \
- && /out/redis-failover-agent --version
+ && /out/redis-failover-agent --version \
+ && install -d -m 0750 /out/state /out/state/models
 
-FROM debian:${DEBIAN_RELEASE}-slim
+# cc: glibc, libgcc and the CA certificates (for `tls: true` endpoints and HTTPS
+# integrations), nothing else; :nonroot runs as uid and gid 65532.
+FROM gcr.io/distroless/cc-debian12:nonroot
 
-# ca-certificates: the system roots for `tls: true` endpoints and HTTPS integrations.
-# hadolint ignore=DL3008
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
- && rm -rf /var/lib/apt/lists/*
-
-# A dedicated unprivileged user; the state directory (model_path, the anomaly training
-# windows) belongs to it, so a named volume mounted there inherits the ownership.
-RUN groupadd --system --gid 10001 redis-failover-agent \
- && useradd --system --uid 10001 --gid redis-failover-agent \
-      --home-dir /var/lib/redis-failover-agent --no-create-home \
-      --shell /usr/sbin/nologin redis-failover-agent \
- && install -d -m 0750 -o redis-failover-agent -g redis-failover-agent \
-      /var/lib/redis-failover-agent /var/lib/redis-failover-agent/models \
- && install -d -m 0755 /etc/redis-failover-agent
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+ARG SOURCE=https://github.com/redis-failover-agent/redis-failover-agent
+LABEL org.opencontainers.image.title="redis-failover-agent" \
+      org.opencontainers.image.description="Watches Redis across datacenters, publishes what it sees to Prometheus, and moves traffic by DNS when a datacenter is confirmed to be in trouble." \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.documentation="${SOURCE}/tree/main/docs" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}"
 
 COPY --from=build /out/redis-failover-agent /usr/local/bin/redis-failover-agent
+# The state directory (the decision journal, model_path and the anomaly training
+# windows) belongs to the user, so a named volume mounted there inherits the ownership.
+COPY --from=build --chown=65532:65532 /out/state /var/lib/redis-failover-agent
 
-USER 10001:10001
+USER 65532:65532
 # model_path defaults to ./models: relative to here, inside the volume.
 WORKDIR /var/lib/redis-failover-agent
 VOLUME ["/var/lib/redis-failover-agent"]
 EXPOSE 8080
 
-# No curl in the slim image: bash's /dev/tcp asks GET /healthz (200 while the process
-# serves) on the default port 8080.
-HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && IFS= read -r status <&3 && [[ $status == *' 200 '* ]]"]
+# The agent and its health check read the same configuration (REDIS_FAILOVER_AGENT_*
+# variables too), so the check asks the port the agent listens on. An agent whose
+# listener has TLS (--web.config.file) is asked with
+#   HEALTHCHECK CMD ["redis-failover-agent", "healthcheck", "--url", "https://127.0.0.1:8080", "--insecure"]
+ENV REDIS_FAILOVER_AGENT_CONFIG=/etc/redis-failover-agent/agent.yaml
+# The check gives up after 3 s (--timeout), within Docker's 5 s.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["/usr/local/bin/redis-failover-agent", "healthcheck"]
 
 # SIGTERM drains and stops (up to 10 s); SIGHUP re-reads the configuration file.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["redis-failover-agent"]
-CMD ["--config", "/etc/redis-failover-agent/agent.yaml"]
+ENTRYPOINT ["/usr/local/bin/redis-failover-agent"]

@@ -36,6 +36,8 @@
 //!   knows axum.
 //! - [`app`]: wiring: `serve(listener, config, options, control)` runs the agent
 //!   in-process; `run` binds and turns signals into shutdown and reload.
+//! - [`cli`]: the commands beside the agent: `check-config`, `healthcheck` and `status`
+//!   (HTTP clients of the agent's own listener), shell completions and manual pages.
 //! - [`logging`]: log levels that keep third-party crates quiet, and text output whose
 //!   fields cannot forge lines (control characters escaped).
 //! - `fuzz` (tests only): the seed and budget convention of the property tests.
@@ -45,6 +47,7 @@ pub mod advisors;
 pub mod anomaly;
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod config_kit;

@@ -2,15 +2,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tracing::warn;
 
 use redis_failover_agent::app::{self, Options};
+use redis_failover_agent::cli::{self as commands, EXIT_CONFIG, HealthcheckArgs, StatusArgs};
 use redis_failover_agent::config::{self, ConfigError, Loaded};
 use redis_failover_agent::logging;
-
-/// Exit status for a configuration that cannot be used (EX_USAGE).
-const EXIT_CONFIG: u8 = 64;
 
 /// Watches Redis in several datacenters, publishes what it sees to Prometheus, and
 /// moves traffic by DNS when a datacenter is confirmed to be in trouble.
@@ -24,22 +23,22 @@ struct Cli {
     #[arg(long, short, global = true, env = "REDIS_FAILOVER_AGENT_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on, overriding api.host and api.port.
-    #[arg(long)]
+    #[arg(long, env = "REDIS_FAILOVER_AGENT_LISTEN")]
     listen: Option<SocketAddr>,
     /// Monitor only: never change DNS, whatever auto_failover says.
-    #[arg(long)]
+    #[arg(long, env = "REDIS_FAILOVER_AGENT_NO_FAILOVER", value_parser = BoolishValueParser::new())]
     no_failover: bool,
     /// Start over when the decision journal is damaged (corrupt, cut or emptied): move
     /// its files aside as `<name>.damaged-<unix seconds>` and start with an empty one.
     /// Without it the agent refuses to start on a damaged journal. A sound journal is
     /// kept either way.
-    #[arg(long)]
+    #[arg(long, env = "REDIS_FAILOVER_AGENT_JOURNAL_START_OVER", value_parser = BoolishValueParser::new())]
     journal_start_over: bool,
     /// Log the agent's own debug events (other crates stay at info; see `RUST_LOG`).
-    #[arg(long, short)]
+    #[arg(long, short, env = "REDIS_FAILOVER_AGENT_VERBOSE", value_parser = BoolishValueParser::new())]
     verbose: bool,
     /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "REDIS_FAILOVER_AGENT_LOG_FORMAT")]
     log_format: LogFormat,
 }
 
@@ -47,6 +46,28 @@ struct Cli {
 enum Command {
     /// Validate the configuration, list every problem, exit 0 or 64.
     CheckConfig,
+    /// Exit 0 if the running agent answers /healthz (or /readyz) with 200, else 1.
+    ///
+    /// For container health checks without a shell. Finds the agent as it listens
+    /// (--listen, else api.host and api.port of the configuration), or at --url; on
+    /// failure prints one line saying why.
+    Healthcheck(HealthcheckArgs),
+    /// Print the running agent's status as a table (GET /api/status).
+    ///
+    /// Per instance the active datacenter; per endpoint up or down, the health score, the
+    /// anomaly score and the age of its latest collection round. The operator API key
+    /// comes from --api-key, or from the configuration (api.api_key, api.api_key_file).
+    Status(StatusArgs),
+    /// Print the shell completion script for SHELL.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or the page of one COMMAND.
+    Man {
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -59,8 +80,13 @@ fn main() -> ExitCode {
     // One TLS crypto provider for every client in the process.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    match cli.command {
-        Some(Command::CheckConfig) => check_config(cli.config),
+    let config = cli.config.as_deref();
+    match &cli.command {
+        Some(Command::CheckConfig) => commands::check_config(config),
+        Some(Command::Healthcheck(args)) => commands::healthcheck(args, config, cli.listen),
+        Some(Command::Status(args)) => commands::status(args, config, cli.listen),
+        Some(Command::Completions { shell }) => commands::completions(Cli::command(), *shell),
+        Some(Command::Man { command }) => commands::man(Cli::command(), command.as_deref()),
         None => serve(cli),
     }
 }
@@ -69,31 +95,6 @@ fn load(path: Option<&PathBuf>) -> Result<Loaded, ConfigError> {
     match path {
         Some(path) => config::load_file(path),
         None => Ok(config::embedded_default()),
-    }
-}
-
-fn check_config(path: Option<PathBuf>) -> ExitCode {
-    let name = path.as_ref().map_or_else(
-        || "embedded default".to_owned(),
-        |p| p.display().to_string(),
-    );
-    match load(path.as_ref()) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                eprintln!("warning: {}", logging::escaped(w));
-            }
-            println!(
-                "{name}: OK ({} instances, {} endpoints, {} datacenters)",
-                loaded.config.instances.len(),
-                loaded.config.endpoint_count(),
-                loaded.config.datacenters.len()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::from(EXIT_CONFIG)
-        }
     }
 }
 
@@ -143,4 +144,42 @@ fn init_logging(verbose: bool, format: LogFormat) {
         LogFormat::Json => logging::Format::Json,
     };
     logging::init(verbose, format);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every flag, the subcommands' included, can be set by the environment as
+    /// `REDIS_FAILOVER_AGENT_<FLAG>` (a container or unit sets variables more easily
+    /// than it rewrites a command), and `--help` shows it.
+    #[test]
+    fn every_flag_has_its_environment_variable() {
+        fn check(cmd: &clap::Command, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                if matches!(long, "help" | "version") {
+                    continue;
+                }
+                let expected = format!(
+                    "REDIS_FAILOVER_AGENT_{}",
+                    long.to_uppercase().replace(['-', '.'], "_")
+                );
+                if arg.get_env().and_then(|e| e.to_str()) != Some(expected.as_str()) {
+                    missing.push(format!("{} --{long}: expected {expected}", cmd.get_name()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                check(sub, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        check(&Cli::command(), &mut missing);
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
 }

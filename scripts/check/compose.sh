@@ -12,7 +12,9 @@
 #      secret file exists or has its secrets/<name>.example; every /run/secrets/<name>
 #      that a mounted configuration file or an environment variable names is a secret
 #      of that service; the services and ports of the contract are there.
-#   3. hadolint on the Dockerfile.
+#   3. hadolint on the Dockerfile, then the image's own rules: a final stage without a
+#      shell (no RUN), a numeric non-root USER, HEALTHCHECK by `redis-failover-agent
+#      healthcheck`, the OCI labels with the version of Cargo.toml.
 #   4. `redis-failover-agent check-config` on the agent's mounted configuration, with
 #      the secrets/*.example files standing in for /run/secrets.
 #
@@ -274,6 +276,62 @@ if ! "$hadolint" --no-color Dockerfile; then
     fail "hadolint $hadolint_version: Dockerfile has the problems above"
 fi
 echo "ok: hadolint $hadolint_version on Dockerfile"
+
+# The image's own rules, which hadolint does not know: its last stage has no shell (no
+# RUN; compose must not ask one for a health check), runs as a numeric non-root user,
+# checks its health with the agent's `healthcheck`, and carries the OCI labels, its
+# version defaulting to Cargo.toml's.
+if ! python3 - Dockerfile Cargo.toml "$compose_file" "$tmp/model.json" <<'EOF'
+import json, re, sys
+
+dockerfile, cargo, compose_file, model_path = sys.argv[1:]
+text = re.sub(r"\\\n", " ", open(dockerfile).read())
+lines = [l.strip() for l in text.splitlines() if l.strip() and not l.lstrip().startswith("#")]
+stages = [i for i, l in enumerate(lines) if l.upper().startswith("FROM ")]
+final = lines[stages[-1]:]
+problems = []
+
+def instructions(name):
+    return [l[len(name):].strip() for l in final if l.upper().startswith(name + " ")]
+
+base = final[0].split()[1]
+if any(l.upper().startswith("RUN ") for l in final):
+    problems.append("the final stage RUNs a command: it has no shell")
+users = instructions("USER")
+if not users or not re.fullmatch(r"[1-9][0-9]*(:[0-9]+)?", users[-1]):
+    problems.append(f"the final stage's USER is {users[-1] if users else 'unset'}, not a numeric non-root uid")
+health = " ".join(instructions("HEALTHCHECK"))
+m = re.search(r"CMD\s+(\[.*\])", health)
+if not m or json.loads(m.group(1))[:2] != ["/usr/local/bin/redis-failover-agent", "healthcheck"]:
+    problems.append(f"HEALTHCHECK does not run `redis-failover-agent healthcheck` in exec form: {health!r}")
+if not " ".join(instructions("ENTRYPOINT")).startswith("["):
+    problems.append("ENTRYPOINT is not in exec form (there is no shell)")
+labels = " ".join(instructions("LABEL"))
+for label in ("title", "description", "source", "licenses", "version", "revision", "created"):
+    if f"org.opencontainers.image.{label}=" not in labels:
+        problems.append(f"label org.opencontainers.image.{label} is missing")
+if 'org.opencontainers.image.licenses="Apache-2.0"' not in labels:
+    problems.append("org.opencontainers.image.licenses is not Apache-2.0")
+version = re.search(r'^version\s*=\s*"([^"]+)"', open(cargo).read(), re.M).group(1)
+args = dict(a.split("=", 1) for a in instructions("ARG") if "=" in a)
+if args.get("VERSION") != version:
+    problems.append(f"ARG VERSION defaults to {args.get('VERSION')!r}, Cargo.toml says {version!r}")
+
+# A service built from this Dockerfile cannot run a shell for its health check.
+for name, svc in json.load(open(model_path)).get("services", {}).items():
+    test = (svc.get("healthcheck") or {}).get("test") or []
+    if "build" in svc and test[:1] == ["CMD-SHELL"]:
+        problems.append(f"{compose_file}: service {name} runs a shell health check; the image has no shell")
+
+if problems:
+    print("\n".join(f"problem: {p}" for p in problems), file=sys.stderr)
+    sys.exit(1)
+print(f"ok: final stage {base}: no RUN, USER {users[-1]}, HEALTHCHECK by `healthcheck`, "
+      f"OCI labels (version {version})")
+EOF
+then
+    fail "Dockerfile breaks the rules above"
+fi
 
 # --- 4. the agent's configuration, as the container reads it ---------------------------
 target_dir=${CARGO_TARGET_DIR:-target}

@@ -309,10 +309,14 @@ impl Agent {
         };
         std::fs::write(&config, config_yaml).unwrap();
         let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_redis-failover-agent"))
-            .arg("--config")
-            .arg(&config)
-            .args(["--listen", &format!("127.0.0.1:{}", port.unwrap_or(0))])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_redis-failover-agent"));
+        command.arg("--config").arg(&config);
+        // A test may give the listen address by the environment instead (the flag
+        // would win over it).
+        if !env.iter().any(|(k, _)| *k == "REDIS_FAILOVER_AGENT_LISTEN") {
+            command.args(["--listen", &format!("127.0.0.1:{}", port.unwrap_or(0))]);
+        }
+        let child = command
             .args(args)
             .envs(env.iter().copied())
             .env_remove("RUST_LOG")
