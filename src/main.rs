@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing::warn;
 
+use redis_failover_agent::api::{self, WebConfig};
 use redis_failover_agent::app::{self, Options};
 use redis_failover_agent::config::{self, ConfigError, Loaded};
 use redis_failover_agent::logging;
@@ -26,6 +27,19 @@ struct Cli {
     /// Address to listen on, overriding api.host and api.port.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Address to listen on, as exporters take it (`:9121` for every IPv4 interface);
+    /// overrides api.host, api.port and --listen.
+    #[arg(long = "web.listen-address", env = "REDIS_FAILOVER_AGENT_WEB_LISTEN_ADDRESS",
+        value_parser = app::parse_listen_address)]
+    web_listen_address: Option<SocketAddr>,
+    /// Path under which Prometheus scrapes the metrics.
+    #[arg(long = "web.telemetry-path", env = "REDIS_FAILOVER_AGENT_WEB_TELEMETRY_PATH",
+        default_value = api::METRICS_PATH, value_parser = api::parse_telemetry_path)]
+    web_telemetry_path: String,
+    /// Web configuration file in the Prometheus exporter toolkit's format: TLS, client
+    /// certificates, basic auth, response headers. Read again on SIGHUP.
+    #[arg(long = "web.config.file", env = "REDIS_FAILOVER_AGENT_WEB_CONFIG_FILE")]
+    web_config_file: Option<PathBuf>,
     /// Monitor only: never change DNS, whatever auto_failover says.
     #[arg(long)]
     no_failover: bool,
@@ -109,9 +123,19 @@ fn serve(cli: Cli) -> ExitCode {
     for w in &loaded.warnings {
         warn!("{w}");
     }
+    let web = match WebConfig::load(cli.web_config_file.as_deref()) {
+        Ok(web) => web,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let options = Options {
         config_path: cli.config,
-        listen: cli.listen,
+        listen: cli.web_listen_address.or(cli.listen),
+        web_config_file: cli.web_config_file,
+        web,
+        telemetry_path: cli.web_telemetry_path,
         no_failover: cli.no_failover,
         journal_start_over: cli.journal_start_over,
     };
