@@ -69,9 +69,11 @@ pub fn parse_version(given: &str) -> Result<Version, String> {
 /// What `tls_server_config` holds once each key is read.
 #[derive(Debug)]
 pub struct TlsSettings {
-    pub cert: Pem,
-    pub key: Pem,
-    pub client_auth: ClientAuth,
+    /// `None` when missing or unreadable (already reported), as for `key`.
+    pub cert: Option<Pem>,
+    pub key: Option<Pem>,
+    /// `None` when not valid (already reported).
+    pub client_auth: Option<ClientAuth>,
     pub client_ca: Option<Pem>,
     pub min_version: Version,
     pub max_version: Version,
@@ -79,24 +81,31 @@ pub struct TlsSettings {
 
 const P: &str = "tls_server_config";
 
-/// The server's TLS configuration, or every problem with it. No problem shows the
-/// private key or a part of it.
+/// The server's TLS configuration, or every problem with what `s` holds (a part already
+/// found missing or invalid makes it an error with no more problems). No problem shows
+/// the private key or a part of it.
 pub fn server_config(s: TlsSettings) -> Result<ServerConfig, Vec<Problem>> {
     let mut problems = Vec::new();
-    let certs = certificates(&s.cert, &mut problems);
-    let key = match PrivateKeyDer::from_pem_slice(&s.key.bytes) {
-        Ok(key) => Some(key),
-        Err(_) => {
-            problems.push(Problem::new(
-                &s.key.key,
-                "holds no PEM private key (PKCS#8, PKCS#1 or SEC1) that can be read",
-            ));
-            None
-        }
-    };
+    let certs = s
+        .cert
+        .as_ref()
+        .and_then(|pem| certificates(pem, &mut problems));
+    let key = s
+        .key
+        .as_ref()
+        .and_then(|pem| match PrivateKeyDer::from_pem_slice(&pem.bytes) {
+            Ok(key) => Some(key),
+            Err(_) => {
+                problems.push(Problem::new(
+                    &pem.key,
+                    "holds no PEM private key (PKCS#8, PKCS#1 or SEC1) that can be read",
+                ));
+                None
+            }
+        });
     let roots = match (&s.client_ca, s.client_auth) {
-        (None, ClientAuth::None) => None,
-        (Some(_), ClientAuth::None) => {
+        (_, None) | (None, Some(ClientAuth::None)) => None,
+        (Some(_), Some(ClientAuth::None)) => {
             problems.push(Problem::new(
                 format!("{P}.client_auth_type"),
                 "client_ca_file is set but client_auth_type is NoClientCert; use \
@@ -104,14 +113,14 @@ pub fn server_config(s: TlsSettings) -> Result<ServerConfig, Vec<Problem>> {
             ));
             None
         }
-        (None, _) => {
+        (None, Some(_)) => {
             problems.push(Problem::new(
                 format!("{P}.client_ca_file"),
                 "is required to verify client certificates (client_auth_type)",
             ));
             None
         }
-        (Some(ca), _) => roots(ca, &mut problems),
+        (Some(ca), Some(_)) => roots(ca, &mut problems),
     };
     if s.min_version > s.max_version {
         problems.push(Problem::new(
@@ -119,17 +128,17 @@ pub fn server_config(s: TlsSettings) -> Result<ServerConfig, Vec<Problem>> {
             "is above max_version",
         ));
     }
-    let (Some(certs), Some(key)) = (certs, key) else {
-        return Err(problems);
-    };
-    if !problems.is_empty() {
-        return Err(problems);
+    match (certs, key, s.client_auth) {
+        (Some(certs), Some(key), Some(auth)) if problems.is_empty() => {
+            build(&s, auth, certs, key, roots).map_err(|p| vec![p])
+        }
+        _ => Err(problems),
     }
-    build(&s, certs, key, roots).map_err(|p| vec![p])
 }
 
 fn build(
     s: &TlsSettings,
+    auth: ClientAuth,
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     roots: Option<RootCertStore>,
@@ -150,7 +159,7 @@ fn build(
         None => builder.with_no_client_auth(),
         Some(roots) => {
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = match s.client_auth {
+            let verifier = match auth {
                 ClientAuth::IfGiven => verifier.allow_unauthenticated(),
                 _ => verifier,
             };
@@ -161,9 +170,10 @@ fn build(
         }
     };
     let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        let name = |pem: &Option<Pem>| pem.as_ref().map_or("", |p| p.key.as_str()).to_owned();
         Problem::new(
-            &s.key.key,
-            format!("cannot be used with {}: {e}", s.cert.key),
+            name(&s.key),
+            format!("cannot be used with {}: {e}", name(&s.cert)),
         )
     })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -162,7 +162,7 @@ fn parse(text: &str, base: &Path) -> Result<WebConfig, Vec<Problem>> {
     ctx.unknown("", &raw.unknown, &[RawWeb::KEYS]);
     let tls = ctx
         .value("tls_server_config", raw.tls_server_config)
-        .and_then(|t| tls_settings(&mut ctx, t))
+        .map(|t| tls_settings(&mut ctx, t))
         .and_then(|settings| match tls::server_config(settings) {
             Ok(config) => Some(Arc::new(config)),
             Err(problems) => {
@@ -186,7 +186,7 @@ fn parse(text: &str, base: &Path) -> Result<WebConfig, Vec<Problem>> {
     }
 }
 
-fn tls_settings(ctx: &mut Ctx, raw: RawTls) -> Option<TlsSettings> {
+fn tls_settings(ctx: &mut Ctx, raw: RawTls) -> TlsSettings {
     const P: &str = "tls_server_config";
     let mut unknown = raw.unknown;
     for key in RawTls::UNSUPPORTED {
@@ -217,17 +217,13 @@ fn tls_settings(ctx: &mut Ctx, raw: RawTls) -> Option<TlsSettings> {
         raw.client_ca_file,
     );
     let key_name = |k: &str| format!("{P}.{k}");
-    let client_auth = ctx
-        .value(&key_name("client_auth_type"), raw.client_auth_type)
-        .map_or(Some(ClientAuth::None), |given| {
-            match ClientAuth::parse(&given) {
-                Ok(auth) => Some(auth),
-                Err(message) => {
-                    ctx.problem(&key_name("client_auth_type"), message);
-                    None
-                }
-            }
-        });
+    // `None` when it is not valid (already reported): the checks that need it are skipped.
+    let client_auth = match ctx.value(&key_name("client_auth_type"), raw.client_auth_type) {
+        None => Some(ClientAuth::None),
+        Some(given) => ClientAuth::parse(&given)
+            .map_err(|message| ctx.problem(&key_name("client_auth_type"), message))
+            .ok(),
+    };
     let mut version =
         |key: &str, raw: Option<Raw<String>>, default| match ctx.value(&key_name(key), raw) {
             None => default,
@@ -238,35 +234,28 @@ fn tls_settings(ctx: &mut Ctx, raw: RawTls) -> Option<TlsSettings> {
         };
     let min_version = version("min_version", raw.min_version, tls::Version::Tls12);
     let max_version = version("max_version", raw.max_version, tls::Version::Tls13);
-    let (cert, key) = match (cert, key) {
-        (Some(c), Some(k)) => (c, k),
-        (c, k) => {
-            // A missing one is a problem unless the one given was already reported.
-            for (name, missing) in [("cert", c.is_none()), ("key", k.is_none())] {
-                if missing
-                    && !ctx
-                        .problems
-                        .iter()
-                        .any(|p| p.key.starts_with(&key_name(name)))
-                {
-                    ctx.problem(
-                        &key_name(&format!("{name}_file")),
-                        format!("is required with tls_server_config (or {name} inline)"),
-                    );
-                }
-            }
-            return None;
+    // A missing one is a problem unless the one given was already reported.
+    for (name, missing) in [("cert", cert.is_none()), ("key", key.is_none())] {
+        if missing
+            && !ctx
+                .problems
+                .iter()
+                .any(|p| p.key.starts_with(&key_name(name)))
+        {
+            ctx.problem(
+                &key_name(&format!("{name}_file")),
+                format!("is required with tls_server_config (or {name} inline)"),
+            );
         }
-    };
-    let client_auth = client_auth?;
-    Some(TlsSettings {
+    }
+    TlsSettings {
         cert,
         key,
         client_auth,
         client_ca,
         min_version,
         max_version,
-    })
+    }
 }
 
 /// A PEM given inline (`name`) or in a file (`name_file`); `Some(None)` inline: given,
@@ -437,6 +426,7 @@ mod tests {
             "tls_server_config.client_ca_fiel: unknown key (did you mean `client_ca_file`?)",
             "tls_server_config.cipher_suites: is not supported",
             "tls_server_config.cert_file: cannot read",
+            "tls_server_config.key: holds no PEM private key",
             "tls_server_config.client_auth_type: \"RequireAnyClientCert\" takes a certificate without verifying it",
             "tls_server_config.min_version: TLS10 is not supported",
             "basic_auth_users.alice: is not a bcrypt hash (value hidden); make one with",
@@ -446,7 +436,7 @@ mod tests {
         ] {
             assert!(all.contains(expected), "{expected}\n--- said ---\n{all}");
         }
-        assert_eq!(said.len(), 11, "{all}");
+        assert_eq!(said.len(), 12, "{all}");
         assert!(!all.contains("hunter2"), "{all}");
     }
 
