@@ -35,7 +35,7 @@ use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::{self, Engine};
 use crate::decision::journal::Opening;
 use crate::decision::ports::{Coordination, SwitchPolicy};
-use crate::metrics::{Metrics, Observer, cache::REUSE_FACTOR};
+use crate::metrics::{Metrics, Observer, cache::Policy};
 use crate::model::{
     ActiveDatacenters, AnalysisStore, DatacenterId, EndpointKey, InstanceId, SnapshotStore,
 };
@@ -277,7 +277,7 @@ impl Families {
             reloads.get_or_create(&result_label(result)).inc_by(0);
         }
         // At most one render per format and collection round, however many scrapers.
-        metrics.set_cache(config.collector.interval, REUSE_FACTOR);
+        metrics.set_cache(Policy::for_interval(config.collector.interval));
         let decisions = DecisionMetrics::register(metrics.registry_mut());
         let http = api::HttpMetrics::register(metrics.registry_mut());
         Self {

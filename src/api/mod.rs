@@ -377,7 +377,11 @@ mod tests {
             0.8,
             None,
         );
-        metrics.set_cache(Duration::from_secs(60), u32::MAX);
+        metrics.set_cache(crate::metrics::cache::Policy {
+            max_age: Duration::from_secs(60),
+            reuse_factor: u32::MAX,
+            min_bytes: 0,
+        });
         state.metrics = Arc::new(metrics);
         state
     }

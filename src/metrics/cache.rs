@@ -7,8 +7,9 @@
 //! The store changes all the time (the endpoints' rounds are spread over the interval),
 //! so freshness is an age: a body is reused for [`REUSE_FACTOR`] times what it took to
 //! render, never longer than `max_age` (the collection interval, so at most one render
-//! per format per round). A small agent, whose render takes a millisecond, is in effect
-//! uncached; a large one renders once a round. A reload starts over at once.
+//! per format per round). A body under [`MIN_REUSE_BYTES`] (a small agent's, cheap to
+//! render) is only shared with the scrapes that waited for it, so each later scrape
+//! shows every counter as it is then. A reload starts over at once.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +26,32 @@ use super::Format;
 /// How many times its render cost a body is reused for: rendering then takes at most
 /// about 2% of a core, whatever the number of scrapers.
 pub const REUSE_FACTOR: u32 = 50;
+
+/// The smallest body reused by a later scrape: about 60 endpoints' worth, a render of a
+/// few milliseconds.
+pub const MIN_REUSE_BYTES: usize = 1 << 20;
+
+/// When a rendered body may be served again.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Never longer than this: the collection interval.
+    pub max_age: Duration,
+    /// Reused for this many times its render cost ([`REUSE_FACTOR`]).
+    pub reuse_factor: u32,
+    /// Smaller bodies go only to the scrapes that waited for them ([`MIN_REUSE_BYTES`]).
+    pub min_bytes: usize,
+}
+
+impl Policy {
+    /// The policy of an agent collecting every `interval`.
+    pub fn for_interval(interval: Duration) -> Self {
+        Self {
+            max_age: interval,
+            reuse_factor: REUSE_FACTOR,
+            min_bytes: MIN_REUSE_BYTES,
+        }
+    }
+}
 
 /// A rendered body, shared by every scraper that gets it.
 #[derive(Debug)]
@@ -73,17 +100,15 @@ struct Cached {
 #[derive(Debug)]
 pub struct RenderCache {
     slots: [Mutex<Option<Cached>>; 2],
-    max_age: Duration,
-    reuse_factor: u32,
+    policy: Policy,
     generation: AtomicU64,
 }
 
 impl RenderCache {
-    pub fn new(max_age: Duration, reuse_factor: u32) -> Self {
+    pub fn new(policy: Policy) -> Self {
         Self {
             slots: [Mutex::new(None), Mutex::new(None)],
-            max_age,
-            reuse_factor,
+            policy,
             generation: AtomicU64::new(0),
         }
     }
@@ -99,11 +124,13 @@ impl RenderCache {
         format: Format,
         render: impl FnOnce() -> Result<String, E> + Send + 'static,
     ) -> Result<Arc<Exposition>, Option<E>> {
+        let arrived = Instant::now();
         let mut slot = self.slots[format as usize].lock().await;
         let generation = self.generation.load(Ordering::Relaxed);
         if let Some(cached) = slot.as_ref()
             && cached.generation == generation
-            && cached.rendered.elapsed() < self.hold(cached.cost)
+            // Rendered while this scrape waited, or still fresh.
+            && (cached.rendered > arrived || cached.rendered.elapsed() < self.hold(cached))
         {
             return Ok(Arc::clone(&cached.exposition));
         }
@@ -123,8 +150,14 @@ impl RenderCache {
         Ok(exposition)
     }
 
-    fn hold(&self, cost: Duration) -> Duration {
-        cost.saturating_mul(self.reuse_factor).min(self.max_age)
+    fn hold(&self, cached: &Cached) -> Duration {
+        if cached.exposition.body.len() < self.policy.min_bytes {
+            return Duration::ZERO;
+        }
+        cached
+            .cost
+            .saturating_mul(self.policy.reuse_factor)
+            .min(self.policy.max_age)
     }
 }
 
@@ -145,9 +178,21 @@ mod tests {
         }
     }
 
+    fn policy(max_age: Duration, reuse_factor: u32, min_bytes: usize) -> Policy {
+        Policy {
+            max_age,
+            reuse_factor,
+            min_bytes,
+        }
+    }
+
     #[tokio::test]
     async fn concurrent_scrapes_share_one_render_and_later_ones_reuse_it() {
-        let cache = Arc::new(RenderCache::new(Duration::from_secs(60), u32::MAX));
+        let cache = Arc::new(RenderCache::new(policy(
+            Duration::from_secs(60),
+            u32::MAX,
+            0,
+        )));
         let renders = Arc::new(AtomicUsize::new(0));
         let scrapes: Vec<_> = (0..4)
             .map(|_| {
@@ -175,20 +220,44 @@ mod tests {
     #[tokio::test]
     async fn a_body_is_reused_for_its_cost_times_the_factor_at_most_max_age() {
         let renders = Arc::new(AtomicUsize::new(0));
-        // Factor 0: never reused.
-        let cache = RenderCache::new(Duration::from_secs(60), 0);
-        cache.get(Format::Text, counting(&renders)).await.unwrap();
-        cache.get(Format::Text, counting(&renders)).await.unwrap();
-        assert_eq!(renders.load(Ordering::SeqCst), 2);
-        // A large factor, but max_age 0: never reused either.
-        let cache = RenderCache::new(Duration::ZERO, u32::MAX);
-        cache.get(Format::Text, counting(&renders)).await.unwrap();
-        cache.get(Format::Text, counting(&renders)).await.unwrap();
-        assert_eq!(renders.load(Ordering::SeqCst), 4);
-        assert_eq!(
-            RenderCache::new(Duration::from_secs(5), REUSE_FACTOR).hold(Duration::from_millis(20)),
-            Duration::from_secs(1)
-        );
+        let minute = Duration::from_secs(60);
+        // Factor 0, max_age 0, or a body under min_bytes: never reused by a later scrape.
+        for p in [
+            policy(minute, 0, 0),
+            policy(Duration::ZERO, u32::MAX, 0),
+            policy(minute, u32::MAX, 1 << 20),
+        ] {
+            let before = renders.load(Ordering::SeqCst);
+            let cache = RenderCache::new(p);
+            cache.get(Format::Text, counting(&renders)).await.unwrap();
+            cache.get(Format::Text, counting(&renders)).await.unwrap();
+            assert_eq!(renders.load(Ordering::SeqCst), before + 2, "{p:?}");
+        }
+        let cached = |bytes: usize| Cached {
+            exposition: Arc::new(Exposition::new("x".repeat(bytes))),
+            rendered: Instant::now(),
+            cost: Duration::from_millis(20),
+            generation: 0,
+        };
+        let cache = RenderCache::new(Policy::for_interval(Duration::from_secs(5)));
+        assert_eq!(cache.hold(&cached(MIN_REUSE_BYTES)), Duration::from_secs(1));
+        assert_eq!(cache.hold(&cached(MIN_REUSE_BYTES - 1)), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_small_body_still_goes_to_every_scrape_that_waited_for_it() {
+        let cache = Arc::new(RenderCache::new(policy(Duration::ZERO, 0, usize::MAX)));
+        let renders = Arc::new(AtomicUsize::new(0));
+        let scrapes: Vec<_> = (0..3)
+            .map(|_| {
+                let (cache, render) = (Arc::clone(&cache), counting(&renders));
+                tokio::spawn(async move { cache.get(Format::Text, render).await.unwrap() })
+            })
+            .collect();
+        for scrape in scrapes {
+            scrape.await.unwrap();
+        }
+        assert_eq!(renders.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -31,7 +31,7 @@ use prometheus_client::registry::Registry;
 pub use info_table::{CLUSTER_METRICS, INFO_METRICS, InfoMetric, Kind};
 pub use observer::Observer;
 
-use cache::{Exposition, REUSE_FACTOR, RenderCache};
+use cache::{Exposition, Policy, RenderCache};
 
 use crate::model::{ActiveDatacenters, AnalysisStore, SnapshotStore};
 
@@ -88,8 +88,8 @@ pub enum RenderError {
     Panicked,
 }
 
-/// The upper bound of a cached body's age until [`Metrics::set_cache_max_age`] says
-/// otherwise: the default collection interval.
+/// The upper bound of a cached body's age until [`Metrics::set_cache`] says otherwise:
+/// the default collection interval.
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5);
 
 impl Metrics {
@@ -155,14 +155,14 @@ impl Metrics {
             scratch: Mutex::new(String::new()),
             render_seconds,
             renders,
-            cache: RenderCache::new(DEFAULT_MAX_AGE, REUSE_FACTOR),
+            cache: RenderCache::new(Policy::for_interval(DEFAULT_MAX_AGE)),
         }
     }
 
-    /// The longest a rendered body is served (the collection interval), and how many
-    /// times its render cost it is kept at most ([`REUSE_FACTOR`] but in tests).
-    pub fn set_cache(&mut self, max_age: Duration, reuse_factor: u32) {
-        self.cache = RenderCache::new(max_age, reuse_factor);
+    /// When a rendered body may be served again: [`Policy::for_interval`] of the
+    /// collection interval, but in tests.
+    pub fn set_cache(&mut self, policy: Policy) {
+        self.cache = RenderCache::new(policy);
     }
 
     /// The next scrape renders afresh (a reload changed what is collected).
