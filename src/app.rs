@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,18 +74,6 @@ impl Default for Options {
             journal_start_over: false,
         }
     }
-}
-
-/// `--web.listen-address` as exporters take it: `host:port`, or `:port` for every
-/// IPv4 interface.
-pub fn parse_listen_address(given: &str) -> Result<SocketAddr, String> {
-    let full = match given.strip_prefix(':') {
-        Some(port) => format!("0.0.0.0:{port}"),
-        None => given.to_owned(),
-    };
-    full.parse().map_err(|_| {
-        format!("{given:?} is not an address: use host:port (127.0.0.1:9121, [::1]:9121) or :port")
-    })
 }
 
 type Reloads = Family<Vec<(String, String)>, Counter>;
@@ -525,17 +513,7 @@ impl Running {
         let loaded = match config::load_file(path) {
             Ok(loaded) => loaded,
             Err(e) => {
-                self.reloads.get_or_create(&result_label("failure")).inc();
-                match e {
-                    ConfigError::Invalid { problems, .. } => {
-                        for p in problems {
-                            error!(config = %path.display(), problem = %p,
-                                "reload refused; keeping the running configuration");
-                        }
-                    }
-                    other => error!(config = %path.display(), error = %other,
-                        "reload refused; keeping the running configuration"),
-                }
+                self.refused(path, e);
                 return;
             }
         };
@@ -580,19 +558,22 @@ impl Running {
                     basic_auth_users = web.users.len(), "web configuration reloaded");
                 self.web.replace(web);
             }
-            Err(e) => {
-                self.reloads.get_or_create(&result_label("failure")).inc();
-                match e {
-                    ConfigError::Invalid { problems, .. } => {
-                        for p in problems {
-                            error!(web_config = %path.display(), problem = %p,
-                                "web configuration reload refused; keeping the running one");
-                        }
-                    }
-                    other => error!(web_config = %path.display(), error = %other,
-                        "web configuration reload refused; keeping the running one"),
+            Err(e) => self.refused(path, e),
+        }
+    }
+
+    /// A file that cannot be used: every problem logged, the running one kept.
+    fn refused(&self, path: &Path, e: ConfigError) {
+        self.reloads.get_or_create(&result_label("failure")).inc();
+        match e {
+            ConfigError::Invalid { problems, .. } => {
+                for p in problems {
+                    error!(config = %path.display(), problem = %p,
+                        "reload refused; keeping the running configuration");
                 }
             }
+            other => error!(config = %path.display(), error = %other,
+                "reload refused; keeping the running configuration"),
         }
     }
 }

@@ -30,7 +30,7 @@ struct Cli {
     /// Address to listen on, as exporters take it (`:9121` for every IPv4 interface);
     /// overrides api.host, api.port and --listen.
     #[arg(long = "web.listen-address", env = "REDIS_FAILOVER_AGENT_WEB_LISTEN_ADDRESS",
-        value_parser = app::parse_listen_address)]
+        value_parser = api::parse_listen_address)]
     web_listen_address: Option<SocketAddr>,
     /// Path under which Prometheus scrapes the metrics.
     #[arg(long = "web.telemetry-path", env = "REDIS_FAILOVER_AGENT_WEB_TELEMETRY_PATH",

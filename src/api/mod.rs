@@ -109,6 +109,18 @@ pub const METRICS_PATH: &str = "/metrics";
 /// Where Alertmanager delivers; it has its own bearer token, not the web config's users.
 pub const WEBHOOK_PATH: &str = "/webhook/alertmanager";
 
+/// `--web.listen-address` as exporters take it: `host:port`, or `:port` for every
+/// IPv4 interface.
+pub fn parse_listen_address(given: &str) -> Result<std::net::SocketAddr, String> {
+    let full = match given.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => given.to_owned(),
+    };
+    full.parse().map_err(|_| {
+        format!("{given:?} is not an address: use host:port (127.0.0.1:9121, [::1]:9121) or :port")
+    })
+}
+
 /// `--web.telemetry-path`: a path of its own, clear of the agent's other routes.
 pub fn parse_telemetry_path(given: &str) -> Result<String, String> {
     let taken = ["/healthz", "/readyz", WEBHOOK_PATH];
@@ -461,6 +473,19 @@ mod tests {
         assert!(!accepts("gzip;q=0"));
         assert!(!accepts("identity, deflate"));
         assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn the_listen_address_may_leave_out_the_host() {
+        assert_eq!(
+            parse_listen_address(":9121").unwrap(),
+            "0.0.0.0:9121".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen_address("[::1]:80").unwrap(),
+            "[::1]:80".parse().unwrap()
+        );
+        assert!(parse_listen_address("localhost:80").is_err());
     }
 
     #[test]
