@@ -88,6 +88,20 @@ struct RawTls {
 }
 
 impl RawTls {
+    /// Nothing set: as in the toolkit, the listener stays plain HTTP.
+    fn is_empty(&self) -> bool {
+        self.cert.is_none()
+            && self.key.is_none()
+            && self.client_ca.is_none()
+            && self.cert_file.is_none()
+            && self.key_file.is_none()
+            && self.client_auth_type.is_none()
+            && self.client_ca_file.is_none()
+            && self.min_version.is_none()
+            && self.max_version.is_none()
+            && self.unknown.is_empty()
+    }
+
     const KEYS: &[&str] = &[
         "cert",
         "key",
@@ -161,7 +175,8 @@ fn parse(text: &str, base: &Path) -> Result<WebConfig, Vec<Problem>> {
     };
     ctx.unknown("", &raw.unknown, &[RawWeb::KEYS]);
     let tls = ctx
-        .value("tls_server_config", raw.tls_server_config)
+        .value("tls_server_config", raw.tls_server_config.filter(is_given))
+        .filter(|t| !t.is_empty())
         .map(|t| tls_settings(&mut ctx, t))
         .and_then(|settings| match tls::server_config(settings) {
             Ok(config) => Some(Arc::new(config)),
@@ -170,9 +185,12 @@ fn parse(text: &str, base: &Path) -> Result<WebConfig, Vec<Problem>> {
                 None
             }
         });
-    let users = users(&mut ctx, raw.basic_auth_users);
+    let users = users(&mut ctx, raw.basic_auth_users.filter(is_given));
     let headers = ctx
-        .value("http_server_config", raw.http_server_config)
+        .value(
+            "http_server_config",
+            raw.http_server_config.filter(is_given),
+        )
         .map(|h| headers(&mut ctx, h))
         .unwrap_or_default();
     if problems.is_empty() {
@@ -184,6 +202,17 @@ fn parse(text: &str, base: &Path) -> Result<WebConfig, Vec<Problem>> {
     } else {
         Err(problems)
     }
+}
+
+/// A block written with nothing under it (`tls_server_config:`) is not given.
+fn is_given<T>(raw: &Raw<T>) -> bool {
+    !matches!(
+        raw,
+        Raw::Invalid {
+            given: Value::Null,
+            ..
+        }
+    )
 }
 
 fn tls_settings(ctx: &mut Ctx, raw: RawTls) -> TlsSettings {
@@ -388,8 +417,14 @@ mod tests {
     #[test]
     fn an_empty_file_and_users_alone_are_valid() {
         let dir = tempfile::tempdir().unwrap();
-        let web = parse("", dir.path()).unwrap();
-        assert!(web.tls.is_none() && web.users.is_empty());
+        for empty in [
+            "",
+            "tls_server_config:\nhttp_server_config:\nbasic_auth_users:\n",
+            "tls_server_config: {}\n",
+        ] {
+            let web = parse(empty, dir.path()).unwrap();
+            assert!(web.tls.is_none() && web.users.is_empty(), "{empty:?}");
+        }
         let hash = bcrypt::hash("s3cret", 4).unwrap();
         let web = parse(
             &format!(
