@@ -21,7 +21,7 @@ use super::web_config::WebConfig;
 /// The most verified credentials remembered; past it the memory starts over.
 const MAX_VERIFIED: usize = 1024;
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Web {
     config: RwLock<Arc<WebConfig>>,
     /// Digests of (user, hash, password) that bcrypt accepted. bcrypt is slow on
@@ -30,6 +30,17 @@ pub struct Web {
     verified: Mutex<HashSet<[u8; 32]>>,
     /// One bcrypt at a time: a client guessing passwords gets one core at most.
     bcrypt: Mutex<()>,
+}
+
+/// The configuration and how many passwords are remembered, not their digests.
+impl std::fmt::Debug for Web {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let remembered = self.verified.lock().map_or(0, |v| v.len());
+        f.debug_struct("Web")
+            .field("config", &self.current())
+            .field("remembered", &remembered)
+            .finish()
+    }
 }
 
 impl Web {

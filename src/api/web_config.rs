@@ -10,6 +10,7 @@
 //! changes nothing: the agent speaks HTTP/1.1.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,7 +27,8 @@ use crate::config_kit::raw::{Raw, Unknown};
 pub const HASH_HINT: &str = "make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'";
 
 /// The listener's settings; the default (no file) is plain HTTP without basic auth.
-#[derive(Debug, Clone, Default)]
+/// Its `Debug` shows the user names, never their hashes, and no part of the key.
+#[derive(Clone, Default)]
 pub struct WebConfig {
     /// `tls_server_config`: `None` serves plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
@@ -34,6 +36,16 @@ pub struct WebConfig {
     pub users: BTreeMap<String, String>,
     /// `http_server_config.headers`, added to every response.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("tls", &self.tls.is_some())
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .field("headers", &self.headers)
+            .finish()
+    }
 }
 
 impl WebConfig {
@@ -435,6 +447,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(web.users["prometheus"], hash);
+        let shown = format!("{web:?}");
+        assert!(
+            shown.contains("prometheus") && !shown.contains("$2"),
+            "{shown}"
+        );
         assert_eq!(web.headers.len(), 1, "an empty value sets nothing");
         assert_eq!(web.headers[0].0, "x-frame-options");
     }
