@@ -331,3 +331,29 @@ async fn tls_client_certificates_and_basic_auth_guard_every_path_but_the_webhook
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
 }
+
+#[test]
+fn a_key_that_does_not_match_the_certificate_stops_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        "tls_server_config: {cert_file: server.pem, key_file: client.key}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_redis-failover-agent"))
+        .args(["--web.config.file", web.to_str().unwrap()])
+        .env_remove("REDIS_FAILOVER_AGENT_CONFIG")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{said}");
+    assert!(
+        said.contains(
+            "tls_server_config.key_file: cannot be used with tls_server_config.cert_file"
+        ),
+        "{said}"
+    );
+    assert!(!said.contains("PRIVATE KEY"), "{said}");
+}
