@@ -7,7 +7,7 @@
 # Starts four local redis-servers (a few hundred keys in db0 and db1), then for each N:
 # the agent with N endpoints over those servers, and redis_exporter scraping N targets.
 # Prints a Markdown table (and writes it to FILE with --out). Takes about 3.5 minutes plus
-# the release build. Everything listens on 127.0.0.1, on free ports in 40000-50000;
+# the release build (4 minutes more for the scraper runs at 1,000 endpoints). Everything listens on 127.0.0.1, on free ports in 40000-50000;
 # every process it starts is stopped on exit and its temporary directory removed.
 #
 # Environment:
@@ -19,6 +19,10 @@
 #   INTERVAL_LARGE    agent interval for 1,000 endpoints, seconds (default 5)
 #   EXPORTER_SCRAPES  scrapes for the single-target exporter (default 500)
 #   RENDER_COUNT      sequential GETs of /metrics per format at 1,000 endpoints (default 20)
+#   WINDOW_SCRAPERS   at 1,000 endpoints, the window of each scraper run (one and two
+#                     scrapers, with and without gzip), seconds (default 60)
+#   SCRAPE_EVERY      seconds between a scraper's GETs in those runs (default: the
+#                     1,000-endpoint interval, INTERVAL_LARGE)
 #   KEEP_TMP=1        keep the temporary directory (configs, logs) and print its path
 set -euo pipefail
 
@@ -32,6 +36,8 @@ INTERVAL_SMALL=${INTERVAL_SMALL:-1}
 INTERVAL_LARGE=${INTERVAL_LARGE:-5}
 EXPORTER_SCRAPES=${EXPORTER_SCRAPES:-500}
 RENDER_COUNT=${RENDER_COUNT:-20}
+WINDOW_SCRAPERS=${WINDOW_SCRAPERS:-60}
+SCRAPE_EVERY=${SCRAPE_EVERY:-$INTERVAL_LARGE}
 REDIS_SERVERS=4
 OM_ACCEPT='application/openmetrics-text; version=1.0.0'
 
@@ -243,6 +249,22 @@ run_agent() { # run_agent N INTERVAL WINDOW
             --count "$RENDER_COUNT" --bg-rate "$bg" --accept "$OM_ACCEPT"
         log "render: text median $(kv render_text_median_ms) ms p90 $(kv render_text_p90_ms) ms $(kv render_text_bytes) B;" \
             "OpenMetrics median $(kv render_om_median_ms) ms p90 $(kv render_om_p90_ms) ms $(kv render_om_bytes) B"
+        # As Prometheus scrapes: one server or an HA pair, each every SCRAPE_EVERY s.
+        record scrape_every "$SCRAPE_EVERY"
+        local scrapers enc prefix gzip
+        for scrapers in 1 2; do
+            for enc in plain gzip; do
+                prefix="scrape_${scrapers}_${enc}_"
+                gzip=()
+                if [[ $enc == gzip ]]; then gzip=(--gzip); fi
+                log "$scrapers scraper(s) every ${SCRAPE_EVERY}s, $enc, for ${WINDOW_SCRAPERS}s"
+                helper "$prefix" scrapers --pid "$AGENT_PID" --port "$api_port" \
+                    --scrapers "$scrapers" --every "$SCRAPE_EVERY" --seconds "$WINDOW_SCRAPERS" \
+                    --bg-rate "$bg" "${gzip[@]}"
+                log "  $(kv "${prefix}scrapes") scrapes, $(kv "${prefix}bytes") B and" \
+                    "$(kv "${prefix}cpu_per_scrape_ms") ms agent CPU each, $(kv "${prefix}renders") renders"
+            done
+        done
     fi
 
     alive "$AGENT_PID" || die "agent with $n endpoints died; see its log"
@@ -305,7 +327,7 @@ agent_version=$("$AGENT_BIN" --version 2>/dev/null | awk '{ print $NF }')
 agent_rev=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 record machine "$(nproc) CPU(s), ${cpu_model:-unknown CPU}, $(uname -sr)"
 record versions "redis-failover-agent ${agent_version:-?} (git ${agent_rev}), redis_exporter ${exporter_version:-?} (Debian prometheus-redis-exporter), redis-server ${redis_version:-?}"
-record run "$(date -u +%Y-%m-%d), measured in $((SECONDS - STARTED)) s (load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)); windows ${WINDOW_1}/${WINDOW_50}/${WINDOW_1000} s, agent intervals ${INTERVAL_SMALL}/${INTERVAL_SMALL}/${INTERVAL_LARGE} s, ${REDIS_SERVERS} redis-servers"
+record run "$(date -u +%Y-%m-%d), measured in $((SECONDS - STARTED)) s (load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)); windows ${WINDOW_1}/${WINDOW_50}/${WINDOW_1000} s, scrapers ${WINDOW_SCRAPERS} s each, agent intervals ${INTERVAL_SMALL}/${INTERVAL_SMALL}/${INTERVAL_LARGE} s, ${REDIS_SERVERS} redis-servers"
 
 table=$(python3 "$HELPER" report "$RESULTS")
 printf '%s\n' "$table"

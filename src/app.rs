@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ use crate::actuators::{alertmanager, dns};
 use crate::advisors::ai::config::AiService;
 use crate::advisors::{ai, client_impact};
 use crate::anomaly::{AnomalyEngine, AnomalySettings, detector::DetectorSettings};
-use crate::api::{self, Access, AppState};
+use crate::api::{self, Access, AppState, Web, WebConfig};
 use crate::collector::Collector;
 use crate::collector::probe::RedisProber;
 use crate::config::{self, Config, ConfigError};
@@ -35,7 +35,7 @@ use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::{self, Engine};
 use crate::decision::journal::Opening;
 use crate::decision::ports::{Coordination, SwitchPolicy};
-use crate::metrics::{Metrics, Observer};
+use crate::metrics::{Metrics, Observer, cache::Policy};
 use crate::model::{
     ActiveDatacenters, AnalysisStore, DatacenterId, EndpointKey, InstanceId, SnapshotStore,
 };
@@ -47,13 +47,33 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct Options {
     /// The file to reload on SIGHUP; `None` for the embedded default.
     pub config_path: Option<PathBuf>,
-    /// Overrides `api.host` and `api.port`.
+    /// Overrides `api.host` and `api.port` (`--web.listen-address`, `--listen`).
     pub listen: Option<SocketAddr>,
+    /// `--web.config.file`, read again on SIGHUP; `None`: plain HTTP, no basic auth.
+    pub web_config_file: Option<PathBuf>,
+    /// What that file said at start (the binary reads it first, to exit 64 on a bad one).
+    pub web: WebConfig,
+    /// `--web.telemetry-path`: where Prometheus scrapes; default `/metrics`.
+    pub telemetry_path: String,
     /// Monitor only, whatever `auto_failover` says.
     pub no_failover: bool,
     /// `--journal-start-over`: a damaged journal is moved aside and the agent starts
     /// with an empty one, instead of refusing to start.
     pub journal_start_over: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            config_path: None,
+            listen: None,
+            web_config_file: None,
+            web: WebConfig::default(),
+            telemetry_path: api::METRICS_PATH.to_owned(),
+            no_failover: false,
+            journal_start_over: false,
+        }
+    }
 }
 
 type Reloads = Family<Vec<(String, String)>, Counter>;
@@ -140,7 +160,8 @@ pub async fn serve(
         "automatic"
     };
     info!(listen = %local, endpoints = changes.started, interval = %config::show_duration(config.collector.interval),
-        failover, "agent started");
+        failover, tls = options.web.tls.is_some(), basic_auth = !options.web.users.is_empty(),
+        metrics_path = %options.telemetry_path, "agent started");
 
     let started = start_engine(&config, &options, &shared, &families, &tracker, &cancel);
     let engine = match started.await {
@@ -164,15 +185,22 @@ pub async fn serve(
         http: config.limits.http,
         http_metrics: families.http.clone(),
     };
-    tracker.spawn(api::serve(
-        listener,
-        api::router(state),
-        config.limits.http,
-        families.http.clone(),
-        cancel.clone(),
-    ));
+    let web = Web::new(options.web.clone());
+    let app = api::protect(
+        api::router_at(state, &options.telemetry_path),
+        Arc::clone(&web),
+    );
+    let surface = api::Surface {
+        limits: config.limits.http,
+        metrics: families.http.clone(),
+        web: Arc::clone(&web),
+        telemetry_path: options.telemetry_path.clone(),
+    };
+    tracker.spawn(api::serve(listener, app, surface, cancel.clone()));
 
     let running = Running {
+        metrics: Arc::clone(&families.metrics),
+        web,
         collector,
         analysis: Arc::clone(&shared.analysis),
         active: shared.active,
@@ -236,6 +264,8 @@ impl Families {
         for result in ["success", "failure"] {
             reloads.get_or_create(&result_label(result)).inc_by(0);
         }
+        // At most one render per format and collection round, however many scrapers.
+        metrics.set_cache(Policy::for_interval(config.collector.interval));
         let decisions = DecisionMetrics::register(metrics.registry_mut());
         let http = api::HttpMetrics::register(metrics.registry_mut());
         Self {
@@ -461,6 +491,8 @@ fn anomaly_settings(config: &Config) -> AnomalySettings {
 
 /// What a reload changes in the running agent.
 struct Running {
+    metrics: Arc<Metrics>,
+    web: Arc<Web>,
     collector: Collector,
     analysis: Arc<AnalysisStore>,
     active: Arc<ActiveDatacenters>,
@@ -471,7 +503,9 @@ struct Running {
 
 impl Running {
     /// Reads the configuration file again and applies it; a bad file changes nothing.
+    /// The web configuration file, when there is one, is read again too, on its own.
     fn reload(&self, options: &Options) {
+        self.reload_web(options);
         let Some(path) = &options.config_path else {
             info!("SIGHUP: running on the embedded default, nothing to reload");
             return;
@@ -479,17 +513,7 @@ impl Running {
         let loaded = match config::load_file(path) {
             Ok(loaded) => loaded,
             Err(e) => {
-                self.reloads.get_or_create(&result_label("failure")).inc();
-                match e {
-                    ConfigError::Invalid { problems, .. } => {
-                        for p in problems {
-                            error!(config = %path.display(), problem = %p,
-                                "reload refused; keeping the running configuration");
-                        }
-                    }
-                    other => error!(config = %path.display(), error = %other,
-                        "reload refused; keeping the running configuration"),
-                }
+                self.refused(path, e);
                 return;
             }
         };
@@ -514,9 +538,42 @@ impl Running {
         }
         *self.access.write().unwrap_or_else(|e| e.into_inner()) =
             Access::from_config(&loaded.config);
+        // Endpoints may have come or gone: the next scrape shows the new set at once.
+        self.metrics.invalidate();
         self.reloads.get_or_create(&result_label("success")).inc();
         info!(config = %path.display(), started = changes.started, stopped = changes.stopped,
             restarted = changes.restarted, unchanged = changes.unchanged,
             "configuration reloaded");
+    }
+
+    /// `--web.config.file` again: new connections and requests follow it; a bad file
+    /// changes nothing and counts as a failed reload.
+    fn reload_web(&self, options: &Options) {
+        let Some(path) = &options.web_config_file else {
+            return;
+        };
+        match WebConfig::load(Some(path)) {
+            Ok(web) => {
+                info!(web_config = %path.display(), tls = web.tls.is_some(),
+                    basic_auth_users = web.users.len(), "web configuration reloaded");
+                self.web.replace(web);
+            }
+            Err(e) => self.refused(path, e),
+        }
+    }
+
+    /// A file that cannot be used: every problem logged, the running one kept.
+    fn refused(&self, path: &Path, e: ConfigError) {
+        self.reloads.get_or_create(&result_label("failure")).inc();
+        match e {
+            ConfigError::Invalid { problems, .. } => {
+                for p in problems {
+                    error!(config = %path.display(), problem = %p,
+                        "reload refused; keeping the running configuration");
+                }
+            }
+            other => error!(config = %path.display(), error = %other,
+                "reload refused; keeping the running configuration"),
+        }
     }
 }

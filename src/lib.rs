@@ -32,8 +32,8 @@
 //!   and the fenced transaction before every side effect (its settings are not read
 //!   from the configuration yet).
 //! - [`api`]: the axum router (`/metrics`, `/healthz`, `/readyz`,
-//!   `/webhook/alertmanager`, the operator API under `/api`); the only module that
-//!   knows axum.
+//!   `/webhook/alertmanager`, the operator API under `/api`) and the listener with the
+//!   TLS and basic auth of `--web.config.file`; the only module that knows axum.
 //! - [`app`]: wiring: `serve(listener, config, options, control)` runs the agent
 //!   in-process; `run` binds and turns signals into shutdown and reload.
 //! - [`cli`]: the commands beside the agent: `check-config`, `healthcheck` and `status`

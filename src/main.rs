@@ -6,6 +6,7 @@ use clap::builder::BoolishValueParser;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tracing::warn;
 
+use redis_failover_agent::api::{self, WebConfig};
 use redis_failover_agent::app::{self, Options};
 use redis_failover_agent::cli::{self as commands, EXIT_CONFIG, HealthcheckArgs, StatusArgs};
 use redis_failover_agent::config::{self, ConfigError, Loaded};
@@ -25,6 +26,19 @@ struct Cli {
     /// Address to listen on, overriding api.host and api.port.
     #[arg(long, env = "REDIS_FAILOVER_AGENT_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Address to listen on, as exporters take it (`:9121` for every IPv4 interface);
+    /// overrides api.host, api.port and --listen.
+    #[arg(long = "web.listen-address", env = "REDIS_FAILOVER_AGENT_WEB_LISTEN_ADDRESS",
+        value_parser = api::parse_listen_address)]
+    web_listen_address: Option<SocketAddr>,
+    /// Path under which Prometheus scrapes the metrics.
+    #[arg(long = "web.telemetry-path", env = "REDIS_FAILOVER_AGENT_WEB_TELEMETRY_PATH",
+        default_value = api::METRICS_PATH, value_parser = api::parse_telemetry_path)]
+    web_telemetry_path: String,
+    /// Web configuration file in the Prometheus exporter toolkit's format: TLS, client
+    /// certificates, basic auth, response headers. Read again on SIGHUP.
+    #[arg(long = "web.config.file", env = "REDIS_FAILOVER_AGENT_WEB_CONFIG_FILE")]
+    web_config_file: Option<PathBuf>,
     /// Monitor only: never change DNS, whatever auto_failover says.
     #[arg(long, env = "REDIS_FAILOVER_AGENT_NO_FAILOVER", value_parser = BoolishValueParser::new())]
     no_failover: bool,
@@ -49,7 +63,8 @@ enum Command {
     /// Exit 0 if the running agent answers /healthz (or /readyz) with 200, else 1.
     ///
     /// For container health checks without a shell. Finds the agent as it listens
-    /// (--listen, else api.host and api.port of the configuration), or at --url; on
+    /// (--web.listen-address or --listen, else api.host and api.port of the
+    /// configuration), or at --url; on
     /// failure prints one line saying why.
     Healthcheck(HealthcheckArgs),
     /// Print the running agent's status as a table (GET /api/status).
@@ -83,8 +98,12 @@ fn main() -> ExitCode {
     let config = cli.config.as_deref();
     match &cli.command {
         Some(Command::CheckConfig) => commands::check_config(config),
-        Some(Command::Healthcheck(args)) => commands::healthcheck(args, config, cli.listen),
-        Some(Command::Status(args)) => commands::status(args, config, cli.listen),
+        Some(Command::Healthcheck(args)) => {
+            commands::healthcheck(args, config, cli.web_listen_address.or(cli.listen))
+        }
+        Some(Command::Status(args)) => {
+            commands::status(args, config, cli.web_listen_address.or(cli.listen))
+        }
         Some(Command::Completions { shell }) => commands::completions(Cli::command(), *shell),
         Some(Command::Man { command }) => commands::man(Cli::command(), command.as_deref()),
         None => serve(cli),
@@ -110,9 +129,19 @@ fn serve(cli: Cli) -> ExitCode {
     for w in &loaded.warnings {
         warn!("{w}");
     }
+    let web = match WebConfig::load(cli.web_config_file.as_deref()) {
+        Ok(web) => web,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let options = Options {
         config_path: cli.config,
-        listen: cli.listen,
+        listen: cli.web_listen_address.or(cli.listen),
+        web_config_file: cli.web_config_file,
+        web,
+        telemetry_path: cli.web_telemetry_path,
         no_failover: cli.no_failover,
         journal_start_over: cli.journal_start_over,
     };

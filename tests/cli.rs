@@ -702,3 +702,68 @@ fn dist_writes_the_archive_with_completions_and_pages() {
         assert!(unpacked.join(file).is_file(), "{file} is missing");
     }
 }
+
+#[test]
+fn a_bad_web_config_file_stops_the_agent_with_every_problem_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        "tls_server_config:\n\
+         \x20 cert_file: missing.pem\n\
+         \x20 key: 'inline-key-hunter2'\n\
+         \x20 client_auth_type: RequireAnyClientCert\n\
+         \x20 curve_preferences: [X25519]\n\
+         basic_auth_users:\n\
+         \x20 prometheus: plain-hunter2-password\n\
+         http_server_config: {http3: true}\n\
+         rate_limit: {interval: 1s}\n",
+    )
+    .unwrap();
+    let out = agent(&["--web.config.file", web.to_str().unwrap()]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(64), "{said}");
+    for expected in [
+        "web configuration",
+        "7 problem(s)",
+        "rate_limit: unknown key",
+        "http_server_config.http3: unknown key (did you mean `http2`?)",
+        "tls_server_config.curve_preferences: is not supported",
+        "tls_server_config.cert_file: cannot read",
+        "tls_server_config.key: holds no PEM private key",
+        "tls_server_config.client_auth_type: \"RequireAnyClientCert\" takes a certificate without verifying it",
+        "basic_auth_users.prometheus: is not a bcrypt hash (value hidden)",
+    ] {
+        assert!(said.contains(expected), "missing {expected:?} in:\n{said}");
+    }
+    assert!(!said.contains("hunter2"), "a secret was printed: {said}");
+
+    // The same from the environment; a file that is not there is named.
+    let out = Command::new(env!("CARGO_BIN_EXE_redis-failover-agent"))
+        .env(
+            "REDIS_FAILOVER_AGENT_WEB_CONFIG_FILE",
+            dir.path().join("none.yml"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(text(&out).contains("none.yml"), "{}", text(&out));
+}
+
+#[test]
+fn web_flags_are_checked_before_anything_starts() {
+    for (flag, value, expected) in [
+        ("--web.listen-address", "localhost", "is not an address"),
+        (
+            "--web.telemetry-path",
+            "/healthz",
+            "one of the agent's other routes",
+        ),
+        ("--web.telemetry-path", "metrics", "is not a path"),
+    ] {
+        let out = agent(&[flag, value]);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{said}");
+        assert!(said.contains(expected), "{flag} {value}: {said}");
+    }
+}

@@ -74,6 +74,7 @@ async fn serve_answers_reloads_and_stops_within_the_grace_period() {
         listen: None,
         no_failover: true,
         journal_start_over: false,
+        ..Options::default()
     };
     let control = Control::new();
     let serving = tokio::spawn(app::serve(listener, parse(&text), options, control.clone()));
@@ -148,6 +149,7 @@ async fn serve_returns_the_error_that_stops_it_from_starting() {
         listen: None,
         no_failover: true,
         journal_start_over: false,
+        ..Options::default()
     };
     let result = tokio::time::timeout(
         SHUTDOWN_GRACE + Duration::from_secs(5),

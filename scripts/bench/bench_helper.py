@@ -6,6 +6,8 @@ Subcommands:
   agent-window  CPU time of a running agent against its collection rounds over a window
   scrape        CPU time of a running redis_exporter over sequential scrapes
   render        wall time of sequential GETs of /metrics (curl), plus the agent CPU spent
+  scrapers      one or more scrapers at a pace, with or without gzip: bytes on the wire
+                and agent CPU per scrape
   report        the Markdown table, from the key/value file the shell script filled
 
 CPU time is read per thread from /proc/PID/task/TID/schedstat (nanoseconds), polled
@@ -17,6 +19,8 @@ as a cross-check. Output is "key value" lines.
 import argparse
 import http.client
 import os
+import random
+import threading
 import statistics
 import subprocess
 import sys
@@ -228,7 +232,8 @@ def cmd_render(a):
     """Sequential GETs of /metrics. Two figures: the wall time of each GET as curl sees
     it (render, transfer of ~17 MB over loopback, and curl itself, all on the same two
     cores), and the render time the agent reports in `redis_agent_metrics_render_seconds`
-    (each body carries the previous GET's render time)."""
+    (each body carries the latest render's time; GETs within a round are mostly served
+    the body already rendered, see docs/metrics.md "Serving a scrape")."""
     meter = CpuMeter(a.pid)
     tmp = f"/tmp/bench-render-{os.getpid()}.txt"
     cmd = ["curl", "-sS", "-o", tmp, "-w", "%{http_code} %{time_total} %{size_download}"]
@@ -272,6 +277,67 @@ def cmd_render(a):
     # Agent CPU per GET, less what collection costs over the same wall time.
     per_get = max(0.0, cpu - a.bg_rate * wall) / (a.count + 1)
     print(f"cpu_per_get_ms {per_get * 1000:.2f}")
+
+
+def renders_so_far(port):
+    """`redis_agent_metrics_renders_total`, both formats."""
+    return sum(samples(http_get("127.0.0.1", port, "/metrics"), "redis_agent_metrics_renders_total"))
+
+
+def cmd_scrapers(a):
+    """`--scrapers` scrapers, each on its own keep-alive connection, GET /metrics every
+    `--every` seconds (0: back to back; the first at a random offset within `--every`,
+    as Prometheus spreads its targets) for `--seconds`, with `Accept-Encoding: gzip` when
+    `--gzip`. Bytes on the wire per scrape (the body as sent), agent CPU per scrape less
+    what collection costs over the same wall time, and the renders the agent counted."""
+    headers = {"Accept-Encoding": "gzip"} if a.gzip else {}
+    before = renders_so_far(a.port)
+    sizes, errors, lock = [], [], threading.Lock()
+    rng = random.Random(a.seed)
+    offsets = [rng.uniform(0, a.every) if a.every > 0 else 0.0 for _ in range(a.scrapers)]
+    meter = CpuMeter(a.pid)
+    meter.start()
+    t0 = time.monotonic()
+    end = t0 + a.seconds
+
+    def scraper(offset):
+        conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=60)
+        due = t0 + offset
+        try:
+            while due < end:
+                now = time.monotonic()
+                if due > now:
+                    time.sleep(due - now)
+                conn.request("GET", "/metrics", headers=headers)
+                resp = conn.getresponse()
+                body = resp.read()  # http.client leaves the body compressed
+                gzipped = resp.getheader("Content-Encoding") == "gzip"
+                if resp.status != 200 or gzipped != a.gzip:
+                    raise RuntimeError(f"HTTP {resp.status}, Content-Encoding gzip: {gzipped}")
+                with lock:
+                    sizes.append(len(body))
+                due = due + a.every if a.every > 0 else time.monotonic()
+        except Exception as e:  # noqa: BLE001 - reported below
+            with lock:
+                errors.append(str(e))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=scraper, args=(o,)) for o in offsets]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        time.sleep(0.5)
+        meter.poll()
+    cpu, _ = meter.stop()
+    wall = time.monotonic() - t0
+    if errors or not sizes:
+        sys.exit(f"scrapers: {errors[:3] or 'no scrape finished'}")
+    renders = renders_so_far(a.port) - before
+    print(f"scrapes {len(sizes)}")
+    print(f"bytes {statistics.mean(sizes):.0f}")
+    print(f"cpu_per_scrape_ms {max(0.0, cpu - a.bg_rate * wall) / len(sizes) * 1000:.2f}")
+    print(f"renders {renders:.0f}")
 
 
 # ------------------------------------------------------------------------- report
@@ -350,6 +416,24 @@ def cmd_report(a):
                 verdict(p90 < 50),
             ]
         )
+    for n in (1, 2):
+        for enc in ("plain", "gzip"):
+            k = f"scrape_{n}_{enc}_"
+            if f"{k}scrapes" not in kv:
+                continue
+            rows.append(
+                [
+                    f"`/metrics` at 1,000 endpoints, {n} scraper{'s' if n > 1 else ''} every "
+                    f"{kv['scrape_every']} s, {'gzip' if enc == 'gzip' else 'no gzip'}",
+                    f"{num(k + 'bytes') / 1e6:.2f} MB on the wire and "
+                    f"{num(k + 'cpu_per_scrape_ms'):.1f} ms agent CPU per scrape "
+                    f"({num(k + 'scrapes'):.0f} scrapes, {num(k + 'renders'):.0f} renders)",
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
 
     out = []
     out.append("| Measure | redis-failover-agent | redis_exporter | agent / exporter | Goal | Result |")
@@ -408,6 +492,17 @@ def main():
     c.add_argument("--accept")
     c.add_argument("--bg-rate", type=float, default=0.0, help="background CPU s per wall s")
     c.set_defaults(func=cmd_render)
+
+    c = sub.add_parser("scrapers")
+    c.add_argument("--pid", type=int, required=True)
+    c.add_argument("--port", type=int, required=True)
+    c.add_argument("--scrapers", type=int, default=1)
+    c.add_argument("--every", type=float, default=5.0, help="seconds between a scraper's GETs")
+    c.add_argument("--seconds", type=float, required=True)
+    c.add_argument("--gzip", action="store_true")
+    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--bg-rate", type=float, default=0.0, help="background CPU s per wall s")
+    c.set_defaults(func=cmd_scrapers)
 
     c = sub.add_parser("report")
     c.add_argument("results")

@@ -10,7 +10,8 @@ type Labels = Vec<(&'static str, &'static str)>;
 
 /// Why a connection was refused or closed.
 pub const REFUSED_REASONS: [&str; 2] = ["max_connections", "reserved"];
-pub const CLOSED_REASONS: [&str; 3] = ["header_timeout", "idle_timeout", "evicted"];
+pub const CLOSED_REASONS: [&str; 4] =
+    ["header_timeout", "idle_timeout", "evicted", "tls_handshake"];
 /// Why a request was answered with an error by the server itself (not a handler).
 pub const REQUEST_ERROR_REASONS: [&str; 3] = ["timeout", "body_too_large", "panic"];
 
@@ -39,10 +40,11 @@ impl HttpMetrics {
         );
         registry.register(
             "redis_agent_http_connections_closed",
-            "HTTP connections closed by the agent: header_timeout (a request's headers not \
-             sent in limits.http.header_timeout), idle_timeout (kept alive with no request \
+            "HTTP connections closed by the agent: header_timeout (a request's headers, or \
+             the TLS handshake, not done in limits.http.header_timeout), idle_timeout (kept alive with no request \
              for limits.http.idle_timeout), evicted (idle, closed to make room at \
-             limits.http.max_connections)",
+             limits.http.max_connections), tls_handshake (the TLS handshake failed: no \
+             or an untrusted client certificate, a plain HTTP request, a port scanner)",
             m.closed.clone(),
         );
         registry.register(

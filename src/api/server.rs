@@ -9,8 +9,12 @@
 //!   (silent ones first) is closed to make room; with none, the new one is closed at
 //!   once. So silent or idle clients can never lock out `/metrics` or the webhook, and the
 //!   agent never holds more sockets than the cap (plus the one being accepted).
-//! - Above `max_connections - reserved_connections` open, only `GET /metrics` and `POST
-//!   /webhook/alertmanager` are served; other requests get 503 and the connection closes.
+//! - Above `max_connections - reserved_connections` open, only `GET /metrics` (at the
+//!   telemetry path) and `POST /webhook/alertmanager` are served; other requests get 503
+//!   and the connection closes.
+//! - With TLS (`--web.config.file`), the handshake is part of the request head: it must
+//!   be done within `header_timeout` of opening. A failed one is counted and logged at
+//!   debug (port scanners fail it all day).
 //! - On cancellation: stop accepting, close connections with no request in progress, let
 //!   the others finish their request.
 
@@ -39,19 +43,33 @@ use tower::ServiceExt;
 use tracing::{debug, warn};
 
 use super::counters::HttpMetrics;
+use super::web::Web;
 use crate::config::HttpLimits;
+
+/// What the listener is told at start.
+#[derive(Debug, Clone)]
+pub struct Surface {
+    /// `limits.http`.
+    pub limits: HttpLimits,
+    pub metrics: HttpMetrics,
+    /// `--web.config.file`: TLS for each new connection.
+    pub web: Arc<Web>,
+    /// `--web.telemetry-path`, kept reachable on the reserved connections.
+    pub telemetry_path: String,
+}
 
 /// Serves `app` on `listener` until `cancel`, then waits for the open requests.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    limits: HttpLimits,
-    metrics: HttpMetrics,
+    surface: Surface,
     cancel: CancellationToken,
 ) {
     let conns = Arc::new(Connections {
-        limits,
-        metrics,
+        limits: surface.limits,
+        metrics: surface.metrics,
+        web: surface.web,
+        telemetry_path: surface.telemetry_path,
         open: Mutex::default(),
         next_id: AtomicU64::new(0),
     });
@@ -93,6 +111,8 @@ pub async fn serve(
 struct Connections {
     limits: HttpLimits,
     metrics: HttpMetrics,
+    web: Arc<Web>,
+    telemetry_path: String,
     open: Mutex<BTreeMap<u64, Arc<Conn>>>,
     next_id: AtomicU64,
 }
@@ -269,18 +289,72 @@ async fn serve_connection(
     conn: Arc<Conn>,
     cancel: CancellationToken,
 ) {
-    let limits = conns.limits;
-    let io = TokioIo::new(Watched {
+    let io = Watched {
         inner: stream,
         conn: Arc::clone(&conn),
-    });
+    };
+    match conns.web.tls() {
+        None => drive(io, app, &conns, &conn, cancel).await,
+        Some(acceptor) => {
+            if let Some(tls) = handshake(acceptor, io, &conns, &conn, &cancel).await {
+                drive(tls, app, &conns, &conn, cancel).await;
+            }
+        }
+    }
+    conns.remove(conn.id);
+}
+
+/// The TLS handshake, within the connection's header deadline; `None` when it failed,
+/// timed out or the connection was evicted or cancelled meanwhile.
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    io: Watched,
+    conns: &Connections,
+    conn: &Conn,
+    cancel: &CancellationToken,
+) -> Option<tokio_rustls::server::TlsStream<Watched>> {
+    let deadline = conn
+        .deadline(&conns.limits)
+        .map_or_else(far_future, |(at, _)| at);
+    tokio::select! {
+        result = tokio::time::timeout_at(deadline, acceptor.accept(io)) => match result {
+            Ok(Ok(tls)) => Some(tls),
+            Ok(Err(e)) => {
+                conns.metrics.closed("tls_handshake");
+                debug!(error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                conns.metrics.closed("header_timeout");
+                debug!("TLS handshake not done within header_timeout");
+                None
+            }
+        },
+        () = conn.evict.cancelled() => None,
+        () = cancel.cancelled() => None,
+    }
+}
+
+/// Serves the requests of one connection (plain or TLS) until it ends, times out, is
+/// evicted, or the agent shuts down.
+async fn drive<I>(
+    io: I,
+    app: Router,
+    conns: &Arc<Connections>,
+    conn: &Arc<Conn>,
+    cancel: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = conns.limits;
+    let io = TokioIo::new(io);
     let service = {
-        let (conn, conns) = (Arc::clone(&conn), Arc::clone(&conns));
+        let (conn, conns) = (Arc::clone(conn), Arc::clone(conns));
         hyper::service::service_fn(move |request: Request<Incoming>| {
             let (app, conn, conns) = (app.clone(), Arc::clone(&conn), Arc::clone(&conns));
             async move {
                 let _in_flight = conn.begin();
-                if conns.reserved_only() && !may_use_reserved(&request) {
+                if conns.reserved_only() && !may_use_reserved(&request, &conns.telemetry_path) {
                     conns.metrics.refused("reserved");
                     return Ok::<_, Infallible>(reserved_refusal());
                 }
@@ -325,7 +399,6 @@ async fn serve_connection(
             }
         }
     }
-    conns.remove(conn.id);
 }
 
 fn far_future() -> Instant {
@@ -333,10 +406,10 @@ fn far_future() -> Instant {
 }
 
 /// The requests the reserved connections are kept for.
-fn may_use_reserved<B>(request: &Request<B>) -> bool {
+fn may_use_reserved<B>(request: &Request<B>, telemetry_path: &str) -> bool {
     let (method, path) = (request.method(), request.uri().path());
-    (path == "/metrics" && (method == Method::GET || method == Method::HEAD))
-        || (path == "/webhook/alertmanager" && method == Method::POST)
+    (path == telemetry_path && (method == Method::GET || method == Method::HEAD))
+        || (path == super::WEBHOOK_PATH && method == Method::POST)
 }
 
 fn reserved_refusal() -> Response<Body> {
@@ -423,6 +496,8 @@ mod tests {
         Connections {
             limits: limits(),
             metrics: HttpMetrics::default(),
+            web: Arc::default(),
+            telemetry_path: super::super::METRICS_PATH.to_owned(),
             open: Mutex::default(),
             next_id: AtomicU64::new(0),
         }

@@ -3,13 +3,17 @@
 //!
 //! Layout: `info_table` maps INFO fields to series, `redis` and `agent` are the custom
 //! collectors over the store, `encode` holds their shared helpers, `text` converts
-//! OpenMetrics to the classic text format for scrapers that ask for it.
+//! OpenMetrics to the classic text format for scrapers that ask for it, `process` reads
+//! the `process_*` series from `/proc/self`, and `cache` keeps a rendered body (and its
+//! gzip) for every scraper of a round.
 
 mod agent;
 mod analysis;
+pub mod cache;
 mod encode;
 mod info_table;
 mod observer;
+mod process;
 mod redis;
 mod routing;
 mod text;
@@ -17,14 +21,17 @@ mod text;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 pub use info_table::{CLUSTER_METRICS, INFO_METRICS, InfoMetric, Kind};
 pub use observer::Observer;
+
+use cache::{Exposition, Policy, RenderCache};
 
 use crate::model::{ActiveDatacenters, AnalysisStore, SnapshotStore};
 
@@ -37,6 +44,13 @@ pub enum Format {
 }
 
 impl Format {
+    fn label(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "openmetrics",
+            Format::Text => "text",
+        }
+    }
+
     /// OpenMetrics when the `Accept` header asks for it (Prometheus does), else text.
     pub fn negotiate(accept: Option<&str>) -> Self {
         match accept {
@@ -61,7 +75,22 @@ pub struct Metrics {
     scratch: Mutex<String>,
     /// How long the previous `/metrics` took to render, shown by the next one.
     render_seconds: Gauge<f64, AtomicU64>,
+    renders: Family<Vec<(&'static str, &'static str)>, Counter>,
+    cache: RenderCache,
 }
+
+/// Why `/metrics` could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("encoding failed")]
+    Encode(#[from] fmt::Error),
+    #[error("the render panicked")]
+    Panicked,
+}
+
+/// The upper bound of a cached body's age until [`Metrics::set_cache`] says otherwise:
+/// the default collection interval.
+const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5);
 
 impl Metrics {
     /// `threshold` is the configured `anomaly_threshold`, shown with the scores;
@@ -93,6 +122,19 @@ impl Metrics {
             "Time the previous /metrics took to render, in seconds",
             render_seconds.clone(),
         );
+        let renders = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        registry.register(
+            "redis_agent_metrics_renders",
+            "Bodies of /metrics rendered, by format; a scrape served a body already \
+             rendered (see docs/metrics.md, \"Serving a scrape\") renders none",
+            renders.clone(),
+        );
+        for format in [Format::Text, Format::OpenMetrics] {
+            renders
+                .get_or_create(&vec![("format", format.label())])
+                .inc_by(0);
+        }
+        registry.register_collector(Box::new(process::ProcessCollector));
         registry.register_collector(Box::new(redis::RedisCollector::new(
             Arc::clone(&store),
             observer.clone(),
@@ -112,7 +154,33 @@ impl Metrics {
             last_len: AtomicUsize::new(64 * 1024),
             scratch: Mutex::new(String::new()),
             render_seconds,
+            renders,
+            cache: RenderCache::new(Policy::for_interval(DEFAULT_MAX_AGE)),
         }
+    }
+
+    /// When a rendered body may be served again: [`Policy::for_interval`] of the
+    /// collection interval, but in tests.
+    pub fn set_cache(&mut self, policy: Policy) {
+        self.cache = RenderCache::new(policy);
+    }
+
+    /// The next scrape renders afresh (a reload changed what is collected).
+    pub fn invalidate(&self) {
+        self.cache.invalidate();
+    }
+
+    /// The body of `format` for a scrape: the one rendered for this round, or a new one
+    /// rendered on the blocking pool (concurrent scrapes wait for the same render).
+    pub async fn exposition(
+        self: &Arc<Self>,
+        format: Format,
+    ) -> Result<Arc<Exposition>, RenderError> {
+        let metrics = Arc::clone(self);
+        self.cache
+            .get(format, move || metrics.render(format))
+            .await
+            .map_err(|e| e.map_or(RenderError::Panicked, RenderError::Encode))
     }
 
     /// For later parts that add their own families.
@@ -146,6 +214,9 @@ impl Metrics {
         };
         self.last_len.store(out.len(), Ordering::Relaxed);
         self.render_seconds.set(started.elapsed().as_secs_f64());
+        self.renders
+            .get_or_create(&vec![("format", format.label())])
+            .inc();
         Ok(out)
     }
 }
