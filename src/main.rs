@@ -64,8 +64,7 @@ enum Command {
     ///
     /// For container health checks without a shell. Finds the agent as it listens
     /// (--web.listen-address or --listen, else api.host and api.port of the
-    /// configuration), or at --url; on
-    /// failure prints one line saying why.
+    /// configuration), or at --url; on failure prints one line saying why.
     Healthcheck(HealthcheckArgs),
     /// Print the running agent's status as a table (GET /api/status).
     ///
