@@ -95,14 +95,15 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let config = cli.config.as_deref();
+    let agent = commands::Agent {
+        config,
+        listen: cli.web_listen_address.or(cli.listen),
+        web_config: cli.web_config_file.as_deref(),
+    };
     match &cli.command {
         Some(Command::CheckConfig) => commands::check_config(config),
-        Some(Command::Healthcheck(args)) => {
-            commands::healthcheck(args, config, cli.web_listen_address.or(cli.listen))
-        }
-        Some(Command::Status(args)) => {
-            commands::status(args, config, cli.web_listen_address.or(cli.listen))
-        }
+        Some(Command::Healthcheck(args)) => commands::healthcheck(args, &agent),
+        Some(Command::Status(args)) => commands::status(args, &agent),
         Some(Command::Completions { shell }) => commands::completions(Cli::command(), *shell),
         Some(Command::Man { command }) => commands::man(Cli::command(), command.as_deref()),
         None => serve(cli),

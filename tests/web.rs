@@ -357,3 +357,80 @@ fn a_key_that_does_not_match_the_certificate_stops_the_agent() {
     );
     assert!(!said.contains("PRIVATE KEY"), "{said}");
 }
+
+/// `healthcheck` as the image runs it: `--config` and `--web.config.file` only. Over TLS
+/// it finds HTTPS by itself; behind basic auth it says how to give the password.
+#[test]
+fn healthcheck_finds_the_tls_listener_and_asks_for_the_password() {
+    let redis = Redis::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    certificates(&certs);
+    let tls_only = certs.join("tls.yml");
+    std::fs::write(
+        &tls_only,
+        "tls_server_config: {cert_file: server.pem, key_file: server.key}\n",
+    )
+    .unwrap();
+    let with_users = certs.join("users.yml");
+    let hash = bcrypt::hash("a-password", 4).unwrap();
+    std::fs::write(
+        &with_users,
+        format!(
+            "tls_server_config: {{cert_file: server.pem, key_file: server.key}}\n\
+             basic_auth_users: {{prometheus: '{hash}'}}\n"
+        ),
+    )
+    .unwrap();
+    let yaml = config(&[("cache", &[("east", redis.port)])], "");
+    let healthcheck = |web: &Path, port: u16, url: Option<String>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_redis-failover-agent"));
+        command
+            .arg("--config")
+            .arg(dir.path().join("agent.yaml"))
+            .arg("--web.config.file")
+            .arg(web)
+            .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
+            .arg("healthcheck")
+            .env_remove("REDIS_FAILOVER_AGENT_URL");
+        if let Some(url) = url {
+            command
+                .env("REDIS_FAILOVER_AGENT_URL", url)
+                .arg("--insecure");
+        }
+        let out = command.output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), said)
+    };
+
+    let agent = Agent::start(
+        dir.path(),
+        &yaml,
+        &["--web.config.file", tls_only.to_str().unwrap()],
+    );
+    let (code, said) = healthcheck(&tls_only, agent.port, None);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains(&format!("https://127.0.0.1:{}/healthz", agent.port)),
+        "{said}"
+    );
+    drop(agent);
+
+    let agent = Agent::start(
+        dir.path(),
+        &yaml,
+        &["--web.config.file", with_users.to_str().unwrap()],
+    );
+    let (code, said) = healthcheck(&with_users, agent.port, None);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("basic_auth_users"), "{said}");
+    let url = format!("https://prometheus:a-password@127.0.0.1:{}/", agent.port);
+    let (code, said) = healthcheck(&with_users, agent.port, Some(url));
+    assert_eq!(code, Some(0), "{said}");
+    assert!(!said.contains("a-password"), "{said}");
+}

@@ -31,8 +31,9 @@ RULES = {
     "config_kit": ("config", "decision", "api", "app", "metrics", "anomaly", "health") + ADAPTERS,
     "health": ("decision", "api", "app", "metrics") + ADAPTERS,
     "anomaly": ("decision", "api", "app", "metrics") + ADAPTERS,
-    # The commands beside the agent talk to it over HTTP, not through its parts.
-    "cli": ("decision", "api", "app", "metrics", "anomaly", "health") + ADAPTERS,
+    # The commands beside the agent talk to it over HTTP, not through its parts; they
+    # read its files as it does (config, and api's web configuration).
+    "cli": ("decision", "app", "metrics", "anomaly", "health") + ADAPTERS,
 }
 # For adapters: the only part of decision they may use.
 ADAPTER_MAY_USE_OF_DECISION = ("ports",)

@@ -18,6 +18,8 @@ mod webhook;
 pub use counters::HttpMetrics;
 pub use server::{Surface, serve};
 pub use web::{Web, protect};
+#[cfg(test)]
+pub(crate) use web_config::KEY_BLOCKS as WEB_CONFIG_KEY_BLOCKS;
 pub use web_config::WebConfig;
 
 use std::sync::{Arc, RwLock};

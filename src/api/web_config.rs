@@ -21,6 +21,8 @@ use serde_yaml::Value;
 use super::tls::{self, ClientAuth, TlsSettings};
 use crate::config::ConfigError;
 use crate::config_kit::ctx::{Ctx, Problem};
+#[cfg(test)]
+use crate::config_kit::raw::KeyBlock;
 use crate::config_kit::raw::{Raw, Unknown};
 
 /// How to make a hash, for the problem that finds none.
@@ -75,6 +77,14 @@ struct RawWeb {
     #[serde(flatten)]
     unknown: Unknown,
 }
+
+/// The file's keys (see [`KeyBlock`]), documented in docs/security.md.
+#[cfg(test)]
+pub(crate) const KEY_BLOCKS: &[KeyBlock] = &[
+    KeyBlock::new("", "RawWeb", RawWeb::KEYS),
+    KeyBlock::new("tls_server_config", "RawTls", RawTls::KEYS),
+    KeyBlock::new("http_server_config", "RawHttp", RawHttp::KEYS),
+];
 
 impl RawWeb {
     const KEYS: &[&str] = &[

@@ -2,14 +2,14 @@
 //! 1 otherwise, with one line saying why. It is the container image's HEALTHCHECK, where
 //! there is no shell and no curl.
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::builder::BoolishValueParser;
 use reqwest::StatusCode;
 
-use super::{Connect, api_settings, base_url, block_on, cause, first_line, http_client, shown};
+use super::{
+    Agent, Connect, api_settings, base_url, block_on, cause, first_line, http_client, shown,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct HealthcheckArgs {
@@ -21,14 +21,10 @@ pub struct HealthcheckArgs {
     pub connect: Connect,
 }
 
-/// `config` and `listen` are the agent's own `--config` and `--listen` (or their
-/// environment variables), which tell where it listens.
-pub fn healthcheck(
-    args: &HealthcheckArgs,
-    config: Option<&Path>,
-    listen: Option<SocketAddr>,
-) -> ExitCode {
-    match probe(args, config, listen) {
+/// `agent` is how the agent was started (its flags or their environment variables),
+/// which tells where it listens.
+pub fn healthcheck(args: &HealthcheckArgs, agent: &Agent) -> ExitCode {
+    match probe(args, agent) {
         Ok(said) => {
             println!("{said}");
             ExitCode::SUCCESS
@@ -40,17 +36,21 @@ pub fn healthcheck(
     }
 }
 
-fn probe(
-    args: &HealthcheckArgs,
-    config: Option<&Path>,
-    listen: Option<SocketAddr>,
-) -> Result<String, String> {
-    let base = base_url(&args.connect, listen, || api_settings(config))?;
+fn probe(args: &HealthcheckArgs, agent: &Agent) -> Result<String, String> {
+    let target = base_url(
+        &args.connect,
+        agent.listen,
+        || agent.tls(),
+        || api_settings(agent.config),
+    )?;
+    let base = target.url;
     let path = if args.ready { "readyz" } else { "healthz" };
     let url = base
         .join(path)
         .map_err(|e| format!("{}{path}: {e}", shown(&base)))?;
-    let client = http_client(&args.connect)?;
+    // The agent's own certificate is not checked: the answer proves only that the
+    // process serves, and nothing secret is sent.
+    let client = http_client(&args.connect, args.connect.insecure || target.own_tls)?;
     let (status, body) = block_on(async {
         let response = client.get(url.clone()).send().await?;
         let status = response.status();
@@ -59,6 +59,13 @@ fn probe(
     .map_err(|e| format!("GET {}: {}", shown(&url), cause(&e)))?;
     if status == StatusCode::OK {
         Ok(format!("ok: GET {} answered 200", shown(&url)))
+    } else if status == StatusCode::UNAUTHORIZED && url.password().is_none() {
+        Err(format!(
+            "GET {} answered {status}: the listener asks for a password \
+             (basic_auth_users in --web.config.file); give it in \
+             --url https://USER:PASSWORD@HOST:PORT/ or REDIS_FAILOVER_AGENT_URL",
+            shown(&url)
+        ))
     } else {
         Err(format!(
             "GET {} answered {status}: {}",

@@ -4,7 +4,8 @@
 //!
 //! Each returns an exit status and says what went wrong in one line: their callers are
 //! a container's health check, a script, or a person at a terminal. The clients find the
-//! agent as the agent finds its own listener (`--listen`, else `api.host`/`api.port`), so
+//! agent as the agent finds its own listener (`--web.listen-address` or `--listen`, else
+//! `api.host`/`api.port`; HTTPS when `--web.config.file` has `tls_server_config`), so
 //! `healthcheck` needs no argument inside the agent's container.
 
 mod check_config;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use url::Url;
 
+use crate::api::WebConfig;
 use crate::config::{self, ApiSettings, ConfigError};
 use crate::config_kit::duration::Seconds;
 
@@ -54,12 +56,52 @@ pub struct Connect {
     pub insecure: bool,
 }
 
-/// Where the agent serves: `--url`, else `--listen`, else the configuration's `api`.
+/// How the agent was started: the files and flags that say where it listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Agent<'a> {
+    /// `--config`.
+    pub config: Option<&'a Path>,
+    /// `--web.listen-address`, else `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--web.config.file`.
+    pub web_config: Option<&'a Path>,
+}
+
+impl Agent<'_> {
+    /// Whether the agent's listener speaks TLS, from its web configuration.
+    fn tls(&self) -> Result<bool, String> {
+        match WebConfig::load(self.web_config) {
+            Ok(web) => Ok(web.tls.is_some()),
+            Err(e @ ConfigError::Read { .. }) => Err(e.to_string()),
+            Err(ConfigError::Invalid {
+                source_name,
+                problems,
+            }) => Err(format!(
+                "{source_name} has {} problem(s); the agent lists them when it starts",
+                problems.len()
+            )),
+        }
+    }
+}
+
+/// Where the agent serves.
+#[derive(Debug)]
+struct Target {
+    url: Url,
+    /// The address was found from the agent's own flags and files (not `--url`), and
+    /// its listener has TLS: the certificate is the agent's own, usually issued for a
+    /// name rather than the loopback address asked.
+    own_tls: bool,
+}
+
+/// Where the agent serves: `--url`, else `--listen`, else the configuration's `api`;
+/// HTTPS when `tls()` says the listener has TLS.
 fn base_url(
     connect: &Connect,
     listen: Option<SocketAddr>,
+    tls: impl FnOnce() -> Result<bool, String>,
     api: impl FnOnce() -> Result<ApiSettings, String>,
-) -> Result<Url, String> {
+) -> Result<Target, String> {
     if let Some(url) = &connect.url {
         // A base with a path (`https://proxy/agent`) is a folder the routes are under.
         let mut url = url.clone();
@@ -67,7 +109,10 @@ fn base_url(
             let path = format!("{}/", url.path());
             url.set_path(&path);
         }
-        return Ok(url);
+        return Ok(Target {
+            url,
+            own_tls: false,
+        });
     }
     let address = match listen {
         Some(listen) => loopback_if_unspecified(listen).to_string(),
@@ -79,7 +124,11 @@ fn base_url(
             }
         }
     };
-    Url::parse(&format!("http://{address}/")).map_err(|e| format!("http://{address}/: {e}"))
+    let own_tls = tls()?;
+    let scheme = if own_tls { "https" } else { "http" };
+    let url = Url::parse(&format!("{scheme}://{address}/"))
+        .map_err(|e| format!("{scheme}://{address}/: {e}"))?;
+    Ok(Target { url, own_tls })
 }
 
 /// A URL as it may be printed: without the user and password that `--url` may carry
@@ -122,14 +171,14 @@ fn api_settings(path: Option<&Path>) -> Result<ApiSettings, String> {
 }
 
 /// One client per command: never through a proxy (the agent is asked directly), and no
-/// redirects (an answer is the agent's own).
-fn http_client(connect: &Connect) -> Result<reqwest::Client, String> {
+/// redirects (an answer is the agent's own). `insecure` accepts any certificate.
+fn http_client(connect: &Connect, insecure: bool) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(connect.timeout)
         .timeout(connect.timeout)
-        .tls_danger_accept_invalid_certs(connect.insecure)
+        .tls_danger_accept_invalid_certs(insecure)
         .user_agent(concat!("redis-failover-agent/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {}", cause(&e)))
@@ -198,9 +247,15 @@ mod tests {
     #[test]
     fn the_agent_is_found_as_it_listens() {
         let url = |c: &Connect, listen: Option<&str>, host, port| {
-            base_url(c, listen.map(|l| l.parse().unwrap()), api(host, port))
-                .unwrap()
-                .to_string()
+            base_url(
+                c,
+                listen.map(|l| l.parse().unwrap()),
+                || Ok(false),
+                api(host, port),
+            )
+            .unwrap()
+            .url
+            .to_string()
         };
         let none = connect(None);
         assert_eq!(url(&none, None, "0.0.0.0", 8080), "http://127.0.0.1:8080/");
@@ -222,11 +277,24 @@ mod tests {
     }
 
     #[test]
+    fn a_listener_with_tls_is_asked_over_https_and_its_own_certificate_is_known() {
+        let tls = || Ok(true);
+        let own = base_url(&connect(None), None, tls, api("0.0.0.0", 8443)).unwrap();
+        assert_eq!(own.url.as_str(), "https://127.0.0.1:8443/");
+        assert!(own.own_tls);
+        let given = base_url(&connect(Some("https://a:1")), None, tls, api("0.0.0.0", 1));
+        assert!(!given.unwrap().own_tls, "a --url is verified as given");
+    }
+
+    #[test]
     fn the_configuration_is_read_only_when_needed() {
         let unreadable = || Err::<ApiSettings, _>("cannot read".to_owned());
-        assert!(base_url(&connect(Some("http://a:1")), None, unreadable).is_ok());
+        let no_tls = || Ok(false);
+        let given = connect(Some("http://a:1"));
+        let broken_web = || Err("web configuration has 1 problem(s)".to_owned());
+        assert!(base_url(&given, None, broken_web, unreadable).is_ok());
         assert_eq!(
-            base_url(&connect(None), None, unreadable).unwrap_err(),
+            base_url(&connect(None), None, no_tls, unreadable).unwrap_err(),
             "cannot read"
         );
     }

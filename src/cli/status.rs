@@ -2,15 +2,15 @@
 //! agent's JSON with `--json`). Any failure is one line and exit status 1; the key is
 //! never printed, not even when an answer echoes it.
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::builder::BoolishValueParser;
 use reqwest::StatusCode;
 
 use super::table::{self, Status};
-use super::{Connect, api_settings, base_url, block_on, cause, first_line, http_client, shown};
+use super::{
+    Agent, Connect, api_settings, base_url, block_on, cause, first_line, http_client, shown,
+};
 use crate::config::ApiSettings;
 use crate::model::Secret;
 
@@ -34,10 +34,10 @@ pub struct StatusArgs {
     pub connect: Connect,
 }
 
-/// `config` and `listen` are the agent's own `--config` and `--listen` (or their
-/// environment variables): where it listens, and its key.
-pub fn status(args: &StatusArgs, config: Option<&Path>, listen: Option<SocketAddr>) -> ExitCode {
-    match fetch(args, config, listen) {
+/// `agent` is how the agent was started (its flags or their environment variables):
+/// where it listens, and its key.
+pub fn status(args: &StatusArgs, agent: &Agent) -> ExitCode {
+    match fetch(args, agent) {
         Ok(said) => {
             print!("{said}");
             ExitCode::SUCCESS
@@ -49,15 +49,16 @@ pub fn status(args: &StatusArgs, config: Option<&Path>, listen: Option<SocketAdd
     }
 }
 
-fn fetch(
-    args: &StatusArgs,
-    config: Option<&Path>,
-    listen: Option<SocketAddr>,
-) -> Result<String, String> {
+fn fetch(args: &StatusArgs, agent: &Agent) -> Result<String, String> {
     // The configuration is read at most once, and only when a flag leaves something out.
     let mut settings: Option<Result<ApiSettings, String>> = None;
-    let mut api = || settings.get_or_insert_with(|| api_settings(config)).clone();
-    let base = base_url(&args.connect, listen, &mut api)?;
+    let mut api = || {
+        settings
+            .get_or_insert_with(|| api_settings(agent.config))
+            .clone()
+    };
+    // The key is sent, so the agent's certificate is verified unless --insecure.
+    let base = base_url(&args.connect, agent.listen, || agent.tls(), &mut api)?.url;
     let key = match &args.api_key {
         Some(key) => Some(key.clone()),
         None => api()?.api_key,
@@ -65,7 +66,7 @@ fn fetch(
     let url = base
         .join("api/status")
         .map_err(|e| format!("{}api/status: {e}", shown(&base)))?;
-    let client = http_client(&args.connect)?;
+    let client = http_client(&args.connect, args.connect.insecure)?;
     let mut request = client.get(url.clone());
     if let Some(key) = &key {
         request = request.header("X-API-Key", key.expose());

@@ -44,6 +44,11 @@ fn join(a: &str, b: &str) -> String {
 }
 
 /// Every block with its whole path.
+/// Forms of files other than the configuration (`--web.config.file`), each with the page
+/// that documents their keys.
+const OTHER_FILES: &[(&str, &[KeyBlock])] =
+    &[("docs/security.md", crate::api::WEB_CONFIG_KEY_BLOCKS)];
+
 fn blocks() -> Vec<(String, KeyBlock)> {
     OWNERS
         .iter()
@@ -186,7 +191,12 @@ fn every_form_with_keys_is_placed_in_the_configuration() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut in_sources = BTreeSet::new();
     forms_with_keys(&root.join("src"), root, &mut in_sources);
-    let placed: BTreeSet<&str> = blocks().iter().map(|(_, b)| b.raw).collect();
+    let other_files = OTHER_FILES.iter().flat_map(|(_, blocks)| blocks.iter());
+    let placed: BTreeSet<&str> = blocks()
+        .iter()
+        .map(|(_, b)| b.raw)
+        .chain(other_files.map(|b| b.raw))
+        .collect();
     let mut problems = Vec::new();
     for (file, form) in &in_sources {
         if !placed.contains(form.as_str()) {
@@ -252,4 +262,26 @@ fn the_reference_documents_every_accepted_key_and_no_other() {
         }
     }
     assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}
+
+#[test]
+fn the_keys_of_other_files_are_on_their_pages() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut missing = Vec::new();
+    for (page, blocks) in OTHER_FILES {
+        let text = fs::read_to_string(root.join(page)).unwrap();
+        for block in *blocks {
+            for key in block.keys {
+                // In prose as `key` or `its.path`, or in the page's example as `key:`.
+                let path = join(block.at, key);
+                if ![format!("`{key}`"), format!("`{path}`"), format!("{key}:")]
+                    .iter()
+                    .any(|form| text.contains(form.as_str()))
+                {
+                    missing.push(format!("{page}: `{path}`"));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "keys not documented: {missing:?}");
 }
