@@ -24,11 +24,11 @@ struct Cli {
     #[arg(long, short, global = true, env = "REDIS_FAILOVER_AGENT_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on, overriding api.host and api.port.
-    #[arg(long, env = "REDIS_FAILOVER_AGENT_LISTEN")]
+    #[arg(long, global = true, env = "REDIS_FAILOVER_AGENT_LISTEN")]
     listen: Option<SocketAddr>,
     /// Address to listen on, as exporters take it (`:9121` for every IPv4 interface);
     /// overrides api.host, api.port and --listen.
-    #[arg(long = "web.listen-address", env = "REDIS_FAILOVER_AGENT_WEB_LISTEN_ADDRESS",
+    #[arg(long = "web.listen-address", global = true, env = "REDIS_FAILOVER_AGENT_WEB_LISTEN_ADDRESS",
         value_parser = api::parse_listen_address)]
     web_listen_address: Option<SocketAddr>,
     /// Path under which Prometheus scrapes the metrics.
@@ -37,7 +37,11 @@ struct Cli {
     web_telemetry_path: String,
     /// Web configuration file in the Prometheus exporter toolkit's format: TLS, client
     /// certificates, basic auth, response headers. Read again on SIGHUP.
-    #[arg(long = "web.config.file", env = "REDIS_FAILOVER_AGENT_WEB_CONFIG_FILE")]
+    #[arg(
+        long = "web.config.file",
+        global = true,
+        env = "REDIS_FAILOVER_AGENT_WEB_CONFIG_FILE"
+    )]
     web_config_file: Option<PathBuf>,
     /// Monitor only: never change DNS, whatever auto_failover says.
     #[arg(long, env = "REDIS_FAILOVER_AGENT_NO_FAILOVER", value_parser = BoolishValueParser::new())]
@@ -58,7 +62,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Validate the configuration, list every problem, exit 0 or 64.
+    /// Validate the configuration (and --web.config.file when given), list every
+    /// problem, exit 0 or 64.
     CheckConfig,
     /// Exit 0 if the running agent answers /healthz (or /readyz) with 200, else 1.
     ///
@@ -101,7 +106,9 @@ fn main() -> ExitCode {
         web_config: cli.web_config_file.as_deref(),
     };
     match &cli.command {
-        Some(Command::CheckConfig) => commands::check_config(config),
+        Some(Command::CheckConfig) => {
+            commands::check_config(config, cli.web_config_file.as_deref())
+        }
         Some(Command::Healthcheck(args)) => commands::healthcheck(args, &agent),
         Some(Command::Status(args)) => commands::status(args, &agent),
         Some(Command::Completions { shell }) => commands::completions(Cli::command(), *shell),

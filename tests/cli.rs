@@ -738,6 +738,27 @@ fn a_bad_web_config_file_stops_the_agent_with_every_problem_named() {
     }
     assert!(!said.contains("hunter2"), "a secret was printed: {said}");
 
+    // check-config finds the same problems without starting anything.
+    let out = agent(&["--web.config.file", web.to_str().unwrap(), "check-config"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(64), "{said}");
+    assert!(said.contains("embedded default: OK"), "{said}");
+    assert!(said.contains("7 problem(s)"), "{said}");
+    assert!(!said.contains("hunter2"), "a secret was printed: {said}");
+    let good = dir.path().join("good.yml");
+    std::fs::write(
+        &good,
+        "http_server_config: {headers: {X-Frame-Options: deny}}\n",
+    )
+    .unwrap();
+    let out = agent(&["check-config", "--web.config.file", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("good.yml: OK (TLS off, 0 basic-auth user(s))"),
+        "{}",
+        text(&out)
+    );
+
     // The same from the environment; a file that is not there is named.
     let out = Command::new(env!("CARGO_BIN_EXE_redis-failover-agent"))
         .env(
