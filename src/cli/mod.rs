@@ -70,17 +70,9 @@ pub struct Agent<'a> {
 impl Agent<'_> {
     /// Whether the agent's listener speaks TLS, from its web configuration.
     fn tls(&self) -> Result<bool, String> {
-        match WebConfig::load(self.web_config) {
-            Ok(web) => Ok(web.tls.is_some()),
-            Err(e @ ConfigError::Read { .. }) => Err(e.to_string()),
-            Err(ConfigError::Invalid {
-                source_name,
-                problems,
-            }) => Err(format!(
-                "{source_name} has {} problem(s); the agent lists them when it starts",
-                problems.len()
-            )),
-        }
+        WebConfig::load(self.web_config)
+            .map(|web| web.tls.is_some())
+            .map_err(one_line)
     }
 }
 
@@ -157,16 +149,21 @@ fn api_settings(path: Option<&Path>) -> Result<ApiSettings, String> {
         Some(path) => config::load_file(path),
         None => Ok(config::embedded_default()),
     };
-    match loaded {
-        Ok(loaded) => Ok(loaded.config.api),
-        Err(e @ ConfigError::Read { .. }) => Err(e.to_string()),
-        Err(ConfigError::Invalid {
+    loaded.map(|loaded| loaded.config.api).map_err(one_line)
+}
+
+/// A file the agent reads that cannot be used, in one line: the problems themselves are
+/// for `check-config`.
+fn one_line(error: ConfigError) -> String {
+    match error {
+        ConfigError::Read { .. } => error.to_string(),
+        ConfigError::Invalid {
             source_name,
             problems,
-        }) => Err(format!(
+        } => format!(
             "{source_name} has {} problem(s); `redis-failover-agent check-config` lists them",
             problems.len()
-        )),
+        ),
     }
 }
 
