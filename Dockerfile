@@ -77,7 +77,8 @@ EXPOSE 8080
 # The agent and its health check read the same configuration and REDIS_FAILOVER_AGENT_*
 # variables, so the check asks the port the agent listens on, over HTTPS when
 # REDIS_FAILOVER_AGENT_WEB_CONFIG_FILE gives the listener TLS. With basic_auth_users,
-# set REDIS_FAILOVER_AGENT_URL=https://USER:PASSWORD@127.0.0.1:8080/ for it.
+# set REDIS_FAILOVER_AGENT_URL=https://USER:PASSWORD@127.0.0.1:8080/ for it, and
+# REDIS_FAILOVER_AGENT_INSECURE=true unless the certificate names 127.0.0.1.
 ENV REDIS_FAILOVER_AGENT_CONFIG=/etc/redis-failover-agent/agent.yaml
 # The check gives up after 3 s (--timeout), within Docker's 5 s.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
