@@ -27,7 +27,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const ROLE: &str = "redis-failover-agent-role";
 pub const ACCESS_KEY: &str = "ASIAIMDSEXAMPLE00001";
@@ -176,15 +176,18 @@ fn answer(
 /// A role's credentials under `access_key`, as the metadata service (`with_code`) or
 /// the container endpoint words them; they expire in an hour.
 fn credentials(access_key: &str, with_code: bool) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    // Whole seconds, as the metadata service writes them.
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
+    let now = UNIX_EPOCH + Duration::from_secs(secs);
+    let iso8601 = redis_failover_agent::model::rfc3339::format;
     let mut json = serde_json::json!({
         "AccessKeyId": access_key,
         "SecretAccessKey": SECRET_KEY,
         "Token": SESSION_TOKEN,
-        "Expiration": iso8601(now + 3600),
+        "Expiration": iso8601(now + Duration::from_secs(3600)),
     });
     if with_code {
         json["Code"] = "Success".into();
@@ -192,27 +195,6 @@ fn credentials(access_key: &str, with_code: bool) -> String {
         json["Type"] = "AWS-HMAC".into();
     }
     json.to_string()
-}
-
-/// `2026-12-06T09:30:00Z` for seconds since the epoch (civil-from-days, proleptic
-/// Gregorian: Howard Hinnant's algorithm).
-pub fn iso8601(secs: u64) -> String {
-    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
 }
 
 fn reason(status: u16) -> &'static str {
