@@ -5,6 +5,7 @@
 
 mod active;
 mod analysis;
+pub mod enterprise;
 mod fields;
 pub mod rfc3339;
 mod secret;
