@@ -91,6 +91,10 @@ type EndpointLabel = Exclude<SeriesLabel, 'job' | 'instance'>;
  */
 const SERIES_LABELS: Array<[RegExp, EndpointLabel[]]> = [
   [/^redis_datacenter_health_(score|status)$/, ['datacenter', 'observer']],
+  // A datacenter's Redis Enterprise cluster, as each agent polls its REST API.
+  [/^redis_enterprise_[a-z_]+$/, ['datacenter', 'observer']],
+  // An instance's max_data_loss: the agent's configuration, not a datacenter's series.
+  [/^redis_data_loss_budget_(bytes|seconds)$/, ['redis_instance']],
   [/^redis_agent_(decisions_total|failovers_total|last_failover_timestamp_seconds)$/, ['redis_instance']],
   [
     /^redis_(anomaly_threshold|agent_build_info|agent_endpoints|agent_metrics_render_seconds|agent_config_reloads_total|agent_webhook_requests_total|agent_advisor_calls_total|agent_coordination_up|agent_leader|agent_leader_changes_total|agent_fenced_refusals_total|agent_advisor_call_duration_seconds(_bucket|_sum|_count)?)$/,
