@@ -31,6 +31,7 @@ use crate::actuators::dns::config::DnsSettings;
 use crate::advisors::ai::config::AzureOpenAiSettings;
 use crate::advisors::client_impact::config::ElkSettings;
 use crate::coordination::config::CoordinationSettings;
+use crate::enterprise::config::EnterpriseSettings;
 use crate::model::{Datacenter, DatacenterId, Instance, Secret};
 
 pub use crate::config_kit::ctx::Problem;
@@ -96,6 +97,9 @@ pub struct Config {
     pub alertmanager: Option<NotifySettings>,
     /// A fleet of agents on etcd (`coordination`); none: this agent acts alone.
     pub coordination: Option<CoordinationSettings>,
+    /// The Redis Enterprise REST API of each datacenter's cluster (`enterprise`,
+    /// `datacenters.<dc>.api_*`); no cluster: nothing is polled.
+    pub enterprise: EnterpriseSettings,
     /// Bounds on everything that comes in from outside (`limits`).
     pub limits: Limits,
 }
