@@ -11,7 +11,7 @@ pub mod probe;
 mod redis;
 mod stream;
 mod task;
-pub(crate) mod tls;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -33,7 +33,7 @@ fn invalid(text: &str) -> CollectError {
     CollectError::untrusted(ErrorKind::Tls, text)
 }
 
-pub(crate) fn client_config(tls: &Tls) -> Result<ClientConfig, CollectError> {
+fn client_config(tls: &Tls) -> Result<ClientConfig, CollectError> {
     let roots = match &tls.ca_cert {
         Some(pem) => {
             let mut roots = RootCertStore::empty();

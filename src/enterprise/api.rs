@@ -1,15 +1,14 @@
-//! The HTTP client of one cluster's REST API: basic authentication, rustls with the
-//! configured authorities (the collector's TLS set-up), a timeout on every request, a
+//! The HTTP client of one cluster's REST API: basic authentication, rustls (the process's
+//! ring provider) with the configured authorities only, a timeout on every request, a
 //! bounded body, and errors that carry a kind and never the password.
 
 use std::time::Duration;
 
-use reqwest::{Client, StatusCode};
+use reqwest::{Certificate, Client, StatusCode};
 use serde_json::Value;
 
 use super::config::ClusterApi;
-use crate::collector::tls::client_config;
-use crate::model::{Secret, Tls};
+use crate::model::Secret;
 
 /// The largest body read from the API: a cluster of a few hundred shards answers
 /// `/v1/shards` in well under a megabyte.
@@ -63,15 +62,14 @@ pub struct ApiClient {
 impl ApiClient {
     /// Builds the client; the error names the problem (a bad CA file), never a secret.
     pub fn new(api: &ClusterApi, timeout: Duration) -> Result<Self, String> {
-        let tls = Tls {
-            ca_cert: api.ca_pem.clone(),
-            client_cert: None,
-            client_key: None,
-            insecure_skip_verify: api.insecure_skip_verify,
-        };
-        let tls = client_config(&tls).map_err(|e| e.to_string())?;
-        let client = Client::builder()
-            .tls_backend_preconfigured(tls)
+        let mut builder = Client::builder();
+        if let Some(pem) = &api.ca_pem {
+            let roots = Certificate::from_pem_bundle(pem)
+                .map_err(|e| format!("api_ca_file: not a PEM bundle: {e}"))?;
+            builder = builder.tls_certs_only(roots);
+        }
+        let client = builder
+            .tls_danger_accept_invalid_certs(api.insecure_skip_verify)
             .connect_timeout(timeout)
             .timeout(timeout)
             .user_agent(concat!("redis-failover-agent/", env!("CARGO_PKG_VERSION")))

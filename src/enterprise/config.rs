@@ -320,8 +320,15 @@ mod tests {
         assert_eq!(api.password.expose(), "pw-from-env");
         assert_eq!(api.datacenter_name, "US-EAST");
         assert!(!e.clusters.contains_key(&DatacenterId::new("west")));
-        assert_eq!(e.databases[&InstanceId::new("cache")], ["cache", "cache-service"]);
-        assert!(loaded.warnings.iter().all(|w| !w.contains("ignored")), "{:?}", loaded.warnings);
+        assert_eq!(
+            e.databases[&InstanceId::new("cache")],
+            ["cache", "cache-service"]
+        );
+        assert!(
+            loaded.warnings.iter().all(|w| !w.contains("ignored")),
+            "{:?}",
+            loaded.warnings
+        );
     }
 
     #[test]
@@ -333,7 +340,10 @@ mod tests {
         assert_eq!(e.timeout, Duration::from_secs(5));
         assert!(e.clusters[&DatacenterId::new("east")].insecure_skip_verify);
         let warned = loaded.warnings.join("\n");
-        assert!(warned.contains("datacenters.east.api_insecure_skip_verify"), "{warned}");
+        assert!(
+            warned.contains("datacenters.east.api_insecure_skip_verify"),
+            "{warned}"
+        );
     }
 
     #[test]
@@ -355,7 +365,13 @@ mod tests {
         }
         assert!(!problems.contains("hunter2"), "{problems}");
         let problems = load("", "api_user: admin, api_pasword: x").unwrap_err();
-        assert!(problems.contains("datacenters.east.api_pasword: unknown key"), "{problems}");
-        assert!(problems.contains("datacenters.east.api_url: is required"), "{problems}");
+        assert!(
+            problems.contains("datacenters.east.api_pasword: unknown key"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("datacenters.east.api_url: is required"),
+            "{problems}"
+        );
     }
 }
