@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 use self::detector::{Detector, DetectorSettings, Model, Scored, TrainError};
 use self::features::{FEATURES, Features, Observation};
 use crate::health::{self, HealthInput};
+use crate::model::enterprise::EnterpriseStore;
 use crate::model::{
     Analysis, AnalysisStore, AnomalyScore, AnomalyState, EndpointKey, EndpointStatus, Snapshot,
     SnapshotStore,
@@ -52,6 +53,8 @@ pub struct AnomalyEngine {
     settings: AnomalySettings,
     endpoints: HashMap<EndpointKey, Tracked>,
     trainings: usize,
+    /// What the Redis Enterprise APIs say of each datacenter's cluster, when read.
+    enterprise: Option<Arc<EnterpriseStore>>,
 }
 
 struct Tracked {
@@ -76,7 +79,15 @@ impl AnomalyEngine {
             settings,
             endpoints: HashMap::new(),
             trainings: 0,
+            enterprise: None,
         }
+    }
+
+    /// Endpoints' health also counts what their cluster's REST API says
+    /// ([`health::cluster_penalty`]).
+    pub fn with_enterprise(mut self, store: Arc<EnterpriseStore>) -> Self {
+        self.enterprise = Some(store);
+        self
     }
 
     pub async fn run(mut self, cancel: CancellationToken) {
@@ -185,7 +196,15 @@ impl AnomalyEngine {
         let threshold = self.settings.detector.threshold;
         let anomaly = tracked.latest.as_ref().map(|l| (l.score, threshold));
         let input = health_input(fresh, current.as_deref(), features.as_ref(), anomaly);
-        let health = health::endpoint(&input);
+        let mut health = health::endpoint(&input);
+        if let Some(view) = self
+            .enterprise
+            .as_ref()
+            .and_then(|s| s.get(&status.key.datacenter))
+        {
+            let database = view.instance_database(&status.key.instance);
+            health = health::with_penalty(health, health::cluster_penalty(&view, database), fresh);
+        }
         let anomaly_state = match tracked.detector.model() {
             _ if !self.settings.enabled => AnomalyState::Disabled,
             Some(model) => AnomalyState::Ready {
