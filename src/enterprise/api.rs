@@ -138,15 +138,14 @@ fn classify(e: &reqwest::Error) -> ErrorKind {
     if e.is_timeout() {
         return ErrorKind::Timeout;
     }
+    // The handshake's error reaches here wrapped in connector and I/O errors whose
+    // types are the HTTP stack's own; rustls's messages name what was refused.
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
-        if err.downcast_ref::<rustls::Error>().is_some() {
-            return ErrorKind::Tls;
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        let text = err.to_string();
+        if err.downcast_ref::<rustls::Error>().is_some()
+            || text.contains("certificate")
+            || text.contains("handshake")
         {
             return ErrorKind::Tls;
         }
