@@ -349,3 +349,105 @@ impl EnterpriseCollector {
         by_uid(e, SHARD_STATS, "shard", &|v| &v.stats.shards)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use prometheus_client::encoding::text::encode;
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::model::enterprise::{Database, Node, Shard, SyncSource};
+
+    fn view() -> ClusterView {
+        ClusterView {
+            polled_at: Some(UNIX_EPOCH + Duration::from_secs(120)),
+            error: None,
+            read_at: Some(UNIX_EPOCH + Duration::from_secs(120)),
+            nodes: vec![Node {
+                uid: 1,
+                status: "down".into(),
+            }],
+            databases: vec![Database {
+                uid: 4,
+                name: "cache".into(),
+                status: "active".into(),
+                crdt: true,
+                shards: vec![Shard {
+                    uid: 7,
+                    role: "master".into(),
+                    status: "active".into(),
+                }],
+                sources: vec![SyncSource {
+                    datacenter: None,
+                    uri: "redis://redis-1.elsewhere.example:12000".into(),
+                    status: SyncStatus::Syncing,
+                    lag: Some(Duration::from_millis(1500)),
+                    last_update: None,
+                    last_in_sync: None,
+                }],
+            }],
+            stats: crate::model::enterprise::Stats {
+                databases: [(4, [("avg_latency".to_owned(), 2000.0)].into())].into(),
+                ..Default::default()
+            },
+            ..ClusterView::default()
+        }
+    }
+
+    fn render(store: Arc<EnterpriseStore>, observer: Option<Observer>) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(EnterpriseCollector::new(store, observer)));
+        let mut out = String::new();
+        encode(&mut out, &registry).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_fresh_view_renders_its_series_with_units() {
+        let store = Arc::new(EnterpriseStore::new());
+        store.publish(DatacenterId::new("east"), view());
+        let text = render(Arc::clone(&store), None);
+        for line in [
+            "redis_enterprise_api_up{datacenter=\"east\"} 1\n",
+            "redis_enterprise_api_last_success_timestamp_seconds{datacenter=\"east\"} 120\n",
+            "redis_enterprise_node_up{datacenter=\"east\",node=\"1\"} 0\n",
+            "redis_enterprise_database_up{datacenter=\"east\",database=\"4\",database_name=\"cache\"} 1\n",
+            "redis_enterprise_shard_up{datacenter=\"east\",database=\"4\",shard=\"7\",role=\"master\"} 1\n",
+            "redis_enterprise_crdt_syncer_in_sync{datacenter=\"east\",database=\"4\",source_datacenter=\"redis-1.elsewhere.example\"} 0\n",
+            "redis_enterprise_crdt_syncer_lag_seconds{datacenter=\"east\",database=\"4\",source_datacenter=\"redis-1.elsewhere.example\"} 1.5\n",
+            "redis_enterprise_database_avg_latency_seconds{datacenter=\"east\",database=\"4\"} 0.002\n",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+        assert!(!text.contains("redis_enterprise_api_errors"), "{text}");
+    }
+
+    #[test]
+    fn a_failed_poll_leaves_only_the_api_series() {
+        let store = Arc::new(EnterpriseStore::new());
+        let mut failed = view();
+        failed.error = Some("GET /v1/nodes: HTTP 500".into());
+        failed.api_errors.insert("unavailable".into(), 2);
+        store.publish(DatacenterId::new("east"), failed);
+        let observer = Observer {
+            name: "agent-a".into(),
+            datacenter: Some(DatacenterId::new("west")),
+        };
+        let text = render(store, Some(observer));
+        assert_eq!(
+            text,
+            "# HELP redis_enterprise_api_up 1 when the latest poll of the datacenter's Redis Enterprise REST API succeeded.\n\
+             # TYPE redis_enterprise_api_up gauge\n\
+             redis_enterprise_api_up{datacenter=\"east\",observer=\"agent-a\",observer_datacenter=\"west\",vantage=\"outside\"} 0\n\
+             # HELP redis_enterprise_api_errors Failed polls of the Redis Enterprise REST API, by kind (unauthorized, not_found, timeout, unavailable, tls, invalid).\n\
+             # TYPE redis_enterprise_api_errors counter\n\
+             redis_enterprise_api_errors_total{datacenter=\"east\",observer=\"agent-a\",observer_datacenter=\"west\",vantage=\"outside\",kind=\"unavailable\"} 2\n\
+             # HELP redis_enterprise_api_last_success_timestamp_seconds Unix time of the latest successful poll of the REST API.\n\
+             # TYPE redis_enterprise_api_last_success_timestamp_seconds gauge\n\
+             redis_enterprise_api_last_success_timestamp_seconds{datacenter=\"east\",observer=\"agent-a\",observer_datacenter=\"west\",vantage=\"outside\"} 120\n\
+             # EOF\n"
+        );
+    }
+}
