@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::api::{ApiClient, ErrorKind};
+use super::api::{ApiClient, ApiError, ErrorKind};
 use super::poll::{self, Context};
 use crate::model::DatacenterId;
 use crate::model::enterprise::{ClusterView, EnterpriseStore};
@@ -30,9 +30,17 @@ impl ClusterTask {
         let mut failing: Option<ErrorKind> = None;
         let mut first = true;
         loop {
+            // Each request has its own timeout; the whole poll, several requests, ends
+            // before the next one is due.
+            let bounded =
+                tokio::time::timeout(self.interval, poll::read(&self.client, &self.context));
             let result = tokio::select! {
                 _ = self.cancel.cancelled() => return,
-                r = poll::read(&self.client, &self.context) => r,
+                r = bounded => r.unwrap_or_else(|_| Err(ApiError {
+                    kind: ErrorKind::Timeout,
+                    path: "/v1/*".into(),
+                    message: "the poll took longer than enterprise.poll_interval".into(),
+                })),
             };
             let now = SystemTime::now();
             match result {
