@@ -469,6 +469,59 @@ mod tests {
         assert!(results.datacenters().is_empty());
     }
 
+    #[test]
+    fn what_the_cluster_api_says_lowers_the_endpoint_and_its_datacenter() {
+        use crate::model::enterprise::{ClusterView, Database, Shard};
+
+        let store = Arc::new(SnapshotStore::new());
+        let results = Arc::new(AnalysisStore::new());
+        let enterprise = Arc::new(EnterpriseStore::new());
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = test_engine(&store, &results, dir.path(), false)
+            .with_enterprise(Arc::clone(&enterprise));
+        let key = EndpointKey::new("cache", "east");
+        // The cluster's API: the instance's database has its master shard down.
+        let mut view = ClusterView {
+            polled_at: Some(SystemTime::UNIX_EPOCH),
+            read_at: Some(SystemTime::UNIX_EPOCH),
+            databases: vec![Database {
+                uid: 1,
+                name: "cache".into(),
+                status: "active".into(),
+                crdt: false,
+                shards: vec![Shard {
+                    uid: 1,
+                    role: "master".into(),
+                    status: "inactive".into(),
+                }],
+                sources: Vec::new(),
+            }],
+            ..ClusterView::default()
+        };
+        view.instances.insert(key.instance.clone(), 1);
+        enterprise.publish(key.datacenter.clone(), view.clone());
+        let mut feed = Feed::new(&store);
+        feed.round("a", 1000, 700);
+        engine.step(Instant::now());
+        let a = results.get(&key).expect("an analysis");
+        assert_eq!(
+            (a.health_score, a.health_status),
+            (0.5, HealthStatus::Degraded)
+        );
+        assert_eq!(
+            results.datacenters()[&key.datacenter].status,
+            HealthStatus::Degraded
+        );
+
+        // An API that stops answering takes nothing away.
+        view.error = Some("timeout".into());
+        enterprise.publish(key.datacenter.clone(), view);
+        feed.round("a", 2000, 1400);
+        engine.step(Instant::now());
+        let a = results.get(&key).expect("an analysis");
+        assert_eq!(a.health_status, HealthStatus::Healthy);
+    }
+
     #[tokio::test]
     async fn a_counter_reset_is_not_an_anomaly() {
         let store = Arc::new(SnapshotStore::new());
