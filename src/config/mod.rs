@@ -9,8 +9,8 @@
 //! limits, the API). Each integration owns its block in its own `config` module
 //! (`actuators::dns::config`, `actuators::alertmanager::config`,
 //! `advisors::client_impact::config`, `advisors::ai::config`, `enterprise::config`, which
-//! also reads `datacenters.<dc>.api_*` and `instances[].enterprise_database`): its settings, its serde
-//! form, its checks. Here, [`Config`] holds their settings and `validate` hands each
+//! also reads `datacenters.<dc>.api_*` and `instances[].enterprise_database`): its
+//! settings, its serde form, its checks. Here, [`Config`] holds their settings and `validate` hands each
 //! block to its owner. Both sides read with the leaf `config_kit` (`Raw`, `Ctx`,
 //! `Seconds`, `secrets`), so the integrations never import this module.
 
