@@ -229,7 +229,7 @@ fn a_wrong_password_and_a_slow_api_are_counted_and_the_agent_keeps_serving() {
         )
     };
     let m = agent.wait_metrics(Duration::from_secs(20), "both polls to fail", |m| {
-        errors(m, "east", "unauthorized").is_some() && errors(m, "west", "timeout").is_some()
+        errors(m, "east", "unauthorized") == Some(1.0) && errors(m, "west", "timeout") == Some(1.0)
     });
     assert_eq!(up(&m, "east"), Some(0.0));
     assert_eq!(up(&m, "west"), Some(0.0));

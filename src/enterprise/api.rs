@@ -30,6 +30,15 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    pub const ALL: [ErrorKind; 6] = [
+        Self::Unauthorized,
+        Self::NotFound,
+        Self::Timeout,
+        Self::Unavailable,
+        Self::Tls,
+        Self::Invalid,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unauthorized => "unauthorized",
@@ -61,6 +70,7 @@ pub struct ApiClient {
 
 impl ApiClient {
     /// Builds the client; the error names the problem (a bad CA file), never a secret.
+    /// Needs a rustls crypto provider installed as the process default (main does it).
     pub fn new(api: &ClusterApi, timeout: Duration) -> Result<Self, String> {
         let mut builder = Client::builder();
         if let Some(pem) = &api.ca_pem {

@@ -25,7 +25,14 @@ pub struct ClusterTask {
 impl ClusterTask {
     pub async fn run(self) {
         let dc = &self.datacenter;
-        let mut view = ClusterView::default();
+        // Every kind counted from the start, so that `increase()` sees the first failure.
+        let mut view = ClusterView {
+            api_errors: ErrorKind::ALL
+                .iter()
+                .map(|k| (k.as_str().to_owned(), 0))
+                .collect(),
+            ..ClusterView::default()
+        };
         // `None` while it answers; the kind of the failure otherwise.
         let mut failing: Option<ErrorKind> = None;
         let mut first = true;
