@@ -35,7 +35,9 @@ use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::{self, Engine};
 use crate::decision::journal::Opening;
 use crate::decision::ports::{Coordination, SwitchPolicy};
+use crate::enterprise::Enterprise;
 use crate::metrics::{Metrics, Observer, cache::Policy};
+use crate::model::enterprise::EnterpriseStore;
 use crate::model::{
     ActiveDatacenters, AnalysisStore, DatacenterId, EndpointKey, InstanceId, SnapshotStore,
 };
@@ -148,11 +150,18 @@ pub async fn serve(
 
     let collector = Collector::new(Arc::clone(&shared.store), tracker.clone(), cancel.clone());
     let changes = collector.apply(&config);
+    let enterprise = Enterprise::new(
+        Arc::clone(&shared.enterprise),
+        tracker.clone(),
+        cancel.clone(),
+    );
+    enterprise.apply(&config.enterprise, &config.datacenters);
     let anomaly = AnomalyEngine::new(
         Arc::clone(&shared.store),
         Arc::clone(&shared.analysis),
         anomaly_settings(&config),
-    );
+    )
+    .with_enterprise(Arc::clone(&shared.enterprise));
     tracker.spawn(anomaly.run(cancel.clone()));
     let failover = if options.no_failover || !config.failover.auto {
         "off (monitor only)"
@@ -202,6 +211,7 @@ pub async fn serve(
         metrics: Arc::clone(&families.metrics),
         web,
         collector,
+        enterprise,
         analysis: Arc::clone(&shared.analysis),
         active: shared.active,
         engine,
@@ -218,11 +228,13 @@ pub async fn serve(
     Ok(())
 }
 
-/// What the parts share: the latest snapshots, their analysis, the active datacenters.
+/// What the parts share: the latest snapshots, their analysis, the active datacenters,
+/// what the Redis Enterprise APIs said.
 struct Shared {
     store: Arc<SnapshotStore>,
     analysis: Arc<AnalysisStore>,
     active: Arc<ActiveDatacenters>,
+    enterprise: Arc<EnterpriseStore>,
 }
 
 impl Shared {
@@ -233,6 +245,7 @@ impl Shared {
             store: Arc::new(SnapshotStore::new()),
             analysis: Arc::new(AnalysisStore::new()),
             active,
+            enterprise: Arc::new(EnterpriseStore::new()),
         }
     }
 }
@@ -254,6 +267,7 @@ impl Families {
             config.anomaly_threshold,
             observer(config),
         );
+        metrics.add_enterprise(Arc::clone(&shared.enterprise), observer(config));
         let reloads = Reloads::default();
         metrics.registry_mut().register(
             "redis_agent_config_reloads",
@@ -494,6 +508,7 @@ struct Running {
     metrics: Arc<Metrics>,
     web: Arc<Web>,
     collector: Collector,
+    enterprise: Enterprise,
     analysis: Arc<AnalysisStore>,
     active: Arc<ActiveDatacenters>,
     engine: Engine,
@@ -521,6 +536,8 @@ impl Running {
             warn!(config = %path.display(), "{w}");
         }
         let changes = self.collector.apply(&loaded.config);
+        self.enterprise
+            .apply(&loaded.config.enterprise, &loaded.config.datacenters);
         let wanted: BTreeSet<&EndpointKey> = loaded
             .config
             .instances

@@ -18,6 +18,13 @@
 //! endpoint did not answer). A datacenter's score is the mean of its endpoints' scores,
 //! and it is `failed` when all of them failed.
 //!
+//! Where the datacenter's Redis Enterprise cluster is read through its REST API, what
+//! the API says of the endpoint's database takes its own share ([`cluster_penalty`]):
+//! nodes not active (0.2 each, up to 0.6), the database not active (0.3), a master
+//! shard not active (0.5) or replica shards (0.1 each, up to 0.3), and an Active-Active
+//! syncer not in sync (0.2 while syncing, 0.3 out of sync). An API that does not answer
+//! takes nothing away: Redis itself may be fine.
+//!
 //! This module is the one place health is scored. The anomaly engine calls it once per
 //! collection round and publishes the results (endpoints and datacenters) to the
 //! `AnalysisStore`; metrics and the API read the store, and the decision engine's fresh
@@ -25,6 +32,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::model::enterprise::{ClusterView, Database, SyncStatus};
 use crate::model::{Analysis, DatacenterId, Health, HealthStatus};
 
 /// What the score is computed from. `None` where the round could not tell (no previous
@@ -133,6 +141,46 @@ pub fn probe(fresh: &HealthInput, latest: Option<&Analysis>) -> f64 {
     match latest.filter(|a| a.up) {
         Some(a) => now.min(a.health_score),
         None => now,
+    }
+}
+
+/// The share of an endpoint's health that its cluster's API takes away, in [0, 1]:
+/// what the latest poll said of the cluster's nodes and of the endpoint's `database`
+/// (its shards and syncers). 0 when the latest poll failed.
+pub fn cluster_penalty(view: &ClusterView, database: Option<&Database>) -> f64 {
+    if !view.is_fresh() {
+        return 0.0;
+    }
+    let nodes_down = view.nodes.iter().filter(|n| !n.is_up()).count();
+    let mut penalties = vec![(0.2 * nodes_down as f64).min(0.6)];
+    if let Some(db) = database {
+        penalties.push(if db.status == "active" { 0.0 } else { 0.3 });
+        let (masters, replicas): (Vec<_>, Vec<_>) = db
+            .shards
+            .iter()
+            .filter(|s| !s.is_up())
+            .partition(|s| s.role == "master");
+        penalties.push(if masters.is_empty() {
+            (0.1 * replicas.len() as f64).min(0.3)
+        } else {
+            0.5
+        });
+        let syncers = db.sources.iter().map(|s| match s.status {
+            SyncStatus::InSync => 0.0,
+            SyncStatus::Syncing => 0.2,
+            SyncStatus::OutOfSync | SyncStatus::Other(_) => 0.3,
+        });
+        penalties.push(syncers.fold(0.0, f64::max));
+    }
+    1.0 - penalties.iter().fold(1.0, |kept, p| kept * (1.0 - p))
+}
+
+/// `health` with a further share `penalty` taken away.
+pub fn with_penalty(health: Health, penalty: f64, up: bool) -> Health {
+    let score = health.score * (1.0 - penalty.clamp(0.0, 1.0));
+    Health {
+        score,
+        status: status(score, up),
     }
 }
 
@@ -375,6 +423,141 @@ mod tests {
         for (case, fresh, latest, expected) in cases {
             let h = probe(&fresh, latest.as_ref());
             assert!(close(h, expected), "{case}: {h}");
+        }
+    }
+
+    mod cluster {
+        use std::time::{Duration, UNIX_EPOCH};
+
+        use super::*;
+        use crate::model::enterprise::{Node, Shard, SyncSource};
+
+        fn view() -> ClusterView {
+            ClusterView {
+                polled_at: Some(UNIX_EPOCH),
+                read_at: Some(UNIX_EPOCH),
+                nodes: (1..=3)
+                    .map(|uid| Node {
+                        uid,
+                        status: "active".into(),
+                    })
+                    .collect(),
+                databases: vec![Database {
+                    uid: 1,
+                    name: "cache".into(),
+                    status: "active".into(),
+                    crdt: true,
+                    shards: vec![
+                        Shard {
+                            uid: 1,
+                            role: "master".into(),
+                            status: "active".into(),
+                        },
+                        Shard {
+                            uid: 2,
+                            role: "slave".into(),
+                            status: "active".into(),
+                        },
+                    ],
+                    sources: vec![SyncSource {
+                        datacenter: None,
+                        uri: "redis://db.west:12000".into(),
+                        status: SyncStatus::InSync,
+                        lag: Some(Duration::from_millis(3)),
+                        last_update: None,
+                        last_in_sync: None,
+                    }],
+                }],
+                ..ClusterView::default()
+            }
+        }
+
+        fn penalty(change: impl FnOnce(&mut ClusterView)) -> f64 {
+            let mut v = view();
+            change(&mut v);
+            let db = v.databases.first().cloned();
+            cluster_penalty(&v, db.as_ref())
+        }
+
+        #[test]
+        fn each_problem_the_api_reports_takes_its_share() {
+            // (what, the change, the penalty)
+            type Case = (&'static str, fn(&mut ClusterView), f64);
+            let cases: [Case; 8] = [
+                ("all well", |_| {}, 0.0),
+                ("a node down", |v| v.nodes[0].status = "down".into(), 0.2),
+                (
+                    "four nodes down at most 0.6",
+                    |v| {
+                        v.nodes = (1..=4)
+                            .map(|uid| Node {
+                                uid,
+                                status: "down".into(),
+                            })
+                            .collect()
+                    },
+                    0.6,
+                ),
+                (
+                    "the master shard down",
+                    |v| v.databases[0].shards[0].status = "inactive".into(),
+                    0.5,
+                ),
+                (
+                    "a replica shard down",
+                    |v| v.databases[0].shards[1].status = "inactive".into(),
+                    0.1,
+                ),
+                (
+                    "the syncer syncing",
+                    |v| v.databases[0].sources[0].status = SyncStatus::Syncing,
+                    0.2,
+                ),
+                (
+                    "the syncer out of sync",
+                    |v| v.databases[0].sources[0].status = SyncStatus::OutOfSync,
+                    0.3,
+                ),
+                (
+                    "the API failing says nothing",
+                    |v| {
+                        v.error = Some("timeout".into());
+                        v.nodes[0].status = "down".into();
+                    },
+                    0.0,
+                ),
+            ];
+            for (what, change, expected) in cases {
+                assert!(
+                    close(penalty(change), expected),
+                    "{what}: {}",
+                    penalty(change)
+                );
+            }
+            // Several problems add up as the endpoint's penalties do.
+            let both = penalty(|v| {
+                v.nodes[0].status = "down".into();
+                v.databases[0].sources[0].status = SyncStatus::OutOfSync;
+            });
+            assert!(close(both, 1.0 - 0.8 * 0.7), "{both}");
+        }
+
+        #[test]
+        fn a_penalty_lowers_the_score_and_the_status() {
+            let healthy = Health {
+                score: 1.0,
+                status: Healthy,
+            };
+            let master_down = penalty(|v| v.databases[0].shards[0].status = "inactive".into());
+            let got = with_penalty(healthy, master_down, true);
+            assert_eq!(got.status, Degraded);
+            assert!(close(got.score, 0.5));
+            let got = with_penalty(healthy, 0.8, true);
+            assert_eq!(got.status, Failing);
+            // Without the database, only the nodes count.
+            let mut v = view();
+            v.databases[0].sources[0].status = SyncStatus::OutOfSync;
+            assert!(close(cluster_penalty(&v, None), 0.0));
         }
     }
 

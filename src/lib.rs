@@ -14,6 +14,9 @@
 //!   the latest snapshots. No I/O.
 //! - [`collector`]: one task per endpoint: persistent connection, PING, INFO, CLUSTER
 //!   INFO, SENTINEL MASTERS, backoff and timeouts; INFO parsing as pure functions.
+//! - [`enterprise`]: the Redis Enterprise REST API of each datacenter's cluster, read on
+//!   its own schedule into the `EnterpriseStore` (nodes, databases, shards, Active-Active
+//!   syncers), with its `config` module.
 //! - [`anomaly`]: features from consecutive snapshots, one extended isolation forest per
 //!   endpoint, robust z-scores, training windows kept on disk.
 //! - [`health`]: instance and datacenter health scores (pure), computed once per round by
@@ -53,6 +56,7 @@ pub mod config;
 pub mod config_kit;
 pub mod coordination;
 pub mod decision;
+pub mod enterprise;
 #[cfg(test)]
 pub(crate) mod fuzz;
 pub mod health;

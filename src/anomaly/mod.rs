@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 use self::detector::{Detector, DetectorSettings, Model, Scored, TrainError};
 use self::features::{FEATURES, Features, Observation};
 use crate::health::{self, HealthInput};
+use crate::model::enterprise::EnterpriseStore;
 use crate::model::{
     Analysis, AnalysisStore, AnomalyScore, AnomalyState, EndpointKey, EndpointStatus, Snapshot,
     SnapshotStore,
@@ -52,6 +53,8 @@ pub struct AnomalyEngine {
     settings: AnomalySettings,
     endpoints: HashMap<EndpointKey, Tracked>,
     trainings: usize,
+    /// What the Redis Enterprise APIs say of each datacenter's cluster, when read.
+    enterprise: Option<Arc<EnterpriseStore>>,
 }
 
 struct Tracked {
@@ -76,7 +79,15 @@ impl AnomalyEngine {
             settings,
             endpoints: HashMap::new(),
             trainings: 0,
+            enterprise: None,
         }
+    }
+
+    /// Endpoints' health also counts what their cluster's REST API says
+    /// ([`health::cluster_penalty`]).
+    pub fn with_enterprise(mut self, store: Arc<EnterpriseStore>) -> Self {
+        self.enterprise = Some(store);
+        self
     }
 
     pub async fn run(mut self, cancel: CancellationToken) {
@@ -185,7 +196,15 @@ impl AnomalyEngine {
         let threshold = self.settings.detector.threshold;
         let anomaly = tracked.latest.as_ref().map(|l| (l.score, threshold));
         let input = health_input(fresh, current.as_deref(), features.as_ref(), anomaly);
-        let health = health::endpoint(&input);
+        let mut health = health::endpoint(&input);
+        if let Some(view) = self
+            .enterprise
+            .as_ref()
+            .and_then(|s| s.get(&status.key.datacenter))
+        {
+            let database = view.instance_database(&status.key.instance);
+            health = health::with_penalty(health, health::cluster_penalty(&view, database), fresh);
+        }
         let anomaly_state = match tracked.detector.model() {
             _ if !self.settings.enabled => AnomalyState::Disabled,
             Some(model) => AnomalyState::Ready {
@@ -448,6 +467,59 @@ mod tests {
         engine.step(Instant::now());
         assert!(results.get(&key).is_none());
         assert!(results.datacenters().is_empty());
+    }
+
+    #[test]
+    fn what_the_cluster_api_says_lowers_the_endpoint_and_its_datacenter() {
+        use crate::model::enterprise::{ClusterView, Database, Shard};
+
+        let store = Arc::new(SnapshotStore::new());
+        let results = Arc::new(AnalysisStore::new());
+        let enterprise = Arc::new(EnterpriseStore::new());
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = test_engine(&store, &results, dir.path(), false)
+            .with_enterprise(Arc::clone(&enterprise));
+        let key = EndpointKey::new("cache", "east");
+        // The cluster's API: the instance's database has its master shard down.
+        let mut view = ClusterView {
+            polled_at: Some(SystemTime::UNIX_EPOCH),
+            read_at: Some(SystemTime::UNIX_EPOCH),
+            databases: vec![Database {
+                uid: 1,
+                name: "cache".into(),
+                status: "active".into(),
+                crdt: false,
+                shards: vec![Shard {
+                    uid: 1,
+                    role: "master".into(),
+                    status: "inactive".into(),
+                }],
+                sources: Vec::new(),
+            }],
+            ..ClusterView::default()
+        };
+        view.instances.insert(key.instance.clone(), 1);
+        enterprise.publish(key.datacenter.clone(), view.clone());
+        let mut feed = Feed::new(&store);
+        feed.round("a", 1000, 700);
+        engine.step(Instant::now());
+        let a = results.get(&key).expect("an analysis");
+        assert_eq!(
+            (a.health_score, a.health_status),
+            (0.5, HealthStatus::Degraded)
+        );
+        assert_eq!(
+            results.datacenters()[&key.datacenter].status,
+            HealthStatus::Degraded
+        );
+
+        // An API that stops answering takes nothing away.
+        view.error = Some("timeout".into());
+        enterprise.publish(key.datacenter.clone(), view);
+        feed.round("a", 2000, 1400);
+        engine.step(Instant::now());
+        let a = results.get(&key).expect("an analysis");
+        assert_eq!(a.health_status, HealthStatus::Healthy);
     }
 
     #[tokio::test]

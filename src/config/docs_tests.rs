@@ -21,12 +21,15 @@ use crate::advisors::{ai, client_impact};
 use crate::config::raw;
 use crate::config_kit::raw::KeyBlock;
 use crate::coordination;
+use crate::enterprise;
 
 const PAGE: &str = "docs/configuration.md";
 
 /// Each module's blocks, under the key of the block it owns.
 const OWNERS: &[(&str, &[KeyBlock])] = &[
     ("", raw::KEY_BLOCKS),
+    ("", enterprise::config::CORE_KEY_BLOCKS),
+    ("enterprise", enterprise::config::KEY_BLOCKS),
     ("alertmanager", alertmanager::config::KEY_BLOCKS),
     ("azure_openai", ai::config::KEY_BLOCKS),
     ("coordination", coordination::config::KEY_BLOCKS),

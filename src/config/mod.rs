@@ -8,8 +8,9 @@
 //! This module owns the core schema (instances, datacenters, intervals, thresholds,
 //! limits, the API). Each integration owns its block in its own `config` module
 //! (`actuators::dns::config`, `actuators::alertmanager::config`,
-//! `advisors::client_impact::config`, `advisors::ai::config`): its settings, its serde
-//! form, its checks. Here, [`Config`] holds their settings and `validate` hands each
+//! `advisors::client_impact::config`, `advisors::ai::config`, `enterprise::config`, which
+//! also reads `datacenters.<dc>.api_*` and `instances[].enterprise_database`): its
+//! settings, its serde form, its checks. Here, [`Config`] holds their settings and `validate` hands each
 //! block to its owner. Both sides read with the leaf `config_kit` (`Raw`, `Ctx`,
 //! `Seconds`, `secrets`), so the integrations never import this module.
 
@@ -31,6 +32,7 @@ use crate::actuators::dns::config::DnsSettings;
 use crate::advisors::ai::config::AzureOpenAiSettings;
 use crate::advisors::client_impact::config::ElkSettings;
 use crate::coordination::config::CoordinationSettings;
+use crate::enterprise::config::EnterpriseSettings;
 use crate::model::{Datacenter, DatacenterId, Instance, Secret};
 
 pub use crate::config_kit::ctx::Problem;
@@ -96,6 +98,9 @@ pub struct Config {
     pub alertmanager: Option<NotifySettings>,
     /// A fleet of agents on etcd (`coordination`); none: this agent acts alone.
     pub coordination: Option<CoordinationSettings>,
+    /// The Redis Enterprise REST API of each datacenter's cluster (`enterprise`,
+    /// `datacenters.<dc>.api_*`); no cluster: nothing is polled.
+    pub enterprise: EnterpriseSettings,
     /// Bounds on everything that comes in from outside (`limits`).
     pub limits: Limits,
 }

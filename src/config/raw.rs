@@ -3,7 +3,7 @@
 //! Every field is a [`Raw`] and every struct keeps the keys it does not know, so that
 //! reading never stops at the first problem: stage two (`validate`) reports them all.
 //! An integration's block (`elk`, `azure_openai`, `dns_config`, `alertmanager`,
-//! `coordination`) is
+//! `coordination`, `enterprise`) is
 //! kept as a plain value here: its serde form is the integration's own.
 
 use std::collections::BTreeMap;
@@ -15,6 +15,7 @@ use crate::config_kit::duration::Seconds;
 #[cfg(test)]
 use crate::config_kit::raw::KeyBlock;
 use crate::config_kit::raw::{Raw, Unknown};
+use crate::enterprise::config::RawClusterApi;
 
 /// The core's blocks, from the top of the file (see [`KeyBlock`]); each integration
 /// lists its own under the top-level key it owns.
@@ -90,6 +91,7 @@ pub struct RawConfig {
     pub webhook: Option<Raw<RawWebhook>>,
     pub alertmanager: Option<Value>,
     pub coordination: Option<Value>,
+    pub enterprise: Option<Value>,
     pub limits: Option<Raw<RawLimits>>,
     #[serde(flatten)]
     pub unknown: Unknown,
@@ -136,6 +138,7 @@ impl RawConfig {
         "webhook",
         "alertmanager",
         "coordination",
+        "enterprise",
         "limits",
     ];
 }
@@ -193,6 +196,8 @@ pub struct RawInstance {
     pub endpoints: Option<Raw<BTreeMap<String, RawEndpoint>>>,
     pub active_dc: Option<Raw<String>>,
     pub promote_on_failover: Option<Raw<bool>>,
+    /// Handed to the `enterprise` part.
+    pub enterprise_database: Option<Raw<String>>,
     #[serde(flatten)]
     pub auth: RawAuth,
     #[serde(flatten)]
@@ -206,6 +211,7 @@ impl RawInstance {
         "endpoints",
         "active_dc",
         "promote_on_failover",
+        "enterprise_database",
     ];
 }
 
@@ -269,23 +275,15 @@ impl RawTlsSettings {
 #[derive(Debug, Deserialize)]
 pub struct RawDatacenter {
     pub name: Option<Raw<String>>,
-    /// Redis Enterprise REST API: read by the predecessor, not by this agent.
-    pub api_url: Option<Value>,
-    pub api_user: Option<Value>,
-    pub api_password: Option<Value>,
-    pub api_password_file: Option<Value>,
+    /// The cluster's Redis Enterprise REST API: the `enterprise` part reads it.
+    #[serde(flatten)]
+    pub api: RawClusterApi,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
 
 impl RawDatacenter {
-    pub const KEYS: &'static [&'static str] = &[
-        "name",
-        "api_url",
-        "api_user",
-        "api_password",
-        "api_password_file",
-    ];
+    pub const KEYS: &'static [&'static str] = &["name"];
 }
 
 #[derive(Debug, Deserialize)]

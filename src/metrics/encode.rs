@@ -137,12 +137,12 @@ fn escape_into(out: &mut impl Write, value: &str) -> fmt::Result {
 
 /// Writes one family; writes nothing at all when there are no rows.
 /// `name` is the exposed name: a counter's ends in `_total`.
-pub fn family<'a>(
+pub fn family<L: EncodeLabelSet>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     kind: Kind,
-    rows: impl IntoIterator<Item = (Labels<'a>, f64)>,
+    rows: impl IntoIterator<Item = (L, f64)>,
 ) -> fmt::Result {
     let mut rows = rows.into_iter().peekable();
     if rows.peek().is_none() {

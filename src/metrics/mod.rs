@@ -5,12 +5,14 @@
 //! collectors over the store, `encode` holds their shared helpers, `text` converts
 //! OpenMetrics to the classic text format for scrapers that ask for it, `process` reads
 //! the `process_*` series from `/proc/self`, and `cache` keeps a rendered body (and its
-//! gzip) for every scraper of a round.
+//! gzip) for every scraper of a round; `enterprise` renders the Redis Enterprise
+//! clusters' series.
 
 mod agent;
 mod analysis;
 pub mod cache;
 mod encode;
+mod enterprise;
 mod info_table;
 mod observer;
 mod process;
@@ -33,6 +35,7 @@ pub use observer::Observer;
 
 use cache::{Exposition, Policy, RenderCache};
 
+use crate::model::enterprise::EnterpriseStore;
 use crate::model::{ActiveDatacenters, AnalysisStore, SnapshotStore};
 
 /// The exposition format a scraper gets.
@@ -181,6 +184,15 @@ impl Metrics {
             .get(format, move || metrics.render(format))
             .await
             .map_err(|e| e.map_or(RenderError::Panicked, RenderError::Encode))
+    }
+
+    /// The Redis Enterprise clusters' series (`redis_enterprise_*`), as the collector
+    /// last read them.
+    pub fn add_enterprise(&mut self, store: Arc<EnterpriseStore>, observer: Option<Observer>) {
+        self.registry
+            .register_collector(Box::new(enterprise::EnterpriseCollector::new(
+                store, observer,
+            )));
     }
 
     /// For later parts that add their own families.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use super::DatacenterId;
+use super::{DatacenterId, InstanceId};
 
 /// One datacenter's cluster as of the latest poll of its REST API.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +22,27 @@ pub struct ClusterView {
     pub read_at: Option<SystemTime>,
     pub nodes: Vec<Node>,
     pub databases: Vec<Database>,
+    /// The statistics of the last minute (`/v1/*/stats/last`), as of `read_at`.
+    pub stats: Stats,
+    /// The database each configured instance is served by in this cluster (its uid),
+    /// matched by the collector (`enterprise_database`, else the instance's uid, then
+    /// its name).
+    pub instances: BTreeMap<InstanceId, u64>,
+    /// Failed polls since the collector started, by kind (`unauthorized`, `timeout`,
+    /// `unavailable`, `invalid`, `tls`, ...).
+    pub api_errors: BTreeMap<String, u64>,
+}
+
+/// One minute's statistics, by the API's names (`free_memory`, `avg_latency`, ...), as
+/// numbers; the metrics choose which to export and in which unit.
+pub type StatSet = BTreeMap<String, f64>;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    pub cluster: StatSet,
+    pub nodes: BTreeMap<u64, StatSet>,
+    pub databases: BTreeMap<u64, StatSet>,
+    pub shards: BTreeMap<u64, StatSet>,
 }
 
 impl ClusterView {
@@ -30,6 +51,17 @@ impl ClusterView {
         self.databases
             .iter()
             .find(|db| db.uid.to_string() == uid_or_name || db.name == uid_or_name)
+    }
+
+    /// The database the collector matched to a configured instance.
+    pub fn instance_database(&self, instance: &InstanceId) -> Option<&Database> {
+        let uid = *self.instances.get(instance)?;
+        self.databases.iter().find(|db| db.uid == uid)
+    }
+
+    /// The view is as of the latest poll: that poll succeeded.
+    pub fn is_fresh(&self) -> bool {
+        self.error.is_none() && self.read_at.is_some()
     }
 }
 
@@ -93,6 +125,26 @@ pub struct SyncSource {
     /// over by the collector from poll to poll, so that after the source's cluster dies
     /// the estimate still knows how current this copy was.
     pub last_in_sync: Option<InSync>,
+}
+
+impl SyncSource {
+    /// How metrics name the source: its datacenter, else the host of its URI.
+    pub fn label(&self) -> String {
+        if let Some(dc) = &self.datacenter {
+            return dc.to_string();
+        }
+        let rest = self
+            .uri
+            .split_once("://")
+            .map_or(self.uri.as_str(), |(_, r)| r);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6),
+            None => host.split(':').next().unwrap_or(host),
+        };
+        host.to_ascii_lowercase()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

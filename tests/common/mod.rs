@@ -14,6 +14,7 @@ use tempfile::TempDir;
 pub mod alertmanager;
 pub mod certs;
 pub mod e2e;
+pub mod enterprise;
 pub mod etcd;
 pub mod fake_redis;
 pub mod faulty_http;

@@ -77,6 +77,7 @@ pub(super) fn instances(
     raw: Option<Raw<Vec<RawInstance>>>,
     datacenters: &Option<BTreeMap<DatacenterId, Datacenter>>,
     promote: &mut BTreeSet<InstanceId>,
+    enterprise_databases: &mut BTreeMap<InstanceId, String>,
 ) -> Vec<Instance> {
     let Some(raw) = cx.required("instances", raw) else {
         return Vec::new();
@@ -167,9 +168,16 @@ pub(super) fn instances(
                 inst.promote_on_failover,
             )
             .unwrap_or(false);
+        let database = cx.text(
+            &join(&path, "enterprise_database"),
+            inst.enterprise_database,
+        );
         if let (Some(uid), Some(active_dc)) = (uid, active_dc) {
             if promotes {
                 promote.insert(InstanceId::new(&uid));
+            }
+            if let Some(database) = database {
+                enterprise_databases.insert(InstanceId::new(&uid), database.trim().to_owned());
             }
             out.push(Instance {
                 name: name.unwrap_or_else(|| uid.clone()),

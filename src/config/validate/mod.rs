@@ -26,6 +26,7 @@ use crate::config_kit::duration::{self, show};
 use crate::config_kit::raw::Raw;
 use crate::config_kit::secrets;
 use crate::coordination;
+use crate::enterprise;
 
 pub fn validate(
     raw: RawConfig,
@@ -63,10 +64,21 @@ pub fn validate(
         raw.timeouts,
         raw.reconnect_max_backoff,
     );
-    let datacenters = datacenters(&mut cx, raw.datacenters);
+    let mut enterprise_parts = enterprise::config::RawParts {
+        block: raw.enterprise,
+        ..Default::default()
+    };
+    let datacenters = datacenters(&mut cx, raw.datacenters, &mut enterprise_parts.clusters);
     let mut promote = BTreeSet::new();
-    let instances = instances::instances(&mut cx, raw.instances, &datacenters, &mut promote);
+    let instances = instances::instances(
+        &mut cx,
+        raw.instances,
+        &datacenters,
+        &mut promote,
+        &mut enterprise_parts.databases,
+    );
     let datacenters = datacenters.unwrap_or_else(|| implied_datacenters(&instances));
+    let enterprise = enterprise::config::read(&mut cx, enterprise_parts, &datacenters, &instances);
 
     let failover = decision::failover(
         &mut cx,
@@ -176,6 +188,7 @@ pub fn validate(
         webhook,
         alertmanager,
         coordination,
+        enterprise,
         limits,
     })
 }
@@ -231,36 +244,22 @@ fn collector_settings(
     settings
 }
 
+/// The datacenters; each one's REST API keys go to `apis` for the `enterprise` part.
 fn datacenters(
     cx: &mut Ctx<'_>,
     raw: Option<Raw<BTreeMap<String, RawDatacenter>>>,
+    apis: &mut Vec<(DatacenterId, enterprise::config::RawClusterApi)>,
 ) -> Option<BTreeMap<DatacenterId, Datacenter>> {
     let raw = cx.value("datacenters", raw)?;
     let mut out = BTreeMap::new();
-    let mut warned_api = false;
     for (key, dc) in raw {
         let path = format!("datacenters.{key}");
-        cx.unknown(&path, &dc.unknown, &[RawDatacenter::KEYS]);
-        let uses_api = dc.api_url.is_some()
-            || dc.api_user.is_some()
-            || dc.api_password.is_some()
-            || dc.api_password_file.is_some();
-        if uses_api && !warned_api {
-            warned_api = true;
-            cx.warnings.push(format!(
-                "{path}.api_url: ignored; the agent reads Redis itself (PING, INFO) and \
-                 does not use the Redis Enterprise REST API"
-            ));
-        }
-        // Ignored, but a URL with a password is refused wherever it is written.
-        if let Some(serde_yaml::Value::String(url)) = &dc.api_url
-            && secrets::has_url_credentials(url)
-        {
-            cx.problem(
-                &join(&path, "api_url"),
-                "a URL must not contain credentials (user:password@; value hidden)",
-            );
-        }
+        cx.unknown(
+            &path,
+            &dc.unknown,
+            &[RawDatacenter::KEYS, enterprise::config::RawClusterApi::KEYS],
+        );
+        apis.push((DatacenterId::new(&key), dc.api));
         let name = cx
             .text(&join(&path, "name"), dc.name)
             .unwrap_or_else(|| key.clone());
