@@ -23,10 +23,10 @@ SRC = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent
 
 # part -> the parts of the crate it must not use. Adapters reach decision only through
 # its ports; decision reaches no adapter; model is the leaf.
-ADAPTERS = ("actuators", "advisors", "collector", "coordination")
+ADAPTERS = ("actuators", "advisors", "collector", "coordination", "enterprise")
 RULES = {
     "model": ("config", "collector", "metrics", "anomaly", "health", "decision",
-              "advisors", "actuators", "api", "app", "logging"),
+              "advisors", "actuators", "enterprise", "api", "app", "logging"),
     "decision": ADAPTERS + ("config", "api", "app", "metrics", "anomaly"),
     "config_kit": ("config", "decision", "api", "app", "metrics", "anomaly", "health") + ADAPTERS,
     "health": ("decision", "api", "app", "metrics") + ADAPTERS,
