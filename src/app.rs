@@ -36,6 +36,7 @@ use crate::decision::engine::{self, Engine};
 use crate::decision::journal::Opening;
 use crate::decision::ports::{Coordination, SwitchPolicy};
 use crate::metrics::{Metrics, Observer, cache::Policy};
+use crate::model::enterprise::EnterpriseStore;
 use crate::model::{
     ActiveDatacenters, AnalysisStore, DatacenterId, EndpointKey, InstanceId, SnapshotStore,
 };
@@ -221,6 +222,8 @@ pub async fn serve(
 /// What the parts share: the latest snapshots, their analysis, the active datacenters.
 struct Shared {
     store: Arc<SnapshotStore>,
+    /// What the Redis Enterprise collector last read of each datacenter's cluster.
+    enterprise: Arc<EnterpriseStore>,
     analysis: Arc<AnalysisStore>,
     active: Arc<ActiveDatacenters>,
 }
@@ -231,6 +234,7 @@ impl Shared {
         active.apply(&config.instances);
         Self {
             store: Arc::new(SnapshotStore::new()),
+            enterprise: Arc::new(EnterpriseStore::new()),
             analysis: Arc::new(AnalysisStore::new()),
             active,
         }
@@ -334,6 +338,7 @@ fn engine_deps(
         hooks: Arc::new(ProcessHooks),
         analysis: Arc::clone(&shared.analysis),
         store: Arc::clone(&shared.store),
+        enterprise: Arc::clone(&shared.enterprise),
         active: Arc::clone(&shared.active),
         metrics: families.decisions.clone(),
         advisors: build_advisors(config)?,

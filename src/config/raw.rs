@@ -47,6 +47,8 @@ pub const KEY_BLOCKS: &[KeyBlock] = &[
     KeyBlock::new("webhook", "RawWebhook", RawWebhook::KEYS),
     KeyBlock::new("limits", "RawLimits", RawLimits::KEYS),
     KeyBlock::new("limits.http", "RawHttpLimits", RawHttpLimits::KEYS),
+    KeyBlock::new("max_data_loss", "RawBounds", RawBounds::KEYS),
+    KeyBlock::new("instances[].max_data_loss", "RawBounds", RawBounds::KEYS),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +87,7 @@ pub struct RawConfig {
     pub auto_failback: Option<Raw<bool>>,
     pub failover_label: Option<Raw<String>>,
     pub sentinel_failover_wait: Option<Raw<Seconds>>,
+    pub max_data_loss: Option<Raw<RawBudget>>,
     pub state_dir: Option<Raw<String>>,
     pub hooks: Option<Raw<RawHooks>>,
     pub webhook: Option<Raw<RawWebhook>>,
@@ -131,6 +134,7 @@ impl RawConfig {
         "auto_failback",
         "failover_label",
         "sentinel_failover_wait",
+        "max_data_loss",
         "state_dir",
         "hooks",
         "webhook",
@@ -138,6 +142,26 @@ impl RawConfig {
         "coordination",
         "limits",
     ];
+}
+
+/// `max_data_loss`: `none`, or one bound or both.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawBudget {
+    Word(String),
+    Bounds(RawBounds),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawBounds {
+    pub bytes: Option<Raw<i64>>,
+    pub seconds: Option<Raw<Seconds>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawBounds {
+    pub const KEYS: &'static [&'static str] = &["bytes", "seconds"];
 }
 
 /// A command: a list of arguments (`[/usr/local/bin/drain, --fast]`) or one program.
@@ -193,6 +217,8 @@ pub struct RawInstance {
     pub endpoints: Option<Raw<BTreeMap<String, RawEndpoint>>>,
     pub active_dc: Option<Raw<String>>,
     pub promote_on_failover: Option<Raw<bool>>,
+    pub data: Option<Raw<String>>,
+    pub max_data_loss: Option<Raw<RawBudget>>,
     #[serde(flatten)]
     pub auth: RawAuth,
     #[serde(flatten)]
@@ -206,6 +232,8 @@ impl RawInstance {
         "endpoints",
         "active_dc",
         "promote_on_failover",
+        "data",
+        "max_data_loss",
     ];
 }
 

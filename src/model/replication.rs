@@ -122,15 +122,15 @@ pub struct Estimate {
 }
 
 impl Estimate {
-    /// `about 3.2 MiB and 14.0 s of writes`, `an unknown amount of writes`.
+    /// `about 3.2 MiB and 14 s`, `an unknown amount`: of writes.
     pub fn amount(&self) -> String {
         let bytes = self.bytes.map(|b| format!("about {}", show_bytes(b)));
         let seconds = self.seconds.map(show_seconds);
         match (bytes, seconds) {
-            (Some(b), Some(s)) => format!("{b} and {s} of writes"),
-            (Some(b), None) => format!("{b} of writes"),
-            (None, Some(s)) => format!("about {s} of writes"),
-            (None, None) => "an unknown amount of writes".into(),
+            (Some(b), Some(s)) => format!("{b} and {s}"),
+            (Some(b), None) => b,
+            (None, Some(s)) => format!("about {s}"),
+            (None, None) => "an unknown amount".into(),
         }
     }
 }

@@ -406,7 +406,7 @@ fn figures_read_as_people_write_them() {
     assert_eq!(show_bytes(3_355_443), "3.2 MiB");
     assert_eq!(show_seconds(Duration::from_millis(14_200)), "14.2 s");
     let e = est(Basis::Replication, Some(3_355_443), Some(14));
-    assert_eq!(e.amount(), "about 3.2 MiB and 14 s of writes");
+    assert_eq!(e.amount(), "about 3.2 MiB and 14 s");
 }
 
 #[test]

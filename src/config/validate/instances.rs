@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::data_loss::{self, InstanceData};
 use crate::config::raw::{RawAuth, RawEndpoint, RawInstance, RawSentinel, RawTls, RawTlsSettings};
 use crate::config_kit::ctx::{Ctx, join};
 use crate::config_kit::raw::Raw;
@@ -77,6 +78,7 @@ pub(super) fn instances(
     raw: Option<Raw<Vec<RawInstance>>>,
     datacenters: &Option<BTreeMap<DatacenterId, Datacenter>>,
     promote: &mut BTreeSet<InstanceId>,
+    data: &mut BTreeMap<InstanceId, InstanceData>,
 ) -> Vec<Instance> {
     let Some(raw) = cx.required("instances", raw) else {
         return Vec::new();
@@ -167,10 +169,12 @@ pub(super) fn instances(
                 inst.promote_on_failover,
             )
             .unwrap_or(false);
+        let holds = data_loss::instance(cx, &path, inst.data, inst.max_data_loss);
         if let (Some(uid), Some(active_dc)) = (uid, active_dc) {
             if promotes {
                 promote.insert(InstanceId::new(&uid));
             }
+            data.insert(InstanceId::new(&uid), holds);
             out.push(Instance {
                 name: name.unwrap_or_else(|| uid.clone()),
                 uid: InstanceId::new(&uid),
