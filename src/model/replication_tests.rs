@@ -110,13 +110,16 @@ impl World {
     }
 }
 
-fn figures(e: &Estimate) -> (Basis, Option<u64>, Option<f64>) {
+/// The basis, the bytes and the seconds.
+type Figures = (Basis, Option<u64>, Option<f64>);
+
+fn figures(e: &Estimate) -> Figures {
     (e.basis, e.bytes, e.seconds.map(|s| s.as_secs_f64()))
 }
 
 #[test]
 fn open_source_replication_estimates() {
-    let rows: &[(&str, World, (Basis, Option<u64>, Option<f64>))] = &[
+    let rows: &[(&str, World, Figures)] = &[
         (
             "same replication id, link up, caught up: nothing lost",
             World::new(

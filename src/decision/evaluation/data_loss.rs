@@ -66,7 +66,7 @@ impl Run {
         let hold = Hold::DataLossBudget {
             from,
             to,
-            estimate,
+            estimate: Box::new(estimate),
             budget,
         };
         out.step(self.id, name, StepOutcome::Hold, hold.describe(), evidence);

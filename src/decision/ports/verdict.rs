@@ -173,7 +173,7 @@ pub enum Hold {
     DataLossBudget {
         from: DatacenterId,
         to: DatacenterId,
-        estimate: Estimate,
+        estimate: Box<Estimate>,
         budget: Budget,
     },
 }
