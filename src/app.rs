@@ -35,8 +35,9 @@ use crate::decision::counters::DecisionMetrics;
 use crate::decision::engine::{self, Engine};
 use crate::decision::journal::Opening;
 use crate::decision::ports::{Coordination, SwitchPolicy};
-use crate::metrics::{Metrics, Observer, cache::Policy};
+use crate::metrics::{Budgets, Metrics, Observer, ReplicationCollector, cache::Policy};
 use crate::model::enterprise::EnterpriseStore;
+use crate::model::replication::Budget;
 use crate::model::{
     ActiveDatacenters, AnalysisStore, DatacenterId, EndpointKey, InstanceId, SnapshotStore,
 };
@@ -208,6 +209,7 @@ pub async fn serve(
         engine,
         access,
         reloads: families.reloads,
+        budgets: families.budgets,
     };
     loop {
         tokio::select! {
@@ -245,6 +247,8 @@ impl Shared {
 struct Families {
     metrics: Arc<Metrics>,
     reloads: Reloads,
+    /// Each instance's data-loss budget, for its series; replaced on reload.
+    budgets: Arc<Budgets>,
     decisions: DecisionMetrics,
     http: api::HttpMetrics,
 }
@@ -272,13 +276,37 @@ impl Families {
         metrics.set_cache(Policy::for_interval(config.collector.interval));
         let decisions = DecisionMetrics::register(metrics.registry_mut());
         let http = api::HttpMetrics::register(metrics.registry_mut());
+        let budgets = Arc::new(Budgets::new());
+        budgets.set(data_loss_budgets(config));
+        metrics
+            .registry_mut()
+            .register_collector(Box::new(ReplicationCollector::new(
+                Arc::clone(&shared.store),
+                Arc::clone(&shared.enterprise),
+                Arc::clone(&shared.active),
+                Arc::clone(&budgets),
+                observer(config),
+            )));
         Self {
             metrics: Arc::new(metrics),
             reloads,
+            budgets,
             decisions,
             http,
         }
     }
+}
+
+/// Per instance, its data-loss budget and the names its Enterprise database may go by.
+fn data_loss_budgets(config: &Config) -> BTreeMap<InstanceId, (Budget, Vec<String>)> {
+    config
+        .instances
+        .iter()
+        .map(|i| {
+            let names = vec![i.uid.to_string(), i.name.clone()];
+            (i.uid.clone(), (config.failover.budget(&i.uid), names))
+        })
+        .collect()
 }
 
 /// In a fleet this agent is one of its observers, and its series say so.
@@ -504,6 +532,7 @@ struct Running {
     engine: Engine,
     access: Arc<std::sync::RwLock<Access>>,
     reloads: Reloads,
+    budgets: Arc<Budgets>,
 }
 
 impl Running {
@@ -534,6 +563,7 @@ impl Running {
             .collect();
         self.analysis.retain(|k| wanted.contains(k));
         self.active.apply(&loaded.config.instances);
+        self.budgets.set(data_loss_budgets(&loaded.config));
         self.engine
             .reload(engine_settings(&loaded.config, options.no_failover));
         match build_advisors(&loaded.config) {

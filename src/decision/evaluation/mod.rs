@@ -9,12 +9,12 @@
 //! An evaluation goes: the guards (`guard`); confirmation rounds of fresh probes, with
 //! the early exit when the active endpoint answers again and the wait for a Sentinel
 //! promotion inside the active datacenter (`confirm`); the clients' report
-//! (`clients`); the AI advice and its bounded hold loop (`advise`); the verdict,
-//! the plan and the acts, the DNS intent recorded before the change, and the
-//! verification (`act`), with the data-loss check before the first act (`data_loss`). Each step is an [`Action::Record`] placed before the action
-//! that depends on it: the runner stops at the first record the journal refuses. An
-//! evaluation ends by recording its close, telling people what it decided (`notice`,
-//! with what the advisors said), and [`Action::Close`].
+//! (`clients`); the AI advice and its bounded hold loop (`advise`); the verdict, the
+//! plan, the data-loss check (`data_loss`), the acts, the DNS intent recorded before the
+//! change, and the verification (`act`). Each step is an [`Action::Record`] placed
+//! before the action that depends on it: the runner stops at the first record the
+//! journal refuses. An evaluation ends by recording its close, telling people what it
+//! decided (`notice`, with what the advisors said), and [`Action::Close`].
 
 mod act;
 mod advise;
