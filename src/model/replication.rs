@@ -297,9 +297,12 @@ fn replication_figures(
         .taken_at
         .checked_sub(behind)
         .unwrap_or(b_snap.taken_at);
-    // `b` held every byte `a` had when last read: nothing `a` wrote before then is
-    // missing, however long the link was quiet.
-    let as_of = if bytes == Some(0) {
+    // `b` held every byte `a` had when last read (but for what a connected replica
+    // has in flight, such as the PINGs an idle primary sends every
+    // `repl-ping-replica-period`): nothing `a` wrote before then is missing, however
+    // long the link was quiet.
+    let slack = if link_up { IN_FLIGHT } else { 0 };
+    let as_of = if bytes.is_some_and(|b| b <= slack) {
         as_of.max(a_snap.taken_at)
     } else {
         as_of
@@ -326,6 +329,12 @@ fn replication_figures(
         detail,
     }
 }
+
+/// Bytes of the replication stream a replica whose link is up may simply not have
+/// received yet when it was read: a few replication PINGs (14 bytes each) or REPLCONF
+/// GETACKs. Behind by no more, it counts as current for the seconds figure, so that an
+/// idle primary's periodic PING does not read as seconds of lost writes.
+const IN_FLIGHT: u64 = 64;
 
 fn offset(info: &Info, field: &str) -> Option<u64> {
     info.get(field)?.parse().ok()

@@ -161,6 +161,32 @@ fn open_source_replication_estimates() {
             (Basis::Replication, Some(2000), Some(0.0)),
         ),
         (
+            "an idle primary's PING not yet at b, whose last I/O was 9 s ago: current",
+            World::new(
+                Some((t(100), primary("5014"))),
+                Some((
+                    t(98),
+                    replica(
+                        "abc123",
+                        "5000",
+                        &[
+                            ("master_link_status", "up"),
+                            ("master_last_io_seconds_ago", "9"),
+                        ],
+                    ),
+                )),
+            ),
+            (Basis::Replication, Some(14), Some(0.0)),
+        ),
+        (
+            "the same 14 bytes behind a link down for 30 s: the window counts",
+            World::new(
+                Some((t(100), primary("5014"))),
+                Some((t(100), replica("abc123", "5000", DOWN_30))),
+            ),
+            (Basis::Replication, Some(14), Some(30.0)),
+        ),
+        (
             "b ahead of a's last read (a read earlier): never negative",
             World::new(
                 Some((t(100), primary("5000"))),
