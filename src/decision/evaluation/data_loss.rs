@@ -1,4 +1,4 @@
-//! Step 5½: before anything changes, what the target lacks of the active datacenter's
+//! Between the plan and the first act: what the target lacks of the active datacenter's
 //! writes, against the instance's `max_data_loss` (Patroni's `maximum_lag_on_failover`
 //! in spirit). The runner estimates from what the agent last read of both sides
 //! ([`crate::model::replication`]); over the budget the evaluation holds, unless an
