@@ -96,9 +96,10 @@ fn a_replica_behind_by_more_than_the_budget_holds_the_failover_with_the_figures(
     // The link goes quiet (west still thinks it is up) while east takes 3 MiB of writes.
     proxy.set(Fault::Blackhole);
     write(&bed, "orders", 3 * 1024 * 1024);
-    agent.wait_metrics(Duration::from_secs(20), "the lag over the budget", |m| {
+    let m = agent.wait_metrics(Duration::from_secs(20), "the lag over the budget", |m| {
         lag_bytes(m).is_some_and(|b| b >= 3.0 * MIB)
     });
+    common::assert_promtool_clean(&m.text);
     bed.east.kill();
     assert_eq!(post(agent.port, &payload("firing"), TOKEN).0, 200);
     wait_for(Duration::from_secs(30), "the evaluation to close", || {
