@@ -7,7 +7,7 @@ use crate::model::enterprise::{ClusterView, Database, InSync, SyncSource, SyncSt
 
 /// West's Active-Active copy of `cache` was last in sync with east a minute before the
 /// engine's clock starts.
-fn west_behind_east(b: &Bed) {
+pub(super) fn west_behind_east(b: &Bed) {
     let now = b.engine.inner.deps.clock.now();
     let source = SyncSource {
         datacenter: Some(DatacenterId::new("east")),
