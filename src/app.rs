@@ -36,8 +36,9 @@ use crate::decision::engine::{self, Engine};
 use crate::decision::journal::Opening;
 use crate::decision::ports::{Coordination, SwitchPolicy};
 use crate::enterprise::Enterprise;
-use crate::metrics::{Metrics, Observer, cache::Policy};
+use crate::metrics::{Budgets, Metrics, Observer, ReplicationCollector, cache::Policy};
 use crate::model::enterprise::EnterpriseStore;
+use crate::model::replication::Budget;
 use crate::model::{
     ActiveDatacenters, AnalysisStore, DatacenterId, EndpointKey, InstanceId, SnapshotStore,
 };
@@ -217,6 +218,7 @@ pub async fn serve(
         engine,
         access,
         reloads: families.reloads,
+        budgets: families.budgets,
     };
     loop {
         tokio::select! {
@@ -232,9 +234,10 @@ pub async fn serve(
 /// what the Redis Enterprise APIs said.
 struct Shared {
     store: Arc<SnapshotStore>,
+    /// What the Redis Enterprise collector last read of each datacenter's cluster.
+    enterprise: Arc<EnterpriseStore>,
     analysis: Arc<AnalysisStore>,
     active: Arc<ActiveDatacenters>,
-    enterprise: Arc<EnterpriseStore>,
 }
 
 impl Shared {
@@ -243,9 +246,9 @@ impl Shared {
         active.apply(&config.instances);
         Self {
             store: Arc::new(SnapshotStore::new()),
+            enterprise: Arc::new(EnterpriseStore::new()),
             analysis: Arc::new(AnalysisStore::new()),
             active,
-            enterprise: Arc::new(EnterpriseStore::new()),
         }
     }
 }
@@ -254,6 +257,8 @@ impl Shared {
 struct Families {
     metrics: Arc<Metrics>,
     reloads: Reloads,
+    /// Each instance's data-loss budget, for its series; replaced on reload.
+    budgets: Arc<Budgets>,
     decisions: DecisionMetrics,
     http: api::HttpMetrics,
 }
@@ -282,13 +287,37 @@ impl Families {
         metrics.set_cache(Policy::for_interval(config.collector.interval));
         let decisions = DecisionMetrics::register(metrics.registry_mut());
         let http = api::HttpMetrics::register(metrics.registry_mut());
+        let budgets = Arc::new(Budgets::new());
+        budgets.set(data_loss_budgets(config));
+        metrics
+            .registry_mut()
+            .register_collector(Box::new(ReplicationCollector::new(
+                Arc::clone(&shared.store),
+                Arc::clone(&shared.enterprise),
+                Arc::clone(&shared.active),
+                Arc::clone(&budgets),
+                observer(config),
+            )));
         Self {
             metrics: Arc::new(metrics),
             reloads,
+            budgets,
             decisions,
             http,
         }
     }
+}
+
+/// Per instance, its data-loss budget and the names its Enterprise database may go by.
+fn data_loss_budgets(config: &Config) -> BTreeMap<InstanceId, (Budget, Vec<String>)> {
+    config
+        .instances
+        .iter()
+        .map(|i| {
+            let names = vec![i.uid.to_string(), i.name.clone()];
+            (i.uid.clone(), (config.failover.budget(&i.uid), names))
+        })
+        .collect()
 }
 
 /// In a fleet this agent is one of its observers, and its series say so.
@@ -348,6 +377,7 @@ fn engine_deps(
         hooks: Arc::new(ProcessHooks),
         analysis: Arc::clone(&shared.analysis),
         store: Arc::clone(&shared.store),
+        enterprise: Arc::clone(&shared.enterprise),
         active: Arc::clone(&shared.active),
         metrics: families.decisions.clone(),
         advisors: build_advisors(config)?,
@@ -514,6 +544,7 @@ struct Running {
     engine: Engine,
     access: Arc<std::sync::RwLock<Access>>,
     reloads: Reloads,
+    budgets: Arc<Budgets>,
 }
 
 impl Running {
@@ -546,6 +577,7 @@ impl Running {
             .collect();
         self.analysis.retain(|k| wanted.contains(k));
         self.active.apply(&loaded.config.instances);
+        self.budgets.set(data_loss_budgets(&loaded.config));
         self.engine
             .reload(engine_settings(&loaded.config, options.no_failover));
         match build_advisors(&loaded.config) {

@@ -714,3 +714,106 @@ fn s19_fleet_400_ms_on_agent_a_s_paths_does_not_fail_over() {
     assert_eq!(w.count("intent"), 0);
     w.passed("s19_fleet_slow_paths_of_agent_a");
 }
+
+/// `b`'s primary replicates `a`'s across the datacenters, through a link of its own
+/// that can be cut; the agent probes the primaries' addresses. `b`'s Sentinels are
+/// stopped first: they would take their primary turned replica for a failed one.
+fn b_replicating_a() -> (World, common::proxy::FaultProxy) {
+    let mut w = World::build(Options {
+        agent_uses_sentinel: false,
+        ..Options::from_env()
+    });
+    for s in &mut w.b.sentinels {
+        s.kill();
+    }
+    let link = common::proxy::FaultProxy::start(w.a.primary.port);
+    w.b.primary
+        .cli(&["REPLICAOF", "127.0.0.1", &link.port.to_string()]);
+    common::wait_for(
+        Duration::from_secs(30),
+        "b's primary to replicate a's",
+        || {
+            w.b.primary
+                .cli(&["INFO", "replication"])
+                .contains("master_link_status:up")
+                .then_some(())
+        },
+    );
+    (w, link)
+}
+
+/// `redis_cross_datacenter_lag_bytes` of `b` against `a`, once the agent reports it.
+fn wait_lag(w: &World, what: &str, ok: impl Fn(f64) -> bool) -> f64 {
+    let labels = [
+        ("redis_instance", "app"),
+        ("datacenter", "b"),
+        ("source_datacenter", "a"),
+    ];
+    let m = w.agent().wait_metrics(Duration::from_secs(30), what, |m| {
+        m.get("redis_cross_datacenter_lag_bytes", &labels)
+            .is_some_and(&ok)
+    });
+    m.get("redis_cross_datacenter_lag_bytes", &labels).unwrap()
+}
+
+/// The `data_loss` step of the newest incident, as the operator API shows it.
+fn data_loss_step(w: &World) -> serde_json::Value {
+    let history = w.api("/api/failover/history?instance_uid=app");
+    let incident = &history["incidents"][0];
+    incident["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "data_loss")
+        .cloned()
+        .unwrap_or_else(|| panic!("no data_loss step: {incident:#}"))
+}
+
+#[test]
+fn s20_a_dies_while_b_s_replica_lags_holds_with_the_figures() {
+    let _one = serial();
+    let (mut w, link) = b_replicating_a();
+    // The link between the datacenters goes quiet while a takes 3 MiB of writes.
+    link.set(Fault::Blackhole);
+    let mut c = w.a.primary.client();
+    let _: () = redis::cmd("SET")
+        .arg("s20-bulk")
+        .arg(vec![b'x'; 3 << 20])
+        .query(&mut c)
+        .unwrap();
+    let lag = wait_lag(&w, "b behind a by more than 1 MiB", |b| b > 2.0 * 1048576.0);
+    w.a.kill_all();
+    let outcomes = w.wait_closed(1, Duration::from_secs(60));
+    assert_eq!(outcomes, ["held:data_loss_budget"]);
+    assert_eq!(w.pointing_at(), "a");
+    assert_eq!(w.count("intent"), 0);
+    let step = data_loss_step(&w);
+    assert_eq!(step["outcome"], "hold", "{step:#}");
+    let bytes = step["evidence"]["estimate"]["bytes"].as_f64().unwrap();
+    assert!(bytes >= lag, "{step:#}");
+    assert!(
+        step["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("b is behind a by about"),
+        "{step:#}"
+    );
+    w.wait_notice("RedisFailoverHeld", Duration::from_secs(30));
+    w.passed("s20_data_loss_budget_holds");
+}
+
+#[test]
+fn s21_a_dies_with_b_s_replica_current_fails_over() {
+    let _one = serial();
+    let (mut w, _link) = b_replicating_a();
+    wait_lag(&w, "b replicating a on /metrics", |b| b < 1048576.0);
+    let fault = Instant::now();
+    w.a.kill_all();
+    let took = w.wait_dns("b", fault, Duration::from_secs(60));
+    record("s21_data_loss_within_budget", "fault_to_dns", took);
+    assert_eq!(w.wait_closed(1, Duration::from_secs(30)), ["failed_over"]);
+    let step = data_loss_step(&w);
+    assert_eq!(step["outcome"], "ok", "{step:#}");
+    assert_eq!(step["evidence"]["estimate"]["basis"], "replication");
+    w.passed("s21_data_loss_within_budget");
+}

@@ -214,6 +214,7 @@ mod tests {
                 hooks: Arc::new(NoHooks),
                 analysis: Arc::clone(&analysis),
                 store: Arc::new(crate::model::SnapshotStore::new()),
+                enterprise: Arc::new(crate::model::enterprise::EnterpriseStore::new()),
                 active: Arc::clone(&active),
                 metrics: DecisionMetrics::default(),
                 advisors: crate::decision::engine::Advisors::default(),

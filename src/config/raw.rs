@@ -48,6 +48,8 @@ pub const KEY_BLOCKS: &[KeyBlock] = &[
     KeyBlock::new("webhook", "RawWebhook", RawWebhook::KEYS),
     KeyBlock::new("limits", "RawLimits", RawLimits::KEYS),
     KeyBlock::new("limits.http", "RawHttpLimits", RawHttpLimits::KEYS),
+    KeyBlock::new("max_data_loss", "RawBounds", RawBounds::KEYS),
+    KeyBlock::new("instances[].max_data_loss", "RawBounds", RawBounds::KEYS),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +88,7 @@ pub struct RawConfig {
     pub auto_failback: Option<Raw<bool>>,
     pub failover_label: Option<Raw<String>>,
     pub sentinel_failover_wait: Option<Raw<Seconds>>,
+    pub max_data_loss: Option<Raw<RawBudget>>,
     pub state_dir: Option<Raw<String>>,
     pub hooks: Option<Raw<RawHooks>>,
     pub webhook: Option<Raw<RawWebhook>>,
@@ -133,6 +136,7 @@ impl RawConfig {
         "auto_failback",
         "failover_label",
         "sentinel_failover_wait",
+        "max_data_loss",
         "state_dir",
         "hooks",
         "webhook",
@@ -141,6 +145,26 @@ impl RawConfig {
         "enterprise",
         "limits",
     ];
+}
+
+/// `max_data_loss`: `none`, or one bound or both.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawBudget {
+    Word(String),
+    Bounds(RawBounds),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawBounds {
+    pub bytes: Option<Raw<i64>>,
+    pub seconds: Option<Raw<Seconds>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawBounds {
+    pub const KEYS: &'static [&'static str] = &["bytes", "seconds"];
 }
 
 /// A command: a list of arguments (`[/usr/local/bin/drain, --fast]`) or one program.
@@ -198,6 +222,8 @@ pub struct RawInstance {
     pub promote_on_failover: Option<Raw<bool>>,
     /// Handed to the `enterprise` part.
     pub enterprise_database: Option<Raw<String>>,
+    pub data: Option<Raw<String>>,
+    pub max_data_loss: Option<Raw<RawBudget>>,
     #[serde(flatten)]
     pub auth: RawAuth,
     #[serde(flatten)]
@@ -212,6 +238,8 @@ impl RawInstance {
         "active_dc",
         "promote_on_failover",
         "enterprise_database",
+        "data",
+        "max_data_loss",
     ];
 }
 

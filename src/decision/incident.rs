@@ -57,6 +57,9 @@ pub enum StepName {
     Advisor,
     Policy,
     Plan,
+    /// Before a failover: what the target lacks of the active datacenter's writes,
+    /// against `max_data_loss`.
+    DataLoss,
     PreFailoverHook,
     Promote,
     Dns,
@@ -69,7 +72,7 @@ pub enum StepName {
 }
 
 impl StepName {
-    pub const ALL: [StepName; 14] = [
+    pub const ALL: [StepName; 15] = [
         StepName::Guard,
         StepName::ProbeRound,
         StepName::ClientImpact,
@@ -77,6 +80,7 @@ impl StepName {
         StepName::Advisor,
         StepName::Policy,
         StepName::Plan,
+        StepName::DataLoss,
         StepName::PreFailoverHook,
         StepName::Promote,
         StepName::Dns,
@@ -96,6 +100,7 @@ impl StepName {
             StepName::Advisor => "advisor",
             StepName::Policy => "policy",
             StepName::Plan => "plan",
+            StepName::DataLoss => "data_loss",
             StepName::PreFailoverHook => "pre_failover_hook",
             StepName::Promote => "promote",
             StepName::Dns => "dns",

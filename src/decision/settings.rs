@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::config_kit::limits::Limits;
 use crate::decision::ports::{RecordRef, SwitchPolicy};
+use crate::model::replication::Budget;
 use crate::model::{DatacenterId, Instance, InstanceId};
 
 /// After a failover: the error rate over this long after it...
@@ -97,6 +98,51 @@ pub struct FailoverSettings {
     pub promote: BTreeSet<InstanceId>,
     /// `hooks`: commands run around a failover.
     pub hooks: HookSettings,
+    /// `max_data_loss`: how much of the active datacenter's writes a failover may leave
+    /// behind, per instance.
+    pub data_loss: DataLossSettings,
+}
+
+impl FailoverSettings {
+    /// The data-loss budget of an instance.
+    pub fn budget(&self, instance: &InstanceId) -> Budget {
+        self.data_loss
+            .instances
+            .get(instance)
+            .copied()
+            .unwrap_or(self.data_loss.default)
+    }
+}
+
+/// `max_data_loss`, resolved per instance: an instance's own key wins; else a cache is
+/// unbounded and a store takes the top-level key, or [`Budget::STORE`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataLossSettings {
+    /// The budget of every instance not listed: the top-level `max_data_loss`, default
+    /// [`Budget::STORE`] (1 MiB and 10 s).
+    pub default: Budget,
+    /// Instances whose budget is not the default.
+    pub instances: BTreeMap<InstanceId, Budget>,
+}
+
+impl Default for DataLossSettings {
+    fn default() -> Self {
+        Self {
+            default: Budget::STORE,
+            instances: BTreeMap::new(),
+        }
+    }
+}
+
+/// `instances[].data`: what the instance holds, which decides its default budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataKind {
+    /// Data that exists nowhere else: a failover that drops writes loses them. Default.
+    #[default]
+    Store,
+    /// Data that refills from its source: an outage costs more than cold keys, so a
+    /// cache has no budget unless it says so.
+    Cache,
 }
 
 impl Default for FailoverSettings {
@@ -115,6 +161,7 @@ impl Default for FailoverSettings {
             sentinel_wait: default_sentinel_failover_wait(),
             promote: BTreeSet::new(),
             hooks: HookSettings::default(),
+            data_loss: DataLossSettings::default(),
         }
     }
 }

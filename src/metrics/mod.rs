@@ -17,6 +17,7 @@ mod info_table;
 mod observer;
 mod process;
 mod redis;
+mod replication;
 mod routing;
 mod text;
 
@@ -32,6 +33,7 @@ use prometheus_client::registry::Registry;
 
 pub use info_table::{CLUSTER_METRICS, INFO_METRICS, InfoMetric, Kind};
 pub use observer::Observer;
+pub use replication::{Budgets, ReplicationCollector};
 
 use cache::{Exposition, Policy, RenderCache};
 

@@ -7,6 +7,7 @@ mod active;
 mod analysis;
 pub mod enterprise;
 mod fields;
+pub mod replication;
 pub mod rfc3339;
 mod secret;
 mod snapshot;

@@ -144,6 +144,7 @@ async fn bed_full(
             hooks: Arc::new(NoHooks),
             analysis: Arc::clone(&analysis),
             store: Arc::clone(&store),
+            enterprise: Arc::new(crate::model::enterprise::EnterpriseStore::new()),
             active: Arc::clone(&active),
             metrics: DecisionMetrics::default(),
             advisors,

@@ -9,6 +9,7 @@ use crate::config_kit::ctx::Ctx;
 use crate::config_kit::duration::Seconds;
 use crate::config_kit::raw::Raw;
 use crate::config_kit::secrets;
+use crate::decision::settings::DataLossSettings;
 use crate::model::InstanceId;
 
 /// The top-level keys of the failover policy, taken out of the raw configuration.
@@ -32,6 +33,7 @@ pub(super) fn failover(
     cx: &mut Ctx<'_>,
     raw: RawFailover,
     promote: BTreeSet<InstanceId>,
+    data_loss: DataLossSettings,
 ) -> FailoverSettings {
     if let Some(p) = cx
         .value("failover_provider", raw.provider)
@@ -86,6 +88,7 @@ pub(super) fn failover(
         sentinel_wait: cx.positive("sentinel_failover_wait", raw.sentinel_wait, d.sentinel_wait),
         promote,
         hooks: hooks(cx, raw.hooks),
+        data_loss,
     };
     if settings.auto_failback && !settings.auto {
         cx.warnings.push(

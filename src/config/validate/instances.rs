@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::data_loss::{self, InstanceData};
 use crate::config::raw::{RawAuth, RawEndpoint, RawInstance, RawSentinel, RawTls, RawTlsSettings};
 use crate::config_kit::ctx::{Ctx, join};
 use crate::config_kit::raw::Raw;
@@ -78,6 +79,7 @@ pub(super) fn instances(
     datacenters: &Option<BTreeMap<DatacenterId, Datacenter>>,
     promote: &mut BTreeSet<InstanceId>,
     enterprise_databases: &mut BTreeMap<InstanceId, String>,
+    data: &mut BTreeMap<InstanceId, InstanceData>,
 ) -> Vec<Instance> {
     let Some(raw) = cx.required("instances", raw) else {
         return Vec::new();
@@ -172,6 +174,7 @@ pub(super) fn instances(
             &join(&path, "enterprise_database"),
             inst.enterprise_database,
         );
+        let holds = data_loss::instance(cx, &path, inst.data, inst.max_data_loss);
         if let (Some(uid), Some(active_dc)) = (uid, active_dc) {
             if promotes {
                 promote.insert(InstanceId::new(&uid));
@@ -179,6 +182,7 @@ pub(super) fn instances(
             if let Some(database) = database {
                 enterprise_databases.insert(InstanceId::new(&uid), database.trim().to_owned());
             }
+            data.insert(InstanceId::new(&uid), holds);
             out.push(Instance {
                 name: name.unwrap_or_else(|| uid.clone()),
                 uid: InstanceId::new(&uid),

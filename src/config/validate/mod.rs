@@ -6,6 +6,7 @@
 //! bounds; the top-level keys are here, and so is the dispatch: each integration's
 //! block goes to the integration's own `config::read`.
 
+mod data_loss;
 mod decision;
 mod instances;
 mod limits;
@@ -69,14 +70,16 @@ pub fn validate(
         ..Default::default()
     };
     let datacenters = datacenters(&mut cx, raw.datacenters, &mut enterprise_parts.clusters);
-    let mut promote = BTreeSet::new();
+    let (mut promote, mut data) = (BTreeSet::new(), BTreeMap::new());
     let instances = instances::instances(
         &mut cx,
         raw.instances,
         &datacenters,
         &mut promote,
         &mut enterprise_parts.databases,
+        &mut data,
     );
+    let data_loss = data_loss::settings(&mut cx, raw.max_data_loss, data);
     let datacenters = datacenters.unwrap_or_else(|| implied_datacenters(&instances));
     let enterprise = enterprise::config::read(&mut cx, enterprise_parts, &datacenters, &instances);
 
@@ -98,6 +101,7 @@ pub fn validate(
             hooks: raw.hooks,
         },
         promote,
+        data_loss,
     );
     let anomaly_threshold = cx.fraction(
         "anomaly_threshold",

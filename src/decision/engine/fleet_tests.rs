@@ -529,3 +529,38 @@ async fn a_new_leader_takes_dns_word_for_the_active_datacenter() {
     assert!(b.stop().await.is_empty(), "no evaluation for it");
     assert_eq!(b.dns.calls(Op::Write), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_leader_holds_on_the_data_loss_budget_before_fencing_any_act() {
+    let store = Arc::new(MemoryStore::default());
+    let b = fleet_bed(
+        ScriptedProber::new(&[("east", DOWN), ("west", UP)]),
+        leader(&store),
+    )
+    .await;
+    super::data_loss_tests::west_behind_east(&b);
+    b.engine
+        .submit(&[alert(AlertStatus::Firing)])
+        .await
+        .unwrap();
+    until("the evaluation closes", async || {
+        b.engine
+            .history(1)
+            .await
+            .first()
+            .is_some_and(|i| i.outcome.is_some())
+    })
+    .await;
+    let history = b.stop().await;
+    let incident = &history[0];
+    assert!(
+        matches!(
+            &incident.outcome,
+            Some(Outcome::Held(Hold::DataLossBudget { .. }))
+        ),
+        "{incident:#?}"
+    );
+    assert!(fenced_acts(&store).is_empty(), "nothing was begun");
+    assert_eq!(b.dns.calls(Op::Write), 0);
+    assert_eq!(shared(&store).and_then(|s| s.active), None);
+}

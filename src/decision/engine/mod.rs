@@ -8,6 +8,7 @@
 //! acknowledged delivery is never lost, and a restart finds every incident it left open.
 
 mod advisors;
+mod data_loss;
 mod dns_sync;
 mod failback;
 mod fleet;
@@ -42,6 +43,7 @@ use super::counters::DecisionMetrics;
 use super::incident::{Incident, Ledger, Outcome, Record, Step};
 use super::journal::{Journal, JournalError, JournalLimits, Opening};
 use super::ports::{ClientImpact, Coordination, DnsProvider, HookRunner, Notifier, Prober, Window};
+use crate::model::enterprise::EnterpriseStore;
 use crate::model::{ActiveDatacenters, AnalysisStore, InstanceId, SnapshotStore};
 use writer::Writer;
 
@@ -80,6 +82,9 @@ pub struct Deps {
     pub analysis: Arc<AnalysisStore>,
     /// The collector's latest rounds: when the agent last reached each endpoint.
     pub store: Arc<SnapshotStore>,
+    /// The Enterprise collector's latest view of each datacenter's cluster, for the
+    /// data-loss estimate of Active-Active databases (empty without `api_url`s).
+    pub enterprise: Arc<EnterpriseStore>,
     pub active: Arc<ActiveDatacenters>,
     pub metrics: DecisionMetrics,
     /// Client impact and AI advice; none configured: the probes decide alone.

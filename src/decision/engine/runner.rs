@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use tracing::{error, info};
 
 use super::advisors::{self, PendingImpact};
+use super::data_loss;
 use super::fleet::Leading;
 use super::notify::tell;
 use super::probes::probe_round;
@@ -177,6 +178,12 @@ impl Runner {
                 None
             }
             Action::Fence(call) => Some(Event::Fenced(self.fence(call).await)),
+            Action::EstimateLoss { from, to } => {
+                let inst = self.settings.instances.get(&self.instance)?;
+                let now = self.now();
+                let estimate = data_loss::estimate(&inner, inst, &from, &to, now);
+                Some(Event::Estimated(estimate))
+            }
             Action::RunHook(call) => Some(Event::Hook(self.hook(&call).await)),
             Action::Promote(dc) => Some(Event::Promoted(self.promote(&dc).await)),
             Action::SwitchDns { record, value } => {

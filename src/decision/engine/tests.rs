@@ -88,6 +88,8 @@ struct Bed {
     analysis: Arc<AnalysisStore>,
     /// The collector's latest rounds, as the engine reads them (nothing collects here).
     store: Arc<crate::model::SnapshotStore>,
+    /// The Enterprise clusters' latest views, as the engine reads them.
+    enterprise: Arc<crate::model::enterprise::EnterpriseStore>,
     dns: Arc<MemoryDns>,
     notifier: Arc<RecordingNotifier>,
     active: Arc<ActiveDatacenters>,
@@ -129,6 +131,7 @@ async fn bed_full(
     let tracker = TaskTracker::new();
     let analysis = Arc::new(AnalysisStore::new());
     let store = Arc::new(crate::model::SnapshotStore::new());
+    let enterprise = Arc::new(crate::model::enterprise::EnterpriseStore::new());
     let deps = Deps {
         prober,
         dns: Some(dns.clone()),
@@ -136,6 +139,7 @@ async fn bed_full(
         hooks: Arc::new(ProcessHooks),
         analysis: Arc::clone(&analysis),
         store: Arc::clone(&store),
+        enterprise: Arc::clone(&enterprise),
         active: Arc::clone(&active),
         metrics: DecisionMetrics::default(),
         advisors,
@@ -150,6 +154,7 @@ async fn bed_full(
         engine,
         analysis,
         store,
+        enterprise,
         dns,
         notifier,
         active,
@@ -200,6 +205,8 @@ const UP: &[bool] = &[true];
 
 #[path = "advice_tests.rs"]
 mod advice;
+#[path = "data_loss_tests.rs"]
+mod data_loss_tests;
 #[path = "fleet_tests.rs"]
 mod fleet_tests;
 #[path = "observer_tests.rs"]

@@ -1,6 +1,6 @@
 //! Steps 5 to 7: the policy's failover becomes a plan (or a recommendation, when the
-//! agent may not act or has no DNS record to change), then the acts in order: the
-//! pre-failover hook that can veto, the promotion of a replica target, the DNS intent on
+//! agent may not act or has no DNS record to change), the data-loss check
+//! (`data_loss`), then the acts in order: the pre-failover hook that can veto, the promotion of a replica target, the DNS intent on
 //! disk, the DNS change, the post-failover hook; then the verification.
 
 use serde_json::json;
@@ -64,11 +64,11 @@ impl Run {
             record: record.clone(),
             value,
         });
-        self.run_hook(out, Hook::PreFailover);
+        self.check_data_loss(out);
     }
 
     /// Runs the hook if one is configured; otherwise goes on as if it had succeeded.
-    fn run_hook(&mut self, out: &mut Out, hook: Hook) {
+    pub(super) fn run_hook(&mut self, out: &mut Out, hook: Hook) {
         let hooks = &self.settings.failover.hooks;
         let args = match hook {
             Hook::PreFailover => hooks.pre_failover.clone(),

@@ -9,17 +9,18 @@
 //! An evaluation goes: the guards (`guard`); confirmation rounds of fresh probes, with
 //! the early exit when the active endpoint answers again and the wait for a Sentinel
 //! promotion inside the active datacenter (`confirm`); the clients' report
-//! (`clients`); the AI advice and its bounded hold loop (`advise`); the verdict,
-//! the plan and the acts, the DNS intent recorded before the change, and the
-//! verification (`act`). Each step is an [`Action::Record`] placed before the action
-//! that depends on it: the runner stops at the first record the journal refuses. An
-//! evaluation ends by recording its close, telling people what it decided (`notice`,
-//! with what the advisors said), and [`Action::Close`].
+//! (`clients`); the AI advice and its bounded hold loop (`advise`); the verdict, the
+//! plan, the data-loss check (`data_loss`), the acts, the DNS intent recorded before the
+//! change, and the verification (`act`). Each step is an [`Action::Record`] placed
+//! before the action that depends on it: the runner stops at the first record the
+//! journal refuses. An evaluation ends by recording its close, telling people what it
+//! decided (`notice`, with what the advisors said), and [`Action::Close`].
 
 mod act;
 mod advise;
 mod clients;
 mod confirm;
+mod data_loss;
 pub mod effect;
 mod guard;
 pub mod notice;
@@ -34,6 +35,7 @@ use crate::decision::ports::{
     RecordValue, Round, SwitchOutcome, Verdict, Window,
 };
 use crate::decision::settings::{InstanceRecord, Settings};
+use crate::model::replication::Estimate;
 use crate::model::{DatacenterId, Instance, InstanceId};
 
 pub use clients::{CLIENT_IMPACT_WAIT, ClientAnswer, DECISION_WINDOW, Reach, lost_since};
@@ -95,6 +97,8 @@ pub enum Event {
     /// The AI advisor's answer to [`Action::Consult`].
     Advised(Consultation),
     Hook(HookRun),
+    /// What the target lacks, asked for by [`Action::EstimateLoss`].
+    Estimated(Estimate),
     /// `REPLICAOF NO ONE` on the target; the error as the prober said it.
     Promoted(Result<(), String>),
     Switched(Result<SwitchOutcome, DnsFailure>),
@@ -164,6 +168,12 @@ pub enum Action {
     /// Pass the fleet leader's fence before the act it names, recording it in the
     /// fleet's store; the result comes back as [`Event::Fenced`]. Only in a fleet.
     Fence(FenceCall),
+    /// Estimate what `to` lacks of `from`'s writes, from what the agent last read of
+    /// both; the answer comes back as [`Event::Estimated`].
+    EstimateLoss {
+        from: DatacenterId,
+        to: DatacenterId,
+    },
     RunHook(HookCall),
     Promote(DatacenterId),
     /// Point the record at `value`, reading it first (no write when it already does)
@@ -306,6 +316,8 @@ enum Phase {
     AdviceRound,
     /// The fence before an act: the act and its phase wait in [`Run::fenced`].
     Fencing,
+    /// What the target lacks of the active datacenter's writes.
+    Estimating,
     PreHook,
     Promoting,
     Switching,
@@ -366,6 +378,7 @@ impl Run {
             Event::Clients(answer) => self.clients_answered(out, answer),
             Event::Anomalies(anomalies) => self.anomalies_read(out, anomalies),
             Event::Advised(consultation) => self.advised(out, consultation),
+            Event::Estimated(estimate) => self.estimated(out, estimate),
             Event::Hook(run) => self.hook_ran(out, run),
             Event::Promoted(result) => self.promoted(out, result),
             Event::Switched(result) => self.switched(out, result),

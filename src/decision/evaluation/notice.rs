@@ -19,6 +19,8 @@ pub struct Said {
     observers: Option<String>,
     client_impact: Option<String>,
     ai: Option<String>,
+    /// The data-loss check: what it found, and how the figures were found.
+    data_loss: Option<(String, String)>,
 }
 
 impl Said {
@@ -35,6 +37,12 @@ impl Said {
                 }
                 StepName::ClientImpact => self.client_impact = Some(step.detail.clone()),
                 StepName::Advisor => self.ai = Some(step.detail.clone()),
+                StepName::DataLoss => {
+                    let how = step.evidence["estimate"]["detail"]
+                        .as_str()
+                        .unwrap_or_default();
+                    self.data_loss = Some((step.detail.clone(), how.to_owned()));
+                }
                 _ => {}
             }
         }
@@ -116,6 +124,16 @@ pub fn notice(
         alert.description.push_str(&format!(
             " Observers of the active datacenter in the last confirmation round: {observers}."
         ));
+    }
+    if let Some((found, how)) = &said.data_loss {
+        let found = match outcome {
+            // The summary says it already.
+            Outcome::Held(Hold::DataLossBudget { .. }) => String::new(),
+            _ => format!(" Data: {found}."),
+        };
+        alert
+            .description
+            .push_str(&format!("{found} How the figures were found: {how}."));
     }
     if let Some(said) = said.describe() {
         alert.description.push_str(&format!(" Advisors: {said}."));

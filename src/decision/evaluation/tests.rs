@@ -22,6 +22,8 @@ use crate::health::{self, HealthInput};
 mod advice;
 #[path = "cases_tests.rs"]
 mod cases;
+#[path = "data_loss_tests.rs"]
+mod data_loss;
 #[path = "notices_tests.rs"]
 mod notices;
 
@@ -61,6 +63,9 @@ pub(super) struct World {
     pub pre_hook: HookRun,
     pub post_hook: HookRun,
     pub promote: Result<(), String>,
+    /// What the target lacks of the active datacenter's writes (default: no
+    /// replication between them).
+    pub estimate: Estimate,
     pub dns: Result<SwitchOutcome, DnsFailure>,
     /// The journal refuses its n-th record (from 1).
     pub refuse_record: Option<usize>,
@@ -98,6 +103,13 @@ pub(super) fn world(east: &[P], west: &[P]) -> World {
         pre_hook: hook(0, ""),
         post_hook: hook(0, ""),
         promote: Ok(()),
+        estimate: Estimate {
+            basis: crate::model::replication::Basis::NoReplication,
+            bytes: None,
+            seconds: None,
+            as_of: None,
+            detail: "no replication from east to west is known".into(),
+        },
         dns: Ok(SwitchOutcome::Changed {
             change: ChangeId("C1".into()),
             in_sync_after: Duration::from_millis(5),
@@ -207,6 +219,7 @@ impl World {
                 t.hooks.push(call);
                 Some(Event::Hook(run))
             }
+            Action::EstimateLoss { .. } => Some(Event::Estimated(self.estimate.clone())),
             Action::Promote(_) => Some(Event::Promoted(self.promote.clone())),
             Action::SwitchDns { .. } => Some(Event::Switched(self.dns.clone())),
             // Time and the journal are the driver's.
@@ -288,6 +301,7 @@ fn short(action: &Action) -> String {
         Action::Consult(_) => "consult".into(),
         Action::Remember(_) => "remember advice".into(),
         Action::Fence(call) => format!("fence {}", call.act.as_str()),
+        Action::EstimateLoss { from, to } => format!("estimate {from}->{to}"),
         Action::RunHook(call) => format!("hook {:?}", call.hook),
         Action::Promote(dc) => format!("promote {dc}"),
         Action::SwitchDns { value, .. } => format!("dns {}", value.values.join(",")),

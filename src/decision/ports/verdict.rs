@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::model::DatacenterId;
+use crate::model::replication::{Budget, Estimate};
 
 /// A target must be up with at least this health in every round (status `degraded` or
 /// better).
@@ -167,6 +168,14 @@ pub enum Hold {
         confidence: f64,
         advice_confidence: f64,
     },
+    /// Failing over to `to` would leave more of `from`'s writes behind than
+    /// `max_data_loss` allows, or replication exists and how much is not known.
+    DataLossBudget {
+        from: DatacenterId,
+        to: DatacenterId,
+        estimate: Box<Estimate>,
+        budget: Budget,
+    },
 }
 
 impl Hold {
@@ -235,6 +244,23 @@ impl Hold {
                  evidence was ambiguous; the policy supported {target} with confidence \
                  {confidence:.2}"
             ),
+            Hold::DataLossBudget {
+                from,
+                to,
+                estimate,
+                budget,
+            } => {
+                let behind = match (estimate.bytes, estimate.seconds) {
+                    (None, None) => format!(
+                        "{to} copies {from}'s writes, but how far behind it is cannot be told"
+                    ),
+                    _ => format!("{to} is behind {from} by {} of writes", estimate.amount()),
+                };
+                format!(
+                    "{behind}; the data-loss budget is {budget}; held. Force a failover to \
+                     accept the loss"
+                )
+            }
         }
     }
 
@@ -255,6 +281,7 @@ impl Hold {
                 "partition_suspected"
             }
             Hold::Advised { .. } => "advised",
+            Hold::DataLossBudget { .. } => "data_loss_budget",
         }
     }
 }
