@@ -12,7 +12,9 @@ use crate::decision::ports::{HookRun, RecordValue, SwitchOutcome};
 use crate::model::DatacenterId;
 
 impl Run {
-    /// The policy chose a failover to `target`: plan it, or say why it only recommends.
+    /// The policy chose a failover to `target`: first what the target lacks of the
+    /// active datacenter's writes, also when the agent only recommends, so that the
+    /// recommendation says whether the budget would hold it.
     pub(super) fn plan(&mut self, out: &mut Out, target: DatacenterId, confidence: f64) {
         let active = self.active.clone();
         out.step(
@@ -22,6 +24,17 @@ impl Run {
             format!("fail over from {active} to {target} (confidence {confidence:.2})"),
             json!({ "from": active, "to": target, "confidence": confidence }),
         );
+        self.chosen = Some((target, confidence));
+        self.check_data_loss(out);
+    }
+
+    /// Within the data-loss budget, or none applies: plan the failover, or say why it
+    /// only recommends.
+    pub(super) fn proceed(&mut self, out: &mut Out) {
+        let Some((target, confidence)) = self.chosen.clone() else {
+            return;
+        };
+        let active = self.active.clone();
         // An operator's request acts unless --no-failover; alerts act only with
         // auto_failover.
         let s = &self.settings;
@@ -64,7 +77,7 @@ impl Run {
             record: record.clone(),
             value,
         });
-        self.check_data_loss(out);
+        self.run_hook(out, Hook::PreFailover);
     }
 
     /// Runs the hook if one is configured; otherwise goes on as if it had succeeded.

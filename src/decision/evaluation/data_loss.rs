@@ -1,4 +1,4 @@
-//! Between the plan and the first act: what the target lacks of the active datacenter's
+//! Between the policy's choice and the plan: what the target lacks of the active datacenter's
 //! writes, against the instance's `max_data_loss` (Patroni's `maximum_lag_on_failover`
 //! in spirit). The runner estimates from what the agent last read of both sides
 //! ([`crate::model::replication`]); over the budget the evaluation holds, unless an
@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use super::{Action, Hook, Out, Phase, Run};
+use super::{Action, Out, Phase, Run};
 use crate::decision::incident::{Outcome, StepName, StepOutcome};
 use crate::decision::policy::Hold;
 use crate::model::replication::{Basis, Estimate};
@@ -15,14 +15,16 @@ impl Run {
     /// Asks for the estimate, unless the instance has no budget (a cache, or
     /// `max_data_loss: none`).
     pub(super) fn check_data_loss(&mut self, out: &mut Out) {
-        let Some(plan) = &self.plan else { return };
+        let Some((target, _)) = &self.chosen else {
+            return;
+        };
         if self.settings.failover.budget(&self.inst.uid).is_unbounded() {
-            return self.run_hook(out, Hook::PreFailover);
+            return self.proceed(out);
         }
         self.phase = Phase::Estimating;
         out.push(Action::EstimateLoss {
             from: self.active.clone(),
-            to: plan.target.clone(),
+            to: target.clone(),
         });
     }
 
@@ -30,15 +32,15 @@ impl Run {
     /// goes on; over it, it holds unless forced. Every estimate of a replication is
     /// recorded with its figures, and a forced failover says it overrode the budget.
     pub(super) fn estimated(&mut self, out: &mut Out, estimate: Estimate) {
-        let (Phase::Estimating, Some(plan)) = (self.phase, &self.plan) else {
+        let (Phase::Estimating, Some((target, _))) = (self.phase, &self.chosen) else {
             return;
         };
-        let (from, to) = (self.active.clone(), plan.target.clone());
+        let (from, to) = (self.active.clone(), target.clone());
         let budget = self.settings.failover.budget(&self.inst.uid);
         let checked = budget.check(&estimate);
         if estimate.basis == Basis::NoReplication {
             // The budget does not apply: b serves what b has, as without the check.
-            return self.run_hook(out, Hook::PreFailover);
+            return self.proceed(out);
         }
         let overridden = checked.is_err() && self.force();
         let evidence = json!({
@@ -53,7 +55,7 @@ impl Run {
         if checked.is_ok() {
             let detail = format!("{lacks}, within the budget of {budget}");
             out.step(self.id, name, StepOutcome::Ok, detail, evidence);
-            return self.run_hook(out, Hook::PreFailover);
+            return self.proceed(out);
         }
         if overridden {
             let detail = format!(
@@ -61,7 +63,7 @@ impl Run {
                  the loss is accepted"
             );
             out.step(self.id, name, StepOutcome::Info, detail, evidence);
-            return self.run_hook(out, Hook::PreFailover);
+            return self.proceed(out);
         }
         let hold = Hold::DataLossBudget {
             from,

@@ -1,4 +1,5 @@
-//! The data-loss check between the plan and the first act: held with the figures,
+//! The data-loss check between the policy's choice and the first act (or the
+//! recommendation): held with the figures,
 //! within the budget, forced over it, no replication, no budget.
 
 use super::*;
@@ -164,6 +165,25 @@ fn the_data_loss_budget() {
             steps: after(&CONFIRMED, &["policy ok", "dns ok", "verify ok"]),
             outcome: "failover east->west",
             check: |t| assert_eq!(t.count("estimate"), 0),
+        },
+        Case {
+            name: "a recommendation over the budget says the budget would hold it",
+            start: |s| settings(s, |s| s.failover.auto = false),
+            world: || lagging(Some(3_355_443), Some(14)),
+            steps: after(&CONFIRMED, &["policy ok", "data_loss hold"]),
+            outcome: "hold data_loss_budget",
+            check: |t| {
+                the_estimate_is_on_record(t);
+                assert_eq!(t.count("dns "), 0);
+            },
+        },
+        Case {
+            name: "a recommendation within the budget carries the estimate",
+            start: |s| settings(s, |s| s.failover.auto = false),
+            world: || lagging(Some(4096), Some(1)),
+            steps: after(&CONFIRMED, &["policy ok", "data_loss ok", "plan info"]),
+            outcome: "would_failover east->west",
+            check: the_estimate_is_on_record,
         },
         Case {
             name: "the check comes before the pre-failover hook",

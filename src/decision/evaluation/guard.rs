@@ -84,6 +84,7 @@ impl Run {
             advice: start.advice,
             recent_decisions: start.recent_decisions,
             advising: None,
+            chosen: None,
             plan: None,
             phase: Phase::Confirming { round: 1, of: 1 },
             fenced: None,

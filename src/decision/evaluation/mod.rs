@@ -344,6 +344,8 @@ struct Run {
     recent_decisions: Vec<RecentDecision>,
     /// Set once the AI advisor is being asked.
     advising: Option<advise::Advising>,
+    /// Set once the policy chose a failover: the target and the confidence.
+    chosen: Option<(DatacenterId, f64)>,
     /// Set once the policy chose a failover the agent acts on.
     plan: Option<Plan>,
     phase: Phase,
