@@ -21,7 +21,8 @@ use crate::model::enterprise::{ClusterView, EnterpriseStore, StatSet, SyncStatus
 type Stat = (&'static str, &'static str, &'static str, f64);
 
 /// The REST API's statistics are described in its reference, `objects/statistics`
-/// (cluster, node, database and shard metrics); `avg_latency` is in microseconds.
+/// (cluster, node, database and shard metrics); `avg_latency` is in microseconds
+/// (<https://redis.io/docs/latest/operate/rs/references/rest-api/objects/statistics/db-metrics>).
 const CLUSTER_STATS: &[Stat] = &[
     (
         "conns",
