@@ -13,6 +13,7 @@ use tempfile::TempDir;
 
 pub mod alertmanager;
 pub mod certs;
+pub mod cloud_dns;
 pub mod e2e;
 pub mod enterprise;
 pub mod etcd;

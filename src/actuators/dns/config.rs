@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
 use super::provider_config::{Provider, ProviderConfig};
-use super::{dry_run, route53};
+use super::{dry_run, google_cloud_dns, route53};
 use crate::config_kit::ctx::{Ctx, join};
 #[cfg(test)]
 use crate::config_kit::raw::KeyBlock;
@@ -27,17 +27,23 @@ pub(crate) const KEY_BLOCKS: &[KeyBlock] = &[
     KeyBlock::new("", "RawDnsConfig", RawDnsConfig::KEYS),
     KeyBlock::new("records[]", "RawDnsRecord", RawDnsRecord::KEYS),
     route53::config::KEY_BLOCK,
+    google_cloud_dns::config::KEY_BLOCK,
 ];
 
 /// Every value `dns_provider` may take; the first is the default.
-const PROVIDERS: &[Provider] = &[route53::config::PROVIDER, dry_run::PROVIDER];
+const PROVIDERS: &[Provider] = &[
+    route53::config::PROVIDER,
+    dry_run::PROVIDER,
+    google_cloud_dns::config::PROVIDER,
+];
 
 /// `dns_provider` + `dns_config`: how a failover moves clients.
 #[derive(Debug, Clone)]
 pub struct DnsSettings {
     /// `dns_provider` (default `route53`) with its own keys of `dns_config`.
     pub provider: Arc<dyn ProviderConfig>,
-    /// `dns_config.zone_id`: the hosted zone of every record.
+    /// `dns_config.zone_id`, or the provider's own key for it (`managed_zone`): the
+    /// zone of every record.
     pub zone_id: String,
     /// `dns_config.records`.
     pub records: Vec<DnsRecord>,
@@ -156,14 +162,27 @@ pub(crate) fn read(
         .partition(|(key, _)| theirs.iter().any(|keys| keys.contains(&key.as_str())));
     let known: Vec<&[&str]> = [RawDnsConfig::KEYS].into_iter().chain(theirs).collect();
     cx.unknown(p, &unknown, &known);
-    let zone_id = cx
-        .required(&join(p, "zone_id"), raw.zone_id)
-        .unwrap_or_default();
     let own: Mapping = own
         .into_iter()
         .map(|(k, v)| (Value::String(k), v))
         .collect();
     let provider = provider.and_then(|provider| (provider.read)(cx, p, Value::Mapping(own)));
+    // A provider with a zone key of its own does not read `zone_id`; one whose keys had
+    // problems has had them said already.
+    let zone_id = match provider.as_ref().map(|s| (s.name(), s.zone())) {
+        Some((name, Some(zone))) => {
+            if raw.zone_id.is_some() {
+                cx.problem(
+                    &join(p, "zone_id"),
+                    format!("is not read by {name}, which names its zone otherwise"),
+                );
+            }
+            Some(zone.to_owned())
+        }
+        Some((_, None)) => cx.required(&join(p, "zone_id"), raw.zone_id),
+        None => cx.value(&join(p, "zone_id"), raw.zone_id),
+    }
+    .unwrap_or_default();
     let records = records(cx, raw.records, instances);
     Some(DnsSettings {
         provider: provider?,
@@ -281,7 +300,7 @@ mod tests {
         let said = load(Some("bind"), "").unwrap_err();
         assert!(
             said.contains(
-                "dns_provider: \"bind\" is not supported; use \"route53\" or \"dry-run\""
+                "dns_provider: \"bind\" is not supported; use \"route53\", \"dry-run\" or \"google_cloud_dns\""
             ),
             "{said}"
         );

@@ -2,13 +2,15 @@
 //! [`DnsProvider`] (in `decision::ports`); the SDK stays inside `route53.rs`.
 //!
 //! - [`Route53Dns`]: Amazon Route53 (or anything that speaks its API, e.g. moto).
+//! - [`GoogleCloudDns`]: Google Cloud DNS (API v1), or a stand-in that speaks it.
 //! - [`DryRunDns`]: logs what it would do and remembers it; changes nothing.
 //!
 //! Providers do one call per request: [`DnsProvider::switch`] adds the retries, the
 //! timeouts and the wait for INSYNC.
 //!
 //! [`config`] reads `dns_provider` + `dns_config` and builds the provider; each
-//! provider reads its own keys in its `config` module (`route53/config.rs`), and
+//! provider reads its own keys in its `config` module (`route53/config.rs`,
+//! `google_cloud_dns/config.rs`), and
 //! [`provider_config`] is what they share.
 //!
 //! [`DnsProvider`]: crate::decision::ports::DnsProvider
@@ -16,9 +18,12 @@
 
 pub mod config;
 mod dry_run;
+mod google_cloud_dns;
 pub mod provider_config;
 mod route53;
 
 pub use dry_run::DryRunDns;
+pub use google_cloud_dns::GoogleCloudDns;
+pub use google_cloud_dns::config::GoogleCloudDnsSettings;
 pub use route53::Route53Dns;
 pub use route53::config::Route53Settings;

@@ -26,5 +26,10 @@ pub struct Provider {
 pub trait ProviderConfig: fmt::Debug + Send + Sync {
     /// The `dns_provider` that chose it.
     fn name(&self) -> &'static str;
+    /// The zone of every record, when the provider names it with a key of its own
+    /// (Cloud DNS's `managed_zone`); `None`: the shared `zone_id`.
+    fn zone(&self) -> Option<&str> {
+        None
+    }
     fn build(&self) -> Result<Arc<dyn DnsProvider>, DnsError>;
 }
