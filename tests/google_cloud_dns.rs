@@ -345,12 +345,46 @@ async fn an_expired_token_is_replaced() {
 /// failover moves the record to west.
 #[test]
 fn the_agent_fails_over_with_the_metadata_servers_tokens() {
+    let dns = CloudDns::start();
+    let host = dns.metadata_host();
+    let log = fail_over(&dns, "", &[("GCE_METADATA_HOST", host.as_str())]);
+    let metadata = "/computeMetadata/v1/instance/service-accounts/default/token";
+    assert!(dns.count("GET", metadata) >= 1, "{:#?}", dns.seen());
+    assert_eq!(dns.count("POST", "/token"), 0);
+    for token in dns.issued() {
+        assert!(!log.contains(&token), "a token in the log:\n{log}");
+    }
+}
+
+/// The same with `credentials_file`: the key's grant at its `token_uri`, never the
+/// metadata server (even with `GCE_METADATA_HOST` set), and neither the key nor a token
+/// in the log.
+#[test]
+fn the_agent_fails_over_with_a_service_account_key() {
+    let dns = CloudDns::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, pem) = dns.service_account_key(dir.path());
+    let key = format!("  credentials_file: {}\n", path.display());
+    let host = dns.metadata_host();
+    let log = fail_over(&dns, &key, &[("GCE_METADATA_HOST", host.as_str())]);
+    assert!(dns.count("POST", "/token") >= 1, "{:#?}", dns.seen());
+    assert_eq!(dns.count("GET", "/computeMetadata/"), 0);
+    let key_line = pem.lines().nth(1).unwrap();
+    assert!(!log.contains(key_line), "the key in the log:\n{log}");
+    for token in dns.issued() {
+        assert!(!log.contains(&token), "a token in the log:\n{log}");
+    }
+}
+
+/// East and west, the agent with `dns_provider: google_cloud_dns` on the stand-in
+/// (`key` added to `dns_config`) and `env`; east dies, Alertmanager says so, and the
+/// record moves to west. Returns the agent's log.
+fn fail_over(dns: &CloudDns, key: &str, env: &[(&str, &str)]) -> String {
     use common::e2e::{TOKEN, payload, post};
     use common::{Agent, Redis};
 
     let mut east = Redis::start(&[]);
     let west = Redis::start(&[]);
-    let dns = CloudDns::start();
     dns.put(RECORD, "CNAME", 60, &[EAST]);
     let receiver = common::stack::Receiver::start();
     let state = tempfile::tempdir().unwrap();
@@ -368,6 +402,7 @@ fn the_agent_fails_over_with_the_metadata_servers_tokens() {
              \x20 project: {PROJECT}\n\
              \x20 managed_zone: {ZONE}\n\
              \x20 endpoint_url: {url}\n\
+             {key}\
              \x20 records:\n\
              \x20   - {{instance_name: app, name: {RECORD}, type: CNAME, ttl: 60,\n\
              \x20       values: {{east: {EAST}, west: {WEST}}}}}\n",
@@ -376,28 +411,18 @@ fn the_agent_fails_over_with_the_metadata_servers_tokens() {
             url = dns.url(),
         ),
     );
-    let host = dns.metadata_host();
-    let agent = Agent::start_with_env(&config, &[("GCE_METADATA_HOST", host.as_str())]);
+    let agent = Agent::start_with_env(&config, env);
     agent.wait_metrics(Duration::from_secs(20), "both endpoints up", |m| {
         m.of("redis_up", "app", "east") == Some(1.0) && m.of("redis_up", "app", "west") == Some(1.0)
     });
     east.kill();
     let (status, answer) = post(agent.port, &payload("firing"), TOKEN);
     assert_eq!(status, 200, "{answer}");
+    let west_value = Some((60, vec![format!("{WEST}.")]));
     common::wait_for(
         Duration::from_secs(60),
         "the record to point at west",
-        || (dns.get(RECORD, "CNAME") == Some((60, vec![format!("{WEST}.")]))).then_some(()),
+        || (dns.get(RECORD, "CNAME") == west_value).then_some(()),
     );
-    assert!(
-        dns.count(
-            "GET",
-            "/computeMetadata/v1/instance/service-accounts/default/token"
-        ) >= 1
-    );
-    assert_eq!(dns.count("POST", "/token"), 0);
-    let log = agent.log();
-    for token in dns.issued() {
-        assert!(!log.contains(&token), "a token in the log:\n{log}");
-    }
+    agent.log()
 }
