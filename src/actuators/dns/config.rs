@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
 use super::provider_config::{Provider, ProviderConfig};
-use super::{dry_run, route53};
+use super::{dry_run, rfc2136, route53};
 use crate::config_kit::ctx::{Ctx, join};
 #[cfg(test)]
 use crate::config_kit::raw::KeyBlock;
@@ -27,17 +27,24 @@ pub(crate) const KEY_BLOCKS: &[KeyBlock] = &[
     KeyBlock::new("", "RawDnsConfig", RawDnsConfig::KEYS),
     KeyBlock::new("records[]", "RawDnsRecord", RawDnsRecord::KEYS),
     route53::config::KEY_BLOCK,
+    rfc2136::config::KEY_BLOCK,
+    rfc2136::config::TSIG_KEY_BLOCK,
 ];
 
 /// Every value `dns_provider` may take; the first is the default.
-const PROVIDERS: &[Provider] = &[route53::config::PROVIDER, dry_run::PROVIDER];
+const PROVIDERS: &[Provider] = &[
+    route53::config::PROVIDER,
+    dry_run::PROVIDER,
+    rfc2136::config::PROVIDER,
+];
 
 /// `dns_provider` + `dns_config`: how a failover moves clients.
 #[derive(Debug, Clone)]
 pub struct DnsSettings {
     /// `dns_provider` (default `route53`) with its own keys of `dns_config`.
     pub provider: Arc<dyn ProviderConfig>,
-    /// `dns_config.zone_id`: the hosted zone of every record.
+    /// The zone of every record: `dns_config.zone_id` (Route53's hosted zone id), or
+    /// the provider's own key for it (`zone` for RFC 2136).
     pub zone_id: String,
     /// `dns_config.records`.
     pub records: Vec<DnsRecord>,
@@ -156,23 +163,36 @@ pub(crate) fn read(
         .partition(|(key, _)| theirs.iter().any(|keys| keys.contains(&key.as_str())));
     let known: Vec<&[&str]> = [RawDnsConfig::KEYS].into_iter().chain(theirs).collect();
     cx.unknown(p, &unknown, &known);
-    let zone_id = cx
-        .required(&join(p, "zone_id"), raw.zone_id)
-        .unwrap_or_default();
+    let zone_key = provider.map_or("zone_id", |provider| provider.zone_key);
+    let zone_id = if zone_key == "zone_id" {
+        cx.required(&join(p, "zone_id"), raw.zone_id)
+    } else {
+        if raw.zone_id.is_some() {
+            cx.problem(
+                &join(p, "zone_id"),
+                format!("is not read by this dns_provider; name the zone with `{zone_key}`"),
+            );
+        }
+        None
+    };
     let own: Mapping = own
         .into_iter()
         .map(|(k, v)| (Value::String(k), v))
         .collect();
     let provider = provider.and_then(|provider| (provider.read)(cx, p, Value::Mapping(own)));
     let records = records(cx, raw.records, instances);
+    let provider = provider?;
+    let zone_id = zone_id
+        .or_else(|| provider.zone().map(str::to_owned))
+        .unwrap_or_default();
     Some(DnsSettings {
-        provider: provider?,
+        provider,
         zone_id,
         records,
     })
 }
 
-/// `"route53" or "dry-run"`.
+/// `"route53", "dry-run" or "rfc2136"`.
 fn names() -> String {
     let quoted: Vec<String> = PROVIDERS.iter().map(|p| format!("{:?}", p.name)).collect();
     match quoted.split_last() {
@@ -281,7 +301,7 @@ mod tests {
         let said = load(Some("bind"), "").unwrap_err();
         assert!(
             said.contains(
-                "dns_provider: \"bind\" is not supported; use \"route53\" or \"dry-run\""
+                "dns_provider: \"bind\" is not supported; use \"route53\", \"dry-run\" or \"rfc2136\""
             ),
             "{said}"
         );
