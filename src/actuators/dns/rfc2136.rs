@@ -12,9 +12,9 @@
 //! - `change_status`: the query again, in sync once the server answers the new value.
 //!   The change's id names the record and the value, so a poll needs nothing else.
 //!
-//! Every request is signed, queries too, and an answer is trusted only if its
-//! signature verifies: a refusal that does not verify is still taken as a refusal
-//! (it writes nothing), a success never is. The transport is `transport.rs`.
+//! Every request is signed, queries too, and a successful answer is trusted only if
+//! its signature verifies; one that is not a success is taken either way (acting on a
+//! forged one writes nothing). The transport is `transport.rs`.
 
 pub mod config;
 mod transport;
@@ -162,7 +162,9 @@ impl Rfc2136Dns {
         };
         match verified {
             Ok(()) => Ok(message),
-            // A refusal is taken as one, signed or not: it writes nothing.
+            // Any answer but success is taken, signed or not: a forged refusal writes
+            // nothing, and a forged "no such name" only leads to a write that the
+            // server's prerequisite refuses.
             Err(_) if message.metadata.response_code != ResponseCode::NoError => Ok(message),
             Err(e) => Err(self.error(
                 AdapterErrorKind::Unauthorized,

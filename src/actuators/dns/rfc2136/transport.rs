@@ -123,3 +123,59 @@ async fn over_udp(addr: SocketAddr, request: &[u8]) -> Result<Vec<u8>, Failure> 
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server on TCP: one framed request in, its bytes reversed back, framed.
+    #[tokio::test]
+    async fn tcp_frames_each_message_with_its_length() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let length = stream.read_u16().await.unwrap();
+            let mut request = vec![0; usize::from(length)];
+            stream.read_exact(&mut request).await.unwrap();
+            request.reverse();
+            let mut framed = (request.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(&request);
+            stream.write_all(&framed).await.unwrap();
+        });
+        assert_eq!(exchange(&server, b"query").await.unwrap(), b"yreuq");
+    }
+
+    /// No TCP on the port: the same bytes go once over UDP.
+    #[tokio::test]
+    async fn without_tcp_the_request_goes_over_udp() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server = socket.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let mut request = vec![0; 512];
+            let (n, from) = socket.recv_from(&mut request).await.unwrap();
+            request.truncate(n);
+            request.reverse();
+            socket.send_to(&request, from).await.unwrap();
+        });
+        assert_eq!(exchange(&server, b"update").await.unwrap(), b"etadpu");
+    }
+
+    /// Nothing on the port: refused on both, said for each, and not a timeout.
+    #[tokio::test]
+    async fn a_closed_port_is_refused_on_both_transports() {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let failure = exchange(&format!("127.0.0.1:{port}"), b"query")
+            .await
+            .unwrap_err();
+        assert!(!failure.timed_out, "{failure:?}");
+        assert!(
+            failure.message.starts_with("TCP: ") && failure.message.contains("; UDP: "),
+            "{failure:?}"
+        );
+    }
+}
