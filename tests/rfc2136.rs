@@ -179,6 +179,55 @@ async fn a_concurrent_change_fails_the_prerequisite_and_is_not_overwritten() {
     assert_eq!(pointing_at(&bind, CACHE), OTHER);
 }
 
+/// A and AAAA record sets of several addresses: created when absent, then replaced
+/// whole, the prerequisite naming every address read.
+#[tokio::test]
+async fn address_records_of_several_values_switch_whole() {
+    let bind = Bind::start("grant failover-key zonesub A AAAA;");
+    let dns = provider(&bind);
+    let policy = fast();
+    for (record_type, kind, first, second) in [
+        (
+            RecordType::A,
+            "A",
+            vec!["10.0.0.1"],
+            vec!["10.0.0.2", "10.0.0.3"],
+        ),
+        (
+            RecordType::Aaaa,
+            "AAAA",
+            vec!["2001:db8::1"],
+            vec!["2001:db8::2", "2001:DB8:0::3"],
+        ),
+    ] {
+        let record = RecordRef::new(ZONE, "redis-addresses.example.test", record_type);
+        let value = |values: &[&str]| RecordValue {
+            values: values.iter().map(|v| v.to_string()).collect(),
+            ttl: 30,
+        };
+        let out = dns.switch(&record, &value(&first), &policy).await.unwrap();
+        assert!(matches!(out, SwitchOutcome::Changed { .. }), "{out:?}");
+        let out = dns.switch(&record, &value(&second), &policy).await.unwrap();
+        assert!(matches!(out, SwitchOutcome::Changed { .. }), "{out:?}");
+        let now = dns.read(&record).await.unwrap().expect("the record exists");
+        assert!(now.points_at(&value(&second), record_type), "{now}");
+        assert_eq!(now.ttl, 30);
+        let dug = bind.dig("redis-addresses.example.test", kind).unwrap();
+        assert_eq!(dug.lines().count(), 2, "{dug}");
+        // A stale read of one address, when two are there: refused.
+        let err = dns
+            .write(&record, Some(&value(&first)), &value(&first))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, AdapterErrorKind::Stale, "{err}");
+    }
+    assert_eq!(
+        bind.agent_updates(),
+        6,
+        "two switches and the refused write, twice"
+    );
+}
+
 /// The provider, with BIND stopped right after the switch's first read.
 struct StopsAfterRead<'a> {
     inner: &'a Rfc2136Dns,
