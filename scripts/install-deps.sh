@@ -3,6 +3,7 @@
 # Sentinel, redis-cli, Prometheus and promtool, Alertmanager and amtool, Node.js (the
 # dashboard type check), etcd and etcdctl (the fleet's coordination), protoc and the
 # protobuf well-known types (the etcd-client crate builds its gRPC code with them),
+# BIND 9 with nsupdate and dig (tests/rfc2136.rs: RFC 2136 updates signed with TSIG),
 # moto_server (Route53), osmem-server (Elasticsearch), PyYAML, and for the Kubernetes
 # bundle's check kubernetes-validate (with jsonschema) and kubectl (its kustomize).
 # Idempotent; fails loudly, naming what it could not install. Used by scripts/test.sh
@@ -47,6 +48,10 @@ declare -A packages=(
   [etcd]=etcd-server
   [etcdctl]=etcd-client
   [protoc]=protobuf-compiler
+  [named]=bind9
+  [nsupdate]=bind9-dnsutils
+  [dig]=bind9-dnsutils
+  [named-checkconf]=bind9-utils
 )
 missing=()
 for program in "${!packages[@]}"; do

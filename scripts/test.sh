@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Passes every test on a fresh machine: installs the real programs the tests start
 # (Redis, Sentinel, redis-cli, Prometheus and promtool, Alertmanager and amtool, Node.js
-# for the dashboard type check, moto_server for Route53, osmem-server for Elasticsearch,
-# kubernetes-validate and kubectl for the Kubernetes bundle)
+# for the dashboard type check, moto_server for Route53, BIND 9 for RFC 2136,
+# osmem-server for Elasticsearch, kubernetes-validate and kubectl for the Kubernetes
+# bundle)
 # when they are missing, then checks formatting, lints, runs the whole test suite and
 # the checks of the shipped monitoring files (scripts/check/*.sh). Safe to run again and
 # again.

@@ -1,7 +1,7 @@
 //! Fault-injection scenarios across two datacenters with every real component running
 //! (issue 7): see `common::scenario` for the bed. Each scenario asserts the outcome, the
-//! DNS record in moto, the journal, and that no acknowledged write was lost where the
-//! README ("Scenarios") says it is kept.
+//! DNS record in moto (or BIND), the journal, and that no acknowledged write was lost
+//! where the README ("Scenarios") says it is kept.
 //!
 //! Scenarios run one at a time (each starts some twenty processes). Measured times are
 //! printed as `SCENARIO name measure: X s`, and appended to `$SCENARIO_RESULTS` as JSON
@@ -816,4 +816,35 @@ fn s21_a_dies_with_b_s_replica_current_fails_over() {
     assert_eq!(step["outcome"], "ok", "{step:#}");
     assert_eq!(step["evidence"]["estimate"]["basis"], "replication");
     w.passed("s21_data_loss_within_budget");
+}
+
+#[test]
+fn s22_dns_through_bind_a_dies_the_clients_follow_bind_to_b() {
+    let _one = serial();
+    let mut w = World::build(Options {
+        dns_via_bind: true,
+        ..Options::from_env()
+    });
+    assert_eq!(w.pointing_at(), "a");
+    let fault = Instant::now();
+    w.a.kill_all();
+    let took = w.wait_dns("b", fault, Duration::from_secs(60));
+    record("s22_dns_through_bind", "fault_to_dns", took);
+    assert_eq!(w.wait_closed(1, Duration::from_secs(30)), ["failed_over"]);
+    // The clients, resolving the record at BIND, follow it to b and write there.
+    common::wait_for(Duration::from_secs(30), "clients writing to b", || {
+        w.workload()
+            .writes()
+            .iter()
+            .any(|x| x.datacenter == "b")
+            .then_some(())
+    });
+    assert_eq!(w.count("applied"), 1);
+    let bind = w.bind.as_ref().expect("BIND serves the zone");
+    assert_eq!(
+        bind.agent_updates(),
+        1,
+        "one UPDATE, signed with the agent's key"
+    );
+    w.passed("s22_dns_through_bind");
 }

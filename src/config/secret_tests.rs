@@ -164,6 +164,10 @@ const SECRET_SITES: &[(&str, &str)] = &[
         "dns_config.aws_secret_key",
         "dns_provider: dry-run\ndns_config:\n  zone_id: Z\n  records: []\n  aws_secret_key: {}\n",
     ),
+    (
+        "dns_config.tsig.secret",
+        "dns_provider: rfc2136\ndns_config:\n  server: ns1\n  zone: example.com\n  records: []\n  tsig:\n    name: k\n    secret: {}\n",
+    ),
 ];
 
 /// The configuration with `value` (YAML text) at `site`, plus an instance when the
@@ -223,7 +227,8 @@ fn secrets_of_the_wrong_type_are_never_echoed() {
 /// the key without the value; from `${VAR}` or `*_file`, none.
 #[test]
 fn a_secret_written_in_the_file_draws_a_warning() {
-    const VALUE: &str = "literal-secret-0123456789abcdef";
+    // Base64, as a TSIG secret must be ("literal-secret-0123456789abcdef").
+    const VALUE: &str = "bGl0ZXJhbC1zZWNyZXQtMDEyMzQ1Njc4OWFiY2RlZg==";
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("secret.txt");
     std::fs::write(&file, VALUE).unwrap();

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod alertmanager;
+pub mod bind;
 pub mod certs;
 pub mod cloud_dns;
 pub mod e2e;

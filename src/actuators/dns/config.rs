@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
 use super::provider_config::{Provider, ProviderConfig};
-use super::{dry_run, google_cloud_dns, route53};
+use super::{dry_run, google_cloud_dns, rfc2136, route53};
 use crate::config_kit::ctx::{Ctx, join};
 #[cfg(test)]
 use crate::config_kit::raw::KeyBlock;
@@ -28,6 +28,8 @@ pub(crate) const KEY_BLOCKS: &[KeyBlock] = &[
     KeyBlock::new("records[]", "RawDnsRecord", RawDnsRecord::KEYS),
     route53::config::KEY_BLOCK,
     google_cloud_dns::config::KEY_BLOCK,
+    rfc2136::config::KEY_BLOCK,
+    rfc2136::config::TSIG_KEY_BLOCK,
 ];
 
 /// Every value `dns_provider` may take; the first is the default.
@@ -35,6 +37,7 @@ const PROVIDERS: &[Provider] = &[
     route53::config::PROVIDER,
     dry_run::PROVIDER,
     google_cloud_dns::config::PROVIDER,
+    rfc2136::config::PROVIDER,
 ];
 
 /// `dns_provider` + `dns_config`: how a failover moves clients.
@@ -42,8 +45,8 @@ const PROVIDERS: &[Provider] = &[
 pub struct DnsSettings {
     /// `dns_provider` (default `route53`) with its own keys of `dns_config`.
     pub provider: Arc<dyn ProviderConfig>,
-    /// `dns_config.zone_id`, or the provider's own key for it (`managed_zone`): the
-    /// zone of every record.
+    /// The zone of every record: `dns_config.zone_id` (Route53's hosted zone id), or
+    /// the provider's own key for it (`managed_zone` for Cloud DNS, `zone` for RFC 2136).
     pub zone_id: String,
     /// `dns_config.records`.
     pub records: Vec<DnsRecord>,
@@ -162,36 +165,36 @@ pub(crate) fn read(
         .partition(|(key, _)| theirs.iter().any(|keys| keys.contains(&key.as_str())));
     let known: Vec<&[&str]> = [RawDnsConfig::KEYS].into_iter().chain(theirs).collect();
     cx.unknown(p, &unknown, &known);
+    let zone_key = provider.map_or("zone_id", |provider| provider.zone_key);
+    let zone_id = if zone_key == "zone_id" {
+        cx.required(&join(p, "zone_id"), raw.zone_id)
+    } else {
+        if raw.zone_id.is_some() {
+            cx.problem(
+                &join(p, "zone_id"),
+                format!("is not read by this dns_provider; name the zone with `{zone_key}`"),
+            );
+        }
+        None
+    };
     let own: Mapping = own
         .into_iter()
         .map(|(k, v)| (Value::String(k), v))
         .collect();
     let provider = provider.and_then(|provider| (provider.read)(cx, p, Value::Mapping(own)));
-    // A provider with a zone key of its own does not read `zone_id`; one whose keys had
-    // problems has had them said already.
-    let zone_id = match provider.as_ref().map(|s| (s.name(), s.zone())) {
-        Some((name, Some(zone))) => {
-            if raw.zone_id.is_some() {
-                cx.problem(
-                    &join(p, "zone_id"),
-                    format!("is not read by {name}, which names its zone otherwise"),
-                );
-            }
-            Some(zone.to_owned())
-        }
-        Some((_, None)) => cx.required(&join(p, "zone_id"), raw.zone_id),
-        None => cx.value(&join(p, "zone_id"), raw.zone_id),
-    }
-    .unwrap_or_default();
     let records = records(cx, raw.records, instances);
+    let provider = provider?;
+    let zone_id = zone_id
+        .or_else(|| provider.zone().map(str::to_owned))
+        .unwrap_or_default();
     Some(DnsSettings {
-        provider: provider?,
+        provider,
         zone_id,
         records,
     })
 }
 
-/// `"route53" or "dry-run"`.
+/// `"route53", "dry-run", "google_cloud_dns" or "rfc2136"`.
 fn names() -> String {
     let quoted: Vec<String> = PROVIDERS.iter().map(|p| format!("{:?}", p.name)).collect();
     match quoted.split_last() {
@@ -300,7 +303,7 @@ mod tests {
         let said = load(Some("bind"), "").unwrap_err();
         assert!(
             said.contains(
-                "dns_provider: \"bind\" is not supported; use \"route53\", \"dry-run\" or \"google_cloud_dns\""
+                "dns_provider: \"bind\" is not supported; use \"route53\", \"dry-run\", \"google_cloud_dns\" or \"rfc2136\""
             ),
             "{said}"
         );

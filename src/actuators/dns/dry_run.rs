@@ -21,6 +21,7 @@ use crate::decision::ports::{
 pub const PROVIDER: Provider = Provider {
     name: "dry-run",
     keys: route53::config::PROVIDER.keys,
+    zone_key: "zone_id",
     read,
 };
 

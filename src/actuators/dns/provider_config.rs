@@ -16,6 +16,10 @@ pub struct Provider {
     pub name: &'static str,
     /// The provider's own keys of `dns_config` (`zone_id` and `records` are shared).
     pub keys: &'static [&'static str],
+    /// The key of `dns_config` that names the zone of every record: the shared
+    /// `zone_id` (Route53's hosted zone id), or one of the provider's own keys
+    /// (`zone` for RFC 2136), whose value [`ProviderConfig::zone`] then gives.
+    pub zone_key: &'static str,
     /// Reads the provider's keys (a mapping of only those) under the path given;
     /// `None` when they have problems, all of them recorded.
     pub read: fn(&mut Ctx<'_>, &str, Value) -> Option<Arc<dyn ProviderConfig>>,
@@ -26,8 +30,8 @@ pub struct Provider {
 pub trait ProviderConfig: fmt::Debug + Send + Sync {
     /// The `dns_provider` that chose it.
     fn name(&self) -> &'static str;
-    /// The zone of every record, when the provider names it with a key of its own
-    /// (Cloud DNS's `managed_zone`); `None`: the shared `zone_id`.
+    /// The zone, when the provider names it with one of its own keys
+    /// ([`Provider::zone_key`]: Cloud DNS's `managed_zone`, RFC 2136's `zone`).
     fn zone(&self) -> Option<&str> {
         None
     }

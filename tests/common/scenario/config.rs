@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use super::super::bind::{Bind, KEY_NAME};
 use super::super::e2e::route53_yaml;
 use super::super::moto::Moto;
 use super::super::openai::ScriptedOpenAi;
@@ -15,6 +16,7 @@ pub(super) struct Peers<'a> {
     pub b: &'a Dc,
     pub moto: &'a Moto,
     pub zone: &'a str,
+    pub bind: Option<&'a Bind>,
     pub osmem: &'a Osmem,
     pub alertmanager: &'a Alertmanager,
     pub opts: &'a Options,
@@ -31,6 +33,7 @@ pub(super) fn agent_config(peers: &Peers<'_>, agent: &str, state: &Path) -> Stri
         b,
         moto,
         zone,
+        bind,
         osmem,
         alertmanager,
         opts,
@@ -65,13 +68,16 @@ pub(super) fn agent_config(peers: &Peers<'_>, agent: &str, state: &Path) -> Stri
         state = state.display(),
         token = alertmanager.webhook_token,
         am = alertmanager.port,
-        dns = route53_yaml(
-            zone,
-            &moto.url(),
-            RECORD,
-            5,
-            &[("a", &host_of("a")), ("b", &host_of("b"))]
-        ),
+        dns = match bind {
+            Some(bind) => rfc2136_yaml(bind),
+            None => route53_yaml(
+                zone,
+                &moto.url(),
+                RECORD,
+                5,
+                &[("a", &host_of("a")), ("b", &host_of("b"))],
+            ),
+        },
     );
     if opts.client_impact {
         y.push_str(&format!(
@@ -90,4 +96,22 @@ pub(super) fn agent_config(peers: &Peers<'_>, agent: &str, state: &Path) -> Stri
     }
     y.push_str(&opts.agent_extra);
     y
+}
+
+/// `dns_provider: rfc2136` at `bind`, the key's secret from `${TSIG_SECRET}`.
+fn rfc2136_yaml(bind: &Bind) -> String {
+    format!(
+        "dns_provider: rfc2136\n\
+         dns_config:\n\
+         \x20 server: 127.0.0.1:{port}\n\
+         \x20 zone: {zone}\n\
+         \x20 tsig: {{name: {KEY_NAME}, secret: '${{TSIG_SECRET}}'}}\n\
+         \x20 records:\n\
+         \x20   - {{instance_name: app, name: {RECORD}, type: CNAME, ttl: 5,\n\
+         \x20       values: {{a: {a}, b: {b}}}}}\n",
+        port = bind.port,
+        zone = bind.zone,
+        a = host_of("a"),
+        b = host_of("b"),
+    )
 }

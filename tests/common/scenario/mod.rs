@@ -1,7 +1,8 @@
 //! The scenario bed (issue 7): two datacenters on loopback, each a Redis primary with a
 //! replica and three Sentinels; the agent with the shipped fast profile; real Prometheus
 //! and Alertmanager with the shipped rules and routes (Alertmanager's webhook goes to the
-//! agent); `moto_server` as Route53 with the instance's CNAME pointing at `a`;
+//! agent); `moto_server` as Route53 with the instance's CNAME pointing at `a` (or, with
+//! [`Options::dns_via_bind`], BIND 9 serving it, which the clients resolve through);
 //! `osmem-server` fed by a client workload; optionally the scripted AI server. As a
 //! fleet ([`fleet`]): three agents on a three-member etcd, on the fleet profile.
 //!
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value as Json;
 use tempfile::TempDir;
 
+use super::bind::{Bind, KEY_NAME, KEY_SECRET, dig_at};
 use super::moto::{Moto, listing, zone_with};
 use super::openai::{Reply, ScriptedOpenAi};
 use super::osmem::{Osmem, ok};
@@ -66,6 +68,10 @@ pub struct Options {
     pub client_impact: bool,
     /// The timing profile, `profiles/<profile>.yaml`.
     pub profile: String,
+    /// BIND 9 serves the zone and takes the agent's RFC 2136 updates
+    /// (`dns_provider: rfc2136`), and the clients resolve the record by querying it;
+    /// default: moto as Route53, which the clients read by listing the zone.
+    pub dns_via_bind: bool,
 }
 
 impl Default for Options {
@@ -79,6 +85,7 @@ impl Default for Options {
             fleet: false,
             client_impact: true,
             profile: "fast".into(),
+            dns_via_bind: false,
         }
     }
 }
@@ -112,6 +119,8 @@ pub struct World {
     pub b: Dc,
     pub moto: Moto,
     pub zone: String,
+    /// With [`Options::dns_via_bind`]: the zone's server, in moto's place.
+    pub bind: Option<Bind>,
     pub osmem: Osmem,
     pub receiver: Receiver,
     pub alertmanager: Alertmanager,
@@ -145,6 +154,11 @@ impl World {
         let b = Dc::start("b", &[], &names);
         let moto = Moto::start();
         let zone = rt.block_on(zone_with(&moto, &[(RECORD, &host_of("a"))]));
+        let bind = opts.dns_via_bind.then(|| {
+            let (zone, target) = (RECORD.split_once('.').unwrap().1, host_of("a") + ".");
+            let grant = format!("grant {KEY_NAME} name {RECORD}. CNAME;");
+            Bind::serving(zone, &[(RECORD, &target)], &grant)
+        });
         let osmem = Osmem::start();
         // Half an hour of calm client history, so the decision has a baseline.
         let history: Vec<Json> = (0..300)
@@ -170,6 +184,7 @@ impl World {
             b: &b,
             moto: &moto,
             zone: &zone,
+            bind: bind.as_ref(),
             osmem: &osmem,
             alertmanager: &alertmanager,
             opts: &opts,
@@ -229,6 +244,7 @@ impl World {
             b,
             moto,
             zone,
+            bind,
             osmem,
             receiver,
             alertmanager,
@@ -244,18 +260,29 @@ impl World {
         };
         let moto_url = world.moto.url();
         let zone = world.zone.clone();
+        let bind_port = world.bind.as_ref().map(|b| b.port);
         let map = routes.datacenter_of.clone();
         let resolve = move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            let records = rt.block_on(listing_at(&moto_url, &zone));
-            let value = records
-                .into_iter()
-                .find(|(name, kind, _)| name.trim_end_matches('.') == RECORD && kind == "CNAME")?
-                .2
-                .join(",");
+            let value = match bind_port {
+                // A DNS query, as a client's resolver makes.
+                Some(port) => dig_at(port, RECORD, "CNAME")?
+                    .trim_end_matches('.')
+                    .to_owned(),
+                None => {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .ok()?;
+                    let records = rt.block_on(listing_at(&moto_url, &zone));
+                    records
+                        .into_iter()
+                        .find(|(name, kind, _)| {
+                            name.trim_end_matches('.') == RECORD && kind == "CNAME"
+                        })?
+                        .2
+                        .join(",")
+                }
+            };
             map.get(&value).cloned()
         };
         world.workload = Some(Workload::start(
@@ -296,14 +323,22 @@ impl World {
         self.workload.as_ref().expect("the workload runs")
     }
 
-    /// Where the CNAME points (`a` or `b`), as moto holds it.
+    /// Where the CNAME points (`a` or `b`), as moto (or BIND) holds it.
     pub fn pointing_at(&self) -> String {
-        let all = self.rt.block_on(listing(&self.moto, &self.zone));
-        let value = all
-            .into_iter()
-            .find(|(name, kind, _)| name.trim_end_matches('.') == RECORD && kind == "CNAME")
-            .map(|(_, _, values)| values.join(","))
-            .unwrap_or_default();
+        let value = match &self.bind {
+            Some(bind) => bind
+                .dig(RECORD, "CNAME")
+                .unwrap_or_default()
+                .trim_end_matches('.')
+                .to_owned(),
+            None => self
+                .rt
+                .block_on(listing(&self.moto, &self.zone))
+                .into_iter()
+                .find(|(name, kind, _)| name.trim_end_matches('.') == RECORD && kind == "CNAME")
+                .map(|(_, _, values)| values.join(","))
+                .unwrap_or_default(),
+        };
         value
             .strip_prefix("redis-")
             .and_then(|v| v.strip_suffix(".example.com"))
@@ -499,7 +534,10 @@ impl World {
 }
 
 fn env() -> Vec<(&'static str, &'static str)> {
-    vec![("AZURE_OPENAI_API_KEY", AI_KEY)]
+    vec![
+        ("AZURE_OPENAI_API_KEY", AI_KEY),
+        ("TSIG_SECRET", KEY_SECRET),
+    ]
 }
 
 async fn listing_at(url: &str, zone: &str) -> Vec<(String, String, Vec<String>)> {

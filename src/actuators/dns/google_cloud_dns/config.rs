@@ -21,6 +21,7 @@ pub const KEY_BLOCK: KeyBlock = KeyBlock::new("", "RawGoogleCloudDns", RawGoogle
 pub const PROVIDER: Provider = Provider {
     name: "google_cloud_dns",
     keys: RawGoogleCloudDns::KEYS,
+    zone_key: "managed_zone",
     read,
 };
 
@@ -166,7 +167,7 @@ mod tests {
         // With another provider, the keys are unknown; with this one, zone_id is.
         let said = load(Path::new("."), "project: p, managed_zone: z, zone_id: Z1").unwrap_err();
         assert!(
-            said.contains("dns_config.zone_id: is not read by google_cloud_dns"),
+            said.contains("dns_config.zone_id: is not read by this dns_provider; name the zone with `managed_zone`"),
             "{said}"
         );
     }

@@ -19,6 +19,7 @@ pub const KEY_BLOCK: KeyBlock = KeyBlock::new("", "RawRoute53", RawRoute53::KEYS
 pub const PROVIDER: Provider = Provider {
     name: "route53",
     keys: RawRoute53::KEYS,
+    zone_key: "zone_id",
     read,
 };
 
