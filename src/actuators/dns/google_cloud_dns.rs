@@ -175,7 +175,12 @@ impl GoogleCloudDns {
         }
         if !status.is_success() {
             let (kind, detail) = refusal(status, &body, retry_after.as_deref(), &self.tokens);
-            return Err(fail(kind, detail));
+            let mut error = fail(kind, detail);
+            // Seconds; an HTTP-date is not read, and the backoff alone applies.
+            error.retry_after = retry_after
+                .and_then(|wait| wait.trim().parse().ok())
+                .map(Duration::from_secs);
+            return Err(error);
         }
         serde_json::from_slice(&body).map_err(|e| {
             let why = format!("an answer that is not the expected JSON: {e}");

@@ -164,6 +164,10 @@ pub struct DnsError {
     /// `None` with kind Timeout or Unavailable does not prove nothing was written (an
     /// answer can be lost after the server applied the change): read the record again.
     pub written: Option<ChangeId>,
+    /// The wait the provider asked for before the next try (HTTP `Retry-After`): a
+    /// retry waits at least that, but never longer than the longest backoff, so a
+    /// server cannot stall a failover.
+    pub retry_after: Option<Duration>,
 }
 
 impl DnsError {
@@ -172,6 +176,7 @@ impl DnsError {
             kind,
             message: message.into(),
             written: None,
+            retry_after: None,
         }
     }
 }

@@ -34,7 +34,7 @@ where
         match timed(policy.call_timeout, op, f()).await {
             Ok(value) => return Ok(value),
             Err(e) if e.kind.is_retryable() && attempt < attempts => {
-                let wait = backoff(attempt);
+                let wait = backoff(attempt).max(e.retry_after.unwrap_or_default().min(BACKOFF_MAX));
                 tracing::warn!(
                     op,
                     attempt,
@@ -100,6 +100,7 @@ pub(super) async fn wait_in_sync<P: DnsProvider + ?Sized>(
                     policy.insync_timeout
                 ),
                 written: Some(change.clone()),
+                retry_after: None,
             });
         }
         tokio::time::sleep(policy.poll_interval.min(deadline - now)).await;
@@ -140,6 +141,43 @@ fn random_unit() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fails once as throttled, asking for `asked`; then answers. Returns how long the
+    /// retry waited, on tokio's paused clock.
+    async fn waited_after_asking(asked: Duration) -> Duration {
+        let policy = SwitchPolicy::default();
+        let mut tries = 0;
+        let start = Instant::now();
+        call(&policy, "test", || {
+            tries += 1;
+            let first = tries == 1;
+            async move {
+                if first {
+                    let mut e = DnsError::new(AdapterErrorKind::Throttled, "slow down");
+                    e.retry_after = Some(asked);
+                    Err(e)
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await
+        .unwrap();
+        Instant::now() - start
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_waits_what_the_server_asked_for_but_never_past_the_longest_backoff() {
+        let waited = waited_after_asking(Duration::from_secs(3)).await;
+        assert!(waited >= Duration::from_secs(3), "{waited:?}");
+        let waited = waited_after_asking(Duration::from_secs(3600)).await;
+        assert!(waited <= BACKOFF_MAX, "{waited:?}");
+        let waited = waited_after_asking(Duration::ZERO).await;
+        assert!(
+            waited >= BACKOFF_BASE / 2,
+            "the backoff still applies: {waited:?}"
+        );
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {
