@@ -1,6 +1,6 @@
 //! The ports: the traits the decision engine acts through and the types it exchanges
 //! with the adapters (`actuators/`, `advisors/`, `collector/`), which implement them and
-//! need nothing else of `decision`. The adapters are built in `app.rs`; the engine sees
+//! need nothing else of `decision`. The adapters are built in `app`; the engine sees
 //! only these traits.
 //!
 //! - [`prober`]: fresh probes of an endpoint, and the promotion of a replica.
